@@ -1,0 +1,77 @@
+//! What the connection server asks of the program behind it.
+//!
+//! The server owns sockets, buffers and framing; a [`Service`] opens one
+//! [`Session`] per connection and the session executes commands. Replies are
+//! [`Frame`]s so that commands can be tested without a socket.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::frame::{Frame, Protocol};
+
+/// A command's reply that is not ready yet (a blocking pop, `DEBUG SLEEP`).
+///
+/// The future owns everything it needs (`'static`); dropping it (the client
+/// disconnected, the server is shutting down) must undo any registration it
+/// made, so it is cancel-safe by construction.
+pub type Pending = Pin<Box<dyn Future<Output = Frame> + Send + 'static>>;
+
+/// What a session's command produced.
+pub enum Outcome {
+    /// Send this reply and carry on with the next command.
+    Reply(Frame),
+    /// Wait for this future, then send its reply. Later pipelined commands of
+    /// the same connection wait too, as in Redis.
+    Block(Pending),
+    /// Send this reply, flush, and close the connection (`QUIT`, `CLIENT KILL` of self).
+    Close(Frame),
+}
+
+/// Something delivered to a connection outside the request/reply cycle.
+#[derive(Debug)]
+pub enum Event {
+    /// A push frame (a pub/sub message); written as soon as the connection is
+    /// between commands.
+    Push(Frame),
+    /// Close the connection after the command in progress (`CLIENT KILL`).
+    Kill,
+}
+
+/// Facts about one accepted connection, handed to [`Service::open`].
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// A server-unique, increasing client id (`CLIENT ID`).
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+}
+
+/// The program behind the server: opens one [`Session`] per connection.
+pub trait Service: Send + Sync + 'static {
+    /// The per-connection state.
+    type Session: Session;
+
+    /// Opens a session for a newly accepted connection.
+    ///
+    /// The returned receiver, if any, carries [`Event`]s for this connection
+    /// (pub/sub pushes, kill requests); the server selects on it while idle.
+    fn open(&self, conn: ConnInfo) -> (Self::Session, mpsc::UnboundedReceiver<Event>);
+}
+
+/// One connection's state: selected database, protocol, MULTI queue, ...
+pub trait Session: Send + 'static {
+    /// Executes one command. `args[0]` is the command name as the client sent it.
+    fn call(&mut self, args: Vec<Bytes>) -> Outcome;
+
+    /// The protocol replies are encoded in; may change after `HELLO`.
+    fn protocol(&self) -> Protocol;
+
+    /// Called once when the connection ends, whatever the reason.
+    fn closed(&mut self) {}
+}

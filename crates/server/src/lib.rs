@@ -1,0 +1,3 @@
+//! cairn: the embedding API (placeholder).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The `cairn-server` binary (placeholder).
+fn main() {}

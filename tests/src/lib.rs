@@ -1,0 +1,1 @@
+//! Shared fixtures for cairn's black-box suites (placeholder).

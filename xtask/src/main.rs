@@ -1,0 +1,2 @@
+//! `cargo xtask`: cairn's developer tasks (placeholder).
+fn main() {}
