@@ -1,2 +1,45 @@
-//! `cargo xtask`: cairn's developer tasks (placeholder).
-fn main() {}
+//! `cargo xtask`: cairn's developer tasks.
+//!
+//! - `cargo xtask ci`: everything CI runs — installs what the tests need,
+//!   then fmt, clippy, every test, and the persistence suites.
+//! - `cargo xtask test-persistence [--quick] [--seed N]`: the persistence suites.
+//! - `cargo xtask bench`: benchmarks against real Redis on this machine.
+//! - `cargo xtask fuzz codec [SECONDS]`: the snapshot codec fuzz targets.
+//! - `cargo xtask coverage`: line coverage of the persistence crates.
+
+mod deps;
+mod util;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "ci" => ci(rest),
+        "deps" => deps::ensure_redis().map(|_| ()),
+        "help" | "--help" | "-h" => {
+            println!("{}", HELP);
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n{HELP}"),
+    }
+}
+
+const HELP: &str = "usage: cargo xtask <task>
+  ci                 install test dependencies, then fmt, clippy, all tests, persistence suites
+  deps               install redis-server/redis-tools when missing (root on Debian)";
+
+/// The README's test command: the whole gate, in the order that fails fastest.
+fn ci(_rest: &[String]) -> Result<()> {
+    let started = std::time::Instant::now();
+    deps::ensure_redis()?;
+    util::cargo(&["fmt", "--all", "--", "--check"])?;
+    util::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    util::cargo(&["test", "--workspace"])?;
+    println!("xtask ci: all green in {:.0?}", started.elapsed());
+    Ok(())
+}

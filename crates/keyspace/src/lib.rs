@@ -1,3 +1,55 @@
-//! The cairn keyspace: databases, typed values, expiry and command execution (placeholder).
+//! The cairn keyspace: databases, typed values, expiry, the command table
+//! and its execution, client sessions, and point-in-time views.
+//!
+//! A [`Keyspace`] holds every database (16 by default), each split into
+//! shards of versioned [`Entry`]s. It implements [`cairn_resp::Service`]:
+//! the connection server opens one [`Session`] per client and hands it
+//! commands; replies are [`cairn_resp::Frame`]s, so everything here is
+//! testable without a socket. [`Keyspace::view`] takes a consistent
+//! point-in-time [`View`] of all databases without copying them, which the
+//! persistence layer iterates on another thread.
+//!
+//! # Example
+//!
+//! ```
+//! use cairn_keyspace::Keyspace;
+//! use cairn_resp::Frame;
+//!
+//! let ks = Keyspace::new();
+//! let mut s = ks.session();
+//! assert_eq!(s.command(&["SET", "greeting", "hello"]), Frame::ok());
+//! assert_eq!(s.command(&["GET", "greeting"]), Frame::bulk("hello"));
+//!
+//! let mut view = ks.view()?;
+//! s.command(&["SET", "greeting", "changed"]); // after the view: not in it
+//! let entries: Vec<_> = view.by_ref().collect();
+//! assert_eq!(entries.len(), 1);
+//! assert_eq!(&entries[0].key[..], b"greeting");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod clock;
+mod cmd;
+mod engine;
+mod glob;
+mod keyspace;
+mod session;
+mod value;
+mod view;
+
+/// The Redis version cairn reports (`INFO`, `HELLO`): the one whose
+/// behaviour it follows.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub use crate::{
+    clock::{Clock, ManualClock, SystemClock},
+    cmd::{CommandFn, CommandSpec, Ctx, Extension, Flags, TableBuilder},
+    engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
+    glob::glob_match,
+    keyspace::{Keyspace, KeyspaceBuilder},
+    session::{Session, SessionState},
+    value::{HashMapBytes, HashSetBytes, Key, Score, SortedSet, Value, ValueType, WrongType, parse_canonical_i64},
+    view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
+};

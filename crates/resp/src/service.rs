@@ -72,6 +72,14 @@ pub trait Session: Send + 'static {
     /// The protocol replies are encoded in; may change after `HELLO`.
     fn protocol(&self) -> Protocol;
 
+    /// Whether the client may send large requests: `false` while a password
+    /// is required and `AUTH` has not succeeded. Until then the server holds
+    /// requests to Redis' limits for such clients (10 arguments of at most
+    /// 16384 bytes) and closes the connection beyond them. Default `true`.
+    fn authenticated(&self) -> bool {
+        true
+    }
+
     /// Called once when the connection ends, whatever the reason.
     fn closed(&mut self) {}
 }

@@ -1,3 +1,5 @@
-//! cairn: the embedding API (placeholder).
+//! cairn: the embedding API (being built).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod config;

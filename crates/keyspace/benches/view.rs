@@ -1,0 +1,112 @@
+//! View cost on 1,000,000 keys (12-byte keys, 100-byte values): the writer
+//! pause to take a view, and the full iteration; plus the memory per key at
+//! rest and the cost of GET/SET through a session.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_keyspace::{Keyspace, LoadEntry, Value};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const KEYS: usize = 1_000_000;
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn filled() -> Keyspace {
+    let ks = Keyspace::new();
+    let before = rss_bytes();
+    let value = vec![b'x'; 100];
+    let t = Instant::now();
+    let stats = ks.load_entries((0..KEYS).map(|n| LoadEntry {
+        db: 0,
+        key: Bytes::from(format!("key:{n:08}")),
+        expires_at_ms: None,
+        value: Value::string(&value),
+    }));
+    let load = t.elapsed();
+    if let (Some(a), Some(b)) = (before, rss_bytes()) {
+        println!(
+            "loaded {} keys in {:?}; RSS growth {:.0} B/key",
+            stats.loaded,
+            load,
+            (b.saturating_sub(a)) as f64 / KEYS as f64
+        );
+    }
+    ks
+}
+
+fn bench(c: &mut Criterion) {
+    let ks = filled();
+    let mut g = c.benchmark_group("view_1m");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("take_view_pause", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let v = ks.view().unwrap();
+                total += t.elapsed();
+                drop(v);
+            }
+            total
+        })
+    });
+    g.bench_function("full_iteration", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut v = ks.view().unwrap();
+                let t = Instant::now();
+                let mut n = 0;
+                while let Some(batch) = v.next_batch(1024) {
+                    n += batch.len();
+                }
+                total += t.elapsed();
+                assert_eq!(n, KEYS);
+            }
+            total
+        })
+    });
+    // Worst single writer wait while a view walks: a SET's latency measured
+    // from another thread during the iteration.
+    g.bench_function("set_latency_during_iteration_max", |b| {
+        b.iter_custom(|iters| {
+            let mut worst = Duration::ZERO;
+            for _ in 0..iters {
+                let mut v = ks.view().unwrap();
+                let ks2 = ks.clone();
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let stop2 = stop.clone();
+                let h = std::thread::spawn(move || {
+                    let mut s = ks2.session();
+                    let mut worst = Duration::ZERO;
+                    let mut n = 0u64;
+                    while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                        let key = format!("key:{:08}", (n * 7919) % KEYS as u64);
+                        let t = Instant::now();
+                        s.command(&["set", &key, "y"]);
+                        worst = worst.max(t.elapsed());
+                        n += 1;
+                    }
+                    worst
+                });
+                while v.next_batch(1024).is_some() {}
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                worst = worst.max(h.join().unwrap());
+            }
+            worst * iters as u32
+        })
+    });
+    g.finish();
+    let mut s = ks.session();
+    c.bench_function("session_get", |b| b.iter(|| s.command(&["GET", "key:00001234"])));
+    c.bench_function("session_set", |b| b.iter(|| s.command(&["SET", "key:00001234", "value-value"])));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,318 @@
+//! Generic key commands: DEL, EXISTS, EXPIRE family, TTL, TYPE, RENAME,
+//! KEYS, SCAN, RANDOMKEY, MOVE.
+
+use bytes::Bytes;
+use cairn_resp::Frame;
+use rand::Rng;
+
+use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int};
+use crate::glob::glob_match;
+use crate::value::ValueType;
+
+const W: Flags = Flags::WRITE;
+const R: Flags = Flags::READONLY;
+const FAST: Flags = Flags::FAST;
+
+pub(crate) fn register(t: &mut TableBuilder) {
+    let g = "generic";
+    t.add(S::new("del", -2, W, g).keys(1, -1, 1).doc("Delete a key", "1.0.0"), del);
+    t.add(S::new("unlink", -2, W | FAST, g).keys(1, -1, 1).doc("Delete a key asynchronously", "4.0.0"), del);
+    t.add(S::new("exists", -2, R | FAST, g).keys(1, -1, 1).doc("Determine if a key exists", "1.0.0"), exists);
+    t.add(S::new("touch", -2, R | FAST, g).keys(1, -1, 1), exists);
+    for name in ["expire", "pexpire", "expireat", "pexpireat"] {
+        t.add(S::new(name, -3, W | FAST, g).keys(1, 1, 1), expire);
+    }
+    for name in ["ttl", "pttl", "expiretime", "pexpiretime"] {
+        t.add(S::new(name, 2, R | FAST, g).keys(1, 1, 1), ttl);
+    }
+    t.add(S::new("persist", 2, W | FAST, g).keys(1, 1, 1), persist);
+    t.add(S::new("type", 2, R | FAST, g).keys(1, 1, 1), key_type);
+    t.add(S::new("rename", 3, W, g).keys(1, 2, 1), rename);
+    t.add(S::new("renamenx", 3, W | FAST, g).keys(1, 2, 1), rename);
+    t.add(S::new("move", 3, W | FAST, g).keys(1, 1, 1), move_key);
+    t.add(S::new("keys", 2, R, g).doc("Find all keys matching the given pattern", "1.0.0"), keys);
+    t.add(S::new("scan", -2, R, g).doc("Incrementally iterate the keys space", "2.8.0"), scan);
+    t.add(S::new("randomkey", 1, R, g), randomkey);
+}
+
+fn arg(args: &[Bytes], i: usize) -> &[u8] {
+    args.get(i).map(|b| &b[..]).unwrap_or_default()
+}
+
+fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let db = ctx.db();
+    let keys = args.get(1..).unwrap_or_default();
+    if let [k] = keys {
+        return int(usize::from(ctx.shard(k).remove(k).is_some()));
+    }
+    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
+    int(keys.iter().filter(|k| locked.shard(db, k).remove(k).is_some()).count())
+}
+
+fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    // Duplicates count each time, as in Redis.
+    int(args.iter().skip(1).filter(|k| ctx.shard(k).contains(k)).count())
+}
+
+fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let cmd = ctx.command();
+    let key = arg(args, 1);
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in args.iter().skip(3) {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Frame::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return err("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return err("ERR GT and LT options at the same time are not compatible");
+    }
+    let n = match parse_int(arg(args, 2)) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let invalid = || Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
+    let secs = cmd == "expire" || cmd == "expireat";
+    let ms = if secs {
+        match n.checked_mul(1000) {
+            Some(ms) => ms,
+            None => return invalid(),
+        }
+    } else {
+        n
+    };
+    let base = if cmd.ends_with("at") { 0 } else { ctx.now_ms() };
+    let Some(when) = ms.checked_add(base) else {
+        return invalid();
+    };
+    let now = ctx.now_ms();
+    let mut shard = ctx.shard(key);
+    let Some(mut e) = shard.entry_mut(key) else {
+        return Frame::Integer(0);
+    };
+    let cur = e.expires_at_ms();
+    let refused = (nx && cur.is_some())
+        || (xx && cur.is_none())
+        || (gt && cur.is_none_or(|c| when <= c))
+        || (lt && cur.is_some_and(|c| when >= c));
+    if refused {
+        return Frame::Integer(0);
+    }
+    if when <= now {
+        shard.remove(key);
+    } else {
+        e.set_expires_at_ms(Some(when));
+    }
+    Frame::Integer(1)
+}
+
+fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let cmd = ctx.command();
+    let key = arg(args, 1);
+    let now = ctx.now_ms();
+    let mut shard = ctx.shard(key);
+    let Some(e) = shard.get(key) else {
+        return Frame::Integer(-2);
+    };
+    let Some(at) = e.expires_at_ms() else {
+        return Frame::Integer(-1);
+    };
+    Frame::Integer(match cmd {
+        "ttl" => ((at - now).max(0) + 500) / 1000,
+        "pttl" => (at - now).max(0),
+        "expiretime" => (at + 500) / 1000,
+        _ => at,
+    })
+}
+
+fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let mut shard = ctx.shard(key);
+    match shard.entry_mut(key) {
+        Some(mut e) if e.expires_at_ms().is_some() => {
+            e.set_expires_at_ms(None);
+            Frame::Integer(1)
+        }
+        _ => Frame::Integer(0),
+    }
+}
+
+fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let name = ctx.shard(key).value(key).map(|v| v.value_type().name()).unwrap_or("none");
+    Frame::simple(name)
+}
+
+fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let nx = ctx.command() == "renamenx";
+    let (src, dst) = (arg(args, 1), arg(args, 2));
+    let db = ctx.db();
+    let mut locked = ctx.lock_keys([(db, src), (db, dst)]);
+    let Some(entry) = locked.shard(db, src).get(src).cloned() else {
+        return err("ERR no such key");
+    };
+    if src == dst {
+        return if nx { Frame::Integer(0) } else { Frame::ok() };
+    }
+    if nx && locked.shard(db, dst).contains(dst) {
+        return Frame::Integer(0);
+    }
+    locked.shard(db, src).remove(src);
+    locked.shard(db, dst).set(dst, entry.value().clone(), entry.expires_at_ms());
+    if nx { Frame::Integer(1) } else { Frame::ok() }
+}
+
+fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let src = ctx.db();
+    let dst = match parse_int(arg(args, 2)) {
+        Ok(n) if n >= 0 && (n as u64) < ctx.keyspace().databases() as u64 => n as usize,
+        Ok(_) => return err("ERR DB index is out of range"),
+        Err(e) => return e,
+    };
+    if src == dst {
+        return err("ERR source and destination objects are the same");
+    }
+    let mut locked = ctx.lock_keys([(src, key), (dst, key)]);
+    let Some(entry) = locked.shard(src, key).get(key).cloned() else {
+        return Frame::Integer(0);
+    };
+    if locked.shard(dst, key).contains(key) {
+        return Frame::Integer(0);
+    }
+    locked.shard(src, key).remove(key);
+    locked.shard(dst, key).set(key, entry.value().clone(), entry.expires_at_ms());
+    Frame::Integer(1)
+}
+
+fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let pat = arg(args, 1);
+    let all = pat == b"*";
+    let e = ctx.keyspace().engine();
+    let mut out = Vec::new();
+    for i in e.db_shards(ctx.db()) {
+        let s = e.lock_index(i, ctx.now_ms());
+        for (k, _) in s.keys() {
+            if all || glob_match(pat, k.as_bytes(), false) {
+                out.push(Frame::Bulk(k.to_bytes()));
+            }
+        }
+    }
+    Frame::Array(out)
+}
+
+/// Bits of a SCAN cursor holding the position inside a shard; the shard
+/// number sits above them.
+const POS_BITS: u32 = 48;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+
+/// SCAN walks the database's shards in order and, inside a shard, keys in
+/// ascending order of a 48-bit hash of the key. The cursor is (shard,
+/// next hash). Keys never move between shards and their hash never changes,
+/// so every key present for the whole scan is returned, whatever rehashing
+/// happens in between; each call costs one pass over one shard.
+fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let Some(cursor) = std::str::from_utf8(arg(args, 1)).ok().and_then(|s| s.parse::<u64>().ok()) else {
+        return err("ERR invalid cursor");
+    };
+    let mut pattern: Option<&[u8]> = None;
+    let mut count = 10usize;
+    let mut ty: Option<Option<ValueType>> = None;
+    let mut i = 2;
+    while let Some(opt) = args.get(i) {
+        let Some(v) = args.get(i + 1) else {
+            return err(ERR_SYNTAX);
+        };
+        if is(opt, "match") {
+            pattern = Some(v);
+        } else if is(opt, "count") {
+            match parse_int(v) {
+                Ok(n) if n >= 1 => count = usize::try_from(n).unwrap_or(usize::MAX),
+                Ok(_) => return err(ERR_SYNTAX),
+                Err(e) => return e,
+            }
+        } else if is(opt, "type") {
+            ty = Some(ValueType::from_name(v));
+        } else {
+            return err(ERR_SYNTAX);
+        }
+        i += 2;
+    }
+    let e = ctx.keyspace().engine();
+    let shards = e.db_shards(ctx.db());
+    let per_db = shards.len() as u64;
+    let mut shard = cursor >> POS_BITS;
+    let mut lower = cursor & POS_MASK;
+    let mut out = Vec::new();
+    while shard < per_db && out.len() < count {
+        let s = e.lock_index(shards.start + shard as usize, ctx.now_ms());
+        let mut found: Vec<(u64, &crate::value::Key, &crate::engine::Entry)> = s
+            .keys()
+            .map(|(k, en)| (e.key_hash(k.as_bytes()) & POS_MASK, k, en))
+            .filter(|(h, _, _)| *h >= lower)
+            .collect();
+        found.sort_unstable_by_key(|(h, _, _)| *h);
+        let want = count - out.len();
+        let mut taken = 0;
+        let mut last = None;
+        for (h, k, en) in &found {
+            // Never split keys of equal hash across two calls.
+            if taken >= want && last != Some(*h) {
+                break;
+            }
+            taken += 1;
+            last = Some(*h);
+            let type_ok = match ty {
+                None => true,
+                Some(t) => Some(en.value().value_type()) == t,
+            };
+            if type_ok && pattern.is_none_or(|p| glob_match(p, k.as_bytes(), false)) {
+                out.push(Frame::Bulk(k.to_bytes()));
+            }
+        }
+        match (taken < found.len(), last) {
+            (true, Some(h)) if h < POS_MASK => lower = h + 1,
+            _ => {
+                shard += 1;
+                lower = 0;
+            }
+        }
+        // Stop after a partial shard: the cursor resumes inside it.
+        if lower != 0 {
+            break;
+        }
+    }
+    let next = if shard >= per_db { 0 } else { (shard << POS_BITS) | lower };
+    Frame::Array(vec![Frame::Bulk(Bytes::from(next.to_string())), Frame::Array(out)])
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+    let e = ctx.keyspace().engine();
+    let shards = e.db_shards(ctx.db());
+    let mut rng = rand::rng();
+    let start = rng.random_range(0..shards.len().max(1));
+    for step in 0..shards.len() {
+        let idx = shards.start + (start + step) % shards.len();
+        let s = e.lock_index(idx, ctx.now_ms());
+        let live: usize = s.keys().count();
+        if live == 0 {
+            continue;
+        }
+        let pick = rng.random_range(0..live);
+        if let Some((k, _)) = s.keys().nth(pick) {
+            return Frame::Bulk(k.to_bytes());
+        }
+    }
+    Frame::Null
+}
+

@@ -1,0 +1,401 @@
+//! The command framework: specs, the table that drives dispatch, arity,
+//! key positions and `COMMAND`, the per-call context, and argument helpers.
+//!
+//! One file per command family; each has a `register(&mut TableBuilder)`
+//! that adds its commands. To add a family: write `cmd/<family>.rs` with
+//! handlers `fn(&mut Ctx<'_>, &[Bytes]) -> Frame` and call its `register`
+//! from [`builtin_table`].
+
+pub(crate) mod connection;
+pub(crate) mod keys;
+pub(crate) mod server;
+pub(crate) mod strings;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_resp::{Frame, Outcome, Pending};
+use hashbrown::HashMap;
+
+use crate::engine::{Locked, Shard};
+use crate::keyspace::Keyspace;
+use crate::session::SessionState;
+use crate::value::{WrongType, parse_canonical_i64};
+
+/// Command flags, as `COMMAND INFO` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// No flags.
+    pub const NONE: Flags = Flags(0);
+    /// May modify the keyspace.
+    pub const WRITE: Flags = Flags(1);
+    /// Only reads the keyspace.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May grow memory use.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Pub/sub related.
+    pub const PUBSUB: Flags = Flags(1 << 4);
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: Flags = Flags(1 << 5);
+    /// May block the client.
+    pub const BLOCKING: Flags = Flags(1 << 6);
+    /// Allowed while loading.
+    pub const LOADING: Flags = Flags(1 << 7);
+    /// Allowed on a stale replica.
+    pub const STALE: Flags = Flags(1 << 8);
+    /// O(1) or O(log N).
+    pub const FAST: Flags = Flags(1 << 9);
+    /// Allowed before authentication.
+    pub const NO_AUTH: Flags = Flags(1 << 10);
+    /// Not queued inside MULTI (executed or refused immediately).
+    pub const NO_MULTI: Flags = Flags(1 << 11);
+    /// cairn-internal: runs with every other command held off (the gate is
+    /// taken for write), e.g. FLUSHALL, SWAPDB, EXEC. Not shown by COMMAND.
+    pub const EXCLUSIVE: Flags = Flags(1 << 30);
+
+    const NAMES: [(Flags, &'static str); 12] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
+        (Flags::NOSCRIPT, "noscript"),
+        (Flags::BLOCKING, "blocking"),
+        (Flags::LOADING, "loading"),
+        (Flags::STALE, "stale"),
+        (Flags::FAST, "fast"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_MULTI, "no_multi"),
+    ];
+
+    /// Whether every flag in `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets of flags.
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// The names of the flags set, for `COMMAND INFO`.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        self.with(rhs)
+    }
+}
+
+/// The static description of a command: drives dispatch, arity checks, key
+/// extraction and `COMMAND INFO`/`COMMAND DOCS`.
+#[derive(Clone, Debug)]
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments including the name; -N means
+    /// at least N.
+    pub arity: i32,
+    /// Flags.
+    pub flags: Flags,
+    /// Index of the first key argument (0: no keys).
+    pub first_key: i32,
+    /// Index of the last key argument (-1: the last argument).
+    pub last_key: i32,
+    /// Step between key arguments.
+    pub key_step: i32,
+    /// The command group (`string`, `generic`, `server`, `connection`, ...).
+    pub group: &'static str,
+    /// One-line summary for `COMMAND DOCS`.
+    pub summary: &'static str,
+    /// Version since which the command exists, for `COMMAND DOCS`.
+    pub since: &'static str,
+}
+
+impl CommandSpec {
+    /// A spec with no keys; chain [`CommandSpec::keys`] for key positions.
+    pub const fn new(name: &'static str, arity: i32, flags: Flags, group: &'static str) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            key_step: 0,
+            group,
+            summary: "",
+            since: "1.0.0",
+        }
+    }
+
+    /// Sets the key positions.
+    #[must_use]
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
+        self.first_key = first;
+        self.last_key = last;
+        self.key_step = step;
+        self
+    }
+
+    /// Sets the summary and version for `COMMAND DOCS`.
+    #[must_use]
+    pub const fn doc(mut self, summary: &'static str, since: &'static str) -> CommandSpec {
+        self.summary = summary;
+        self.since = since;
+        self
+    }
+
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 { argc == arity } else { argc >= -arity }
+    }
+
+    /// The key arguments of a call, by the spec's positions.
+    pub fn key_args<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let n = args.len() as i64;
+        let first = i64::from(self.first_key);
+        let last = if self.last_key < 0 { n + i64::from(self.last_key) } else { i64::from(self.last_key) };
+        let step = i64::from(self.key_step.max(1));
+        let range = if first <= 0 { 0..0 } else { first..(last + 1).min(n) };
+        range.step_by(step as usize).filter_map(move |i| args.get(i as usize))
+    }
+}
+
+/// A command added by the embedding program (SAVE, SHUTDOWN, ...).
+///
+/// Extensions see the same [`Ctx`] as built-in commands and can contribute
+/// sections to `INFO`.
+pub trait Extension: Send + Sync + 'static {
+    /// The commands this extension handles.
+    fn commands(&self) -> Vec<CommandSpec>;
+
+    /// Executes one of its commands; `ctx.command()` names which.
+    fn call(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame;
+
+    /// The names (lowercase) of the `INFO` sections this extension writes.
+    fn info_sections(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The body of an `INFO` section: `field:value\r\n` lines.
+    fn info(&self, _ks: &Keyspace, _section: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A built-in command handler.
+pub type CommandFn = fn(&mut Ctx<'_>, &[Bytes]) -> Frame;
+
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Builtin(CommandFn),
+    Ext(Arc<dyn Extension>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Command {
+    pub(crate) spec: CommandSpec,
+    pub(crate) handler: Handler,
+}
+
+/// Collects commands into a [`Table`].
+#[derive(Default)]
+pub struct TableBuilder {
+    commands: Vec<Command>,
+}
+
+impl TableBuilder {
+    /// Adds a built-in command, replacing one of the same name.
+    pub fn add(&mut self, spec: CommandSpec, f: CommandFn) {
+        self.push(Command { spec, handler: Handler::Builtin(f) });
+    }
+
+    pub(crate) fn add_ext(&mut self, spec: CommandSpec, ext: Arc<dyn Extension>) {
+        self.push(Command { spec, handler: Handler::Ext(ext) });
+    }
+
+    fn push(&mut self, c: Command) {
+        self.commands.retain(|o| o.spec.name != c.spec.name);
+        self.commands.push(c);
+    }
+
+    pub(crate) fn build(self) -> Table {
+        let mut by_name = HashMap::with_capacity(self.commands.len());
+        for (i, c) in self.commands.iter().enumerate() {
+            by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
+        }
+        Table { by_name, commands: self.commands }
+    }
+}
+
+/// Longest command name looked up; longer names are unknown without a
+/// lookup (Redis' longest is 20 bytes).
+const MAX_NAME: usize = 32;
+
+/// The command table.
+pub(crate) struct Table {
+    by_name: HashMap<Box<[u8]>, usize>,
+    pub(crate) commands: Vec<Command>,
+}
+
+impl Table {
+    /// Case-insensitive lookup without allocating.
+    pub(crate) fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        if name.len() > MAX_NAME {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let lower = buf.get_mut(..name.len())?;
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        let i = *self.by_name.get(&*lower)?;
+        self.commands.get(i)
+    }
+}
+
+/// The built-in commands.
+pub(crate) fn builtin_table() -> TableBuilder {
+    let mut t = TableBuilder::default();
+    connection::register(&mut t);
+    server::register(&mut t);
+    strings::register(&mut t);
+    keys::register(&mut t);
+    t
+}
+
+/// Everything a command handler can reach: the keyspace, the calling
+/// session, and the command's clock reading.
+pub struct Ctx<'a> {
+    pub(crate) ks: &'a Keyspace,
+    pub(crate) session: &'a mut SessionState,
+    pub(crate) now: i64,
+    pub(crate) command: &'static str,
+    pub(crate) special: Option<Outcome>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The keyspace.
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    /// The calling session's state.
+    pub fn session(&mut self) -> &mut SessionState {
+        self.session
+    }
+
+    /// The lowercase name of the command being executed.
+    pub fn command(&self) -> &'static str {
+        self.command
+    }
+
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.session.db
+    }
+
+    /// The time this command runs at (unix ms), read once per command so
+    /// all keys it touches agree on what has expired.
+    pub fn now_ms(&self) -> i64 {
+        self.now
+    }
+
+    /// Locks the shard holding `key` in the selected database.
+    pub fn shard(&self, key: &[u8]) -> Shard<'a> {
+        self.ks.engine().lock(self.session.db, key, self.now)
+    }
+
+    /// Locks the shards holding `keys` (db, key) together, atomically for
+    /// multi-key commands.
+    pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = (usize, &'k [u8])>) -> Locked<'a> {
+        let e = self.ks.engine();
+        let idx = keys.into_iter().map(|(db, k)| e.shard_index(db, k)).collect();
+        Locked::new(e, idx, self.now)
+    }
+
+    /// Closes the connection after sending `reply` (QUIT).
+    pub fn close_after(&mut self, reply: Frame) -> Frame {
+        self.special = Some(Outcome::Close(reply.clone()));
+        reply
+    }
+
+    /// Replies later: the connection waits for `pending` (blocking commands).
+    pub fn block(&mut self, pending: Pending) -> Frame {
+        self.special = Some(Outcome::Block(pending));
+        Frame::Null
+    }
+}
+
+/// A static error reply.
+pub(crate) fn err(msg: &'static str) -> Frame {
+    Frame::Error(Bytes::from_static(msg.as_bytes()))
+}
+
+pub(crate) const ERR_SYNTAX: &str = "ERR syntax error";
+pub(crate) const ERR_NOT_INT: &str = "ERR value is not an integer or out of range";
+pub(crate) const ERR_NOT_FLOAT: &str = "ERR value is not a valid float";
+
+pub(crate) fn wrongtype() -> Frame {
+    err("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+impl From<WrongType> for Frame {
+    fn from(_: WrongType) -> Frame {
+        wrongtype()
+    }
+}
+
+/// Parses an integer argument as Redis' `string2ll` does.
+pub(crate) fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
+    parse_canonical_i64(arg).ok_or_else(|| err(ERR_NOT_INT))
+}
+
+/// Parses a float argument as Redis' `strtold`-based parsers do: no
+/// surrounding spaces, no NaN.
+pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) || s.ends_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        other => other.parse().ok()?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+/// Formats a float as Redis' `%.17Lg`-then-trim does for INCRBYFLOAT:
+/// shortest round-trip decimal, no exponent for ordinary magnitudes.
+pub(crate) fn format_float(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == v.trunc() && v.abs() < 1e17 {
+        return format!("{}", v as i64);
+    }
+    let s = format!("{v}");
+    s
+}
+
+/// Whether `arg` equals `word` ignoring ASCII case.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// The integer reply for a count.
+pub(crate) fn int(n: usize) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+

@@ -1,0 +1,240 @@
+//! Server commands: COMMAND, CONFIG GET, INFO, TIME, DBSIZE, FLUSHDB,
+//! FLUSHALL, SWAPDB.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use cairn_resp::Frame;
+
+use super::{Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int};
+use crate::glob::glob_match;
+use crate::keyspace::Keyspace;
+
+pub(crate) fn register(t: &mut TableBuilder) {
+    let g = "server";
+    t.add(S::new("command", -1, Flags::LOADING | Flags::STALE, g).doc("Get array of Redis command details", "2.8.13"), command);
+    t.add(S::new("config", -2, Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE, g).doc("A container for server configuration commands", "2.0.0"), config);
+    t.add(S::new("info", -1, Flags::LOADING | Flags::STALE, g).doc("Get information and statistics about the server", "1.0.0"), info);
+    t.add(S::new("time", 1, Flags::LOADING | Flags::STALE | Flags::FAST, g).doc("Return the current server time", "2.6.0"), time);
+    t.add(S::new("dbsize", 1, Flags::READONLY | Flags::FAST, g).doc("Return the number of keys in the selected database", "1.0.0"), dbsize);
+    t.add(S::new("flushdb", -1, Flags::WRITE | Flags::EXCLUSIVE, g).doc("Remove all keys from the current database", "1.0.0"), flush);
+    t.add(S::new("flushall", -1, Flags::WRITE | Flags::EXCLUSIVE, g).doc("Remove all keys from all databases", "1.0.0"), flush);
+    t.add(S::new("swapdb", 3, Flags::WRITE | Flags::FAST | Flags::EXCLUSIVE, g).doc("Swaps two Redis databases", "4.0.0"), swapdb);
+}
+
+fn arg(args: &[Bytes], i: usize) -> &[u8] {
+    args.get(i).map(|b| &b[..]).unwrap_or_default()
+}
+
+fn command_info(c: &Command) -> Frame {
+    let s = &c.spec;
+    let mut cats: Vec<Frame> = Vec::new();
+    for (f, name) in [(Flags::WRITE, "@write"), (Flags::READONLY, "@read"), (Flags::ADMIN, "@admin"), (Flags::FAST, "@fast")] {
+        if s.flags.contains(f) {
+            cats.push(Frame::Simple(Bytes::from_static(name.as_bytes())));
+        }
+    }
+    if !s.flags.contains(Flags::FAST) {
+        cats.push(Frame::simple("@slow"));
+    }
+    cats.push(Frame::Simple(Bytes::from(format!("@{}", s.group))));
+    Frame::Array(vec![
+        Frame::bulk(s.name),
+        Frame::Integer(i64::from(s.arity)),
+        Frame::Set(s.flags.names().map(|n| Frame::Simple(Bytes::from_static(n.as_bytes()))).collect()),
+        Frame::Integer(i64::from(s.first_key)),
+        Frame::Integer(i64::from(s.last_key)),
+        Frame::Integer(i64::from(s.key_step)),
+        Frame::Set(cats),
+        Frame::Set(Vec::new()),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
+    ])
+}
+
+fn command_docs(c: &Command) -> Frame {
+    let s = &c.spec;
+    Frame::Map(vec![
+        (Frame::bulk("summary"), Frame::bulk(s.summary)),
+        (Frame::bulk("since"), Frame::bulk(s.since)),
+        (Frame::bulk("group"), Frame::bulk(s.group)),
+    ])
+}
+
+fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let table = &ctx.keyspace().inner.table;
+    if args.len() == 1 {
+        return Frame::Array(table.commands.iter().map(command_info).collect());
+    }
+    let sub = arg(args, 1);
+    let names = args.get(2..).unwrap_or_default();
+    if is(sub, "count") && args.len() == 2 {
+        int(table.commands.len())
+    } else if is(sub, "info") {
+        if names.is_empty() {
+            return Frame::Array(table.commands.iter().map(command_info).collect());
+        }
+        Frame::Array(names.iter().map(|n| table.lookup(n).map(command_info).unwrap_or(Frame::NullArray)).collect())
+    } else if is(sub, "docs") {
+        let list: Vec<&Command> = if names.is_empty() {
+            table.commands.iter().collect()
+        } else {
+            names.iter().filter_map(|n| table.lookup(n)).collect()
+        };
+        Frame::Map(list.into_iter().map(|c| (Frame::bulk(c.spec.name), command_docs(c))).collect())
+    } else if is(sub, "list") && args.len() == 2 {
+        Frame::Array(table.commands.iter().map(|c| Frame::bulk(c.spec.name)).collect())
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sub = arg(args, 1);
+    if is(sub, "get") && args.len() >= 3 {
+        let params = ctx.keyspace().inner.params.read();
+        let mut out = Vec::new();
+        for (k, v) in params.iter() {
+            if args.iter().skip(2).any(|p| glob_match(p, k.as_bytes(), true)) {
+                out.push((Frame::bulk(k), Frame::bulk(v)));
+            }
+        }
+        Frame::Map(out)
+    } else if is(sub, "resetstat") && args.len() == 2 {
+        Frame::ok()
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let _ = ctx;
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from((us / 1_000_000).to_string())),
+        Frame::Bulk(Bytes::from((us % 1_000_000).to_string())),
+    ])
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+    int(ctx.keyspace().dbsize(ctx.db()))
+}
+
+fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    match args.get(1) {
+        None => {}
+        Some(m) if args.len() == 2 && (is(m, "async") || is(m, "sync")) => {}
+        Some(_) => return err(ERR_SYNTAX),
+    }
+    let e = ctx.keyspace().engine();
+    // The gate is already held for write (EXCLUSIVE): atomic across dbs.
+    if ctx.command() == "flushall" {
+        e.flush_dbs(0..e.databases());
+    } else {
+        let db = ctx.db();
+        e.flush_dbs(db..db + 1);
+    }
+    Frame::ok()
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let n = ctx.keyspace().databases() as i64;
+    let parse = |a: &[u8], what: &'static str| match parse_int(a) {
+        Ok(i) if (0..n).contains(&i) => Ok(i as usize),
+        Ok(_) => Err(err("ERR DB index is out of range")),
+        Err(_) => Err(err(what)),
+    };
+    let a = match parse(arg(args, 1), "ERR invalid first DB index") {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let b = match parse(arg(args, 2), "ERR invalid second DB index") {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    ctx.keyspace().engine().swap_dbs(a, b);
+    Frame::ok()
+}
+
+/// Builds the `INFO` text for the requested sections.
+pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option<u64>) -> String {
+    let all = sections.is_empty()
+        || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
+    let want = |name: &str| all || sections.iter().any(|s| s == name);
+    let mut out = String::new();
+    let _ = client_db_id;
+    if want("server") {
+        let up = ks.uptime().as_secs();
+        let port = ks.config_param("port").unwrap_or_else(|| "6379".into());
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{}\r\nredis_mode:standalone\r\ncairn_version:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:cairn-server\r\n\r\n",
+            crate::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            ks.inner.run_id,
+            port,
+            up,
+            up / 86400,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\nmaxclients:{}\r\n\r\n",
+            ks.connected_clients(),
+            ks.config_param("maxclients").unwrap_or_else(|| "10000".into()),
+        );
+    }
+    if want("stats") {
+        let _ = write!(out, "# Stats\r\nexpired_keys:{}\r\n\r\n", ks.expired_keys());
+    }
+    for ext in &ks.inner.extensions {
+        for sec in ext.info_sections() {
+            if want(sec)
+                && let Some(body) = ext.info(ks, sec)
+            {
+                let mut title = sec.to_string();
+                if let Some(f) = title.get_mut(0..1) {
+                    f.make_ascii_uppercase();
+                }
+                let _ = write!(out, "# {title}\r\n{body}\r\n");
+            }
+        }
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        let now = ks.now_ms();
+        for db in 0..ks.databases() {
+            let (keys, expires) = ks.engine().db_counts(db);
+            if keys == 0 {
+                continue;
+            }
+            let (sum, n) = ks.engine().db_ttl_sum(db, now);
+            let avg = if n == 0 { 0 } else { (sum / n as i128) as i64 };
+            let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    while out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sections: Vec<String> =
+        args.iter().skip(1).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let text = info_text(ctx.keyspace(), &sections, None);
+    Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }
+}

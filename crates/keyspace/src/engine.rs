@@ -1,0 +1,736 @@
+//! The storage engine: sharded databases of versioned entries, lazy and
+//! active expiry, and the write hook that feeds point-in-time views.
+//!
+//! Every mutation of an entry goes through [`Shard`]'s methods or an
+//! [`EntryMut`]; that single path stamps the entry with the shard's current
+//! epoch and, while a view has not yet walked the shard, first preserves the
+//! old (key, value, expiry) for the view. See `view.rs` for the reader side.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use rand::Rng;
+
+use crate::clock::Clock;
+use crate::value::{Key, Value};
+use crate::view::ViewEntry;
+
+/// Expiry stored in an entry: 0 means none (real expiry times are always in
+/// the future of a positive wall clock when stored).
+const NO_EXPIRY: i64 = 0;
+
+/// One key's stored state.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    value: Value,
+    expires_at: i64,
+    /// The epoch of the last write (or of the view walk that copied it).
+    version: u32,
+    /// Whether a copy of the key sits in the shard's TTL sample vector.
+    in_ttl_index: bool,
+}
+
+impl Entry {
+    /// The value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The absolute expiry in unix milliseconds, if any.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        (self.expires_at != NO_EXPIRY).then_some(self.expires_at)
+    }
+
+    /// The epoch of the last write to this entry.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub(crate) fn set_version(&mut self, v: u32) {
+        self.version = v;
+    }
+
+    fn is_expired(&self, now: i64) -> bool {
+        self.expires_at != NO_EXPIRY && self.expires_at <= now
+    }
+}
+
+/// The state behind one shard's lock.
+#[derive(Default)]
+pub(crate) struct ShardData {
+    pub(crate) map: HashMap<Key, Entry>,
+    /// Keys that had an expiry when set; may hold stale copies, cleaned by
+    /// sampling and by rebuilds (see `maybe_rebuild_ttl_index`).
+    ttl_keys: Vec<Key>,
+    /// Exact number of entries with an expiry.
+    ttl_count: usize,
+    /// The version stamped on writes.
+    pub(crate) epoch: u32,
+    /// `Some` while the active view has not finished this shard: the old
+    /// versions of entries written since the view was taken.
+    pub(crate) preserved: Option<Vec<ViewEntry>>,
+}
+
+/// Counters shared by all shards.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) dirty: AtomicU64,
+    pub(crate) expired_keys: AtomicU64,
+    pub(crate) preserved: AtomicU64,
+}
+
+/// The storage engine: all databases' shards and the view machinery.
+pub(crate) struct Engine {
+    shards: Box<[Mutex<ShardData>]>,
+    databases: usize,
+    per_db_shift: u32,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Held for read by every command and for write by whatever must be
+    /// atomic against all of them (taking a view, FLUSHALL, SWAPDB, EXEC):
+    /// this is what makes a view a cut between two commands.
+    pub(crate) gate: RwLock<()>,
+    pub(crate) epoch: AtomicU32,
+    pub(crate) view_active: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) clock: Arc<dyn Clock>,
+    expire_cursor: AtomicUsize,
+}
+
+impl Engine {
+    pub(crate) fn new(databases: usize, shards_per_db: usize, clock: Arc<dyn Clock>) -> Engine {
+        let per_db = shards_per_db.max(1).next_power_of_two();
+        let databases = databases.max(1);
+        let shards = (0..databases * per_db).map(|_| Mutex::new(ShardData::default())).collect();
+        Engine {
+            shards,
+            databases,
+            per_db_shift: per_db.trailing_zeros(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            gate: RwLock::new(()),
+            epoch: AtomicU32::new(0),
+            view_active: AtomicBool::new(false),
+            counters: Counters::default(),
+            clock,
+            expire_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn databases(&self) -> usize {
+        self.databases
+    }
+
+    pub(crate) fn shards_per_db(&self) -> usize {
+        1 << self.per_db_shift
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The global index of the shard holding `key` in `db`.
+    pub(crate) fn shard_index(&self, db: usize, key: &[u8]) -> usize {
+        let h = self.hasher.hash_one(key);
+        // High bits: hashbrown indexes buckets by the low bits and tags by
+        // the top 7, so bits 40.. leave both undisturbed within a shard.
+        let within = (h >> 40) as usize & (self.shards_per_db() - 1);
+        (db << self.per_db_shift) | within
+    }
+
+    /// A process-stable hash of `key` (SCAN orders keys by it).
+    pub(crate) fn key_hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn db_of_shard(&self, idx: usize) -> usize {
+        idx >> self.per_db_shift
+    }
+
+    /// Locks the shard with global index `idx`.
+    pub(crate) fn lock_index(&self, idx: usize, now: i64) -> Shard<'_> {
+        let data = match self.shards.get(idx) {
+            Some(s) => s.lock(),
+            // Indices come from `shard_index`/ranges over `shard_count`.
+            None => unreachable_shard(idx),
+        };
+        Shard { data, db: self.db_of_shard(idx) as u32, now, counters: &self.counters }
+    }
+
+    /// Locks the shard holding `key` in `db`.
+    pub(crate) fn lock(&self, db: usize, key: &[u8], now: i64) -> Shard<'_> {
+        self.lock_index(self.shard_index(db, key), now)
+    }
+
+    /// The shards of `db` as a range of global indices.
+    pub(crate) fn db_shards(&self, db: usize) -> std::ops::Range<usize> {
+        let n = self.shards_per_db();
+        db * n..(db + 1) * n
+    }
+
+    /// Number of keys and keys with an expiry in `db` (expired-but-not-yet
+    /// -collected keys included, as in Redis' INFO keyspace).
+    pub(crate) fn db_counts(&self, db: usize) -> (usize, usize) {
+        let mut keys = 0;
+        let mut expires = 0;
+        for i in self.db_shards(db) {
+            if let Some(s) = self.shards.get(i) {
+                let s = s.lock();
+                keys += s.map.len();
+                expires += s.ttl_count;
+            }
+        }
+        (keys, expires)
+    }
+
+    /// Sum of remaining TTLs and count of volatile keys in `db`, for INFO.
+    pub(crate) fn db_ttl_sum(&self, db: usize, now: i64) -> (i128, usize) {
+        let mut sum = 0i128;
+        let mut n = 0;
+        for i in self.db_shards(db) {
+            if let Some(s) = self.shards.get(i) {
+                let s = s.lock();
+                if s.ttl_count == 0 {
+                    continue;
+                }
+                for e in s.map.values() {
+                    if e.expires_at != NO_EXPIRY {
+                        sum += i128::from((e.expires_at - now).max(0));
+                        n += 1;
+                    }
+                }
+            }
+        }
+        (sum, n)
+    }
+
+    pub(crate) fn dirty(&self) -> u64 {
+        self.counters.dirty.load(Ordering::Relaxed)
+    }
+
+    /// Removes every key of the given databases. The caller holds the gate
+    /// for write so this is atomic against all commands.
+    pub(crate) fn flush_dbs(&self, dbs: std::ops::Range<usize>) -> usize {
+        let mut removed = 0;
+        for db in dbs {
+            for i in self.db_shards(db) {
+                let mut s = self.lock_index(i, 0);
+                removed += s.clear();
+            }
+        }
+        removed
+    }
+
+    /// Swaps two databases' contents. The caller holds the gate for write.
+    pub(crate) fn swap_dbs(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        for (ia, ib) in self.db_shards(a).zip(self.db_shards(b)) {
+            let (lo, hi) = if ia < ib { (ia, ib) } else { (ib, ia) };
+            let mut s_lo = self.lock_index(lo, 0);
+            let mut s_hi = self.lock_index(hi, 0);
+            // A view that has not walked one of these shards must still see
+            // the pre-swap contents under the pre-swap db number: copy them
+            // out now and mark everything as walked. Rare (SWAPDB during a
+            // snapshot) and bounded by the two databases' sizes.
+            s_lo.preserve_all();
+            s_hi.preserve_all();
+            let d_lo = &mut *s_lo.data;
+            let d_hi = &mut *s_hi.data;
+            std::mem::swap(&mut d_lo.map, &mut d_hi.map);
+            std::mem::swap(&mut d_lo.ttl_keys, &mut d_hi.ttl_keys);
+            std::mem::swap(&mut d_lo.ttl_count, &mut d_hi.ttl_count);
+            // Entries moved into a shard must not look older than its
+            // epoch, or its view would walk them a second time.
+            for d in [d_lo, d_hi] {
+                if d.preserved.is_some() {
+                    let epoch = d.epoch;
+                    for e in d.map.values_mut() {
+                        e.version = epoch;
+                    }
+                }
+            }
+        }
+        self.counters.dirty.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One bounded round of active expiry; see [`crate::Keyspace::active_expire_cycle`].
+    pub(crate) fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+        const SAMPLE: usize = 20;
+        let start = Instant::now();
+        let mut stats = ExpireStats::default();
+        let n = self.shard_count();
+        let first = self.expire_cursor.load(Ordering::Relaxed) % n.max(1);
+        let mut rng = rand::rng();
+        for step in 0..n {
+            let idx = (first + step) % n;
+            self.expire_cursor.store(idx + 1, Ordering::Relaxed);
+            loop {
+                let now = self.clock.now_ms();
+                let (sampled, expired) = {
+                    let _g = self.gate.read();
+                    let mut s = self.lock_index(idx, now);
+                    s.expire_sample(SAMPLE, &mut rng)
+                };
+                stats.sampled += sampled;
+                stats.expired += expired;
+                if start.elapsed() >= budget {
+                    stats.timed_out = true;
+                    return stats;
+                }
+                // Redis' rule: keep going on this shard while more than a
+                // quarter of the sample had expired.
+                if sampled == 0 || expired * 4 <= sampled {
+                    break;
+                }
+            }
+        }
+        stats
+    }
+}
+
+#[cold]
+fn unreachable_shard(idx: usize) -> ! {
+    // Only reachable through a bug in index arithmetic, never from input.
+    panic!("shard index {idx} out of range")
+}
+
+/// What one active expiry cycle did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireStats {
+    /// Keys with an expiry that were looked at.
+    pub sampled: usize,
+    /// Keys deleted because they had expired.
+    pub expired: usize,
+    /// Whether the time budget ran out before every shard was visited.
+    pub timed_out: bool,
+}
+
+/// A locked shard: the one place where entries are read and written.
+///
+/// Reads expire lazily (an expired key is deleted when touched and never
+/// returned); writes stamp versions, count changes and preserve old
+/// versions for an active view.
+pub struct Shard<'a> {
+    pub(crate) data: MutexGuard<'a, ShardData>,
+    db: u32,
+    now: i64,
+    counters: &'a Counters,
+}
+
+/// Records the old version of `key` for the active view, if the view still
+/// needs it. Takes the pieces of `ShardData` it needs so callers can hold a
+/// borrow of the map at the same time.
+fn preserve(
+    preserved: &mut Option<Vec<ViewEntry>>,
+    epoch: u32,
+    counters: &Counters,
+    db: u32,
+    key: &Key,
+    entry: &Entry,
+) {
+    if entry.version < epoch
+        && let Some(buf) = preserved
+    {
+        counters.preserved.fetch_add(1, Ordering::Relaxed);
+        buf.push(ViewEntry {
+            db,
+            key: key.to_bytes(),
+            expires_at_ms: entry.expires_at_ms(),
+            value: entry.value.clone(),
+        });
+    }
+}
+
+impl<'a> Shard<'a> {
+    /// The database this shard belongs to.
+    pub fn db(&self) -> usize {
+        self.db as usize
+    }
+
+    /// The command time used for expiry decisions.
+    pub fn now_ms(&self) -> i64 {
+        self.now
+    }
+
+    /// The live entry for `key`, deleting it first if it has expired.
+    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.get_entry_mut(key).map(|e| &*e)
+    }
+
+    /// The live value for `key`.
+    pub fn value(&mut self, key: &[u8]) -> Option<&Value> {
+        self.get(key).map(Entry::value)
+    }
+
+    /// Whether `key` exists (and has not expired).
+    pub fn contains(&mut self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn get_entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now;
+        let d = &mut *self.data;
+        match d.map.entry_ref(key) {
+            EntryRef::Vacant(_) => None,
+            EntryRef::Occupied(o) => {
+                if o.get().is_expired(now) {
+                    let (k, e) = o.remove_entry();
+                    preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
+                    if e.expires_at != NO_EXPIRY {
+                        d.ttl_count -= 1;
+                    }
+                    self.counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+                    None
+                } else {
+                    Some(o.into_mut())
+                }
+            }
+        }
+    }
+
+    /// The live entry for `key` opened for writing. Nothing is written (no
+    /// version stamp, no change counted) until a mutating method is called.
+    pub fn entry_mut(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        // Lazy expiry first; then a second lookup to split the borrows.
+        self.get_entry_mut(key)?;
+        let d = &mut *self.data;
+        let (k, entry) = d.map.get_key_value_mut(key)?;
+        Some(EntryMut {
+            key: k,
+            entry,
+            preserved: &mut d.preserved,
+            epoch: d.epoch,
+            ttl_keys: &mut d.ttl_keys,
+            ttl_count: &mut d.ttl_count,
+            counters: self.counters,
+            db: self.db,
+            written: false,
+        })
+    }
+
+    /// Sets `key` to `value` with the given absolute expiry (None: no
+    /// expiry), replacing any old value and expiry. Returns the old entry.
+    pub fn set(&mut self, key: &[u8], value: Value, expires_at_ms: Option<i64>) -> Option<Entry> {
+        self.store(key, value, Some(expires_at_ms.unwrap_or(NO_EXPIRY)))
+    }
+
+    /// Sets `key` to `value`, keeping the old expiry if the key existed.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) -> Option<Entry> {
+        self.store(key, value, None)
+    }
+
+    /// `expires`: None keeps the current expiry; Some(NO_EXPIRY) clears it.
+    fn store(&mut self, key: &[u8], value: Value, expires: Option<i64>) -> Option<Entry> {
+        let now = self.now;
+        let db = self.db;
+        let counters = self.counters;
+        counters.dirty.fetch_add(1, Ordering::Relaxed);
+        let d = &mut *self.data;
+        if let Some((k, e)) = d.map.get_key_value_mut(key) {
+            let expired = e.is_expired(now);
+            preserve(&mut d.preserved, d.epoch, counters, db, k, e);
+            if expired {
+                counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+            }
+            let new_expiry = match expires {
+                Some(x) => x,
+                None if expired => NO_EXPIRY,
+                None => e.expires_at,
+            };
+            let had = e.expires_at != NO_EXPIRY;
+            let has = new_expiry != NO_EXPIRY;
+            let old = Entry {
+                value: std::mem::replace(&mut e.value, value),
+                expires_at: e.expires_at,
+                version: e.version,
+                in_ttl_index: e.in_ttl_index,
+            };
+            e.expires_at = new_expiry;
+            e.version = d.epoch;
+            if has && !e.in_ttl_index {
+                e.in_ttl_index = true;
+                d.ttl_keys.push(k.clone());
+            }
+            match (had, has) {
+                (false, true) => d.ttl_count += 1,
+                (true, false) => d.ttl_count -= 1,
+                _ => {}
+            }
+            return if expired { None } else { Some(old) };
+        }
+        let expires_at = expires.unwrap_or(NO_EXPIRY);
+        let has = expires_at != NO_EXPIRY;
+        d.map.insert(Key::new(key), Entry { value, expires_at, version: d.epoch, in_ttl_index: has });
+        if has {
+            d.ttl_keys.push(Key::new(key));
+            d.ttl_count += 1;
+            maybe_rebuild_ttl_index(d);
+        }
+        None
+    }
+
+    /// Deletes `key`; returns its entry if it existed and had not expired.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        // Lazy expiry first so an expired key reports "absent".
+        self.get_entry_mut(key)?;
+        let d = &mut *self.data;
+        let (k, e) = d.map.remove_entry(key)?;
+        preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
+        if e.expires_at != NO_EXPIRY {
+            d.ttl_count -= 1;
+        }
+        self.counters.dirty.fetch_add(1, Ordering::Relaxed);
+        Some(e)
+    }
+
+    /// Deletes `key` if it holds an empty collection (Redis never keeps
+    /// those); call after removing elements.
+    pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
+        let empty = self.data.map.get(key).is_some_and(|e| e.value.is_empty_collection());
+        if empty {
+            let d = &mut *self.data;
+            if let Some((k, e)) = d.map.remove_entry(key) {
+                // The write that emptied it already preserved and stamped it.
+                preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
+                if e.expires_at != NO_EXPIRY {
+                    d.ttl_count -= 1;
+                }
+            }
+        }
+        empty
+    }
+
+    /// Number of keys stored in this shard, expired ones not yet collected
+    /// included.
+    pub fn len(&self) -> usize {
+        self.data.map.len()
+    }
+
+    /// Whether the shard stores no keys.
+    pub fn is_empty(&self) -> bool {
+        self.data.map.is_empty()
+    }
+
+    /// Live keys of this shard (expired ones skipped, not deleted).
+    pub fn keys(&self) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
+        let now = self.now;
+        self.data.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    /// Removes everything; returns the number of keys removed.
+    pub(crate) fn clear(&mut self) -> usize {
+        let d = &mut *self.data;
+        let n = d.map.len();
+        if let Some(buf) = &mut d.preserved {
+            // Move (not copy) what the view still needs: flushing during a
+            // snapshot costs no extra memory.
+            let epoch = d.epoch;
+            for (k, e) in d.map.drain() {
+                if e.version < epoch {
+                    self.counters.preserved.fetch_add(1, Ordering::Relaxed);
+                    buf.push(ViewEntry {
+                        db: self.db,
+                        key: Bytes::from(Vec::from(k.as_bytes())),
+                        expires_at_ms: e.expires_at_ms(),
+                        value: e.value,
+                    });
+                }
+            }
+        }
+        d.map = HashMap::new();
+        d.ttl_keys = Vec::new();
+        d.ttl_count = 0;
+        self.counters.dirty.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Copies every not-yet-walked entry out for the active view and marks
+    /// all entries walked.
+    fn preserve_all(&mut self) {
+        let d = &mut *self.data;
+        let epoch = d.epoch;
+        if let Some(buf) = &mut d.preserved {
+            for (k, e) in d.map.iter_mut() {
+                if e.version < epoch {
+                    self.counters.preserved.fetch_add(1, Ordering::Relaxed);
+                    buf.push(ViewEntry {
+                        db: self.db,
+                        key: k.to_bytes(),
+                        expires_at_ms: e.expires_at_ms(),
+                        value: e.value.clone(),
+                    });
+                    e.version = epoch;
+                }
+            }
+        }
+    }
+
+    /// Inserts a loaded entry without counting a change.
+    pub(crate) fn load(&mut self, key: &[u8], value: Value, expires_at_ms: Option<i64>) {
+        let d = &mut *self.data;
+        let expires_at = expires_at_ms.unwrap_or(NO_EXPIRY);
+        let has = expires_at != NO_EXPIRY;
+        let old = d.map.insert(
+            Key::new(key),
+            Entry { value, expires_at, version: d.epoch, in_ttl_index: has },
+        );
+        if let Some(o) = old
+            && o.expires_at != NO_EXPIRY
+        {
+            d.ttl_count -= 1;
+        }
+        if has {
+            d.ttl_keys.push(Key::new(key));
+            d.ttl_count += 1;
+        }
+    }
+
+    /// Samples up to `n` keys with an expiry; deletes the expired ones.
+    /// Returns (sampled, expired).
+    fn expire_sample(&mut self, n: usize, rng: &mut impl Rng) -> (usize, usize) {
+        let now = self.now;
+        let db = self.db;
+        let counters = self.counters;
+        let d = &mut *self.data;
+        let mut sampled = 0;
+        let mut expired = 0;
+        let mut tries = 0;
+        while sampled < n && !d.ttl_keys.is_empty() && d.ttl_count > 0 && tries < n * 4 {
+            tries += 1;
+            let i = rng.random_range(0..d.ttl_keys.len());
+            let Some(key) = d.ttl_keys.get(i) else { break };
+            match d.map.entry_ref(key.as_bytes()) {
+                EntryRef::Vacant(_) => {
+                    d.ttl_keys.swap_remove(i);
+                }
+                EntryRef::Occupied(mut o) => {
+                    if o.get().expires_at == NO_EXPIRY {
+                        o.get_mut().in_ttl_index = false;
+                        d.ttl_keys.swap_remove(i);
+                        continue;
+                    }
+                    sampled += 1;
+                    if o.get().is_expired(now) {
+                        let (k, e) = o.remove_entry();
+                        preserve(&mut d.preserved, d.epoch, counters, db, &k, &e);
+                        d.ttl_count -= 1;
+                        d.ttl_keys.swap_remove(i);
+                        counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+                        expired += 1;
+                    }
+                }
+            }
+        }
+        (sampled, expired)
+    }
+}
+
+/// Rebuilds the TTL sample vector when stale copies outnumber live ones, so
+/// it stays O(live keys with TTL) in size; amortized O(1) per insert.
+fn maybe_rebuild_ttl_index(d: &mut ShardData) {
+    if d.ttl_keys.len() <= 2 * d.ttl_count + 64 {
+        return;
+    }
+    let mut keys = Vec::with_capacity(d.ttl_count);
+    for (k, e) in d.map.iter_mut() {
+        e.in_ttl_index = e.expires_at != NO_EXPIRY;
+        if e.in_ttl_index {
+            keys.push(k.clone());
+        }
+    }
+    d.ttl_keys = keys;
+}
+
+/// A live entry opened for writing; see [`Shard::entry_mut`].
+pub struct EntryMut<'s> {
+    key: &'s Key,
+    entry: &'s mut Entry,
+    preserved: &'s mut Option<Vec<ViewEntry>>,
+    epoch: u32,
+    ttl_keys: &'s mut Vec<Key>,
+    ttl_count: &'s mut usize,
+    counters: &'s Counters,
+    db: u32,
+    written: bool,
+}
+
+impl EntryMut<'_> {
+    /// The value, for reading.
+    pub fn value(&self) -> &Value {
+        &self.entry.value
+    }
+
+    /// The absolute expiry in unix milliseconds, if any.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        self.entry.expires_at_ms()
+    }
+
+    fn before_write(&mut self) {
+        if !self.written {
+            self.written = true;
+            preserve(self.preserved, self.epoch, self.counters, self.db, self.key, self.entry);
+            self.entry.version = self.epoch;
+            self.counters.dirty.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The value, for writing: counts one change and preserves the old
+    /// version for an active view first.
+    pub fn value_mut(&mut self) -> &mut Value {
+        self.before_write();
+        &mut self.entry.value
+    }
+
+    /// Sets or clears the expiry.
+    pub fn set_expires_at_ms(&mut self, at: Option<i64>) {
+        self.before_write();
+        let had = self.entry.expires_at != NO_EXPIRY;
+        self.entry.expires_at = at.unwrap_or(NO_EXPIRY);
+        let has = self.entry.expires_at != NO_EXPIRY;
+        match (had, has) {
+            (false, true) => *self.ttl_count += 1,
+            (true, false) => *self.ttl_count -= 1,
+            _ => {}
+        }
+        if has && !self.entry.in_ttl_index {
+            self.entry.in_ttl_index = true;
+            self.ttl_keys.push(self.key.clone());
+        }
+    }
+}
+
+/// Several shards locked together, in ascending index order so that two
+/// multi-key commands can never deadlock.
+pub struct Locked<'a> {
+    shards: Vec<(usize, Shard<'a>)>,
+    engine: &'a Engine,
+}
+
+impl<'a> Locked<'a> {
+    pub(crate) fn new(engine: &'a Engine, mut idx: Vec<usize>, now: i64) -> Locked<'a> {
+        idx.sort_unstable();
+        idx.dedup();
+        let shards = idx.into_iter().map(|i| (i, engine.lock_index(i, now))).collect();
+        Locked { shards, engine }
+    }
+
+    /// The locked shard holding `key` in `db`.
+    ///
+    /// # Panics
+    ///
+    /// If that shard was not among those locked: a bug in the command that
+    /// declared its keys, never something a client can cause.
+    pub fn shard(&mut self, db: usize, key: &[u8]) -> &mut Shard<'a> {
+        let idx = self.engine.shard_index(db, key);
+        match self.shards.iter_mut().find(|(i, _)| *i == idx) {
+            Some((_, s)) => s,
+            None => panic!("key's shard {idx} was not locked"),
+        }
+    }
+}

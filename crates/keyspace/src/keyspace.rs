@@ -1,0 +1,327 @@
+//! The shared keyspace handle, its builder, and the `Service` it provides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_resp::{ConnInfo, Event, Service};
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::cmd::{self, Extension, Table};
+use crate::engine::{Engine, ExpireStats, Locked};
+use crate::session::{Session, SessionState};
+use crate::view::{LoadEntry, LoadStats, View, ViewError};
+
+/// Builds a [`Keyspace`]; options follow fjall's by-value style.
+#[must_use]
+pub struct KeyspaceBuilder {
+    databases: usize,
+    shards_per_db: usize,
+    requirepass: Option<Bytes>,
+    clock: Arc<dyn Clock>,
+    extensions: Vec<Arc<dyn Extension>>,
+    params: BTreeMap<String, String>,
+}
+
+impl Default for KeyspaceBuilder {
+    fn default() -> Self {
+        let mut params = BTreeMap::new();
+        for (k, v) in [
+            ("save", ""),
+            ("appendonly", "no"),
+            ("maxmemory", "0"),
+            ("maxmemory-policy", "noeviction"),
+            ("port", "6379"),
+            ("bind", "127.0.0.1"),
+            ("dir", "."),
+            ("maxclients", "10000"),
+            ("timeout", "0"),
+            ("tcp-keepalive", "300"),
+            ("protected-mode", "no"),
+            ("requirepass", ""),
+            ("hz", "10"),
+            ("loglevel", "notice"),
+            ("dbfilename", "dump.rdb"),
+            ("cluster-enabled", "no"),
+            ("proto-max-bulk-len", "536870912"),
+            ("client-query-buffer-limit", "1073741824"),
+            ("lazyfree-lazy-user-flush", "no"),
+        ] {
+            params.insert(k.to_string(), v.to_string());
+        }
+        KeyspaceBuilder {
+            databases: 16,
+            shards_per_db: 32,
+            requirepass: None,
+            clock: Arc::new(SystemClock),
+            extensions: Vec::new(),
+            params,
+        }
+    }
+}
+
+impl KeyspaceBuilder {
+    /// Number of databases. Default = 16.
+    pub fn databases(mut self, n: usize) -> Self {
+        self.databases = n.max(1);
+        self
+    }
+
+    /// Shards per database, rounded up to a power of two. Default = 32.
+    pub fn shards_per_db(mut self, n: usize) -> Self {
+        self.shards_per_db = n.max(1);
+        self
+    }
+
+    /// Requires `AUTH password` before other commands. Default = none.
+    pub fn requirepass(mut self, pass: Option<impl Into<Bytes>>) -> Self {
+        self.requirepass = pass.map(Into::into);
+        self
+    }
+
+    /// The clock used for expiry. Default = the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds commands (and INFO sections) implemented by the embedder.
+    pub fn extension(mut self, ext: Arc<dyn Extension>) -> Self {
+        self.extensions.push(ext);
+        self
+    }
+
+    /// Sets a parameter reported by `CONFIG GET`.
+    pub fn config_param(mut self, name: &str, value: &str) -> Self {
+        self.params.insert(name.to_ascii_lowercase(), value.to_string());
+        self
+    }
+
+    /// Builds the keyspace.
+    pub fn build(self) -> Keyspace {
+        let mut table = cmd::builtin_table();
+        for ext in &self.extensions {
+            for spec in ext.commands() {
+                table.add_ext(spec, ext.clone());
+            }
+        }
+        let mut params = self.params;
+        params.insert("databases".into(), self.databases.to_string());
+        if let Some(p) = &self.requirepass {
+            params.insert("requirepass".into(), String::from_utf8_lossy(p).into_owned());
+        }
+        let engine = Arc::new(Engine::new(self.databases, self.shards_per_db, self.clock));
+        Keyspace {
+            inner: Arc::new(Inner {
+                engine,
+                table: table.build(),
+                requirepass: self.requirepass,
+                extensions: self.extensions,
+                params: RwLock::new(params),
+                started: Instant::now(),
+                next_client_id: AtomicU64::new(1),
+                connected: AtomicUsize::new(0),
+                run_id: run_id(),
+            }),
+        }
+    }
+}
+
+fn run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
+}
+
+pub(crate) struct Inner {
+    engine: Arc<Engine>,
+    pub(crate) table: Table,
+    pub(crate) requirepass: Option<Bytes>,
+    pub(crate) extensions: Vec<Arc<dyn Extension>>,
+    pub(crate) params: RwLock<BTreeMap<String, String>>,
+    pub(crate) started: Instant,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) connected: AtomicUsize,
+    pub(crate) run_id: String,
+}
+
+/// The shared keyspace: all databases, the command table and the sessions'
+/// common state. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Keyspace {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Keyspace::builder().build()
+    }
+}
+
+impl Keyspace {
+    /// A builder with the defaults (16 databases, system clock).
+    pub fn builder() -> KeyspaceBuilder {
+        KeyspaceBuilder::default()
+    }
+
+    /// A keyspace with the defaults.
+    pub fn new() -> Keyspace {
+        Keyspace::default()
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.inner.engine.databases()
+    }
+
+    /// The current time by the keyspace's clock (unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.inner.engine.clock.now_ms()
+    }
+
+    /// Takes a point-in-time view of every database; see [`View`].
+    ///
+    /// Pauses commands for O(shards) (arming each shard), never O(keys).
+    ///
+    /// # Errors
+    ///
+    /// [`ViewError::Busy`] while another view is alive.
+    pub fn view(&self) -> Result<View, ViewError> {
+        View::take(self.inner.engine.clone())
+    }
+
+    /// Number of key modifications so far (Redis' `server.dirty`); compare
+    /// two readings to know whether anything changed.
+    pub fn changes(&self) -> u64 {
+        self.inner.engine.dirty()
+    }
+
+    /// Number of entries copied aside for views because they were written
+    /// while a view had not yet read them (for tests and INFO).
+    pub fn preserved_entries(&self) -> u64 {
+        self.inner.engine.counters.preserved.load(Ordering::Relaxed)
+    }
+
+    /// Number of keys deleted because they expired (INFO `expired_keys`).
+    pub fn expired_keys(&self) -> u64 {
+        self.inner.engine.counters.expired_keys.load(Ordering::Relaxed)
+    }
+
+    /// Fills the keyspace from snapshot entries, much faster than commands:
+    /// no parsing, dispatch or change counting. Entries already expired by
+    /// the keyspace clock are skipped and counted; a key loaded twice keeps
+    /// the later value.
+    pub fn load_entries(&self, entries: impl IntoIterator<Item = LoadEntry>) -> LoadStats {
+        let engine = self.engine();
+        let now = engine.clock.now_ms();
+        let mut stats = LoadStats::default();
+        let _g = engine.gate.read();
+        for e in entries {
+            let db = e.db as usize;
+            if db >= engine.databases() {
+                stats.bad_db_skipped += 1;
+                continue;
+            }
+            if e.expires_at_ms.is_some_and(|t| t <= now) {
+                stats.expired_skipped += 1;
+                continue;
+            }
+            let mut s = engine.lock(db, &e.key, now);
+            s.load(&e.key, e.value, e.expires_at_ms);
+            stats.loaded += 1;
+        }
+        stats
+    }
+
+    /// One round of active expiry, as Redis' `activeExpireCycle`: visits
+    /// shards in turn from where the last round stopped, samples 20 keys
+    /// with a TTL, deletes the expired ones and repeats on a shard while
+    /// more than 25% of the sample had expired, stopping when `budget` is
+    /// used up. Run it from a timer (Redis: 10 times a second, 25 ms).
+    pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+        self.engine().active_expire_cycle(budget)
+    }
+
+    /// Number of keys in `db` (0 for a database that does not exist).
+    pub fn dbsize(&self, db: usize) -> usize {
+        if db >= self.databases() {
+            return 0;
+        }
+        self.engine().db_counts(db).0
+    }
+
+    /// Removes every key of every database atomically.
+    pub fn flush_all(&self) -> usize {
+        let e = self.engine();
+        let _all = e.gate.write();
+        e.flush_dbs(0..e.databases())
+    }
+
+    /// Runs `f` with the shards holding `keys` (db, key) locked together and
+    /// every view-taking held off: an atomic multi-key operation for code
+    /// that embeds the keyspace (and for tests).
+    pub fn atomic<'k, R>(
+        &self,
+        keys: impl IntoIterator<Item = (usize, &'k [u8])>,
+        f: impl FnOnce(&mut Locked<'_>) -> R,
+    ) -> R {
+        let e = self.engine();
+        let _g = e.gate.read();
+        let now = e.clock.now_ms();
+        let idx = keys.into_iter().map(|(db, k)| e.shard_index(db, k)).collect();
+        let mut locked = Locked::new(e, idx, now);
+        f(&mut locked)
+    }
+
+    /// Reads a `CONFIG GET` parameter.
+    pub fn config_param(&self, name: &str) -> Option<String> {
+        self.inner.params.read().get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// Sets a `CONFIG GET` parameter (the embedding server reports its real
+    /// port, dir, save points, ...).
+    pub fn set_config_param(&self, name: &str, value: &str) {
+        self.inner.params.write().insert(name.to_ascii_lowercase(), value.to_string());
+    }
+
+    /// Number of open sessions.
+    pub fn connected_clients(&self) -> usize {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since the keyspace was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Opens a session not tied to a connection (tests, embedding).
+    pub fn session(&self) -> Session {
+        let id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        self.open_session(id, None, tx)
+    }
+
+    fn open_session(&self, id: u64, conn: Option<ConnInfo>, tx: mpsc::UnboundedSender<Event>) -> Session {
+        self.inner.connected.fetch_add(1, Ordering::Relaxed);
+        let authenticated = self.inner.requirepass.is_none();
+        Session::new(self.clone(), SessionState::new(id, conn, authenticated, tx))
+    }
+}
+
+impl Service for Keyspace {
+    type Session = Session;
+
+    fn open(&self, conn: ConnInfo) -> (Session, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = conn.id;
+        (self.open_session(id, Some(conn), tx), rx)
+    }
+}

@@ -1,0 +1,225 @@
+//! Point-in-time views of the whole keyspace, and bulk loading.
+//!
+//! Design "V" (versioned entries, see docs/architecture-keyspace.md): taking
+//! a view bumps a global epoch and arms every shard while all commands are
+//! held off by the gate — O(shards), no copying. Afterwards the first write
+//! to an entry older than the epoch, on a shard the view has not walked
+//! yet, preserves the old version in that shard's side buffer. The view walks
+//! shard by shard, copying out entries older than the epoch in small chunks
+//! (each copied entry is re-stamped so neither writers nor later chunks see
+//! it again), then takes the shard's preserved buffer and disarms it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::engine::Engine;
+use crate::value::Value;
+
+/// Entries copied per shard lock acquisition: small enough that a writer
+/// waiting on the shard is not held up for long (views-probe.md measured
+/// stalls up to 19 ms with 512-bucket chunks of 100-byte values).
+const CHUNK: usize = 128;
+
+/// One key as it was at the instant a view was taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewEntry {
+    /// Database index.
+    pub db: u32,
+    /// The key.
+    pub key: Bytes,
+    /// Absolute expiry in unix milliseconds.
+    pub expires_at_ms: Option<i64>,
+    /// The value; collections are shared (`Arc`) with the live keyspace
+    /// until a writer changes them.
+    pub value: Value,
+}
+
+/// The error returned when a view cannot be taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// Another view is still alive; only one may exist at a time.
+    #[error("keyspace view error: another view is still in progress")]
+    Busy,
+}
+
+/// Counts describing a view's iteration so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewStats {
+    /// Entries yielded.
+    pub yielded: u64,
+    /// Entries skipped because they had expired at the view's instant.
+    pub expired_skipped: u64,
+    /// Entries yielded from preserved (written-after-the-view) buffers.
+    pub preserved: u64,
+}
+
+/// A consistent point-in-time view of every database.
+///
+/// `Send + 'static`: the persistence layer iterates it on a blocking thread
+/// while commands keep running. Dropping it early disarms the shards it has
+/// not walked. Only one view exists at a time.
+pub struct View {
+    engine: Arc<Engine>,
+    epoch: u32,
+    next_shard: usize,
+    pending: Vec<ViewEntry>,
+    now_ms: i64,
+    stats: ViewStats,
+}
+
+impl View {
+    pub(crate) fn take(engine: Arc<Engine>) -> Result<View, ViewError> {
+        if engine.view_active.swap(true, Ordering::AcqRel) {
+            return Err(ViewError::Busy);
+        }
+        let epoch;
+        let now_ms;
+        {
+            let _all = engine.gate.write();
+            epoch = engine.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+            now_ms = engine.clock.now_ms();
+            for i in 0..engine.shard_count() {
+                let mut s = engine.lock_index(i, now_ms);
+                s.data.epoch = epoch;
+                s.data.preserved = Some(Vec::new());
+            }
+        }
+        Ok(View { engine, epoch, next_shard: 0, pending: Vec::new(), now_ms, stats: ViewStats::default() })
+    }
+
+    /// The wall-clock instant of the view (unix ms); entries that had
+    /// expired by then are skipped.
+    pub fn taken_at_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> ViewStats {
+        self.stats
+    }
+
+    /// The next batch of at most `max` entries (at least 1 is returned per
+    /// batch while any remain), or `None` when the view is exhausted.
+    pub fn next_batch(&mut self, max: usize) -> Option<Vec<ViewEntry>> {
+        let max = max.max(1);
+        loop {
+            if !self.pending.is_empty() {
+                let take = self.pending.len().min(max);
+                let rest = self.pending.split_off(take);
+                let batch = std::mem::replace(&mut self.pending, rest);
+                self.stats.yielded += batch.len() as u64;
+                return Some(batch);
+            }
+            if self.next_shard >= self.engine.shard_count() {
+                return None;
+            }
+            self.walk_chunk();
+        }
+    }
+
+    /// Copies up to `CHUNK` not-yet-walked entries of the current shard into
+    /// `pending`; when the shard has none left, also takes its preserved
+    /// buffer and moves to the next shard.
+    fn walk_chunk(&mut self) {
+        let idx = self.next_shard;
+        let epoch = self.epoch;
+        let now = self.now_ms;
+        let mut s = self.engine.lock_index(idx, now);
+        let db = s.db() as u32;
+        let d = &mut *s.data;
+        let mut copied = 0;
+        for (k, e) in d.map.iter_mut() {
+            if e.version() >= epoch {
+                continue;
+            }
+            mark_walked(e, epoch);
+            if e.expires_at_ms().is_some_and(|t| t <= now) {
+                self.stats.expired_skipped += 1;
+                continue;
+            }
+            self.pending.push(ViewEntry {
+                db,
+                key: k.to_bytes(),
+                expires_at_ms: e.expires_at_ms(),
+                value: e.value().clone(),
+            });
+            copied += 1;
+            if copied >= CHUNK {
+                return;
+            }
+        }
+        if let Some(buf) = d.preserved.take() {
+            for entry in buf {
+                if entry.expires_at_ms.is_some_and(|t| t <= now) {
+                    self.stats.expired_skipped += 1;
+                } else {
+                    self.stats.preserved += 1;
+                    self.pending.push(entry);
+                }
+            }
+        }
+        self.next_shard += 1;
+    }
+}
+
+fn mark_walked(e: &mut crate::engine::Entry, epoch: u32) {
+    e.set_version(epoch);
+}
+
+impl Iterator for View {
+    type Item = ViewEntry;
+
+    fn next(&mut self) -> Option<ViewEntry> {
+        if self.pending.is_empty() {
+            while self.pending.is_empty() {
+                if self.next_shard >= self.engine.shard_count() {
+                    return None;
+                }
+                self.walk_chunk();
+            }
+            // Serve from the back so popping is O(1); order within a chunk
+            // carries no meaning.
+            self.pending.reverse();
+        }
+        let e = self.pending.pop()?;
+        self.stats.yielded += 1;
+        Some(e)
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        for i in self.next_shard..self.engine.shard_count() {
+            let mut s = self.engine.lock_index(i, self.now_ms);
+            s.data.preserved = None;
+        }
+        self.engine.view_active.store(false, Ordering::Release);
+    }
+}
+
+/// One entry for [`crate::Keyspace::load_entries`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadEntry {
+    /// Database index; entries for databases that do not exist are refused.
+    pub db: u32,
+    /// The key.
+    pub key: Bytes,
+    /// Absolute expiry in unix milliseconds.
+    pub expires_at_ms: Option<i64>,
+    /// The value.
+    pub value: Value,
+}
+
+/// What a bulk load did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Entries stored.
+    pub loaded: u64,
+    /// Entries skipped because they had already expired.
+    pub expired_skipped: u64,
+    /// Entries skipped because their database index does not exist.
+    pub bad_db_skipped: u64,
+}

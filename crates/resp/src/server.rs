@@ -1,0 +1,445 @@
+//! The accept loop and the per-connection request/reply loop.
+//!
+//! Shutdown follows mini-redis: a `watch` flag tells every connection to
+//! stop, and each connection task holds a clone of an `mpsc::Sender` whose
+//! last drop (when the final task ends) wakes [`run`] to return.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::encode::encode;
+use crate::frame::Frame;
+use crate::parse::{CommandDecoder, Limits};
+use crate::service::{ConnInfo, Event, Outcome, Pending, Service, Session};
+
+/// Redis' reply to a connection over `maxclients`.
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+/// Read size, as Redis' `PROTO_IOBUF_LEN`.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers that grew past this are replaced once mostly empty, so one big
+/// request or reply does not pin memory for the connection's lifetime.
+const SHRINK_ABOVE: usize = 64 * 1024;
+/// Replies accumulated past this are written before executing more of a
+/// pipeline, bounding the output buffer.
+const FLUSH_ABOVE: usize = 64 * 1024;
+
+/// Settings of the connection server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Most connections open at once (`maxclients`); further ones get
+    /// `-ERR max number of clients reached` and are closed. Default 10000.
+    pub max_clients: usize,
+    /// Request size limits, checked before allocating.
+    pub limits: Limits,
+    /// Most bytes buffered for one connection's unfinished request
+    /// (`client-query-buffer-limit`); beyond it the connection is closed
+    /// without a reply, as Redis does. Default 1 GiB.
+    pub max_query_buffer: usize,
+    /// After shutdown starts, how long a connection may take to write its
+    /// last replies to a client that does not read. Default 5 s.
+    pub shutdown_flush_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_clients: 10_000,
+            limits: Limits::default(),
+            max_query_buffer: 1024 * 1024 * 1024,
+            shutdown_flush_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves RESP on `listener` until `shutdown` resolves.
+///
+/// The caller binds the listener (so port 0 works and the caller knows the
+/// address). Each accepted connection gets `TCP_NODELAY`, a client id
+/// counting from 1, a [`Session`] from [`Service::open`], and its own task.
+/// A connection executes every complete command it has buffered, writes all
+/// their replies at once (pipelining), and waits on the socket, its event
+/// receiver and shutdown while idle.
+///
+/// When `shutdown` resolves, `run` stops accepting; each connection finishes
+/// the command it is executing, writes its replies (bounded by
+/// [`ServerConfig::shutdown_flush_timeout`]) and closes; idle and blocked
+/// connections close at once. `run` returns when every connection task has
+/// ended, and [`Session::closed`] has been called once for each session.
+///
+/// # Errors
+///
+/// None at present: accept errors (such as running out of file
+/// descriptors) are logged and retried with a backoff; the `Result` leaves
+/// room for fatal listener errors.
+pub async fn run<S: Service>(
+    listener: TcpListener,
+    service: Arc<S>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let clients = Arc::new(Semaphore::new(config.max_clients));
+    let config = Arc::new(config);
+    let mut next_id: u64 = 1;
+    let mut backoff = Duration::from_millis(1);
+    tokio::pin!(shutdown);
+
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(1);
+                a
+            }
+            Err(e) => {
+                // EMFILE and friends: the pending connection stays queued,
+                // so retrying at once would spin.
+                warn!(error = %e, "accept failed; retrying in {backoff:?}");
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "set_nodelay failed");
+        }
+        let Ok(permit) = clients.clone().try_acquire_owned() else {
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                let _done = done;
+                reject(stream).await;
+            });
+            continue;
+        };
+        let local = match stream.local_addr() {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(%peer, error = %e, "connection gone before setup");
+                continue;
+            }
+        };
+        let info = ConnInfo {
+            id: next_id,
+            peer,
+            local,
+        };
+        next_id += 1;
+        let service = Arc::clone(&service);
+        let config = Arc::clone(&config);
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _done = done;
+            let id = info.id;
+            debug!(id, %peer, "client connected");
+            let (session, events) = service.open(info);
+            let mut conn = Connection::new(permit, stream, session, events, stop, config);
+            if let Err(e) = conn.serve().await {
+                debug!(id, error = %e, "connection ended with an error");
+            }
+            debug!(id, "client disconnected");
+            // Dropping `conn` calls `Session::closed`.
+        });
+    }
+
+    drop(listener);
+    info!("shutting down: waiting for connections to finish");
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    // Resolves with None once every task has dropped its sender clone.
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// Answers a connection over `maxclients` and closes it.
+async fn reject(mut stream: TcpStream) {
+    let write = stream.write_all(MAX_CLIENTS_REPLY);
+    match tokio::time::timeout(Duration::from_secs(1), write).await {
+        Ok(Ok(())) => {
+            let _ = stream.shutdown().await;
+        }
+        Ok(Err(e)) => debug!(error = %e, "could not refuse client"),
+        Err(_) => debug!("timed out refusing client"),
+    }
+}
+
+/// Calls [`Session::closed`] exactly once, even when a command panics.
+struct SessionGuard<T: Session>(T);
+
+impl<T: Session> Drop for SessionGuard<T> {
+    fn drop(&mut self) {
+        self.0.closed();
+    }
+}
+
+/// Whether the connection goes on after a step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// What woke an idle or blocked connection.
+enum Wake {
+    Read(io::Result<usize>),
+    Event(Option<Event>),
+    Stop,
+    Ready(Frame),
+}
+
+struct Connection<T: Session> {
+    /// The `maxclients` slot; declared first so it is released before
+    /// `session` drops and calls `Session::closed`, so whoever sees
+    /// `closed` can connect again.
+    _permit: OwnedSemaphorePermit,
+    stream: TcpStream,
+    session: SessionGuard<T>,
+    /// `None` once every sender is gone; then it is no longer polled.
+    events: Option<mpsc::UnboundedReceiver<Event>>,
+    stop: watch::Receiver<bool>,
+    config: Arc<ServerConfig>,
+    decoder: CommandDecoder,
+    input: BytesMut,
+    output: BytesMut,
+    /// An `Event::Kill` arrived; close after the current command.
+    killed: bool,
+}
+
+impl<T: Session> Connection<T> {
+    fn new(
+        permit: OwnedSemaphorePermit,
+        stream: TcpStream,
+        session: T,
+        events: mpsc::UnboundedReceiver<Event>,
+        stop: watch::Receiver<bool>,
+        config: Arc<ServerConfig>,
+    ) -> Self {
+        Connection {
+            _permit: permit,
+            stream,
+            session: SessionGuard(session),
+            events: Some(events),
+            stop,
+            config,
+            decoder: CommandDecoder::new(),
+            input: BytesMut::with_capacity(READ_CHUNK),
+            output: BytesMut::with_capacity(READ_CHUNK),
+            killed: false,
+        }
+    }
+
+    async fn serve(&mut self) -> io::Result<()> {
+        loop {
+            let flow = self.execute_buffered().await?;
+            self.flush().await?;
+            if flow == Flow::Close || self.killed || *self.stop.borrow() {
+                let _ = self.stream.shutdown().await;
+                return Ok(());
+            }
+            self.shrink_input();
+            self.reserve_input();
+            let wake = tokio::select! {
+                r = self.stream.read_buf(&mut self.input) => Wake::Read(r),
+                ev = next_event(&mut self.events) => Wake::Event(ev),
+                _ = self.stop.wait_for(|s| *s) => Wake::Stop,
+            };
+            match wake {
+                Wake::Read(r) => {
+                    if self.after_read(r?) == Flow::Close {
+                        return Ok(());
+                    }
+                }
+                Wake::Event(ev) => self.on_event(ev),
+                Wake::Stop | Wake::Ready(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Executes every complete command in the input buffer, encoding the
+    /// replies into the output buffer.
+    async fn execute_buffered(&mut self) -> io::Result<Flow> {
+        loop {
+            self.decoder
+                .set_authenticated(self.session.0.authenticated());
+            let args = match self.decoder.decode(&mut self.input, &self.config.limits) {
+                Ok(Some(args)) => args,
+                Ok(None) => return Ok(Flow::Continue),
+                Err(e) => {
+                    debug!(error = %e, "protocol error; closing");
+                    let proto = self.session.0.protocol();
+                    encode(&e.to_frame(), proto, &mut self.output);
+                    return Ok(Flow::Close);
+                }
+            };
+            let outcome = self.session.0.call(args);
+            // Pushes caused by the command itself (a PUBLISH to a channel
+            // this client subscribes to) precede its reply, as in Redis.
+            self.drain_events();
+            let proto = self.session.0.protocol();
+            match outcome {
+                Outcome::Reply(f) => encode(&f, proto, &mut self.output),
+                Outcome::Close(f) => {
+                    encode(&f, proto, &mut self.output);
+                    return Ok(Flow::Close);
+                }
+                Outcome::Block(fut) => {
+                    if self.block(fut).await? == Flow::Close {
+                        return Ok(Flow::Close);
+                    }
+                }
+            }
+            if self.killed || *self.stop.borrow() {
+                return Ok(Flow::Close);
+            }
+            if self.output.len() > FLUSH_ABOVE {
+                self.flush().await?;
+            }
+        }
+    }
+
+    /// Waits for a blocked command's reply while still reading (but not
+    /// executing) input, so a disconnect is noticed and cancels the command.
+    async fn block(&mut self, mut fut: Pending) -> io::Result<Flow> {
+        self.flush().await?;
+        loop {
+            self.reserve_input();
+            let wake = tokio::select! {
+                f = &mut fut => Wake::Ready(f),
+                r = self.stream.read_buf(&mut self.input) => Wake::Read(r),
+                ev = next_event(&mut self.events) => Wake::Event(ev),
+                _ = self.stop.wait_for(|s| *s) => Wake::Stop,
+            };
+            match wake {
+                Wake::Ready(f) => {
+                    let proto = self.session.0.protocol();
+                    encode(&f, proto, &mut self.output);
+                    return Ok(Flow::Continue);
+                }
+                Wake::Read(r) => {
+                    if self.after_read(r?) == Flow::Close {
+                        return Ok(Flow::Close);
+                    }
+                }
+                Wake::Event(ev) => {
+                    self.on_event(ev);
+                    if self.killed {
+                        return Ok(Flow::Close);
+                    }
+                    self.flush().await?;
+                }
+                // Dropping `fut` withdraws the blocked command.
+                Wake::Stop => return Ok(Flow::Close),
+            }
+        }
+    }
+
+    fn after_read(&mut self, n: usize) -> Flow {
+        if n == 0 {
+            return Flow::Close;
+        }
+        if self.input.len() > self.config.max_query_buffer {
+            warn!(
+                len = self.input.len(),
+                "closing client that reached max query buffer length"
+            );
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    fn on_event(&mut self, ev: Option<Event>) {
+        match ev {
+            Some(Event::Push(f)) => {
+                let proto = self.session.0.protocol();
+                encode(&f, proto, &mut self.output);
+            }
+            Some(Event::Kill) => self.killed = true,
+            None => self.events = None,
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(rx) = self.events.as_mut() {
+            match rx.try_recv() {
+                Ok(ev) => self.on_event(Some(ev)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.on_event(None);
+                }
+            }
+        }
+    }
+
+    /// Writes the output buffer; once shutdown has started, gives up after
+    /// the flush timeout so a client that never reads cannot hold it up.
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let grace = self.config.shutdown_flush_timeout;
+        let stop = &mut self.stop;
+        let deadline = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = self.stream.write_all(&self.output) => r?,
+            () = deadline => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read its replies during shutdown",
+                ));
+            }
+        }
+        self.output.clear();
+        if self.output.capacity() > SHRINK_ABOVE {
+            self.output = BytesMut::with_capacity(READ_CHUNK);
+        }
+        Ok(())
+    }
+
+    fn reserve_input(&mut self) {
+        let want = self
+            .decoder
+            .pending_hint(&self.input)
+            .map_or(READ_CHUNK, |total| total.saturating_sub(self.input.len()))
+            .clamp(READ_CHUNK, 1024 * 1024);
+        self.input.reserve(want);
+    }
+
+    /// Moves a small remainder out of a buffer grown by an earlier big
+    /// request. Offsets saved by the decoder stay valid: the remaining bytes
+    /// keep their positions from the start of the buffer.
+    fn shrink_input(&mut self) {
+        if self.input.capacity() > SHRINK_ABOVE && self.input.len() < READ_CHUNK {
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+            fresh.extend_from_slice(&self.input);
+            self.input = fresh;
+        }
+    }
+}
+
+/// The next event, or never when the receiver is gone.
+async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<Event>>) -> Option<Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

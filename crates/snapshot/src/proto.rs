@@ -1,0 +1,146 @@
+//! The record payload schema as prost messages.
+//!
+//! This is the protobuf definition of a record payload, declared in Rust
+//! (no `.proto` file, no `protoc`). The codec in this crate writes and reads
+//! these bytes by hand for speed and for bounded decoding, and its tests
+//! check both directions against these derived messages, so any protobuf
+//! library can read cairn records with this schema. As `.proto`:
+//!
+//! ```text
+//! syntax = "proto3";
+//! message Record {
+//!   uint32 db = 1;
+//!   bytes key = 2;
+//!   optional sint64 expires_at_ms = 3;
+//!   Chunk chunk = 4;
+//!   oneof value {            // field numbers 8..=63 are reserved for value types
+//!     bytes string = 8;
+//!     List list = 9;
+//!     Hash hash = 10;
+//!     Set set = 11;
+//!     SortedSet sorted_set = 12;
+//!   }
+//! }
+//! message Chunk { uint32 index = 1; bool last = 2; }
+//! message List { repeated bytes items = 1; }
+//! message Hash { repeated bytes fields = 1; repeated bytes values = 2; }
+//! message Set { repeated bytes members = 1; }
+//! message SortedSet { repeated bytes members = 1; repeated double scores = 2; }
+//! ```
+
+use bytes::Bytes;
+
+/// One record payload.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Record {
+    /// Database index.
+    #[prost(uint32, tag = "1")]
+    pub db: u32,
+    /// The key.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub key: Bytes,
+    /// Absolute expiry in unix milliseconds; absent means no expiry.
+    #[prost(sint64, optional, tag = "3")]
+    pub expires_at_ms: Option<i64>,
+    /// Present on chunk records only.
+    #[prost(message, optional, tag = "4")]
+    pub chunk: Option<Chunk>,
+    /// The value (exactly one kind).
+    #[prost(oneof = "ValueKind", tags = "8, 9, 10, 11, 12")]
+    pub value: Option<ValueKind>,
+}
+
+/// Position of a chunk in its entry.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct Chunk {
+    /// 0-based chunk index.
+    #[prost(uint32, tag = "1")]
+    pub index: u32,
+    /// True on the last chunk.
+    #[prost(bool, tag = "2")]
+    pub last: bool,
+}
+
+/// The value oneof.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum ValueKind {
+    /// A string.
+    #[prost(bytes = "bytes", tag = "8")]
+    String(Bytes),
+    /// A list.
+    #[prost(message, tag = "9")]
+    List(List),
+    /// A hash.
+    #[prost(message, tag = "10")]
+    Hash(Hash),
+    /// A set.
+    #[prost(message, tag = "11")]
+    Set(Set),
+    /// A sorted set.
+    #[prost(message, tag = "12")]
+    SortedSet(SortedSet),
+}
+
+/// List items, head first.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct List {
+    /// The items.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub items: Vec<Bytes>,
+}
+
+/// Hash pairs as two parallel arrays of equal length.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hash {
+    /// The fields.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub fields: Vec<Bytes>,
+    /// The values, `values[i]` belonging to `fields[i]`.
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub values: Vec<Bytes>,
+}
+
+/// Set members.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Set {
+    /// The members.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub members: Vec<Bytes>,
+}
+
+/// Sorted-set members and scores as two parallel arrays of equal length.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SortedSet {
+    /// The members.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub members: Vec<Bytes>,
+    /// The scores (packed doubles), `scores[i]` belonging to `members[i]`.
+    #[prost(double, repeated, tag = "2")]
+    pub scores: Vec<f64>,
+}
+
+impl From<&crate::Record> for Record {
+    fn from(r: &crate::Record) -> Self {
+        use crate::Value;
+        let value = match &r.value {
+            Value::String(b) => ValueKind::String(b.clone()),
+            Value::List(items) => ValueKind::List(List { items: items.clone() }),
+            Value::Set(members) => ValueKind::Set(Set { members: members.clone() }),
+            Value::Hash(pairs) => ValueKind::Hash(Hash {
+                fields: pairs.iter().map(|(f, _)| f.clone()).collect(),
+                values: pairs.iter().map(|(_, v)| v.clone()).collect(),
+            }),
+            Value::SortedSet(pairs) => ValueKind::SortedSet(SortedSet {
+                members: pairs.iter().map(|(m, _)| m.clone()).collect(),
+                scores: pairs.iter().map(|(_, s)| *s).collect(),
+            }),
+        };
+        Record {
+            db: r.db,
+            key: r.key.clone(),
+            expires_at_ms: r.expires_at_ms,
+            chunk: r.chunk.map(|c| Chunk { index: c.index, last: c.last }),
+            value: Some(value),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Round trips of arbitrary records through every form: one framed record,
+//! the stream, chunking and assembly, and prost's own encoder and decoder.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use cairn_snapshot::{
+    Assembler, Chunker, Header, Limits, Record, StreamReader, StreamWriter, Value, decode_record,
+    decode_record_shared, encode_record, framed_len, proto,
+};
+use prost::Message;
+use proptest::prelude::*;
+
+fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    prop::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+fn score() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>().prop_filter("NaN is not a score", |s| !s.is_nan()),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(-0.0),
+        Just(0.0),
+        Just(f64::from_bits(1)),
+        Just(f64::MIN_POSITIVE / 4.0),
+        Just(-f64::MIN_POSITIVE / 3.0),
+        Just(f64::MAX),
+        Just(f64::MIN),
+    ]
+}
+
+fn expiry() -> impl Strategy<Value = Option<i64>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(0)),
+        Just(Some(-1)),
+        Just(Some(i64::MIN)),
+        Just(Some(i64::MAX)),
+        any::<i64>().prop_map(Some),
+    ]
+}
+
+fn value(max_len: usize, max_item: usize) -> impl Strategy<Value = Value> {
+    prop_oneof![
+        bytes(max_item * 4).prop_map(Value::String),
+        prop::collection::vec(bytes(max_item), 0..max_len).prop_map(Value::List),
+        prop::collection::vec(bytes(max_item), 0..max_len).prop_map(Value::Set),
+        prop::collection::vec((bytes(max_item), bytes(max_item)), 0..max_len)
+            .prop_map(Value::Hash),
+        prop::collection::vec((bytes(max_item), score()), 0..max_len).prop_map(Value::SortedSet),
+    ]
+}
+
+fn record(max_len: usize, max_item: usize) -> impl Strategy<Value = Record> {
+    (prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()], bytes(24), expiry(), value(max_len, max_item))
+        .prop_map(|(db, key, expires_at_ms, value)| Record {
+            db,
+            key,
+            expires_at_ms,
+            value,
+            chunk: None,
+        })
+}
+
+/// Equality that tells -0.0 from 0.0 (`PartialEq` on f64 does not).
+fn same(a: &Record, b: &Record) -> bool {
+    if a != b {
+        return false;
+    }
+    match (&a.value, &b.value) {
+        (Value::SortedSet(x), Value::SortedSet(y)) => {
+            x.iter().zip(y).all(|((_, s), (_, t))| s.to_bits() == t.to_bits())
+        }
+        _ => true,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn one_record_round_trips(r in record(16, 16)) {
+        let mut framed = Vec::new();
+        encode_record(&r, &mut framed).unwrap();
+        prop_assert_eq!(framed.len(), framed_len(&r).unwrap());
+        let back = decode_record(&framed).unwrap();
+        prop_assert!(same(&back, &r), "{back:?} != {r:?}");
+        let shared = decode_record_shared(&Bytes::from(framed), &Limits::DEFAULT).unwrap();
+        prop_assert!(same(&shared, &r));
+    }
+
+    /// Our payload is byte for byte what prost writes for the schema, and
+    /// prost reads it back to the same message.
+    #[test]
+    fn payload_matches_prost(mut r in record(8, 8), chunk in prop::option::of((any::<u32>(), any::<bool>()))) {
+        r.chunk = chunk.map(|(index, last)| cairn_snapshot::Chunk { index, last });
+        let mut framed = Vec::new();
+        encode_record(&r, &mut framed).unwrap();
+        let payload = &framed[4..framed.len() - 4];
+        let message = proto::Record::from(&r);
+        prop_assert_eq!(payload, &message.encode_to_vec()[..]);
+        prop_assert_eq!(proto::Record::decode(payload).unwrap(), message);
+    }
+
+    #[test]
+    fn streams_round_trip(records in prop::collection::vec(record(6, 12), 0..40), created in any::<i64>()) {
+        let mut writer = StreamWriter::new(Vec::new(), Header::new(created)).unwrap();
+        for r in &records {
+            writer.write_record(r).unwrap();
+        }
+        let (footer, bytes) = writer.finish_into_inner().unwrap();
+        prop_assert_eq!(footer.record_count, records.len() as u64);
+        let mut reader = StreamReader::new(&bytes[..]).unwrap();
+        prop_assert_eq!(reader.header().created_at_ms, created);
+        let back: Vec<Record> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(reader.footer(), Some(&footer));
+        prop_assert_eq!(back.len(), records.len());
+        for (a, b) in back.iter().zip(&records) {
+            prop_assert!(same(a, b));
+        }
+    }
+
+    /// Big collections with a small chunk target give many chunks; each is
+    /// within its bounds and assembly gives the entry back.
+    #[test]
+    fn chunking_round_trips(
+        records in prop::collection::vec(record(300, 40), 1..8),
+        target in 1usize..2048,
+        max_elements in 1usize..64,
+    ) {
+        let chunker = Chunker::new().target_bytes(target).max_elements(max_elements);
+        let mut writer = StreamWriter::new(Vec::new(), Header::new(1)).unwrap();
+        for r in &records {
+            for c in chunker.split(r.clone()) {
+                if c.chunk.is_some() {
+                    prop_assert!(c.value.len() <= max_elements || matches!(c.value, Value::String(_)));
+                    if let Value::String(b) = &c.value {
+                        prop_assert!(b.len() <= target);
+                    }
+                    prop_assert_eq!(c.key.clone(), r.key.clone());
+                }
+                writer.write_record(&c).unwrap();
+            }
+        }
+        let bytes = writer.finish().map(|_| ()).and(Ok(())).map(|()| ());
+        bytes.unwrap();
+    }
+}
+
+/// Writes `records` split by `chunker` into a stream and reads them back
+/// through an [`Assembler`].
+fn chunked_stream_round_trip(records: &[Record], chunker: Chunker) -> (Vec<Record>, u64) {
+    let mut writer = StreamWriter::new(Vec::new(), Header::new(7)).unwrap();
+    for r in records {
+        for c in chunker.split(r.clone()) {
+            writer.write_record(&c).unwrap();
+        }
+    }
+    let (footer, bytes) = writer.finish_into_inner().unwrap();
+    let mut assembler = Assembler::new();
+    let mut out = Vec::new();
+    for r in StreamReader::new(&bytes[..]).unwrap() {
+        if let Some(entry) = assembler.push(r.unwrap()).unwrap() {
+            out.push(entry);
+        }
+    }
+    assembler.finish().unwrap();
+    (out, footer.record_count)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn assembled_entries_equal_originals(
+        records in prop::collection::vec(record(200, 30), 0..10),
+        target in 1usize..1024,
+        max_elements in 1usize..50,
+    ) {
+        let (back, _) = chunked_stream_round_trip(
+            &records,
+            Chunker::new().target_bytes(target).max_elements(max_elements),
+        );
+        prop_assert_eq!(back.len(), records.len());
+        for (a, b) in back.iter().zip(&records) {
+            prop_assert!(same(a, b), "{a:?} != {b:?}");
+        }
+    }
+}
+
+/// Entries far above the default 1 MiB chunk size, with the default chunker.
+#[test]
+fn huge_entries_round_trip_with_default_chunker() {
+    let big_string = Bytes::from((0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    let list: Vec<Bytes> = (0..300_000u32).map(|i| Bytes::from(i.to_string())).collect();
+    let hash: Vec<(Bytes, Bytes)> =
+        (0..100_000u32).map(|i| (Bytes::from(format!("f{i}")), Bytes::from(vec![1u8; 20]))).collect();
+    let zset: Vec<(Bytes, f64)> =
+        (0..200_000u32).map(|i| (Bytes::from(format!("m{i}")), f64::from(i) * -0.5)).collect();
+    // More elements than one record may hold, each tiny.
+    let set: Vec<Bytes> = (0..1_500_000u32).map(|i| Bytes::from(i.to_le_bytes().to_vec())).collect();
+    let records = vec![
+        Record::new(0, "s", Value::String(big_string)).with_expiry(Some(i64::MAX)),
+        Record::new(1, "l", Value::List(list)),
+        Record::new(2, "h", Value::Hash(hash)),
+        Record::new(3, "z", Value::SortedSet(zset)),
+        Record::new(4, "set", Value::Set(set)),
+        Record::new(5, "", Value::List(Vec::new())),
+    ];
+    for r in &records {
+        let mut max = 0;
+        let mut n = 0;
+        for c in Chunker::new().split(r.clone()) {
+            max = max.max(framed_len(&c).unwrap());
+            n += 1;
+        }
+        println!("{:?} key {:?}: {n} chunks, largest framed {max} bytes", r.value.kind(), r.key);
+        assert!(max <= cairn_snapshot::DEFAULT_CHUNK_BYTES + 64, "chunk of {max} bytes");
+    }
+    let (back, count) = chunked_stream_round_trip(&records, Chunker::new());
+    assert!(count > records.len() as u64 + 10, "only {count} records");
+    assert_eq!(back, records);
+}
+
+#[test]
+fn limits_refuse_what_they_should() {
+    let mut framed = Vec::new();
+    let too_many = Record::new(0, "k", Value::Set(vec![Bytes::new(); (1 << 20) + 1]));
+    assert!(matches!(
+        encode_record(&too_many, &mut framed),
+        Err(cairn_snapshot::Error::TooLarge { what: "elements", .. })
+    ));
+    assert!(framed.is_empty(), "nothing written on error");
+
+    let nan = Record::new(0, "k", Value::SortedSet(vec![(Bytes::from("m"), f64::NAN)]));
+    assert!(matches!(encode_record(&nan, &mut framed), Err(cairn_snapshot::Error::InvalidScore { .. })));
+
+    let small = Limits::DEFAULT.max_record_bytes(100);
+    let big = Record::new(0, "k", Value::String(Bytes::from(vec![0u8; 200])));
+    assert!(matches!(
+        cairn_snapshot::encode_record_with(&big, &small, &mut framed),
+        Err(cairn_snapshot::Error::TooLarge { what: "record", .. })
+    ));
+    encode_record(&big, &mut framed).unwrap();
+    assert!(matches!(
+        cairn_snapshot::decode_record_with(&framed, &small),
+        Err(cairn_snapshot::Error::TooLarge { what: "record", size: 206, limit: 100, .. })
+    ));
+
+    // A 4 GB length field is refused before anything is allocated.
+    let mut hostile = 0xFFFF_FFF0u32.to_le_bytes().to_vec();
+    hostile.extend_from_slice(&[0u8; 16]);
+    assert!(matches!(decode_record(&hostile), Err(cairn_snapshot::Error::TooLarge { .. })));
+}

@@ -1,0 +1,335 @@
+//! Reading one generation back with full verification.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use cairn_snapshot::{Digest, Footer, Header, Limits, Record};
+use fjall::{Database, KeyspaceCreateOptions};
+
+use crate::error::{Damage, Error, SinkError};
+use crate::layout::{DB, SEAL};
+use crate::pointer::{GenerationMeta, Kind};
+use crate::validate;
+use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
+
+/// Receives the records of the generation being loaded.
+///
+/// The store calls [`begin`](Self::begin), then [`record`](Self::record)
+/// for each record in write order. If the generation turns out to be damaged
+/// part-way, [`abort`](Self::abort) is called: the sink must discard what it
+/// built, because the store goes on to stream an older generation from its
+/// start (`begin` again).
+pub trait LoadSink {
+    /// A generation starts streaming.
+    ///
+    /// # Errors
+    ///
+    /// An error stops the load (no fallback: the data is not at fault).
+    fn begin(&mut self, generation: u64) -> Result<(), SinkError> {
+        let _ = generation;
+        Ok(())
+    }
+
+    /// One verified record (its CRC has been checked).
+    ///
+    /// # Errors
+    ///
+    /// An error stops the load (no fallback: the data is not at fault).
+    fn record(&mut self, record: Record) -> Result<(), SinkError>;
+
+    /// The generation given to the last `begin` is damaged: drop what was
+    /// received from it.
+    fn abort(&mut self, generation: u64, reason: &Damage) {
+        let _ = (generation, reason);
+    }
+}
+
+/// Why verifying a generation stopped.
+pub(crate) enum Failure {
+    /// The generation is damaged: quarantine it and fall back.
+    Damage(Damage),
+    /// Not the generation's fault (sink refused, read-only or exhausted
+    /// environment): stop loading and report.
+    Fatal(Error),
+}
+
+impl From<Damage> for Failure {
+    fn from(d: Damage) -> Self {
+        Failure::Damage(d)
+    }
+}
+
+/// I/O errors that say something about the machine, not about the data:
+/// quarantining a generation because of them would punish good data.
+fn is_environmental(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::PermissionDenied
+            | K::ReadOnlyFilesystem
+            | K::StorageFull
+            | K::QuotaExceeded
+            | K::OutOfMemory
+            | K::ResourceBusy
+            | K::Interrupted
+    ) || matches!(e.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
+}
+
+fn environmental(e: &fjall::Error) -> Option<&std::io::Error> {
+    match e {
+        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io))
+            if is_environmental(io) =>
+        {
+            Some(io)
+        }
+        _ => None,
+    }
+}
+
+fn classify(db_path: &Path, e: fjall::Error) -> Failure {
+    if let Some(io) = environmental(&e) {
+        return Failure::Fatal(Error::Io {
+            path: db_path.to_path_buf(),
+            source: std::io::Error::new(io.kind(), e.to_string()),
+        });
+    }
+    Failure::Damage(Damage::Fjall(e.to_string()))
+}
+
+pub(crate) fn read_seal(gen_dir: &Path) -> Result<GenerationMeta, Failure> {
+    let path = gen_dir.join(SEAL);
+    match std::fs::read(&path) {
+        Ok(bytes) => GenerationMeta::decode(Kind::Seal, &bytes)
+            .map_err(|why| Failure::Damage(Damage::Seal(why))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Failure::Damage(Damage::Seal("missing".into())))
+        }
+        Err(e) if is_environmental(&e) => Err(Failure::Fatal(Error::Io { path, source: e })),
+        Err(e) => Err(Failure::Damage(Damage::Seal(e.to_string()))),
+    }
+}
+
+/// Verifies generation `generation` in `gen_dir` and streams its records to
+/// `sink`. `expected` is `CURRENT` when it names this generation.
+///
+/// Order: seal (and agreement with `CURRENT`), directory whitelist, fjall
+/// open, then the stream: header, records `1..=n` with contiguous keys and
+/// valid CRCs, footer; finally count, byte total and digest against footer
+/// and seal.
+pub(crate) fn verify_generation(
+    gen_dir: &Path,
+    generation: u64,
+    expected: Option<&GenerationMeta>,
+    sink: &mut dyn LoadSink,
+) -> Result<GenerationMeta, Failure> {
+    if !gen_dir.is_dir() {
+        return Err(Damage::Missing.into());
+    }
+    let seal = read_seal(gen_dir)?;
+    if seal.generation != generation {
+        return Err(Damage::Seal(format!(
+            "seal names generation {}, directory {generation}",
+            seal.generation
+        ))
+        .into());
+    }
+    if let Some(cur) = expected
+        && *cur != seal
+    {
+        return Err(Damage::Seal("disagrees with CURRENT".into()).into());
+    }
+    if seal.format_version == 0 || seal.format_version > cairn_snapshot::FORMAT_VERSION {
+        return Err(Damage::Version(seal.format_version).into());
+    }
+    validate::generation_dir(gen_dir)?;
+
+    let db_path = gen_dir.join(DB);
+    // Declared before `db` so the copy is removed only after fjall closed.
+    let mut _copy: Option<TempCopy> = None;
+    let db = match open_db(&db_path) {
+        Ok(db) => db,
+        Err(Failure::Fatal(Error::Io { source, .. }))
+            if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+        {
+            // fjall cannot open a database read-only (it takes a write lock
+            // and trims its journal), so read a private copy instead.
+            let copy = TempCopy::of(&db_path, generation)
+                .map_err(Failure::Fatal)?;
+            tracing::info!(
+                from = %db_path.display(),
+                to = %copy.0.display(),
+                "data directory is read-only; loading from a temporary copy"
+            );
+            let db = open_db(&copy.0)?;
+            _copy = Some(copy);
+            db
+        }
+        Err(e) => return Err(e),
+    };
+    // `db.keyspace(..)` would create a missing keyspace, i.e. write into a
+    // damaged generation; check first.
+    if !db.keyspace_exists(KEYSPACE) {
+        return Err(Damage::Fjall("records keyspace is missing".into()).into());
+    }
+    let ks = db
+        .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
+        .map_err(|e| classify(&db_path, e))?;
+
+    let mut digest = Digest::new();
+    let mut bytes: u64 = 0;
+    let mut footer: Option<Footer> = None;
+    let mut next_key = HEADER_KEY;
+    let mut begun = false;
+    let limits = Limits::DEFAULT;
+
+    let result = (|| -> Result<(), Failure> {
+        for guard in ks.iter() {
+            let (key, value) = guard.into_inner().map_err(|e| classify(&db_path, e))?;
+            let Ok(key) = <[u8; 8]>::try_from(&*key) else {
+                return Err(Damage::Sequence(format!("key of {} bytes", key.len())).into());
+            };
+            let key = u64::from_be_bytes(key);
+            if footer.is_some() {
+                return Err(Damage::Sequence("entry after footer".into()).into());
+            }
+            if key == FOOTER_KEY {
+                let f =
+                    Footer::decode(&value).map_err(|e| Damage::Record(format!("footer: {e}")))?;
+                footer = Some(f);
+                continue;
+            }
+            if key != next_key {
+                return Err(
+                    Damage::Sequence(format!("expected key {next_key}, found {key}")).into(),
+                );
+            }
+            next_key += 1;
+            if key == HEADER_KEY {
+                let h = Header::decode(&value).map_err(|e| match e {
+                    cairn_snapshot::Error::UnsupportedVersion { found, .. } => {
+                        Damage::Version(found)
+                    }
+                    e => Damage::Record(format!("header: {e}")),
+                })?;
+                if h.format_version != seal.format_version || h.created_at_ms != seal.created_at_ms
+                {
+                    return Err(Damage::Seal("header disagrees with seal".into()).into());
+                }
+                sink.begin(generation)
+                    .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+                begun = true;
+                continue;
+            }
+            digest.update(&value);
+            bytes += value.len() as u64;
+            let shared = Bytes::copy_from_slice(&value);
+            let record = cairn_snapshot::decode_record_shared(&shared, &limits)
+                .map_err(|e| Damage::Record(format!("record {}: {e}", key - 1)))?;
+            sink.record(record)
+                .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+        }
+        let Some(footer) = footer else {
+            return Err(Damage::Sequence("footer is missing".into()).into());
+        };
+        if !begun {
+            return Err(Damage::Sequence("header is missing".into()).into());
+        }
+        let count = digest.count();
+        for expected in [footer.record_count, seal.record_count] {
+            if expected != count {
+                return Err(Damage::Count {
+                    expected,
+                    actual: count,
+                }
+                .into());
+            }
+        }
+        let d = digest.finish();
+        if d != footer.digest || d != seal.digest || bytes != seal.record_bytes {
+            return Err(Damage::Digest.into());
+        }
+        Ok(())
+    })();
+    drop(ks);
+    drop(db);
+    if let Err(Failure::Damage(d)) = &result
+        && begun
+    {
+        sink.abort(generation, d);
+    }
+    result.map(|()| seal)
+}
+
+fn open_db(path: &Path) -> Result<Database, Failure> {
+    Database::builder(path)
+        .worker_threads(1)
+        .open()
+        .map_err(|e| classify(path, e))
+}
+
+/// A copy of a generation's database in the system temp directory, removed
+/// on drop.
+struct TempCopy(std::path::PathBuf);
+
+impl TempCopy {
+    fn of(src: &Path, generation: u64) -> Result<Self, Error> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dst = std::env::temp_dir().join(format!(
+            "cairn-ro-load-{}-{generation}-{nanos}",
+            std::process::id()
+        ));
+        let copy = TempCopy(dst);
+        copy_tree(src, &copy.0)?;
+        Ok(copy)
+    }
+}
+
+impl Drop for TempCopy {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove temporary copy");
+        }
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
+    use crate::error::IoContext;
+    crate::layout::create_private_dir(dst)?;
+    for entry in std::fs::read_dir(src).at(src)? {
+        let entry = entry.at(src)?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().at(&from)?.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            copy_sparse(&from, &to).at(&from)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a file without writing its all-zero blocks: fjall preallocates
+/// its journal as a 64 MiB sparse file.
+fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut src = std::fs::File::open(from)?;
+    let mut dst = std::fs::File::create(to)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        if chunk.iter().all(|&b| b == 0) {
+            dst.seek(SeekFrom::Current(n as i64))?;
+        } else {
+            dst.write_all(chunk)?;
+        }
+        len += n as u64;
+    }
+    dst.set_len(len)
+}
