@@ -11,7 +11,7 @@ trap 'redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$DIR"'
 start() {
   redis-server --port "$PORT" --dir "$DIR" --save '' --appendonly no \
     --daemonize no --logfile "$DIR/redis.log" &
-  until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+  until [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; do sleep 0.05; done
 }
 
 start
