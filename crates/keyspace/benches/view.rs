@@ -104,8 +104,12 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let mut s = ks.session();
-    c.bench_function("session_get", |b| b.iter(|| s.command(&["GET", "key:00001234"])));
-    c.bench_function("session_set", |b| b.iter(|| s.command(&["SET", "key:00001234", "value-value"])));
+    c.bench_function("session_get", |b| {
+        b.iter(|| s.command(&["GET", "key:00001234"]))
+    });
+    c.bench_function("session_set", |b| {
+        b.iter(|| s.command(&["SET", "key:00001234", "value-value"]))
+    });
 }
 
 criterion_group!(benches, bench);

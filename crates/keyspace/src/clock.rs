@@ -42,7 +42,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `now_ms`.
     pub fn new(now_ms: i64) -> ManualClock {
-        ManualClock { now: AtomicI64::new(now_ms) }
+        ManualClock {
+            now: AtomicI64::new(now_ms),
+        }
     }
 
     /// Moves the clock forward by `ms` milliseconds.

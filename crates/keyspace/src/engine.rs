@@ -74,7 +74,37 @@ pub(crate) struct ShardData {
     pub(crate) epoch: u32,
     /// `Some` while the active view has not finished this shard: the old
     /// versions of entries written since the view was taken.
-    pub(crate) preserved: Option<Vec<ViewEntry>>,
+    pub(crate) preserved: Option<Preserved>,
+    /// Counts removals from `map`: a view's walk may resume by position
+    /// only while no entry has been removed (removal shifts positions).
+    pub(crate) removals: u64,
+}
+
+/// A view's side buffer for one shard, in fixed-size chunks so that a
+/// writer preserving an entry never pays for copying a large buffer on
+/// growth (a single `Vec` made single SETs stall for milliseconds).
+#[derive(Default)]
+pub(crate) struct Preserved {
+    chunks: Vec<Vec<ViewEntry>>,
+}
+
+impl Preserved {
+    const CHUNK: usize = 256;
+
+    pub(crate) fn push(&mut self, e: ViewEntry) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < Self::CHUNK => c.push(e),
+            _ => {
+                let mut c = Vec::with_capacity(Self::CHUNK);
+                c.push(e);
+                self.chunks.push(c);
+            }
+        }
+    }
+
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = ViewEntry> {
+        self.chunks.into_iter().flatten()
+    }
 }
 
 /// Counters shared by all shards.
@@ -106,7 +136,9 @@ impl Engine {
     pub(crate) fn new(databases: usize, shards_per_db: usize, clock: Arc<dyn Clock>) -> Engine {
         let per_db = shards_per_db.max(1).next_power_of_two();
         let databases = databases.max(1);
-        let shards = (0..databases * per_db).map(|_| Mutex::new(ShardData::default())).collect();
+        let shards = (0..databases * per_db)
+            .map(|_| Mutex::new(ShardData::default()))
+            .collect();
         Engine {
             shards,
             databases,
@@ -158,7 +190,12 @@ impl Engine {
             // Indices come from `shard_index`/ranges over `shard_count`.
             None => unreachable_shard(idx),
         };
-        Shard { data, db: self.db_of_shard(idx) as u32, now, counters: &self.counters }
+        Shard {
+            data,
+            db: self.db_of_shard(idx) as u32,
+            now,
+            counters: &self.counters,
+        }
     }
 
     /// Locks the shard holding `key` in `db`.
@@ -245,6 +282,8 @@ impl Engine {
             std::mem::swap(&mut d_lo.map, &mut d_hi.map);
             std::mem::swap(&mut d_lo.ttl_keys, &mut d_hi.ttl_keys);
             std::mem::swap(&mut d_lo.ttl_count, &mut d_hi.ttl_count);
+            d_lo.removals += 1;
+            d_hi.removals += 1;
             // Entries moved into a shard must not look older than its
             // epoch, or its view would walk them a second time.
             for d in [d_lo, d_hi] {
@@ -327,7 +366,7 @@ pub struct Shard<'a> {
 /// needs it. Takes the pieces of `ShardData` it needs so callers can hold a
 /// borrow of the map at the same time.
 fn preserve(
-    preserved: &mut Option<Vec<ViewEntry>>,
+    preserved: &mut Option<Preserved>,
     epoch: u32,
     counters: &Counters,
     db: u32,
@@ -381,6 +420,7 @@ impl<'a> Shard<'a> {
             EntryRef::Occupied(o) => {
                 if o.get().is_expired(now) {
                     let (k, e) = o.remove_entry();
+                    d.removals += 1;
                     preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
                     if e.expires_at != NO_EXPIRY {
                         d.ttl_count -= 1;
@@ -466,7 +506,15 @@ impl<'a> Shard<'a> {
         }
         let expires_at = expires.unwrap_or(NO_EXPIRY);
         let has = expires_at != NO_EXPIRY;
-        d.map.insert(Key::new(key), Entry { value, expires_at, version: d.epoch, in_ttl_index: has });
+        d.map.insert(
+            Key::new(key),
+            Entry {
+                value,
+                expires_at,
+                version: d.epoch,
+                in_ttl_index: has,
+            },
+        );
         if has {
             d.ttl_keys.push(Key::new(key));
             d.ttl_count += 1;
@@ -481,6 +529,7 @@ impl<'a> Shard<'a> {
         self.get_entry_mut(key)?;
         let d = &mut *self.data;
         let (k, e) = d.map.remove_entry(key)?;
+        d.removals += 1;
         preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
         if e.expires_at != NO_EXPIRY {
             d.ttl_count -= 1;
@@ -492,10 +541,15 @@ impl<'a> Shard<'a> {
     /// Deletes `key` if it holds an empty collection (Redis never keeps
     /// those); call after removing elements.
     pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
-        let empty = self.data.map.get(key).is_some_and(|e| e.value.is_empty_collection());
+        let empty = self
+            .data
+            .map
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_collection());
         if empty {
             let d = &mut *self.data;
             if let Some((k, e)) = d.map.remove_entry(key) {
+                d.removals += 1;
                 // The write that emptied it already preserved and stamped it.
                 preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
                 if e.expires_at != NO_EXPIRY {
@@ -520,7 +574,10 @@ impl<'a> Shard<'a> {
     /// Live keys of this shard (expired ones skipped, not deleted).
     pub fn keys(&self) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
         let now = self.now;
-        self.data.map.iter().filter(move |(_, e)| !e.is_expired(now))
+        self.data
+            .map
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
     }
 
     /// Removes everything; returns the number of keys removed.
@@ -544,6 +601,7 @@ impl<'a> Shard<'a> {
             }
         }
         d.map = HashMap::new();
+        d.removals += 1;
         d.ttl_keys = Vec::new();
         d.ttl_count = 0;
         self.counters.dirty.fetch_add(n as u64, Ordering::Relaxed);
@@ -578,7 +636,12 @@ impl<'a> Shard<'a> {
         let has = expires_at != NO_EXPIRY;
         let old = d.map.insert(
             Key::new(key),
-            Entry { value, expires_at, version: d.epoch, in_ttl_index: has },
+            Entry {
+                value,
+                expires_at,
+                version: d.epoch,
+                in_ttl_index: has,
+            },
         );
         if let Some(o) = old
             && o.expires_at != NO_EXPIRY
@@ -618,6 +681,7 @@ impl<'a> Shard<'a> {
                     sampled += 1;
                     if o.get().is_expired(now) {
                         let (k, e) = o.remove_entry();
+                        d.removals += 1;
                         preserve(&mut d.preserved, d.epoch, counters, db, &k, &e);
                         d.ttl_count -= 1;
                         d.ttl_keys.swap_remove(i);
@@ -651,7 +715,7 @@ fn maybe_rebuild_ttl_index(d: &mut ShardData) {
 pub struct EntryMut<'s> {
     key: &'s Key,
     entry: &'s mut Entry,
-    preserved: &'s mut Option<Vec<ViewEntry>>,
+    preserved: &'s mut Option<Preserved>,
     epoch: u32,
     ttl_keys: &'s mut Vec<Key>,
     ttl_count: &'s mut usize,
@@ -674,7 +738,14 @@ impl EntryMut<'_> {
     fn before_write(&mut self) {
         if !self.written {
             self.written = true;
-            preserve(self.preserved, self.epoch, self.counters, self.db, self.key, self.entry);
+            preserve(
+                self.preserved,
+                self.epoch,
+                self.counters,
+                self.db,
+                self.key,
+                self.entry,
+            );
             self.entry.version = self.epoch;
             self.counters.dirty.fetch_add(1, Ordering::Relaxed);
         }
@@ -716,7 +787,10 @@ impl<'a> Locked<'a> {
     pub(crate) fn new(engine: &'a Engine, mut idx: Vec<usize>, now: i64) -> Locked<'a> {
         idx.sort_unstable();
         idx.dedup();
-        let shards = idx.into_iter().map(|i| (i, engine.lock_index(i, now))).collect();
+        let shards = idx
+            .into_iter()
+            .map(|i| (i, engine.lock_index(i, now)))
+            .collect();
         Locked { shards, engine }
     }
 

@@ -7,7 +7,13 @@ pub fn glob_match(pat: &[u8], s: &[u8], nocase: bool) -> bool {
     // so a hostile pattern cannot blow the stack.
     let (mut p, mut i) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     while i < s.len() {
         let c = s[i];
         let step = match pat.get(p) {

@@ -97,7 +97,8 @@ impl KeyspaceBuilder {
 
     /// Sets a parameter reported by `CONFIG GET`.
     pub fn config_param(mut self, name: &str, value: &str) -> Self {
-        self.params.insert(name.to_ascii_lowercase(), value.to_string());
+        self.params
+            .insert(name.to_ascii_lowercase(), value.to_string());
         self
     }
 
@@ -112,7 +113,10 @@ impl KeyspaceBuilder {
         let mut params = self.params;
         params.insert("databases".into(), self.databases.to_string());
         if let Some(p) = &self.requirepass {
-            params.insert("requirepass".into(), String::from_utf8_lossy(p).into_owned());
+            params.insert(
+                "requirepass".into(),
+                String::from_utf8_lossy(p).into_owned(),
+            );
         }
         let engine = Arc::new(Engine::new(self.databases, self.shards_per_db, self.clock));
         Keyspace {
@@ -134,7 +138,9 @@ impl KeyspaceBuilder {
 fn run_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..40).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
 }
 
 pub(crate) struct Inner {
@@ -212,7 +218,11 @@ impl Keyspace {
 
     /// Number of keys deleted because they expired (INFO `expired_keys`).
     pub fn expired_keys(&self) -> u64 {
-        self.inner.engine.counters.expired_keys.load(Ordering::Relaxed)
+        self.inner
+            .engine
+            .counters
+            .expired_keys
+            .load(Ordering::Relaxed)
     }
 
     /// Fills the keyspace from snapshot entries, much faster than commands:
@@ -276,20 +286,30 @@ impl Keyspace {
         let e = self.engine();
         let _g = e.gate.read();
         let now = e.clock.now_ms();
-        let idx = keys.into_iter().map(|(db, k)| e.shard_index(db, k)).collect();
+        let idx = keys
+            .into_iter()
+            .map(|(db, k)| e.shard_index(db, k))
+            .collect();
         let mut locked = Locked::new(e, idx, now);
         f(&mut locked)
     }
 
     /// Reads a `CONFIG GET` parameter.
     pub fn config_param(&self, name: &str) -> Option<String> {
-        self.inner.params.read().get(&name.to_ascii_lowercase()).cloned()
+        self.inner
+            .params
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
     }
 
     /// Sets a `CONFIG GET` parameter (the embedding server reports its real
     /// port, dir, save points, ...).
     pub fn set_config_param(&self, name: &str, value: &str) {
-        self.inner.params.write().insert(name.to_ascii_lowercase(), value.to_string());
+        self.inner
+            .params
+            .write()
+            .insert(name.to_ascii_lowercase(), value.to_string());
     }
 
     /// Number of open sessions.
@@ -309,7 +329,12 @@ impl Keyspace {
         self.open_session(id, None, tx)
     }
 
-    fn open_session(&self, id: u64, conn: Option<ConnInfo>, tx: mpsc::UnboundedSender<Event>) -> Session {
+    fn open_session(
+        &self,
+        id: u64,
+        conn: Option<ConnInfo>,
+        tx: mpsc::UnboundedSender<Event>,
+    ) -> Session {
         self.inner.connected.fetch_add(1, Ordering::Relaxed);
         let authenticated = self.inner.requirepass.is_none();
         Session::new(self.clone(), SessionState::new(id, conn, authenticated, tx))

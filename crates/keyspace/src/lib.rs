@@ -50,6 +50,9 @@ pub use crate::{
     glob::glob_match,
     keyspace::{Keyspace, KeyspaceBuilder},
     session::{Session, SessionState},
-    value::{HashMapBytes, HashSetBytes, Key, Score, SortedSet, Value, ValueType, WrongType, parse_canonical_i64},
+    value::{
+        HashMapBytes, HashSetBytes, Key, Score, SortedSet, Value, ValueType, WrongType,
+        parse_canonical_i64,
+    },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
 };

@@ -66,7 +66,11 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(ks: Keyspace, state: SessionState) -> Session {
-        Session { ks, state, closed: false }
+        Session {
+            ks,
+            state,
+            closed: false,
+        }
     }
 
     /// The session's state.
@@ -77,7 +81,10 @@ impl Session {
     /// Executes a command given as strings and returns its reply (blocking
     /// outcomes reply `Null`); for tests and embedding.
     pub fn command<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
-        let args = args.iter().map(|a| Bytes::copy_from_slice(a.as_ref())).collect();
+        let args = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
         match self.execute(args) {
             Outcome::Reply(f) | Outcome::Close(f) => f,
             Outcome::Block(_) => Frame::Null,
@@ -109,7 +116,13 @@ impl Session {
 
 /// Runs `cmd`. `gate` false means the caller already holds the gate for
 /// write (EXEC running its queue).
-pub(crate) fn run(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: &[Bytes], gate: bool) -> Outcome {
+pub(crate) fn run(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    cmd: &Command,
+    args: &[Bytes],
+    gate: bool,
+) -> Outcome {
     let engine = ks.engine();
     let exclusive = cmd.spec.flags.contains(Flags::EXCLUSIVE);
     // Held for the whole command so a view (which takes it for write) falls
@@ -117,7 +130,13 @@ pub(crate) fn run(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: 
     let _read = (gate && !exclusive).then(|| engine.gate.read());
     let _write = (gate && exclusive).then(|| engine.gate.write());
     let now = engine.clock.now_ms();
-    let mut ctx = Ctx { ks, session: state, now, command: cmd.spec.name, special: None };
+    let mut ctx = Ctx {
+        ks,
+        session: state,
+        now,
+        command: cmd.spec.name,
+        special: None,
+    };
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
@@ -130,7 +149,10 @@ pub(crate) fn run(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: 
 
 /// Redis 7.0's text: the name and up to 128 characters of arguments.
 fn unknown_command(args: &[Bytes]) -> Frame {
-    let name = args.first().map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default();
+    let name = args
+        .first()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_default();
     let name: String = name.chars().take(128).collect();
     let mut list = String::new();
     for a in args.iter().skip(1) {
@@ -142,7 +164,9 @@ fn unknown_command(args: &[Bytes]) -> Frame {
         let s: String = s.chars().take(room).collect();
         let _ = write!(list, "'{s}' ");
     }
-    Frame::error(format!("ERR unknown command '{name}', with args beginning with: {list}"))
+    Frame::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {list}"
+    ))
 }
 
 impl cairn_resp::Session for Session {

@@ -121,7 +121,8 @@ impl ValueType {
             ValueType::Set,
             ValueType::ZSet,
         ];
-        all.into_iter().find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
+        all.into_iter()
+            .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -311,7 +312,11 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
         }
         let v = i64::from(d - b'0');
         acc = acc.checked_mul(10)?;
-        acc = if neg { acc.checked_sub(v)? } else { acc.checked_add(v)? };
+        acc = if neg {
+            acc.checked_sub(v)?
+        } else {
+            acc.checked_add(v)?
+        };
     }
     Some(acc)
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Preserved};
 use crate::value::Value;
 
 /// Entries copied per shard lock acquisition: small enough that a writer
@@ -66,6 +66,9 @@ pub struct View {
     epoch: u32,
     next_shard: usize,
     pending: Vec<ViewEntry>,
+    /// Where the walk of the current shard resumes: items already passed,
+    /// valid while the shard's table neither resized nor lost an entry.
+    resume: Option<Resume>,
     now_ms: i64,
     stats: ViewStats,
 }
@@ -84,10 +87,18 @@ impl View {
             for i in 0..engine.shard_count() {
                 let mut s = engine.lock_index(i, now_ms);
                 s.data.epoch = epoch;
-                s.data.preserved = Some(Vec::new());
+                s.data.preserved = Some(Preserved::default());
             }
         }
-        Ok(View { engine, epoch, next_shard: 0, pending: Vec::new(), now_ms, stats: ViewStats::default() })
+        Ok(View {
+            engine,
+            epoch,
+            next_shard: 0,
+            pending: Vec::new(),
+            resume: None,
+            now_ms,
+            stats: ViewStats::default(),
+        })
     }
 
     /// The wall-clock instant of the view (unix ms); entries that had
@@ -131,7 +142,17 @@ impl View {
         let db = s.db() as u32;
         let d = &mut *s.data;
         let mut copied = 0;
-        for (k, e) in d.map.iter_mut() {
+        // Resume by position when that is safe: hashbrown iterates in bucket
+        // order and entries only move on resize, so if nothing was removed
+        // (which would shift later items back) every item before `passed`
+        // was already looked at. Otherwise rescan; versions make that safe.
+        let skip = match self.resume {
+            Some(r) if r.capacity == d.map.capacity() && r.removals == d.removals => r.passed,
+            _ => 0,
+        };
+        let mut passed = skip;
+        for (k, e) in d.map.iter_mut().skip(skip) {
+            passed += 1;
             if e.version() >= epoch {
                 continue;
             }
@@ -148,11 +169,17 @@ impl View {
             });
             copied += 1;
             if copied >= CHUNK {
+                self.resume = Some(Resume {
+                    passed,
+                    capacity: d.map.capacity(),
+                    removals: d.removals,
+                });
                 return;
             }
         }
+        self.resume = None;
         if let Some(buf) = d.preserved.take() {
-            for entry in buf {
+            for entry in buf.into_entries() {
                 if entry.expires_at_ms.is_some_and(|t| t <= now) {
                     self.stats.expired_skipped += 1;
                 } else {
@@ -163,6 +190,13 @@ impl View {
         }
         self.next_shard += 1;
     }
+}
+
+#[derive(Clone, Copy)]
+struct Resume {
+    passed: usize,
+    capacity: usize,
+    removals: u64,
 }
 
 fn mark_walked(e: &mut crate::engine::Entry, epoch: u32) {

@@ -27,9 +27,18 @@ fn clocked() -> (Keyspace, Arc<ManualClock>) {
 fn dispatch_errors() {
     let ks = Keyspace::new();
     let mut s = ks.session();
-    assert_eq!(s.command(&["GeT"]), e("ERR wrong number of arguments for 'get' command"));
-    assert_eq!(s.command(&["foo", "a", "b"]), e("ERR unknown command 'foo', with args beginning with: 'a' 'b' "));
-    assert_eq!(s.command(&["foo"]), e("ERR unknown command 'foo', with args beginning with: "));
+    assert_eq!(
+        s.command(&["GeT"]),
+        e("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        s.command(&["foo", "a", "b"]),
+        e("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+    );
+    assert_eq!(
+        s.command(&["foo"]),
+        e("ERR unknown command 'foo', with args beginning with: ")
+    );
     assert_eq!(s.command(&["ping"]), Frame::simple("PONG"));
     assert_eq!(s.command(&["PING", "x"]), b("x"));
     assert_eq!(s.command(&["echo", "hi"]), b("hi"));
@@ -39,12 +48,30 @@ fn dispatch_errors() {
 fn set_options_and_errors() {
     let (ks, clock) = clocked();
     let mut s = ks.session();
-    assert_eq!(s.command(&["set", "a", "b", "ex", "0"]), e("ERR invalid expire time in 'set' command"));
-    assert_eq!(s.command(&["set", "a", "b", "ex", "abc"]), e("ERR value is not an integer or out of range"));
-    assert_eq!(s.command(&["set", "a", "b", "nx", "xx"]), e("ERR syntax error"));
-    assert_eq!(s.command(&["set", "a", "b", "ex", "10", "px", "10"]), e("ERR syntax error"));
-    assert_eq!(s.command(&["set", "a", "b", "keepttl", "ex", "10"]), e("ERR syntax error"));
-    assert_eq!(s.command(&["set", "a", "b", "bogus"]), e("ERR syntax error"));
+    assert_eq!(
+        s.command(&["set", "a", "b", "ex", "0"]),
+        e("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        s.command(&["set", "a", "b", "ex", "abc"]),
+        e("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        s.command(&["set", "a", "b", "nx", "xx"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["set", "a", "b", "ex", "10", "px", "10"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["set", "a", "b", "keepttl", "ex", "10"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["set", "a", "b", "bogus"]),
+        e("ERR syntax error")
+    );
     assert_eq!(s.command(&["set", "a", "1", "nx"]), Frame::ok());
     assert_eq!(s.command(&["set", "a", "2", "nx"]), Frame::Null);
     assert_eq!(s.command(&["set", "a", "3", "nx", "get"]), b("1"));
@@ -58,7 +85,10 @@ fn set_options_and_errors() {
     assert_eq!(s.command(&["ttl", "a"]), i(-1));
     let at = (clock_now(&clock) + 5_000).to_string();
     assert_eq!(s.command(&["set", "a", "8", "pxat", &at]), Frame::ok());
-    assert_eq!(s.command(&["pexpiretime", "a"]), Frame::Integer(at.parse().unwrap()));
+    assert_eq!(
+        s.command(&["pexpiretime", "a"]),
+        Frame::Integer(at.parse().unwrap())
+    );
     clock.advance(5_000);
     assert_eq!(s.command(&["get", "a"]), Frame::Null);
     assert_eq!(s.command(&["get", "missing"]), Frame::Null);
@@ -81,17 +111,32 @@ fn integers() {
     assert_eq!(s.command(&["append", "n", "0"]), i(3));
     assert_eq!(s.command(&["incr", "n"]), i(391));
     s.command(&["set", "big", "9223372036854775807"]);
-    assert_eq!(s.command(&["incr", "big"]), e("ERR increment or decrement would overflow"));
+    assert_eq!(
+        s.command(&["incr", "big"]),
+        e("ERR increment or decrement would overflow")
+    );
     s.command(&["set", "s", "abc"]);
-    assert_eq!(s.command(&["incr", "s"]), e("ERR value is not an integer or out of range"));
+    assert_eq!(
+        s.command(&["incr", "s"]),
+        e("ERR value is not an integer or out of range")
+    );
     s.command(&["set", "z", "007"]);
-    assert_eq!(s.command(&["incr", "z"]), e("ERR value is not an integer or out of range"));
+    assert_eq!(
+        s.command(&["incr", "z"]),
+        e("ERR value is not an integer or out of range")
+    );
     assert_eq!(s.command(&["get", "z"]), b("007"));
-    assert_eq!(s.command(&["incrby", "n", "x"]), e("ERR value is not an integer or out of range"));
+    assert_eq!(
+        s.command(&["incrby", "n", "x"]),
+        e("ERR value is not an integer or out of range")
+    );
     assert_eq!(s.command(&["incrbyfloat", "f", "10.5"]), b("10.5"));
     assert_eq!(s.command(&["incrbyfloat", "f", "0.1"]), b("10.6"));
     assert_eq!(s.command(&["incrbyfloat", "f", "-5.6"]), b("5"));
-    assert_eq!(s.command(&["incrbyfloat", "s", "1"]), e("ERR value is not a valid float"));
+    assert_eq!(
+        s.command(&["incrbyfloat", "s", "1"]),
+        e("ERR value is not a valid float")
+    );
 }
 
 #[test]
@@ -109,8 +154,14 @@ fn string_commands() {
     assert_eq!(s.command(&["setrange", "pad", "3", "x"]), i(4));
     assert_eq!(s.command(&["get", "pad"]), Frame::bulk(b"\0\0\0x"));
     assert_eq!(s.command(&["mset", "a", "1", "b", "2"]), Frame::ok());
-    assert_eq!(s.command(&["mset", "a", "1", "b"]), e("ERR wrong number of arguments for 'mset' command"));
-    assert_eq!(s.command(&["mget", "a", "nope", "b"]), Frame::Array(vec![b("1"), Frame::Null, b("2")]));
+    assert_eq!(
+        s.command(&["mset", "a", "1", "b"]),
+        e("ERR wrong number of arguments for 'mset' command")
+    );
+    assert_eq!(
+        s.command(&["mget", "a", "nope", "b"]),
+        Frame::Array(vec![b("1"), Frame::Null, b("2")])
+    );
     assert_eq!(s.command(&["msetnx", "a", "9", "c", "3"]), i(0));
     assert_eq!(s.command(&["msetnx", "c", "3", "d", "4"]), i(1));
     assert_eq!(s.command(&["getset", "a", "x"]), b("1"));
@@ -118,13 +169,19 @@ fn string_commands() {
     assert_eq!(s.command(&["exists", "a"]), i(0));
     assert_eq!(s.command(&["setnx", "a", "1"]), i(1));
     assert_eq!(s.command(&["setnx", "a", "2"]), i(0));
-    assert_eq!(s.command(&["setex", "a", "0", "v"]), e("ERR invalid expire time in 'setex' command"));
+    assert_eq!(
+        s.command(&["setex", "a", "0", "v"]),
+        e("ERR invalid expire time in 'setex' command")
+    );
     assert_eq!(s.command(&["setex", "a", "10", "v"]), Frame::ok());
     assert_eq!(s.command(&["getex", "a", "persist"]), b("v"));
     assert_eq!(s.command(&["ttl", "a"]), i(-1));
     assert_eq!(s.command(&["getex", "a", "px", "5000"]), b("v"));
     assert_eq!(s.command(&["ttl", "a"]), i(5));
-    assert_eq!(s.command(&["getex", "a", "ex", "1", "persist"]), e("ERR syntax error"));
+    assert_eq!(
+        s.command(&["getex", "a", "ex", "1", "persist"]),
+        e("ERR syntax error")
+    );
 }
 
 #[test]
@@ -134,10 +191,22 @@ fn keys_and_expire() {
     s.command(&["mset", "a", "1", "b", "2", "c", "3"]);
     assert_eq!(s.command(&["exists", "a", "a", "x"]), i(2));
     assert_eq!(s.command(&["del", "a", "b", "x"]), i(2));
-    assert_eq!(s.command(&["expire", "c", "10", "nx", "xx"]), e("ERR NX and XX, GT or LT options at the same time are not compatible"));
-    assert_eq!(s.command(&["expire", "c", "10", "gt", "lt"]), e("ERR GT and LT options at the same time are not compatible"));
-    assert_eq!(s.command(&["expire", "c", "10", "foo"]), e("ERR Unsupported option foo"));
-    assert_eq!(s.command(&["expire", "c", "abc"]), e("ERR value is not an integer or out of range"));
+    assert_eq!(
+        s.command(&["expire", "c", "10", "nx", "xx"]),
+        e("ERR NX and XX, GT or LT options at the same time are not compatible")
+    );
+    assert_eq!(
+        s.command(&["expire", "c", "10", "gt", "lt"]),
+        e("ERR GT and LT options at the same time are not compatible")
+    );
+    assert_eq!(
+        s.command(&["expire", "c", "10", "foo"]),
+        e("ERR Unsupported option foo")
+    );
+    assert_eq!(
+        s.command(&["expire", "c", "abc"]),
+        e("ERR value is not an integer or out of range")
+    );
     assert_eq!(s.command(&["expire", "c", "10", "xx"]), i(0));
     assert_eq!(s.command(&["expire", "c", "10", "gt"]), i(0));
     assert_eq!(s.command(&["expire", "c", "10", "lt"]), i(1));
@@ -145,7 +214,10 @@ fn keys_and_expire() {
     assert_eq!(s.command(&["expire", "c", "20", "gt"]), i(1));
     assert_eq!(s.command(&["expire", "c", "5", "gt"]), i(0));
     assert_eq!(s.command(&["ttl", "c"]), i(20));
-    assert_eq!(s.command(&["expire", "c", "9223372036854775807"]), e("ERR invalid expire time in 'expire' command"));
+    assert_eq!(
+        s.command(&["expire", "c", "9223372036854775807"]),
+        e("ERR invalid expire time in 'expire' command")
+    );
     assert_eq!(s.command(&["persist", "c"]), i(1));
     assert_eq!(s.command(&["persist", "c"]), i(0));
     assert_eq!(s.command(&["ttl", "nope"]), i(-2));
@@ -170,10 +242,16 @@ fn keys_and_expire() {
     assert_eq!(s.command(&["renamenx", "d", "e"]), i(0));
     assert_eq!(s.command(&["renamenx", "d", "f"]), i(1));
     assert_eq!(s.command(&["move", "f", "1"]), i(1));
-    assert_eq!(s.command(&["move", "f", "99"]), e("ERR DB index is out of range"));
+    assert_eq!(
+        s.command(&["move", "f", "99"]),
+        e("ERR DB index is out of range")
+    );
     assert_eq!(s.command(&["select", "1"]), Frame::ok());
     assert_eq!(s.command(&["get", "f"]), b("1"));
-    assert_eq!(s.command(&["select", "99"]), e("ERR DB index is out of range"));
+    assert_eq!(
+        s.command(&["select", "99"]),
+        e("ERR DB index is out of range")
+    );
 }
 
 #[test]
@@ -184,17 +262,25 @@ fn keys_scan_randomkey() {
         s.command(&["set", &format!("user:{n}"), "x"]);
     }
     s.command(&["set", "other", "y"]);
-    let Frame::Array(all) = s.command(&["keys", "user:*"]) else { panic!() };
+    let Frame::Array(all) = s.command(&["keys", "user:*"]) else {
+        panic!()
+    };
     assert_eq!(all.len(), 500);
-    let Frame::Array(one) = s.command(&["keys", "user:1?"]) else { panic!() };
+    let Frame::Array(one) = s.command(&["keys", "user:1?"]) else {
+        panic!()
+    };
     assert_eq!(one.len(), 10);
     // SCAN: every key exactly once, even while keys are added.
     let mut seen = std::collections::HashSet::new();
     let mut cursor = "0".to_string();
     let mut extra = 0;
     loop {
-        let Frame::Array(parts) = s.command(&["scan", &cursor, "count", "7"]) else { panic!() };
-        let [Frame::Bulk(c), Frame::Array(keys)] = &parts[..] else { panic!() };
+        let Frame::Array(parts) = s.command(&["scan", &cursor, "count", "7"]) else {
+            panic!()
+        };
+        let [Frame::Bulk(c), Frame::Array(keys)] = &parts[..] else {
+            panic!()
+        };
         for k in keys {
             let Frame::Bulk(k) = k else { panic!() };
             assert!(seen.insert(k.clone()), "duplicate {k:?}");
@@ -210,12 +296,19 @@ fn keys_scan_randomkey() {
         assert!(seen.contains(format!("user:{n}").as_bytes()));
     }
     assert!(seen.contains(&b"other"[..]));
-    let Frame::Array(parts) = s.command(&["scan", "0", "match", "oth*", "count", "100000"]) else { panic!() };
+    let Frame::Array(parts) = s.command(&["scan", "0", "match", "oth*", "count", "100000"]) else {
+        panic!()
+    };
     assert_eq!(parts[1], Frame::Array(vec![b("other")]));
-    let Frame::Array(parts) = s.command(&["scan", "0", "type", "hash", "count", "100000"]) else { panic!() };
+    let Frame::Array(parts) = s.command(&["scan", "0", "type", "hash", "count", "100000"]) else {
+        panic!()
+    };
     assert_eq!(parts[1], Frame::Array(vec![]));
     assert_eq!(s.command(&["scan", "x"]), e("ERR invalid cursor"));
-    assert_eq!(s.command(&["scan", "0", "count", "0"]), e("ERR syntax error"));
+    assert_eq!(
+        s.command(&["scan", "0", "count", "0"]),
+        e("ERR syntax error")
+    );
     assert!(matches!(s.command(&["randomkey"]), Frame::Bulk(_)));
     s.command(&["flushdb"]);
     assert_eq!(s.command(&["randomkey"]), Frame::Null);
@@ -226,34 +319,59 @@ fn keys_scan_randomkey() {
 fn connection_and_server() {
     let ks = Keyspace::builder().requirepass(Some("secret")).build();
     let mut s = ks.session();
-    assert_eq!(s.command(&["get", "a"]), e("NOAUTH Authentication required."));
-    assert_eq!(s.command(&["auth", "bad"]), e("WRONGPASS invalid username-password pair or user is disabled."));
+    assert_eq!(
+        s.command(&["get", "a"]),
+        e("NOAUTH Authentication required.")
+    );
+    assert_eq!(
+        s.command(&["auth", "bad"]),
+        e("WRONGPASS invalid username-password pair or user is disabled.")
+    );
     assert_eq!(s.command(&["auth", "secret"]), Frame::ok());
     assert_eq!(s.command(&["get", "a"]), Frame::Null);
-    assert_eq!(s.command(&["hello", "4"]), e("NOPROTO unsupported protocol version"));
-    let Frame::Map(m) = s.command(&["hello", "3", "setname", "me"]) else { panic!() };
+    assert_eq!(
+        s.command(&["hello", "4"]),
+        e("NOPROTO unsupported protocol version")
+    );
+    let Frame::Map(m) = s.command(&["hello", "3", "setname", "me"]) else {
+        panic!()
+    };
     assert_eq!(m[0], (b("server"), b("redis")));
     assert_eq!(m[2], (b("proto"), i(3)));
     assert_eq!(s.state().protocol, Protocol::Resp3);
     assert_eq!(s.command(&["client", "getname"]), b("me"));
     assert_eq!(s.command(&["client", "id"]), i(s.state().id as i64));
-    let Frame::Map(cfg) = s.command(&["config", "get", "max*"]) else { panic!() };
+    let Frame::Map(cfg) = s.command(&["config", "get", "max*"]) else {
+        panic!()
+    };
     assert!(cfg.contains(&(b("maxmemory"), b("0"))));
-    let Frame::Map(cfg) = s.command(&["config", "get", "save", "appendonly", "databases"]) else { panic!() };
+    let Frame::Map(cfg) = s.command(&["config", "get", "save", "appendonly", "databases"]) else {
+        panic!()
+    };
     assert_eq!(cfg.len(), 3);
     s.command(&["set", "k", "v"]);
     s.command(&["set", "t", "v", "ex", "100"]);
-    let Frame::Verbatim { text, .. } = s.command(&["info"]) else { panic!() };
+    let Frame::Verbatim { text, .. } = s.command(&["info"]) else {
+        panic!()
+    };
     let text = String::from_utf8(text.to_vec()).unwrap();
     assert!(text.contains("redis_version:7.0.15\r\n"), "{text}");
     assert!(text.contains("connected_clients:1\r\n"));
     assert!(text.contains("db0:keys=2,expires=1,avg_ttl="), "{text}");
-    let Frame::Integer(n) = s.command(&["command", "count"]) else { panic!() };
-    let Frame::Array(all) = s.command(&["command"]) else { panic!() };
+    let Frame::Integer(n) = s.command(&["command", "count"]) else {
+        panic!()
+    };
+    let Frame::Array(all) = s.command(&["command"]) else {
+        panic!()
+    };
     assert_eq!(all.len() as i64, n);
-    let Frame::Array(info) = s.command(&["command", "info", "get", "nosuch"]) else { panic!() };
+    let Frame::Array(info) = s.command(&["command", "info", "get", "nosuch"]) else {
+        panic!()
+    };
     assert_eq!(info[1], Frame::NullArray);
-    let Frame::Array(get) = &info[0] else { panic!() };
+    let Frame::Array(get) = &info[0] else {
+        panic!()
+    };
     assert_eq!(&get[..2], &[b("get"), i(2)]);
     assert_eq!(s.command(&["select", "3"]), Frame::ok());
     s.command(&["set", "k3", "v"]);
@@ -287,6 +405,8 @@ fn wrongtype_and_lazy_expire_with_active_cycle() {
     }
     assert_eq!(total, 1000);
     assert_eq!(ks.dbsize(0), 100);
-    let Frame::Verbatim { text, .. } = s.command(&["info", "keyspace"]) else { panic!() };
+    let Frame::Verbatim { text, .. } = s.command(&["info", "keyspace"]) else {
+        panic!()
+    };
     assert!(String::from_utf8_lossy(&text).contains("db0:keys=100,expires=0,avg_ttl=0"));
 }

@@ -29,7 +29,8 @@ fn view_is_a_consistent_cut_under_transfers() {
     let db_of = |i: usize| i % 2;
     for i in 0..ACCOUNTS {
         ks.atomic([(db_of(i), name(i).as_bytes())], |l| {
-            l.shard(db_of(i), name(i).as_bytes()).set(name(i).as_bytes(), Value::Int(START), None);
+            l.shard(db_of(i), name(i).as_bytes())
+                .set(name(i).as_bytes(), Value::Int(START), None);
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -49,12 +50,31 @@ fn view_is_a_consistent_cut_under_transfers() {
                     }
                     let amt = rng.random_range(1..10);
                     let (ka, kb) = (name(a), name(b));
-                    ks.atomic([(db_of(a), ka.as_bytes()), (db_of(b), kb.as_bytes())], |l| {
-                        let va = int_of(l.shard(db_of(a), ka.as_bytes()).value(ka.as_bytes()).unwrap());
-                        let vb = int_of(l.shard(db_of(b), kb.as_bytes()).value(kb.as_bytes()).unwrap());
-                        l.shard(db_of(a), ka.as_bytes()).set(ka.as_bytes(), Value::Int(va - amt), None);
-                        l.shard(db_of(b), kb.as_bytes()).set(kb.as_bytes(), Value::Int(vb + amt), None);
-                    });
+                    ks.atomic(
+                        [(db_of(a), ka.as_bytes()), (db_of(b), kb.as_bytes())],
+                        |l| {
+                            let va = int_of(
+                                l.shard(db_of(a), ka.as_bytes())
+                                    .value(ka.as_bytes())
+                                    .unwrap(),
+                            );
+                            let vb = int_of(
+                                l.shard(db_of(b), kb.as_bytes())
+                                    .value(kb.as_bytes())
+                                    .unwrap(),
+                            );
+                            l.shard(db_of(a), ka.as_bytes()).set(
+                                ka.as_bytes(),
+                                Value::Int(va - amt),
+                                None,
+                            );
+                            l.shard(db_of(b), kb.as_bytes()).set(
+                                kb.as_bytes(),
+                                Value::Int(vb + amt),
+                                None,
+                            );
+                        },
+                    );
                     n += 1;
                 }
                 n
@@ -76,7 +96,10 @@ fn view_is_a_consistent_cut_under_transfers() {
     }
     stop.store(true, Ordering::Relaxed);
     let moves: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
-    println!("transfers during views: {moves}, preserved entries: {}", ks.preserved_entries());
+    println!(
+        "transfers during views: {moves}, preserved entries: {}",
+        ks.preserved_entries()
+    );
     assert!(moves > 0);
 }
 
@@ -114,7 +137,10 @@ fn view_yields_old_values_and_copies_only_written_entries() {
             s.command(&["swapdb", "5", "6"]);
         }
         for ViewEntry { db, key, value, .. } in batch {
-            assert!(got.insert((db, key.clone()), value).is_none(), "{key:?} twice");
+            assert!(
+                got.insert((db, key.clone()), value).is_none(),
+                "{key:?} twice"
+            );
         }
     }
     assert_eq!(got.len(), 10_001);
@@ -124,7 +150,10 @@ fn view_yields_old_values_and_copies_only_written_entries() {
     }
     assert!(got.contains_key(&(5, Bytes::from_static(b"in5"))));
     let copied = ks.preserved_entries() - before;
-    println!("preserved {copied} entries of 10001 (walked before the writes: {})", 10_001 - copied);
+    println!(
+        "preserved {copied} entries of 10001 (walked before the writes: {})",
+        10_001 - copied
+    );
     assert!(copied <= 10_001 && copied > 0);
     drop(view);
     // Next view sees the new state.
@@ -164,7 +193,12 @@ fn view_skips_entries_expired_at_its_instant_and_load_skips_expired() {
     }));
     assert_eq!(stats.loaded, 90);
     assert_eq!(stats.expired_skipped, 10);
-    let bad = ks.load_entries([LoadEntry { db: 99, key: Bytes::from_static(b"x"), expires_at_ms: None, value: Value::Int(1) }]);
+    let bad = ks.load_entries([LoadEntry {
+        db: 99,
+        key: Bytes::from_static(b"x"),
+        expires_at_ms: None,
+        value: Value::Int(1),
+    }]);
     assert_eq!(bad.bad_db_skipped, 1);
     assert_eq!(ks.changes(), 0, "loading is not a change");
     clock.set(2_000_000);

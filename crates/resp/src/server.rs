@@ -424,15 +424,20 @@ impl<T: Session> Connection<T> {
         self.input.reserve(want);
     }
 
-    /// Moves a small remainder out of a buffer grown by an earlier big
-    /// request. Offsets saved by the decoder stay valid: the remaining bytes
-    /// keep their positions from the start of the buffer.
     fn shrink_input(&mut self) {
-        if self.input.capacity() > SHRINK_ABOVE && self.input.len() < READ_CHUNK {
-            let mut fresh = BytesMut::with_capacity(READ_CHUNK);
-            fresh.extend_from_slice(&self.input);
-            self.input = fresh;
-        }
+        shrink(&mut self.input);
+    }
+}
+
+/// Moves a small remainder out of a buffer grown by an earlier big request,
+/// so the big allocation is freed (or left to the argument slices that
+/// still use it). Offsets saved by the decoder stay valid: the remaining
+/// bytes keep their positions from the start of the buffer.
+fn shrink(buf: &mut BytesMut) {
+    if buf.capacity() > SHRINK_ABOVE && buf.len() < READ_CHUNK {
+        let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+        fresh.extend_from_slice(buf);
+        *buf = fresh;
     }
 }
 
@@ -441,5 +446,26 @@ async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<Event>>) -> Opti
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_buffers_shrink_once_drained() {
+        // A buffer that kept its big capacity is replaced, keeping content.
+        let mut big = BytesMut::with_capacity(8 * 1024 * 1024);
+        big.extend_from_slice(b"*2\r\n$3\r\nGET");
+        shrink(&mut big);
+        assert_eq!(big.capacity(), READ_CHUNK);
+        assert_eq!(&big[..], b"*2\r\n$3\r\nGET");
+        // A buffer still holding a big partial request is left alone.
+        let mut busy = BytesMut::with_capacity(8 * 1024 * 1024);
+        busy.extend_from_slice(&vec![b'y'; READ_CHUNK * 2]);
+        shrink(&mut busy);
+        assert!(busy.capacity() >= 8 * 1024 * 1024);
     }
 }

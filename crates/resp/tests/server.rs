@@ -33,6 +33,7 @@ enum Note {
     Blocked(u64),
     Cancelled(u64),
     SlowStarted(u64),
+    BigStarted(u64),
     Closed(u64),
 }
 
@@ -136,6 +137,10 @@ impl Session for TestSession {
                     guard.done = true;
                     Frame::bulk("woke")
                 }))
+            }
+            (b"BIG", 1) => {
+                let _ = self.notes.send(Note::BigStarted(self.id));
+                Outcome::Reply(Frame::Bulk(Bytes::from(vec![b'b'; 64 << 20])))
             }
             (b"SLOW", 1) => {
                 let release = self.shared.slow_release.lock().unwrap().take();
@@ -496,4 +501,52 @@ async fn graceful_shutdown_finishes_the_command_in_progress() {
     // Every session was closed exactly once and the service is gone.
     assert_eq!(h.notes.recv().await, None);
     assert!(TcpStream::connect(h.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn query_buffer_limit_closes_without_reply() {
+    let config = ServerConfig {
+        max_query_buffer: 64 * 1024,
+        ..ServerConfig::default()
+    };
+    let mut h = start(config).await;
+    let mut a = h.connect().await;
+    let id = client_id(&mut a).await;
+    // A valid but unfinished 1 MB argument overflows the 64 KiB limit.
+    a.write_all(b"*2\r\n$4\r\nECHO\r\n$1000000\r\n")
+        .await
+        .unwrap();
+    let chunk = vec![b'z'; 128 * 1024];
+    // The server may close while we are still writing.
+    let _ = a.write_all(&chunk).await;
+    expect_eof(&mut a).await;
+    assert_eq!(h.note().await, Note::Closed(id));
+    h.shutdown().await;
+}
+
+/// A client that never reads its replies cannot hold up shutdown beyond
+/// the flush timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
+    let config = ServerConfig {
+        shutdown_flush_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let mut h = start(config).await;
+    let mut a = h.connect().await;
+    let id = client_id(&mut a).await;
+    // The 64 MiB reply exceeds what both sockets can buffer (at most 32 MiB
+    // + 4 MiB with these tcp_rmem/tcp_wmem), so the write cannot finish.
+    a.write_all(b"BIG\r\n").await.unwrap();
+    assert_eq!(h.note().await, Note::BigStarted(id));
+    let began = std::time::Instant::now();
+    let _ = h.stop.take().unwrap().send(());
+    tokio::time::timeout(LIMIT, h.server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(began.elapsed() >= Duration::from_millis(200));
+    assert_eq!(h.notes.recv().await, Some(Note::Closed(id)));
+    drop(a);
 }

@@ -33,9 +33,15 @@ impl LoadSink for Count {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
+    let n: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir()?;
-    let dir = args.next().map_or_else(|| tmp.path().join("data"), Into::into);
+    let dir = args
+        .next()
+        .map_or_else(|| tmp.path().join("data"), Into::into);
 
     let mut rng = StdRng::seed_from_u64(7);
     let records: Vec<Record> = (0..n)

@@ -60,8 +60,7 @@ pub(crate) fn classify(name: &str) -> EntryName {
         return parse_gen_digits(digits).map_or(EntryName::Other, EntryName::Partial);
     }
     if let Some(digits) = rest.strip_suffix(DELETING_SUFFIX) {
-        return parse_gen_digits(digits)
-            .map_or(EntryName::Other, EntryName::Deleting);
+        return parse_gen_digits(digits).map_or(EntryName::Other, EntryName::Deleting);
     }
     parse_gen_digits(rest).map_or(EntryName::Other, EntryName::Sealed)
 }

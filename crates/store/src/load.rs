@@ -12,6 +12,9 @@ use crate::pointer::{GenerationMeta, Kind};
 use crate::validate;
 use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
 
+/// Records per batch handed from the fjall reader thread.
+const READ_BATCH: usize = 1024;
+
 /// Receives the records of the generation being loaded.
 ///
 /// The store calls [`begin`](Self::begin), then [`record`](Self::record)
@@ -153,8 +156,7 @@ pub(crate) fn verify_generation(
         {
             // fjall cannot open a database read-only (it takes a write lock
             // and trims its journal), so read a private copy instead.
-            let copy = TempCopy::of(&db_path, generation)
-                .map_err(Failure::Fatal)?;
+            let copy = TempCopy::of(&db_path, generation).map_err(Failure::Fatal)?;
             tracing::info!(
                 from = %db_path.display(),
                 to = %copy.0.display(),
@@ -182,51 +184,88 @@ pub(crate) fn verify_generation(
     let mut begun = false;
     let limits = Limits::DEFAULT;
 
-    let result = (|| -> Result<(), Failure> {
-        for guard in ks.iter() {
-            let (key, value) = guard.into_inner().map_err(|e| classify(&db_path, e))?;
-            let Ok(key) = <[u8; 8]>::try_from(&*key) else {
-                return Err(Damage::Sequence(format!("key of {} bytes", key.len())).into());
-            };
-            let key = u64::from_be_bytes(key);
-            if footer.is_some() {
-                return Err(Damage::Sequence("entry after footer".into()).into());
-            }
-            if key == FOOTER_KEY {
-                let f =
-                    Footer::decode(&value).map_err(|e| Damage::Record(format!("footer: {e}")))?;
-                footer = Some(f);
-                continue;
-            }
-            if key != next_key {
-                return Err(
-                    Damage::Sequence(format!("expected key {next_key}, found {key}")).into(),
-                );
-            }
-            next_key += 1;
-            if key == HEADER_KEY {
-                let h = Header::decode(&value).map_err(|e| match e {
-                    cairn_snapshot::Error::UnsupportedVersion { found, .. } => {
-                        Damage::Version(found)
+    // fjall iteration (block reads, checksums, copying out) runs on a
+    // helper thread while this one checks, decodes and feeds the sink: the
+    // two halves cost about the same.
+    let result = std::thread::scope(|scope| -> Result<(), Failure> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Bytes)>, Failure>>(4);
+        let ks_ref = &ks;
+        let db_path_ref = &db_path;
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(READ_BATCH);
+            for guard in ks_ref.iter() {
+                let item = guard
+                    .into_inner()
+                    .map_err(|e| classify(db_path_ref, e))
+                    .and_then(|(key, value)| match <[u8; 8]>::try_from(&*key) {
+                        // A private copy per record: sharing fjall's block
+                        // buffer would pin whole blocks in the keyspace.
+                        Ok(k) => Ok((u64::from_be_bytes(k), Bytes::copy_from_slice(&value))),
+                        Err(_) => {
+                            Err(Damage::Sequence(format!("key of {} bytes", key.len())).into())
+                        }
+                    });
+                match item {
+                    Ok(kv) => {
+                        batch.push(kv);
+                        if batch.len() == READ_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                            if tx.send(Ok(full)).is_err() {
+                                return;
+                            }
+                        }
                     }
-                    e => Damage::Record(format!("header: {e}")),
-                })?;
-                if h.format_version != seal.format_version || h.created_at_ms != seal.created_at_ms
-                {
-                    return Err(Damage::Seal("header disagrees with seal".into()).into());
+                    Err(f) => {
+                        let _ = tx.send(Ok(batch));
+                        let _ = tx.send(Err(f));
+                        return;
+                    }
                 }
-                sink.begin(generation)
-                    .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
-                begun = true;
-                continue;
             }
-            digest.update(&value);
-            bytes += value.len() as u64;
-            let shared = Bytes::copy_from_slice(&value);
-            let record = cairn_snapshot::decode_record_shared(&shared, &limits)
-                .map_err(|e| Damage::Record(format!("record {}: {e}", key - 1)))?;
-            sink.record(record)
-                .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+            let _ = tx.send(Ok(batch));
+        });
+        for batch in rx {
+            for (key, value) in batch? {
+                if footer.is_some() {
+                    return Err(Damage::Sequence("entry after footer".into()).into());
+                }
+                if key == FOOTER_KEY {
+                    let f = Footer::decode(&value)
+                        .map_err(|e| Damage::Record(format!("footer: {e}")))?;
+                    footer = Some(f);
+                    continue;
+                }
+                if key != next_key {
+                    return Err(
+                        Damage::Sequence(format!("expected key {next_key}, found {key}")).into(),
+                    );
+                }
+                next_key += 1;
+                if key == HEADER_KEY {
+                    let h = Header::decode(&value).map_err(|e| match e {
+                        cairn_snapshot::Error::UnsupportedVersion { found, .. } => {
+                            Damage::Version(found)
+                        }
+                        e => Damage::Record(format!("header: {e}")),
+                    })?;
+                    if h.format_version != seal.format_version
+                        || h.created_at_ms != seal.created_at_ms
+                    {
+                        return Err(Damage::Seal("header disagrees with seal".into()).into());
+                    }
+                    sink.begin(generation)
+                        .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+                    begun = true;
+                    continue;
+                }
+                digest.update(&value);
+                bytes += value.len() as u64;
+                let record = cairn_snapshot::decode_record_shared(&value, &limits)
+                    .map_err(|e| Damage::Record(format!("record {}: {e}", key - 1)))?;
+                sink.record(record)
+                    .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+            }
         }
         let Some(footer) = footer else {
             return Err(Damage::Sequence("footer is missing".into()).into());
@@ -249,7 +288,7 @@ pub(crate) fn verify_generation(
             return Err(Damage::Digest.into());
         }
         Ok(())
-    })();
+    });
     drop(ks);
     drop(db);
     if let Err(Failure::Damage(d)) = &result

@@ -192,9 +192,9 @@ fn take_lock(dir: &Path) -> Result<File> {
     let file = File::open(&path).at(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => {
-            Err(Error::Locked { dir: dir.to_path_buf() })
-        }
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
         Err(fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
     }
 }
@@ -441,9 +441,7 @@ impl Shared {
             let doomed = self.dir.join(layout::deleting_dir_name(n));
             // Rename first: a crash mid-delete leaves `.deleting`, which
             // the next open finishes, never a half-deleted `gen-N`.
-            match fs::rename(&path, &doomed)
-                .and_then(|()| fs::remove_dir_all(&doomed))
-            {
+            match fs::rename(&path, &doomed).and_then(|()| fs::remove_dir_all(&doomed)) {
                 Ok(()) => tracing::debug!(generation = n, "retention removed generation"),
                 Err(e) => {
                     tracing::warn!(generation = n, error = %e, "retention could not remove generation")

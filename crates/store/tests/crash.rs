@@ -18,7 +18,10 @@ const CHILD_ENV: &str = "CAIRN_STORE_CRASH_CHILD_DIR";
 const CHILD_TAG: u8 = 250;
 
 fn child_records() -> usize {
-    std::env::var("CAIRN_CRASH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000)
+    std::env::var("CAIRN_CRASH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000)
 }
 
 /// The writer process that gets killed; run only when `sigkill_during_write`
@@ -26,7 +29,9 @@ fn child_records() -> usize {
 #[test]
 #[ignore = "child process entry point, run by sigkill_during_write"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let recs = records(CHILD_TAG, child_records());
     let store = Store::open(&dir).unwrap();
     let mut w = store.begin().unwrap();
@@ -46,7 +51,13 @@ struct Run {
 
 fn run_child(dir: &std::path::Path, kill_after: Option<Duration>) -> Run {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -56,7 +67,10 @@ fn run_child(dir: &std::path::Path, kill_after: Option<Duration>) -> Run {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "child exited before writing");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child exited before writing"
+        );
         if line.contains("started writing") {
             break;
         }
@@ -74,7 +88,10 @@ fn run_child(dir: &std::path::Path, kill_after: Option<Duration>) -> Run {
     if kill_after.is_none() {
         assert!(status.success(), "child failed: {rest}");
     }
-    Run { elapsed: started.elapsed(), committed: rest.contains("committed ") || line.contains("committed ") }
+    Run {
+        elapsed: started.elapsed(),
+        committed: rest.contains("committed ") || line.contains("committed "),
+    }
 }
 
 #[test]
@@ -83,7 +100,10 @@ fn sigkill_during_write() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| rand::rng().random());
-    let points: usize = std::env::var("CAIRN_CRASH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let points: usize = std::env::var("CAIRN_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     println!("sigkill_during_write: seed {seed} (CAIRN_CRASH_SEED to replay), {points} points");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -99,7 +119,10 @@ fn sigkill_during_write() {
         assert_eq!(sink.records, child_recs);
     }
     let span = full.elapsed.mul_f64(1.15);
-    println!("uninterrupted child write: {:?}; kill delays drawn from 0..{span:?}", full.elapsed);
+    println!(
+        "uninterrupted child write: {:?}; kill delays drawn from 0..{span:?}",
+        full.elapsed
+    );
 
     let (mut kept_previous, mut got_new) = (0, 0);
     for i in 0..points {
@@ -115,7 +138,10 @@ fn sigkill_during_write() {
 
         let store = Store::open(data).unwrap();
         let (report, sink) = load(&store);
-        assert!(report.failures.is_empty(), "point {i} delay {delay:?}: {report:?}");
+        assert!(
+            report.failures.is_empty(),
+            "point {i} delay {delay:?}: {report:?}"
+        );
         let leftovers: Vec<String> = std::fs::read_dir(data)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -123,7 +149,10 @@ fn sigkill_during_write() {
             .collect();
         assert!(leftovers.is_empty(), "point {i}: {leftovers:?}");
         if report.generation == Some(prev) {
-            assert!(!run.committed, "point {i}: commit was reported but the old generation loaded");
+            assert!(
+                !run.committed,
+                "point {i}: commit was reported but the old generation loaded"
+            );
             assert_eq!(sink.records, prev_recs, "point {i} delay {delay:?}");
             kept_previous += 1;
         } else {
@@ -132,8 +161,13 @@ fn sigkill_during_write() {
             got_new += 1;
         }
     }
-    println!("sigkill_during_write: {points} kills: previous kept {kept_previous}, new committed {got_new}");
-    assert!(kept_previous >= points / 2, "too few kills landed inside the write");
+    println!(
+        "sigkill_during_write: {points} kills: previous kept {kept_previous}, new committed {got_new}"
+    );
+    assert!(
+        kept_previous >= points / 2,
+        "too few kills landed inside the write"
+    );
     let store = Store::open(data).unwrap();
     let recs = records(7, 10);
     let g = commit(&store, &recs);

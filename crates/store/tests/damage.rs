@@ -27,7 +27,13 @@ fn setup() -> Setup {
     let old = commit(&store, &old_recs);
     let new_recs = records(2, 3000);
     let new = commit(&store, &new_recs);
-    Setup { dir, old, old_recs, new, new_recs }
+    Setup {
+        dir,
+        old,
+        old_recs,
+        new,
+        new_recs,
+    }
 }
 
 /// Reopens, loads, and checks the fallback to the old generation; returns
@@ -68,7 +74,12 @@ fn truncated_table() {
     let s = setup();
     let t = biggest_table(&s);
     let len = fs::metadata(&t).unwrap().len();
-    OpenOptions::new().write(true).open(&t).unwrap().set_len(len / 2).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&t)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     expect_fallback(&s, "fjall");
 }
 
@@ -210,7 +221,10 @@ fn foreign_entries_inside_the_generation() {
             fs::write(&p, b"junk").unwrap();
         }
         let d = expect_fallback(&s, "foreign-entry");
-        assert!(matches!(d, Damage::ForeignEntry(ref f) if f.ends_with(rel)), "{rel}: {d}");
+        assert!(
+            matches!(d, Damage::ForeignEntry(ref f) if f.ends_with(rel)),
+            "{rel}: {d}"
+        );
     }
 }
 
@@ -219,7 +233,11 @@ fn foreign_entries_in_the_data_dir_are_ignored() {
     let s = setup();
     fs::create_dir(s.dir.path().join("gen-x")).unwrap();
     fs::create_dir(s.dir.path().join("lost+found")).unwrap();
-    fs::write(s.dir.path().join("gen-00000000000000000099"), b"a file, not a dir").unwrap();
+    fs::write(
+        s.dir.path().join("gen-00000000000000000099"),
+        b"a file, not a dir",
+    )
+    .unwrap();
     fs::write(s.dir.path().join("README"), b"hi").unwrap();
     let store = Store::open(s.dir.path()).unwrap();
     let (report, sink) = load(&store);
@@ -276,7 +294,10 @@ fn leftovers_of_a_crash_are_cleaned_only_when_uncommitted() {
     let store = Store::open(data).unwrap();
     assert!(!newer.exists() && !older.exists() && !deleting.exists());
     assert!(!data.join("CURRENT.tmp").exists());
-    assert_eq!(quarantined(data), vec![format!("{:020}-stray-partial", s.old - 1)]);
+    assert_eq!(
+        quarantined(data),
+        vec![format!("{:020}-stray-partial", s.old - 1)]
+    );
     let (report, sink) = load(&store);
     assert_eq!(report.generation, Some(s.new));
     assert_eq!(sink.records, s.new_recs);

@@ -30,7 +30,10 @@ mod mount {
     }
 
     fn run(args: &[&str]) -> Result<(), String> {
-        let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| e.to_string())?;
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(())
         } else {
@@ -43,12 +46,29 @@ mod mount {
             let parent = tempfile::tempdir().map_err(|e| e.to_string())?;
             let path = parent.path().join("mnt");
             std::fs::create_dir(&path).map_err(|e| e.to_string())?;
-            run(&["mount", "-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", path.to_str().unwrap_or_default()])?;
-            Ok(Tmpfs { path, _parent: parent })
+            run(&[
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                path.to_str().unwrap_or_default(),
+            ])?;
+            Ok(Tmpfs {
+                path,
+                _parent: parent,
+            })
         }
 
         pub fn remount(&self, mode: &str) {
-            run(&["mount", "-o", &format!("remount,{mode}"), self.path.to_str().unwrap()]).unwrap();
+            run(&[
+                "mount",
+                "-o",
+                &format!("remount,{mode}"),
+                self.path.to_str().unwrap(),
+            ])
+            .unwrap();
         }
 
         pub fn path(&self) -> &Path {
@@ -114,7 +134,13 @@ fn full_disk_fails_cleanly_and_recovers() {
     // Too big for what is left: fails while ingesting.
     let err = try_commit(&store, &bulky(2, 12 << 20)).unwrap_err();
     println!("too-big generation: {err}");
-    assert!(matches!(err, cairn_store::Error::Io { .. } | cairn_store::Error::Fjall { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            cairn_store::Error::Io { .. } | cairn_store::Error::Fjall { .. }
+        ),
+        "{err}"
+    );
     let (report, sink) = load(&store);
     assert_eq!(report.generation, Some(g1));
     assert_eq!(sink.records, first);
@@ -134,9 +160,18 @@ fn full_disk_fails_cleanly_and_recovers() {
     assert_eq!(sink.records, first);
     let partials = std::fs::read_dir(&data)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
         .count();
-    assert_eq!(partials, 0, "failed writes must not leave partial generations");
+    assert_eq!(
+        partials, 0,
+        "failed writes must not leave partial generations"
+    );
 
     // Space comes back: the very next write commits (no poisoned state).
     std::fs::remove_file(&filler).unwrap();

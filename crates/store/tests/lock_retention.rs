@@ -15,7 +15,9 @@ const CHILD_ENV: &str = "CAIRN_STORE_LOCK_CHILD_DIR";
 #[test]
 #[ignore = "child process entry point, run by second_process_is_refused"]
 fn lock_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     match Store::open(&dir) {
         Ok(_) => println!("CHILD: opened"),
         Err(e @ Error::Locked { .. }) => println!("CHILD: locked: {e}"),
@@ -47,13 +49,22 @@ fn second_process_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run_child = || {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "lock_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "lock_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         // libtest prints "test lock_child ... " on the same line.
-        stdout.lines().find_map(|l| l.find("CHILD: ").map(|i| l[i..].to_owned())).unwrap_or_default()
+        stdout
+            .lines()
+            .find_map(|l| l.find("CHILD: ").map(|i| l[i..].to_owned()))
+            .unwrap_or_default()
     };
     let store = Store::open(dir.path()).unwrap();
     let line = run_child();
@@ -89,11 +100,20 @@ fn retention_keeps_the_newest_n() {
 
     let store = Store::builder(dir.path()).retain(3).open().unwrap();
     let more: Vec<u64> = (5..9).map(|i| commit(&store, &records(i, 20))).collect();
-    assert_eq!(store.generations().unwrap(), vec![more[3], more[2], more[1]]);
+    assert_eq!(
+        store.generations().unwrap(),
+        vec![more[3], more[2], more[1]]
+    );
     // Retention never leaves a half-deleted directory behind.
     let leftovers = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".deleting"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".deleting")
+        })
         .count();
     assert_eq!(leftovers, 0);
 }
@@ -124,7 +144,11 @@ fn retention_never_deletes_the_last_verified_generation() {
     assert_eq!(store.generations().unwrap(), vec![d, b]);
     // And with verify-after-write every commit is verified: exactly N kept.
     drop(store);
-    let store = Store::builder(dir.path()).retain(1).verify_after_write(true).open().unwrap();
+    let store = Store::builder(dir.path())
+        .retain(1)
+        .verify_after_write(true)
+        .open()
+        .unwrap();
     let e = commit(&store, &records(6, 30));
     assert_eq!(store.generations().unwrap(), vec![e]);
 }

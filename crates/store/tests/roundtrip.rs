@@ -14,8 +14,16 @@ fn every_value_type_round_trips() {
     let store = Store::open(dir.path().join("data")).unwrap();
     let mut recs = records(1, 500);
     // Keys fjall cannot hold as keys: empty and longer than 65,535 bytes.
-    recs.push(Record::new(0, Bytes::new(), Value::String(Bytes::from("empty key"))));
-    recs.push(Record::new(3, Bytes::from(vec![b'x'; 200_000]), Value::String(Bytes::from("long key"))));
+    recs.push(Record::new(
+        0,
+        Bytes::new(),
+        Value::String(Bytes::from("empty key")),
+    ));
+    recs.push(Record::new(
+        3,
+        Bytes::from(vec![b'x'; 200_000]),
+        Value::String(Bytes::from("long key")),
+    ));
     recs.extend(chunked(9));
     let c = {
         let mut w = store.begin().unwrap();
@@ -65,7 +73,10 @@ fn newest_commit_wins_and_encoded_records_are_accepted() {
         encode_record(r, &mut framed).unwrap();
         w.write_encoded(&framed).unwrap();
     }
-    assert!(matches!(w.write_encoded(b"\x05\0\0\0abc"), Err(Error::Framing(_))));
+    assert!(matches!(
+        w.write_encoded(b"\x05\0\0\0abc"),
+        Err(Error::Framing(_))
+    ));
     let second = w.commit().unwrap().generation;
     assert!(second > first);
     let (report, sink) = load(&store);
@@ -103,7 +114,10 @@ fn dropped_writer_leaves_nothing_and_previous_stays() {
 #[test]
 fn verify_after_write_commits_and_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::builder(dir.path()).verify_after_write(true).open().unwrap();
+    let store = Store::builder(dir.path())
+        .verify_after_write(true)
+        .open()
+        .unwrap();
     let recs = records(6, 300);
     let g = commit(&store, &recs);
     let (report, sink) = load(&store);
@@ -119,7 +133,10 @@ fn refuse_and_empty_policies_when_nothing_is_valid() {
     std::fs::remove_file(gen_dir(dir.path(), g).join("SEAL")).unwrap();
     let mut sink = Collect::default();
     let err = store.load(&mut sink, LoadPolicy::Refuse).unwrap_err();
-    assert!(matches!(err, Error::NoValidGeneration { failures: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::NoValidGeneration { failures: 1, .. }),
+        "{err}"
+    );
     // The bad generation is now in quarantine; with Empty the load succeeds
     // with nothing and reports the missing generation CURRENT names.
     let mut sink = Collect::default();
@@ -134,4 +151,35 @@ fn refuse_and_empty_policies_when_nothing_is_valid() {
     let (report, sink) = load(&store);
     assert_eq!(report.generation, Some(g2));
     assert_eq!(sink.records, recs);
+}
+
+#[test]
+fn load_while_writing_sees_only_committed_data() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send + 'static>() {}
+    assert_send_sync::<Store>();
+    // A writer can move into `spawn_blocking`.
+    assert_send::<cairn_store::Writer>();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let old = records(1, 100);
+    let g1 = commit(&store, &old);
+    let new = records(2, 5000);
+    let writer_store = store.clone();
+    let handle = std::thread::spawn(move || {
+        let mut w = writer_store.begin().unwrap();
+        for r in &new {
+            w.write(r).unwrap();
+        }
+        w
+    });
+    let w = handle.join().unwrap();
+    let (report, sink) = load(&store);
+    assert_eq!(report.generation, Some(g1));
+    assert_eq!(sink.records, old);
+    let g2 = w.commit().unwrap().generation;
+    let (report, sink) = load(&store);
+    assert_eq!(report.generation, Some(g2));
+    assert_eq!(sink.records, records(2, 5000));
 }

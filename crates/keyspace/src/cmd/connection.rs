@@ -8,13 +8,42 @@ use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, par
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "connection";
     let f = Flags::FAST | Flags::LOADING | Flags::STALE;
-    t.add(S::new("ping", -1, f, g).doc("Ping the server", "1.0.0"), ping);
-    t.add(S::new("echo", 2, f, g).doc("Echo the given string", "1.0.0"), echo);
-    t.add(S::new("select", 2, f, g).doc("Change the selected database", "1.0.0"), select);
-    t.add(S::new("hello", -1, f | Flags::NO_AUTH | Flags::NOSCRIPT, g).doc("Handshake with Redis", "6.0.0"), hello);
-    t.add(S::new("auth", -2, f | Flags::NO_AUTH | Flags::NOSCRIPT, g).doc("Authenticate to the server", "1.0.0"), auth);
-    t.add(S::new("quit", -1, Flags::NO_AUTH | Flags::FAST, g).doc("Close the connection", "1.0.0"), quit);
-    t.add(S::new("client", -2, Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE, g).doc("A container for client connection commands", "2.4.0"), client);
+    t.add(
+        S::new("ping", -1, f, g).doc("Ping the server", "1.0.0"),
+        ping,
+    );
+    t.add(
+        S::new("echo", 2, f, g).doc("Echo the given string", "1.0.0"),
+        echo,
+    );
+    t.add(
+        S::new("select", 2, f, g).doc("Change the selected database", "1.0.0"),
+        select,
+    );
+    t.add(
+        S::new("hello", -1, f | Flags::NO_AUTH | Flags::NOSCRIPT, g)
+            .doc("Handshake with Redis", "6.0.0"),
+        hello,
+    );
+    t.add(
+        S::new("auth", -2, f | Flags::NO_AUTH | Flags::NOSCRIPT, g)
+            .doc("Authenticate to the server", "1.0.0"),
+        auth,
+    );
+    t.add(
+        S::new("quit", -1, Flags::NO_AUTH | Flags::FAST, g).doc("Close the connection", "1.0.0"),
+        quit,
+    );
+    t.add(
+        S::new(
+            "client",
+            -2,
+            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
+            g,
+        )
+        .doc("A container for client connection commands", "2.4.0"),
+        client,
+    );
 }
 
 fn arg(args: &[Bytes], i: usize) -> &[u8] {
@@ -63,7 +92,9 @@ fn check_password(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result
         ctx.session().authenticated = true;
         Ok(())
     } else {
-        Err(err("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(err(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
     }
 }
 
@@ -101,11 +132,16 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             setname = Some(Bytes::copy_from_slice(arg(args, i + 1)));
             i += 2;
         } else {
-            return Frame::error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+            return Frame::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            ));
         }
     }
     if !ctx.session().authenticated {
-        return err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return err(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
     }
     if let Some(n) = setname {
         if let Err(e) = valid_name(&n) {
@@ -137,7 +173,9 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
 
 fn valid_name(n: &[u8]) -> Result<(), Frame> {
     if n.iter().any(|&c| c <= b' ' || c > b'~') {
-        return Err(err("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -152,7 +190,11 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         ctx.session().name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
         Frame::ok()
     } else if is(sub, "getname") && args.len() == 2 {
-        ctx.session().name.clone().map(Frame::Bulk).unwrap_or(Frame::Null)
+        ctx.session()
+            .name
+            .clone()
+            .map(Frame::Bulk)
+            .unwrap_or(Frame::Null)
     } else if is(sub, "id") && args.len() == 2 {
         Frame::Integer(ctx.session().id as i64)
     } else if is(sub, "setinfo") && args.len() == 4 {

@@ -15,9 +15,24 @@ const FAST: Flags = Flags::FAST;
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "generic";
-    t.add(S::new("del", -2, W, g).keys(1, -1, 1).doc("Delete a key", "1.0.0"), del);
-    t.add(S::new("unlink", -2, W | FAST, g).keys(1, -1, 1).doc("Delete a key asynchronously", "4.0.0"), del);
-    t.add(S::new("exists", -2, R | FAST, g).keys(1, -1, 1).doc("Determine if a key exists", "1.0.0"), exists);
+    t.add(
+        S::new("del", -2, W, g)
+            .keys(1, -1, 1)
+            .doc("Delete a key", "1.0.0"),
+        del,
+    );
+    t.add(
+        S::new("unlink", -2, W | FAST, g)
+            .keys(1, -1, 1)
+            .doc("Delete a key asynchronously", "4.0.0"),
+        del,
+    );
+    t.add(
+        S::new("exists", -2, R | FAST, g)
+            .keys(1, -1, 1)
+            .doc("Determine if a key exists", "1.0.0"),
+        exists,
+    );
     t.add(S::new("touch", -2, R | FAST, g).keys(1, -1, 1), exists);
     for name in ["expire", "pexpire", "expireat", "pexpireat"] {
         t.add(S::new(name, -3, W | FAST, g).keys(1, 1, 1), expire);
@@ -30,8 +45,14 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.add(S::new("rename", 3, W, g).keys(1, 2, 1), rename);
     t.add(S::new("renamenx", 3, W | FAST, g).keys(1, 2, 1), rename);
     t.add(S::new("move", 3, W | FAST, g).keys(1, 1, 1), move_key);
-    t.add(S::new("keys", 2, R, g).doc("Find all keys matching the given pattern", "1.0.0"), keys);
-    t.add(S::new("scan", -2, R, g).doc("Incrementally iterate the keys space", "2.8.0"), scan);
+    t.add(
+        S::new("keys", 2, R, g).doc("Find all keys matching the given pattern", "1.0.0"),
+        keys,
+    );
+    t.add(
+        S::new("scan", -2, R, g).doc("Incrementally iterate the keys space", "2.8.0"),
+        scan,
+    );
     t.add(S::new("randomkey", 1, R, g), randomkey);
 }
 
@@ -46,12 +67,19 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return int(usize::from(ctx.shard(k).remove(k).is_some()));
     }
     let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
-    int(keys.iter().filter(|k| locked.shard(db, k).remove(k).is_some()).count())
+    int(keys
+        .iter()
+        .filter(|k| locked.shard(db, k).remove(k).is_some())
+        .count())
 }
 
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     // Duplicates count each time, as in Redis.
-    int(args.iter().skip(1).filter(|k| ctx.shard(k).contains(k)).count())
+    int(args
+        .iter()
+        .skip(1)
+        .filter(|k| ctx.shard(k).contains(k))
+        .count())
 }
 
 fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -68,7 +96,10 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         } else if is(opt, "lt") {
             lt = true;
         } else {
-            return Frame::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)));
+            return Frame::error(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            ));
         }
     }
     if nx && (xx || gt || lt) {
@@ -149,7 +180,11 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let name = ctx.shard(key).value(key).map(|v| v.value_type().name()).unwrap_or("none");
+    let name = ctx
+        .shard(key)
+        .value(key)
+        .map(|v| v.value_type().name())
+        .unwrap_or("none");
     Frame::simple(name)
 }
 
@@ -168,7 +203,9 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     locked.shard(db, src).remove(src);
-    locked.shard(db, dst).set(dst, entry.value().clone(), entry.expires_at_ms());
+    locked
+        .shard(db, dst)
+        .set(dst, entry.value().clone(), entry.expires_at_ms());
     if nx { Frame::Integer(1) } else { Frame::ok() }
 }
 
@@ -191,7 +228,9 @@ fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     locked.shard(src, key).remove(key);
-    locked.shard(dst, key).set(key, entry.value().clone(), entry.expires_at_ms());
+    locked
+        .shard(dst, key)
+        .set(key, entry.value().clone(), entry.expires_at_ms());
     Frame::Integer(1)
 }
 
@@ -222,7 +261,10 @@ const POS_MASK: u64 = (1 << POS_BITS) - 1;
 /// so every key present for the whole scan is returned, whatever rehashing
 /// happens in between; each call costs one pass over one shard.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let Some(cursor) = std::str::from_utf8(arg(args, 1)).ok().and_then(|s| s.parse::<u64>().ok()) else {
+    let Some(cursor) = std::str::from_utf8(arg(args, 1))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
         return err("ERR invalid cursor");
     };
     let mut pattern: Option<&[u8]> = None;
@@ -292,8 +334,15 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             break;
         }
     }
-    let next = if shard >= per_db { 0 } else { (shard << POS_BITS) | lower };
-    Frame::Array(vec![Frame::Bulk(Bytes::from(next.to_string())), Frame::Array(out)])
+    let next = if shard >= per_db {
+        0
+    } else {
+        (shard << POS_BITS) | lower
+    };
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(out),
+    ])
 }
 
 fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
@@ -315,4 +364,3 @@ fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     }
     Frame::Null
 }
-

@@ -84,7 +84,10 @@ impl Flags {
 
     /// The names of the flags set, for `COMMAND INFO`.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Flags::NAMES.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
     }
 }
 
@@ -122,7 +125,12 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     /// A spec with no keys; chain [`CommandSpec::keys`] for key positions.
-    pub const fn new(name: &'static str, arity: i32, flags: Flags, group: &'static str) -> CommandSpec {
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: Flags,
+        group: &'static str,
+    ) -> CommandSpec {
         CommandSpec {
             name,
             arity,
@@ -157,17 +165,31 @@ impl CommandSpec {
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);
         let arity = i64::from(self.arity);
-        if arity >= 0 { argc == arity } else { argc >= -arity }
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
     }
 
     /// The key arguments of a call, by the spec's positions.
     pub fn key_args<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
         let n = args.len() as i64;
         let first = i64::from(self.first_key);
-        let last = if self.last_key < 0 { n + i64::from(self.last_key) } else { i64::from(self.last_key) };
+        let last = if self.last_key < 0 {
+            n + i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key)
+        };
         let step = i64::from(self.key_step.max(1));
-        let range = if first <= 0 { 0..0 } else { first..(last + 1).min(n) };
-        range.step_by(step as usize).filter_map(move |i| args.get(i as usize))
+        let range = if first <= 0 {
+            0..0
+        } else {
+            first..(last + 1).min(n)
+        };
+        range
+            .step_by(step as usize)
+            .filter_map(move |i| args.get(i as usize))
     }
 }
 
@@ -217,11 +239,17 @@ pub struct TableBuilder {
 impl TableBuilder {
     /// Adds a built-in command, replacing one of the same name.
     pub fn add(&mut self, spec: CommandSpec, f: CommandFn) {
-        self.push(Command { spec, handler: Handler::Builtin(f) });
+        self.push(Command {
+            spec,
+            handler: Handler::Builtin(f),
+        });
     }
 
     pub(crate) fn add_ext(&mut self, spec: CommandSpec, ext: Arc<dyn Extension>) {
-        self.push(Command { spec, handler: Handler::Ext(ext) });
+        self.push(Command {
+            spec,
+            handler: Handler::Ext(ext),
+        });
     }
 
     fn push(&mut self, c: Command) {
@@ -234,7 +262,10 @@ impl TableBuilder {
         for (i, c) in self.commands.iter().enumerate() {
             by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
         }
-        Table { by_name, commands: self.commands }
+        Table {
+            by_name,
+            commands: self.commands,
+        }
     }
 }
 
@@ -320,7 +351,10 @@ impl<'a> Ctx<'a> {
     /// multi-key commands.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = (usize, &'k [u8])>) -> Locked<'a> {
         let e = self.ks.engine();
-        let idx = keys.into_iter().map(|(db, k)| e.shard_index(db, k)).collect();
+        let idx = keys
+            .into_iter()
+            .map(|(db, k)| e.shard_index(db, k))
+            .collect();
         Locked::new(e, idx, self.now)
     }
 
@@ -365,7 +399,10 @@ pub(crate) fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
 /// surrounding spaces, no NaN.
 pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) || s.ends_with(|c: char| c.is_ascii_whitespace()) {
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_ascii_whitespace())
+        || s.ends_with(|c: char| c.is_ascii_whitespace())
+    {
         return None;
     }
     let v: f64 = match s.to_ascii_lowercase().as_str() {
@@ -398,4 +435,3 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
 pub(crate) fn int(n: usize) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
-

@@ -6,20 +6,66 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
-use super::{Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int};
+use super::{
+    Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
+};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "server";
-    t.add(S::new("command", -1, Flags::LOADING | Flags::STALE, g).doc("Get array of Redis command details", "2.8.13"), command);
-    t.add(S::new("config", -2, Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE, g).doc("A container for server configuration commands", "2.0.0"), config);
-    t.add(S::new("info", -1, Flags::LOADING | Flags::STALE, g).doc("Get information and statistics about the server", "1.0.0"), info);
-    t.add(S::new("time", 1, Flags::LOADING | Flags::STALE | Flags::FAST, g).doc("Return the current server time", "2.6.0"), time);
-    t.add(S::new("dbsize", 1, Flags::READONLY | Flags::FAST, g).doc("Return the number of keys in the selected database", "1.0.0"), dbsize);
-    t.add(S::new("flushdb", -1, Flags::WRITE | Flags::EXCLUSIVE, g).doc("Remove all keys from the current database", "1.0.0"), flush);
-    t.add(S::new("flushall", -1, Flags::WRITE | Flags::EXCLUSIVE, g).doc("Remove all keys from all databases", "1.0.0"), flush);
-    t.add(S::new("swapdb", 3, Flags::WRITE | Flags::FAST | Flags::EXCLUSIVE, g).doc("Swaps two Redis databases", "4.0.0"), swapdb);
+    t.add(
+        S::new("command", -1, Flags::LOADING | Flags::STALE, g)
+            .doc("Get array of Redis command details", "2.8.13"),
+        command,
+    );
+    t.add(
+        S::new(
+            "config",
+            -2,
+            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
+            g,
+        )
+        .doc("A container for server configuration commands", "2.0.0"),
+        config,
+    );
+    t.add(
+        S::new("info", -1, Flags::LOADING | Flags::STALE, g)
+            .doc("Get information and statistics about the server", "1.0.0"),
+        info,
+    );
+    t.add(
+        S::new("time", 1, Flags::LOADING | Flags::STALE | Flags::FAST, g)
+            .doc("Return the current server time", "2.6.0"),
+        time,
+    );
+    t.add(
+        S::new("dbsize", 1, Flags::READONLY | Flags::FAST, g).doc(
+            "Return the number of keys in the selected database",
+            "1.0.0",
+        ),
+        dbsize,
+    );
+    t.add(
+        S::new("flushdb", -1, Flags::WRITE | Flags::EXCLUSIVE, g)
+            .doc("Remove all keys from the current database", "1.0.0"),
+        flush,
+    );
+    t.add(
+        S::new("flushall", -1, Flags::WRITE | Flags::EXCLUSIVE, g)
+            .doc("Remove all keys from all databases", "1.0.0"),
+        flush,
+    );
+    t.add(
+        S::new(
+            "swapdb",
+            3,
+            Flags::WRITE | Flags::FAST | Flags::EXCLUSIVE,
+            g,
+        )
+        .doc("Swaps two Redis databases", "4.0.0"),
+        swapdb,
+    );
 }
 
 fn arg(args: &[Bytes], i: usize) -> &[u8] {
@@ -29,7 +75,12 @@ fn arg(args: &[Bytes], i: usize) -> &[u8] {
 fn command_info(c: &Command) -> Frame {
     let s = &c.spec;
     let mut cats: Vec<Frame> = Vec::new();
-    for (f, name) in [(Flags::WRITE, "@write"), (Flags::READONLY, "@read"), (Flags::ADMIN, "@admin"), (Flags::FAST, "@fast")] {
+    for (f, name) in [
+        (Flags::WRITE, "@write"),
+        (Flags::READONLY, "@read"),
+        (Flags::ADMIN, "@admin"),
+        (Flags::FAST, "@fast"),
+    ] {
         if s.flags.contains(f) {
             cats.push(Frame::Simple(Bytes::from_static(name.as_bytes())));
         }
@@ -41,7 +92,12 @@ fn command_info(c: &Command) -> Frame {
     Frame::Array(vec![
         Frame::bulk(s.name),
         Frame::Integer(i64::from(s.arity)),
-        Frame::Set(s.flags.names().map(|n| Frame::Simple(Bytes::from_static(n.as_bytes()))).collect()),
+        Frame::Set(
+            s.flags
+                .names()
+                .map(|n| Frame::Simple(Bytes::from_static(n.as_bytes())))
+                .collect(),
+        ),
         Frame::Integer(i64::from(s.first_key)),
         Frame::Integer(i64::from(s.last_key)),
         Frame::Integer(i64::from(s.key_step)),
@@ -74,16 +130,36 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         if names.is_empty() {
             return Frame::Array(table.commands.iter().map(command_info).collect());
         }
-        Frame::Array(names.iter().map(|n| table.lookup(n).map(command_info).unwrap_or(Frame::NullArray)).collect())
+        Frame::Array(
+            names
+                .iter()
+                .map(|n| {
+                    table
+                        .lookup(n)
+                        .map(command_info)
+                        .unwrap_or(Frame::NullArray)
+                })
+                .collect(),
+        )
     } else if is(sub, "docs") {
         let list: Vec<&Command> = if names.is_empty() {
             table.commands.iter().collect()
         } else {
             names.iter().filter_map(|n| table.lookup(n)).collect()
         };
-        Frame::Map(list.into_iter().map(|c| (Frame::bulk(c.spec.name), command_docs(c))).collect())
+        Frame::Map(
+            list.into_iter()
+                .map(|c| (Frame::bulk(c.spec.name), command_docs(c)))
+                .collect(),
+        )
     } else if is(sub, "list") && args.len() == 2 {
-        Frame::Array(table.commands.iter().map(|c| Frame::bulk(c.spec.name)).collect())
+        Frame::Array(
+            table
+                .commands
+                .iter()
+                .map(|c| Frame::bulk(c.spec.name))
+                .collect(),
+        )
     } else {
         Frame::error(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
@@ -98,7 +174,11 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let params = ctx.keyspace().inner.params.read();
         let mut out = Vec::new();
         for (k, v) in params.iter() {
-            if args.iter().skip(2).any(|p| glob_match(p, k.as_bytes(), true)) {
+            if args
+                .iter()
+                .skip(2)
+                .any(|p| glob_match(p, k.as_bytes(), true))
+            {
                 out.push((Frame::bulk(k), Frame::bulk(v)));
             }
         }
@@ -168,7 +248,9 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// Builds the `INFO` text for the requested sections.
 pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option<u64>) -> String {
     let all = sections.is_empty()
-        || sections.iter().any(|s| s == "all" || s == "everything" || s == "default");
+        || sections
+            .iter()
+            .any(|s| s == "all" || s == "everything" || s == "default");
     let want = |name: &str| all || sections.iter().any(|s| s == name);
     let mut out = String::new();
     let _ = client_db_id;
@@ -193,7 +275,8 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option
             out,
             "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\nmaxclients:{}\r\n\r\n",
             ks.connected_clients(),
-            ks.config_param("maxclients").unwrap_or_else(|| "10000".into()),
+            ks.config_param("maxclients")
+                .unwrap_or_else(|| "10000".into()),
         );
     }
     if want("stats") {
@@ -222,7 +305,10 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option
             }
             let (sum, n) = ks.engine().db_ttl_sum(db, now);
             let avg = if n == 0 { 0 } else { (sum / n as i128) as i64 };
-            let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n");
+            let _ = write!(
+                out,
+                "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+            );
         }
         out.push_str("\r\n");
     }
@@ -233,8 +319,14 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option
 }
 
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let sections: Vec<String> =
-        args.iter().skip(1).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let sections: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
     let text = info_text(ctx.keyspace(), &sections, None);
-    Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }
+    Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(text),
+    }
 }

@@ -20,23 +20,63 @@ const MAX_STRING: usize = 512 * 1024 * 1024;
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "string";
-    t.add(S::new("get", 2, R | FAST, g).keys(1, 1, 1).doc("Get the value of a key", "1.0.0"), get);
-    t.add(S::new("set", -3, W | DENY, g).keys(1, 1, 1).doc("Set the string value of a key", "1.0.0"), set);
+    t.add(
+        S::new("get", 2, R | FAST, g)
+            .keys(1, 1, 1)
+            .doc("Get the value of a key", "1.0.0"),
+        get,
+    );
+    t.add(
+        S::new("set", -3, W | DENY, g)
+            .keys(1, 1, 1)
+            .doc("Set the string value of a key", "1.0.0"),
+        set,
+    );
     t.add(S::new("setnx", 3, W | DENY | FAST, g).keys(1, 1, 1), setnx);
     t.add(S::new("setex", 4, W | DENY, g).keys(1, 1, 1), setex);
     t.add(S::new("psetex", 4, W | DENY, g).keys(1, 1, 1), setex);
-    t.add(S::new("getset", 3, W | DENY | FAST, g).keys(1, 1, 1), getset);
-    t.add(S::new("getdel", 2, W | FAST, g).keys(1, 1, 1).doc("Get the value of a key and delete the key", "6.2.0"), getdel);
-    t.add(S::new("getex", -2, W | FAST, g).keys(1, 1, 1).doc("Get the value of a key and optionally set its expiration", "6.2.0"), getex);
-    t.add(S::new("mget", -2, R | FAST, g).keys(1, -1, 1).doc("Get the values of all the given keys", "1.0.0"), mget);
-    t.add(S::new("mset", -3, W | DENY, g).keys(1, -1, 2).doc("Set multiple keys to multiple values", "1.0.1"), mset);
+    t.add(
+        S::new("getset", 3, W | DENY | FAST, g).keys(1, 1, 1),
+        getset,
+    );
+    t.add(
+        S::new("getdel", 2, W | FAST, g)
+            .keys(1, 1, 1)
+            .doc("Get the value of a key and delete the key", "6.2.0"),
+        getdel,
+    );
+    t.add(
+        S::new("getex", -2, W | FAST, g).keys(1, 1, 1).doc(
+            "Get the value of a key and optionally set its expiration",
+            "6.2.0",
+        ),
+        getex,
+    );
+    t.add(
+        S::new("mget", -2, R | FAST, g)
+            .keys(1, -1, 1)
+            .doc("Get the values of all the given keys", "1.0.0"),
+        mget,
+    );
+    t.add(
+        S::new("mset", -3, W | DENY, g)
+            .keys(1, -1, 2)
+            .doc("Set multiple keys to multiple values", "1.0.1"),
+        mset,
+    );
     t.add(S::new("msetnx", -3, W | DENY, g).keys(1, -1, 2), mset);
     t.add(S::new("incr", 2, W | DENY | FAST, g).keys(1, 1, 1), incr);
     t.add(S::new("decr", 2, W | DENY | FAST, g).keys(1, 1, 1), incr);
     t.add(S::new("incrby", 3, W | DENY | FAST, g).keys(1, 1, 1), incr);
     t.add(S::new("decrby", 3, W | DENY | FAST, g).keys(1, 1, 1), incr);
-    t.add(S::new("incrbyfloat", 3, W | DENY | FAST, g).keys(1, 1, 1), incrbyfloat);
-    t.add(S::new("append", 3, W | DENY | FAST, g).keys(1, 1, 1), append);
+    t.add(
+        S::new("incrbyfloat", 3, W | DENY | FAST, g).keys(1, 1, 1),
+        incrbyfloat,
+    );
+    t.add(
+        S::new("append", 3, W | DENY | FAST, g).keys(1, 1, 1),
+        append,
+    );
     t.add(S::new("strlen", 2, R | FAST, g).keys(1, 1, 1), strlen);
     t.add(S::new("getrange", 4, R, g).keys(1, 1, 1), getrange);
     t.add(S::new("substr", 4, R, g).keys(1, 1, 1), getrange);
@@ -77,7 +117,13 @@ enum Expiry {
 
 /// Parses the expire amount after EX/PX/EXAT/PXAT into absolute unix ms,
 /// with Redis 7.0's checks and texts.
-fn parse_expire(ctx: &Ctx<'_>, raw: &[u8], unit_secs: bool, absolute: bool, cmd: &str) -> Result<i64, Frame> {
+fn parse_expire(
+    ctx: &Ctx<'_>,
+    raw: &[u8],
+    unit_secs: bool,
+    absolute: bool,
+    cmd: &str,
+) -> Result<i64, Frame> {
     let n = parse_int(raw)?;
     let invalid = || Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     if n <= 0 || (unit_secs && n > i64::MAX / 1000) {
@@ -131,7 +177,11 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     let exists = old.is_some();
     if (nx && exists) || (xx && !exists) {
-        return if get { string_reply(old.as_ref()) } else { Frame::Null };
+        return if get {
+            string_reply(old.as_ref())
+        } else {
+            Frame::Null
+        };
     }
     match expiry {
         Expiry::Keep => {
@@ -148,7 +198,11 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             shard.set(key, value, None);
         }
     }
-    if get { string_reply(old.as_ref()) } else { Frame::ok() }
+    if get {
+        string_reply(old.as_ref())
+    } else {
+        Frame::ok()
+    }
 }
 
 /// EX/PX/EXAT/PXAT → (unit is seconds, absolute).
@@ -183,7 +237,8 @@ fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(at) => at,
         Err(e) => return e,
     };
-    ctx.shard(key).set(key, Value::string(arg(args, 3)), Some(at));
+    ctx.shard(key)
+        .set(key, Value::string(arg(args, 3)), Some(at));
     Frame::ok()
 }
 
@@ -217,7 +272,8 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let has = !matches!(expiry, Expiry::Unset);
         if is(opt, "persist") && !has {
             expiry = Expiry::Persist;
-        } else if let (false, Some(v), Some((secs, abs))) = (has, args.get(i + 1), expire_word(opt)) {
+        } else if let (false, Some(v), Some((secs, abs))) = (has, args.get(i + 1), expire_word(opt))
+        {
             match parse_expire(ctx, v, secs, abs, "getex") {
                 Ok(at) => expiry = Expiry::At(at),
                 Err(e) => return e,
@@ -272,7 +328,10 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if args.len() % 2 == 0 {
-        return Frame::error(format!("ERR wrong number of arguments for '{}' command", ctx.command()));
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            ctx.command()
+        ));
     }
     let nx = ctx.command() == "msetnx";
     let db = ctx.db();
@@ -391,7 +450,11 @@ fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(v) = shard.value(key) else {
         return Frame::Bulk(Bytes::new());
     };
-    match v.with_str(|b| slice_range(b, start, end).map(Bytes::copy_from_slice).unwrap_or_default()) {
+    match v.with_str(|b| {
+        slice_range(b, start, end)
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default()
+    }) {
         Ok(b) => Frame::Bulk(b),
         Err(e) => e.into(),
     }
@@ -403,7 +466,11 @@ fn slice_range(b: &[u8], start: i64, end: i64) -> Option<&[u8]> {
     if start < 0 && end < 0 && start > end {
         return None;
     }
-    let start = if start < 0 { (len + start).max(0) } else { start };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { (len + end).max(0) } else { end };
     let end = end.min(len - 1);
     if start > end || len == 0 {

@@ -47,8 +47,16 @@ pub fn records(tag: u8, n: usize) -> Vec<Record> {
         let key = Bytes::from(format!("k{tag}:{i}"));
         let value = match i % 5 {
             0 => Value::String(Bytes::from(vec![tag; rng.random_range(0..200)])),
-            1 => Value::List((0..rng.random_range(0..8)).map(|j| Bytes::from(format!("l{j}"))).collect()),
-            2 => Value::Hash((0..3).map(|j| (Bytes::from(format!("f{j}")), Bytes::from(vec![j; 5]))).collect()),
+            1 => Value::List(
+                (0..rng.random_range(0..8))
+                    .map(|j| Bytes::from(format!("l{j}")))
+                    .collect(),
+            ),
+            2 => Value::Hash(
+                (0..3)
+                    .map(|j| (Bytes::from(format!("f{j}")), Bytes::from(vec![j; 5])))
+                    .collect(),
+            ),
             3 => Value::Set((0..4).map(|j| Bytes::from(format!("m{j}-{tag}"))).collect()),
             _ => Value::SortedSet(vec![
                 (Bytes::from("a"), f64::NEG_INFINITY),
@@ -57,7 +65,11 @@ pub fn records(tag: u8, n: usize) -> Vec<Record> {
                 (Bytes::from("d"), f64::INFINITY),
             ]),
         };
-        let expiry = if i % 3 == 0 { Some(1_900_000_000_000 + i as i64) } else { None };
+        let expiry = if i % 3 == 0 {
+            Some(1_900_000_000_000 + i as i64)
+        } else {
+            None
+        };
         out.push(Record::new((i % 16) as u32, key, value).with_expiry(expiry));
     }
     out
@@ -93,7 +105,10 @@ pub fn table_files(generation: &Path) -> Vec<PathBuf> {
 
 pub fn quarantined(data: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(data.join("quarantine"))
-        .map(|rd| rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -103,8 +118,15 @@ pub fn quarantined(data: &Path) -> Vec<String> {
 pub fn chunked(tag: u8) -> Vec<Record> {
     (0..3u32)
         .map(|i| {
-            let mut r = Record::new(1, Bytes::from("big"), Value::String(Bytes::from(vec![tag; 1000])));
-            r.chunk = Some(Chunk { index: i, last: i == 2 });
+            let mut r = Record::new(
+                1,
+                Bytes::from("big"),
+                Value::String(Bytes::from(vec![tag; 1000])),
+            );
+            r.chunk = Some(Chunk {
+                index: i,
+                last: i == 2,
+            });
             r
         })
         .collect()

@@ -1,0 +1,299 @@
+//! Keyspace entries to snapshot records and back.
+//!
+//! The keyspace knows nothing of files and the codec nothing of the
+//! keyspace; this module is the only place that knows both. Saving turns a
+//! [`ViewEntry`] into one record, or into several chunk records when its
+//! value is large (the codec's [`Chunker`] bounds each record, so neither the
+//! encoder nor a loader ever holds one huge buffer). Loading feeds records
+//! through an [`Assembler`] and hands whole entries to
+//! [`Keyspace::load_entries`], which skips and counts keys already expired.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_keyspace::{HashMapBytes, HashSetBytes, Keyspace, LoadEntry, SortedSet, Value, ViewEntry};
+use cairn_snapshot::{Assembler, Chunker, Chunks, Record, Value as RecValue};
+use cairn_store::{Damage, LoadSink, SinkError};
+
+/// Converts one keyspace entry into the records that store it: one record,
+/// or a run of chunk records for a value larger than the chunker's target.
+///
+/// Element buffers are shared (`Bytes` reference counts), not copied; a
+/// plain string value moves its allocation into the record.
+pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
+    let value = match entry.value {
+        Value::Str(b) => RecValue::String(Bytes::from(b)),
+        Value::Int(n) => RecValue::String(Bytes::from(n.to_string())),
+        Value::List(l) => RecValue::List(l.iter().cloned().collect()),
+        Value::Hash(h) => RecValue::Hash(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
+        Value::Set(s) => RecValue::Set(s.iter().cloned().collect()),
+        Value::ZSet(z) => RecValue::SortedSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
+    };
+    let record = Record::new(entry.db, entry.key, value).with_expiry(entry.expires_at_ms);
+    chunker.split(record)
+}
+
+/// Converts one whole (assembled) record into a keyspace entry; `None` for
+/// an empty collection, which Redis never stores (a key whose last element
+/// was removed no longer exists).
+pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
+    let value = match record.value {
+        // `Value::string` keeps a canonical integer as a number, as SET does.
+        RecValue::String(b) => Value::string(&b),
+        RecValue::List(v) if !v.is_empty() => Value::List(Arc::new(VecDeque::from(v))),
+        RecValue::Hash(v) if !v.is_empty() => Value::Hash(Arc::new(v.into_iter().collect::<HashMapBytes>())),
+        RecValue::Set(v) if !v.is_empty() => Value::Set(Arc::new(v.into_iter().collect::<HashSetBytes>())),
+        RecValue::SortedSet(v) if !v.is_empty() => {
+            let mut z = SortedSet::new();
+            for (m, s) in v {
+                z.insert(m, s);
+            }
+            Value::ZSet(Arc::new(z))
+        }
+        _ => return None,
+    };
+    Some(LoadEntry { db: record.db, key: record.key, expires_at_ms: record.expires_at_ms, value })
+}
+
+/// Entries handed to the keyspace per bulk load call.
+const LOAD_BATCH: usize = 4096;
+
+/// Counts of one restore.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RestoreCounts {
+    /// Keys stored.
+    pub(crate) loaded: u64,
+    /// Keys skipped because their expiry had passed.
+    pub(crate) expired: u64,
+    /// Keys skipped because their database does not exist here (a snapshot
+    /// taken with more databases).
+    pub(crate) bad_db: u64,
+    /// Empty collections skipped.
+    pub(crate) empty: u64,
+}
+
+/// A [`LoadSink`] that fills a keyspace.
+///
+/// If the store finds the generation damaged part-way it calls `abort`; the
+/// keyspace is then emptied, since the store goes on to stream an older
+/// generation from its start. Restoring runs before the server accepts
+/// clients, so emptying it affects nobody.
+pub(crate) struct KeyspaceSink {
+    ks: Keyspace,
+    assembler: Assembler,
+    batch: Vec<LoadEntry>,
+    counts: RestoreCounts,
+}
+
+impl KeyspaceSink {
+    pub(crate) fn new(ks: Keyspace) -> KeyspaceSink {
+        KeyspaceSink { ks, assembler: Assembler::new(), batch: Vec::with_capacity(LOAD_BATCH), counts: RestoreCounts::default() }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let stats = self.ks.load_entries(self.batch.drain(..));
+        self.counts.loaded += stats.loaded;
+        self.counts.expired += stats.expired_skipped;
+        self.counts.bad_db += stats.bad_db_skipped;
+    }
+
+    /// Loads what is still batched and checks no chunked entry was left
+    /// incomplete; returns the counts.
+    ///
+    /// # Errors
+    /// The assembler's error when the last entry's chunks are incomplete.
+    pub(crate) fn finish(mut self) -> Result<RestoreCounts, cairn_snapshot::Error> {
+        self.flush();
+        self.assembler.finish()?;
+        Ok(self.counts)
+    }
+}
+
+impl LoadSink for KeyspaceSink {
+    fn begin(&mut self, _generation: u64) -> Result<(), SinkError> {
+        self.assembler = Assembler::new();
+        self.batch.clear();
+        self.counts = RestoreCounts::default();
+        Ok(())
+    }
+
+    fn record(&mut self, record: Record) -> Result<(), SinkError> {
+        // The store has checked every record's CRC, count and digest; an
+        // out-of-order chunk here would mean a writer bug, so it stops the
+        // load instead of loading half an entry.
+        let Some(whole) = self.assembler.push(record)? else {
+            return Ok(());
+        };
+        match record_entry(whole) {
+            Some(e) => self.batch.push(e),
+            None => self.counts.empty += 1,
+        }
+        if self.batch.len() >= LOAD_BATCH {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, generation: u64, reason: &Damage) {
+        tracing::warn!(generation, %reason, "discarding partly loaded generation");
+        self.batch.clear();
+        self.assembler = Assembler::new();
+        self.counts = RestoreCounts::default();
+        self.ks.flush_all();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn round_trip(entries: Vec<ViewEntry>, chunker: &Chunker) -> (Vec<LoadEntry>, usize) {
+        let mut records = 0;
+        let mut asm = Assembler::new();
+        let mut out = Vec::new();
+        for e in entries {
+            for r in entry_records(e, chunker) {
+                // Through the real codec, as the store does.
+                let mut framed = Vec::new();
+                cairn_snapshot::encode_record(&r, &mut framed).unwrap();
+                let back = cairn_snapshot::decode_record(&framed).unwrap();
+                records += 1;
+                if let Some(whole) = asm.push(back).unwrap() {
+                    out.push(record_entry(whole).unwrap());
+                }
+            }
+        }
+        asm.finish().unwrap();
+        (out, records)
+    }
+
+    fn view_entry(db: u32, key: &[u8], exp: Option<i64>, value: Value) -> ViewEntry {
+        ViewEntry { db, key: Bytes::copy_from_slice(key), expires_at_ms: exp, value }
+    }
+
+    fn same(a: &ViewEntry, b: &LoadEntry) {
+        assert_eq!(a.db, b.db);
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.expires_at_ms, b.expires_at_ms);
+        assert_eq!(a.value, b.value, "key {:?}", a.key);
+    }
+
+    fn every_type() -> Vec<ViewEntry> {
+        let list: VecDeque<Bytes> = ["a", "b", "", "a"].iter().map(|s| Bytes::from(*s)).collect();
+        let hash: HashMapBytes = [("f", "v"), ("", "empty field"), ("x", "")]
+            .iter()
+            .map(|(f, v)| (Bytes::from(*f), Bytes::from(*v)))
+            .collect();
+        let set: HashSetBytes = ["m1", "m2", "\u{0}bin"].iter().map(|s| Bytes::from(*s)).collect();
+        let mut z = SortedSet::new();
+        z.insert(Bytes::from("one"), 1.0);
+        z.insert(Bytes::from("neg"), -2.5);
+        z.insert(Bytes::from("inf"), f64::INFINITY);
+        z.insert(Bytes::from("ninf"), f64::NEG_INFINITY);
+        z.insert(Bytes::from("negzero"), -0.0);
+        vec![
+            view_entry(0, b"str", None, Value::Str(Box::from(&b"hello"[..]))),
+            view_entry(0, b"", None, Value::Str(Box::from(&b"empty key"[..]))),
+            view_entry(1, b"\x00\xff\r\nbinary", Some(1_900_000_000_000), Value::Str(Box::from(&b"\x00\x01\xfe"[..]))),
+            view_entry(2, b"int", Some(1), Value::Int(-42)),
+            view_entry(2, b"intmax", None, Value::Int(i64::MAX)),
+            view_entry(3, b"leading-zero", None, Value::Str(Box::from(&b"007"[..]))),
+            view_entry(15, b"list", None, Value::List(Arc::new(list))),
+            view_entry(4, b"hash", Some(2_000_000_000_000), Value::Hash(Arc::new(hash))),
+            view_entry(5, b"set", None, Value::Set(Arc::new(set))),
+            view_entry(6, b"zset", None, Value::ZSet(Arc::new(z))),
+        ]
+    }
+
+    #[test]
+    fn every_type_round_trips_unchunked() {
+        let entries = every_type();
+        let (back, records) = round_trip(entries.clone(), &Chunker::new());
+        assert_eq!(records, entries.len(), "small values are one record each");
+        assert_eq!(back.len(), entries.len());
+        for (a, b) in entries.iter().zip(&back) {
+            same(a, b);
+        }
+    }
+
+    #[test]
+    fn big_values_are_chunked_and_reassembled() {
+        let n = 10_000;
+        let list: VecDeque<Bytes> = (0..n).map(|i| Bytes::from(format!("item-{i}"))).collect();
+        let hash: HashMapBytes = (0..n).map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}")))).collect();
+        let set: HashSetBytes = (0..n).map(|i| Bytes::from(format!("m{i}"))).collect();
+        let mut z = SortedSet::new();
+        for i in 0..n {
+            z.insert(Bytes::from(format!("z{i}")), f64::from(i) / 3.0);
+        }
+        let big_str: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let entries = vec![
+            view_entry(0, b"list", Some(1_900_000_000_000), Value::List(Arc::new(list))),
+            view_entry(1, b"hash", None, Value::Hash(Arc::new(hash))),
+            view_entry(2, b"set", None, Value::Set(Arc::new(set))),
+            view_entry(3, b"zset", None, Value::ZSet(Arc::new(z))),
+            view_entry(4, b"\xffbig", None, Value::Str(big_str.into_boxed_slice())),
+        ];
+        // A small target so every entry above spans many records.
+        let chunker = Chunker::new().target_bytes(4096);
+        let (back, records) = round_trip(entries.clone(), &chunker);
+        assert!(records > entries.len() * 10, "expected many chunk records, got {records}");
+        assert_eq!(back.len(), entries.len());
+        for (a, b) in entries.iter().zip(&back) {
+            same(a, b);
+        }
+        // Each chunk record stays near the target: no record holds the whole value.
+        for e in entries {
+            for r in entry_records(e, &chunker) {
+                assert!(cairn_snapshot::framed_len(&r).unwrap() < 4096 * 2);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_collections_are_not_loaded() {
+        let r = Record::new(0, "k", RecValue::List(Vec::new()));
+        assert_eq!(record_entry(r), None);
+        let r = Record::new(0, "k", RecValue::String(Bytes::new()));
+        assert!(record_entry(r).is_some(), "an empty string is a real value");
+    }
+
+    #[test]
+    fn sink_skips_expired_and_counts() {
+        let ks = Keyspace::new();
+        let now = ks.now_ms();
+        let mut sink = KeyspaceSink::new(ks.clone());
+        sink.begin(1).unwrap();
+        sink.record(Record::new(0, "live", RecValue::String("v".into())).with_expiry(Some(now + 60_000))).unwrap();
+        sink.record(Record::new(0, "dead", RecValue::String("v".into())).with_expiry(Some(now - 1))).unwrap();
+        sink.record(Record::new(1, "forever", RecValue::String("v".into()))).unwrap();
+        sink.record(Record::new(999, "nodb", RecValue::String("v".into()))).unwrap();
+        let counts = sink.finish().unwrap();
+        assert_eq!(counts.loaded, 2);
+        assert_eq!(counts.expired, 1);
+        assert_eq!(counts.bad_db, 1);
+        assert_eq!(ks.dbsize(0), 1);
+        assert_eq!(ks.dbsize(1), 1);
+    }
+
+    #[test]
+    fn sink_abort_discards_partial_generation() {
+        let ks = Keyspace::new();
+        let mut sink = KeyspaceSink::new(ks.clone());
+        sink.begin(2).unwrap();
+        for i in 0..(LOAD_BATCH + 10) {
+            sink.record(Record::new(0, format!("k{i}"), RecValue::String("v".into()))).unwrap();
+        }
+        sink.abort(2, &Damage::Digest);
+        sink.begin(1).unwrap();
+        sink.record(Record::new(0, "older", RecValue::String("v".into()))).unwrap();
+        let counts = sink.finish().unwrap();
+        assert_eq!(counts.loaded, 1);
+        assert_eq!(ks.dbsize(0), 1);
+    }
+}
