@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -11,10 +12,28 @@ pub fn root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+static REQUIRE_REDIS: AtomicBool = AtomicBool::new(false);
+
+/// From now on, children get `CAIRN_REQUIRE_REDIS=1`: suites that compare
+/// with Redis fail rather than skip.
+pub fn require_redis(yes: bool) {
+    REQUIRE_REDIS.store(yes, Ordering::Relaxed);
+}
+
+/// A `cargo` command in the workspace root, with the tasks' environment.
+pub fn cargo_command(args: &[&str]) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(args).current_dir(root());
+    if REQUIRE_REDIS.load(Ordering::Relaxed) {
+        cmd.env("CAIRN_REQUIRE_REDIS", "1");
+    }
+    cmd
+}
+
 /// Runs `cargo ARGS` in the workspace root, failing on a non-zero exit.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo).args(args).current_dir(root()))
+    run(&mut cargo_command(args))
 }
 
 /// Runs a command, echoing it, failing on a non-zero exit.

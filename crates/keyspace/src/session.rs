@@ -94,7 +94,7 @@ impl Session {
     /// Executes one command: lookup, arity, authentication, then the
     /// handler under the keyspace gate.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
-        let ks = self.ks.clone();
+        let ks = &self.ks;
         let Some(name) = args.first() else {
             return Outcome::Reply(err("ERR empty command"));
         };
@@ -110,7 +110,7 @@ impl Session {
         if !self.state.authenticated && !cmd.spec.flags.contains(Flags::NO_AUTH) {
             return Outcome::Reply(err("NOAUTH Authentication required."));
         }
-        run(&ks, &mut self.state, cmd, &args, true)
+        run(ks, &mut self.state, cmd, &args, true)
     }
 }
 

@@ -150,9 +150,8 @@ impl View {
             Some(r) if r.capacity == d.map.capacity() && r.removals == d.removals => r.passed,
             _ => 0,
         };
-        let mut passed = skip;
-        for (k, e) in d.map.iter_mut().skip(skip) {
-            passed += 1;
+        for (pos, (k, e)) in (skip..).zip(d.map.iter_mut().skip(skip)) {
+            let passed = pos + 1;
             if e.version() >= epoch {
                 continue;
             }

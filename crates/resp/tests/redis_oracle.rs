@@ -63,7 +63,7 @@ fn start_redis() -> Option<(Redis, u16)> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            println!("SKIPPED: redis-server not available ({e})");
+            skip(&format!("redis-server not available ({e})"));
             return None;
         }
     };
@@ -76,12 +76,21 @@ fn start_redis() -> Option<(Redis, u16)> {
             return Some((redis, port));
         }
         if line.contains("Address already in use") {
-            println!("SKIPPED: port {port} busy");
+            skip(&format!("port {port} busy"));
             return None;
         }
     }
-    println!("SKIPPED: redis-server exited before it was ready");
+    skip("redis-server exited before it was ready");
     None
+}
+
+/// Reports why the oracle cannot run: a printed skip on a developer machine,
+/// a failure where `cargo xtask ci` promised Redis (`CAIRN_REQUIRE_REDIS=1`).
+fn skip(reason: &str) {
+    if std::env::var("CAIRN_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+        panic!("redis oracle required (CAIRN_REQUIRE_REDIS=1) but unavailable: {reason}");
+    }
+    println!("SKIPPED: {reason}");
 }
 
 /// Sends `input` and reads until the server closes the connection.

@@ -64,7 +64,7 @@ pub fn parse_save_points(s: &str) -> Result<Vec<SavePoint>, ConfigError> {
         value: s.to_owned(),
         expected: "pairs of <seconds> <changes>, or \"\" to disable",
     };
-    if fields.len() % 2 != 0 {
+    if !fields.len().is_multiple_of(2) {
         return Err(invalid());
     }
     fields
@@ -217,7 +217,11 @@ impl Config {
 
 /// The `cairn-server` command line. Every flag also reads `CAIRN_<NAME>`.
 #[derive(Debug, Default, Parser)]
-#[command(name = "cairn-server", version, about = "A Redis-compatible in-memory server whose data survives restarts")]
+#[command(
+    name = "cairn-server",
+    version,
+    about = "A Redis-compatible in-memory server whose data survives restarts"
+)]
 pub struct Args {
     /// TOML configuration file.
     #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
@@ -324,16 +328,17 @@ impl Args {
         };
         let d = Config::default();
         let (s, p) = (file.server, file.persistence);
-        let file_duration = |v: Option<String>, option: &'static str| -> Result<Option<Duration>, ConfigError> {
-            v.map(|text| {
-                humantime::parse_duration(&text).map_err(|_| ConfigError::Invalid {
-                    option,
-                    value: text.clone(),
-                    expected: "a duration such as 60s, 5m or 1h",
+        let file_duration =
+            |v: Option<String>, option: &'static str| -> Result<Option<Duration>, ConfigError> {
+                v.map(|text| {
+                    humantime::parse_duration(&text).map_err(|_| ConfigError::Invalid {
+                        option,
+                        value: text.clone(),
+                        expected: "a duration such as 60s, 5m or 1h",
+                    })
                 })
-            })
-            .transpose()
-        };
+                .transpose()
+            };
         let save = match self.save.or(p.save) {
             Some(text) => parse_save_points(&text)?,
             None => d.save,
@@ -370,7 +375,10 @@ impl Args {
                 .unwrap_or(d.stop_writes_on_snapshot_error),
             slow_snapshot_threshold: self
                 .slow_snapshot_threshold
-                .or(file_duration(p.slow_snapshot_threshold, "slow_snapshot_threshold")?)
+                .or(file_duration(
+                    p.slow_snapshot_threshold,
+                    "slow_snapshot_threshold",
+                )?)
                 .unwrap_or(d.slow_snapshot_threshold),
         };
         config.validate()?;
@@ -419,12 +427,20 @@ mod tests {
             "[server]\nport = 7000\nbind = \"0.0.0.0\"\n[persistence]\ndata_dir = \"/from/file\"\nsnapshot_interval = \"5m\"\nsave = \"900 1\"\non_corrupt = \"refuse\"\n",
         )
         .unwrap();
-        let c = args(&["--config", file.to_str().unwrap(), "--port", "7001"]).into_config().unwrap();
+        let c = args(&["--config", file.to_str().unwrap(), "--port", "7001"])
+            .into_config()
+            .unwrap();
         assert_eq!(c.port, 7001, "flag wins over file");
         assert_eq!(c.bind, IpAddr::from([0, 0, 0, 0]), "file wins over default");
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
         assert_eq!(c.snapshot_interval, Duration::from_secs(300));
-        assert_eq!(c.save, vec![SavePoint { seconds: 900, changes: 1 }]);
+        assert_eq!(
+            c.save,
+            vec![SavePoint {
+                seconds: 900,
+                changes: 1
+            }]
+        );
         assert_eq!(c.on_corrupt, OnCorrupt::Refuse);
     }
 
@@ -434,12 +450,16 @@ mod tests {
         assert!(Args::try_parse_from(["cairn-server", "--snapshot-interval", "soon"]).is_err());
         let err = args(&["--save", "60"]).into_config().unwrap_err();
         assert!(err.to_string().contains("save"), "{err}");
-        let err = args(&["--retain-generations", "0"]).into_config().unwrap_err();
+        let err = args(&["--retain-generations", "0"])
+            .into_config()
+            .unwrap_err();
         assert!(err.to_string().contains("retain_generations"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[persistence]\ndata_dri = \"x\"\n").unwrap();
-        let err = args(&["--config", file.to_str().unwrap()]).into_config().unwrap_err();
+        let err = args(&["--config", file.to_str().unwrap()])
+            .into_config()
+            .unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
     }
 
@@ -454,7 +474,9 @@ mod tests {
 
     #[test]
     fn booleans_accept_the_usual_spellings() {
-        let c = args(&["--persistence", "false", "--snapshot-on-shutdown", "no"]).into_config().unwrap();
+        let c = args(&["--persistence", "false", "--snapshot-on-shutdown", "no"])
+            .into_config()
+            .unwrap();
         assert!(!c.persistence);
         assert!(!c.snapshot_on_shutdown);
     }

@@ -5,6 +5,12 @@
 //! snapshot generations (`cairn-snapshot`, `cairn-store`). The `cairn-server`
 //! binary is a thin wrapper over the same API.
 //!
+//! A [`ServerHandle`] reports its address, takes snapshots on demand
+//! ([`ServerHandle::snapshot_now`]), reports every snapshot's outcome
+//! ([`ServerHandle::subscribe_snapshots`]) and the `INFO persistence`
+//! numbers ([`ServerHandle::persistence_status`]), and stops the server
+//! with a final snapshot ([`ServerHandle::shutdown`]).
+//!
 //! # Example
 //!
 //! ```
@@ -12,9 +18,17 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use cairn_server::Server;
 //!
-//! let handle = Server::builder().port(0).persistence(false).build().start().await?;
-//! let addr = handle.addr(); // the real port
-//! assert_ne!(addr.port(), 0);
+//! let dir = tempfile::tempdir()?;
+//! let handle = Server::builder().port(0).data_dir(dir.path().join("data")).build().start().await?;
+//! assert_ne!(handle.addr().port(), 0); // the real port
+//! handle.keyspace().session().command(&["SET", "k", "v"]);
+//! let snap = handle.snapshot_now().await?; // waits for the commit
+//! assert_eq!(snap.keys, 1);
+//! handle.shutdown().await?; // takes the shutdown snapshot
+//!
+//! // The data is back after a restart.
+//! let handle = Server::builder().port(0).data_dir(dir.path().join("data")).build().start().await?;
+//! assert_eq!(handle.persistence_status().last_load_keys_loaded, 1);
 //! handle.shutdown().await?;
 //! # Ok(()) }
 //! ```
@@ -22,9 +36,14 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod persistence;
 mod server;
 
 pub use crate::{
     config::{Config, ConfigError, OnCorrupt, SavePoint},
-    server::{Server, ServerBuilder, ServerHandle, StartError},
+    persistence::{
+        PersistenceStatus, SnapshotError, SnapshotEvents, SnapshotInfo, SnapshotOutcome,
+        SnapshotTrigger, manager::RestoreError,
+    },
+    server::{Server, ServerBuilder, ServerHandle, ShutdownError, ShutdownOptions, StartError},
 };

@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use cairn_snapshot::{
-    Header, Limits, Record, StreamReader, StreamWriter, Value, decode_record,
-    decode_record_shared, encode_record,
+    Header, Limits, Record, StreamReader, StreamWriter, Value, decode_record, decode_record_shared,
+    encode_record,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -79,7 +79,10 @@ fn codec(c: &mut Criterion) {
             for frame in frames(&shared) {
                 let one = shared.slice(pos..pos + frame.len());
                 pos += frame.len();
-                n += decode_record_shared(&one, &Limits::DEFAULT).unwrap().key.len();
+                n += decode_record_shared(&one, &Limits::DEFAULT)
+                    .unwrap()
+                    .key
+                    .len();
             }
             black_box(n)
         })
@@ -97,7 +100,14 @@ fn codec(c: &mut Criterion) {
         })
     });
     group.bench_function("stream_read_verify", |b| {
-        b.iter(|| black_box(StreamReader::new(&stream[..]).unwrap().verify_to_end().unwrap()))
+        b.iter(|| {
+            black_box(
+                StreamReader::new(&stream[..])
+                    .unwrap()
+                    .verify_to_end()
+                    .unwrap(),
+            )
+        })
     });
     group.finish();
 }

@@ -57,12 +57,27 @@ impl Chunker {
     /// Splits one whole entry. The iterator owns the entry and builds each
     /// chunk only when asked for it.
     pub fn split(&self, record: Record) -> Chunks {
+        // `max_elements` bounds collections only: a string is one element.
         let fits = record.chunk.is_some()
-            || (value_size(&record.value) <= self.target_bytes
-                && record.value.len() <= self.max_elements);
-        let Record { db, key, expires_at_ms, value, chunk } = record;
+            || match &record.value {
+                Value::String(b) => b.len() <= self.target_bytes,
+                v => value_size(v) <= self.target_bytes && v.len() <= self.max_elements,
+            };
+        let Record {
+            db,
+            key,
+            expires_at_ms,
+            value,
+            chunk,
+        } = record;
         let rest = if fits {
-            Rest::Whole(Some(Record { db, key: key.clone(), expires_at_ms, value, chunk }))
+            Rest::Whole(Some(Record {
+                db,
+                key: key.clone(),
+                expires_at_ms,
+                value,
+                chunk,
+            }))
         } else {
             match value {
                 Value::String(b) => Rest::String(b),
@@ -72,7 +87,170 @@ impl Chunker {
                 Value::SortedSet(v) => Rest::SortedSet(v.into_iter().peekable()),
             }
         };
-        Chunks { db, key, expires_at_ms, next_index: 0, config: *self, rest }
+        Chunks {
+            db,
+            key,
+            expires_at_ms,
+            next_index: 0,
+            config: *self,
+            rest,
+        }
+    }
+}
+
+impl Chunker {
+    /// Starts a list entry whose items are pushed one at a time, for writers
+    /// that walk a large collection without first collecting it.
+    pub fn list(&self, db: u32, key: Bytes, expires_at_ms: Option<i64>) -> EntryChunker<Bytes> {
+        EntryChunker::new(*self, db, key, expires_at_ms, ValueKind::List)
+    }
+
+    /// Starts a set entry; see [`list`](Self::list).
+    pub fn set(&self, db: u32, key: Bytes, expires_at_ms: Option<i64>) -> EntryChunker<Bytes> {
+        EntryChunker::new(*self, db, key, expires_at_ms, ValueKind::Set)
+    }
+
+    /// Starts a hash entry of (field, value) pairs; see [`list`](Self::list).
+    pub fn hash(
+        &self,
+        db: u32,
+        key: Bytes,
+        expires_at_ms: Option<i64>,
+    ) -> EntryChunker<(Bytes, Bytes)> {
+        EntryChunker::new(*self, db, key, expires_at_ms, ValueKind::Hash)
+    }
+
+    /// Starts a sorted-set entry of (member, score) pairs; see
+    /// [`list`](Self::list).
+    pub fn sorted_set(
+        &self,
+        db: u32,
+        key: Bytes,
+        expires_at_ms: Option<i64>,
+    ) -> EntryChunker<(Bytes, f64)> {
+        EntryChunker::new(*self, db, key, expires_at_ms, ValueKind::SortedSet)
+    }
+}
+
+mod sealed {
+    pub trait Sealed: Sized {
+        fn encoded_size(&self) -> usize;
+        fn into_value(run: Vec<Self>, kind: super::ValueKind) -> super::Value;
+    }
+}
+
+/// An element of a collection that [`EntryChunker`] accepts: [`Bytes`]
+/// (list items, set members), `(Bytes, Bytes)` (hash pairs) or
+/// `(Bytes, f64)` (sorted-set pairs).
+pub trait ChunkElement: sealed::Sealed {}
+
+impl ChunkElement for Bytes {}
+impl ChunkElement for (Bytes, Bytes) {}
+impl ChunkElement for (Bytes, f64) {}
+
+impl sealed::Sealed for Bytes {
+    fn encoded_size(&self) -> usize {
+        field_size(self.len())
+    }
+    fn into_value(run: Vec<Self>, kind: ValueKind) -> Value {
+        match kind {
+            ValueKind::Set => Value::Set(run),
+            _ => Value::List(run),
+        }
+    }
+}
+
+impl sealed::Sealed for (Bytes, Bytes) {
+    fn encoded_size(&self) -> usize {
+        field_size(self.0.len()) + field_size(self.1.len())
+    }
+    fn into_value(run: Vec<Self>, _: ValueKind) -> Value {
+        Value::Hash(run)
+    }
+}
+
+impl sealed::Sealed for (Bytes, f64) {
+    fn encoded_size(&self) -> usize {
+        field_size(self.0.len()) + 8
+    }
+    fn into_value(run: Vec<Self>, _: ValueKind) -> Value {
+        Value::SortedSet(run)
+    }
+}
+
+/// Builds the chunk records of one collection entry from elements pushed
+/// one at a time; at most one chunk's elements are held. Made by
+/// [`Chunker::list`], [`Chunker::set`], [`Chunker::hash`] and
+/// [`Chunker::sorted_set`]. The records are the same as
+/// [`Chunker::split`] gives for the whole entry.
+#[derive(Debug)]
+pub struct EntryChunker<E> {
+    config: Chunker,
+    db: u32,
+    key: Bytes,
+    expires_at_ms: Option<i64>,
+    kind: ValueKind,
+    run: Vec<E>,
+    run_bytes: usize,
+    next_index: u32,
+}
+
+impl<E: ChunkElement> EntryChunker<E> {
+    fn new(
+        config: Chunker,
+        db: u32,
+        key: Bytes,
+        expires_at_ms: Option<i64>,
+        kind: ValueKind,
+    ) -> Self {
+        EntryChunker {
+            config,
+            db,
+            key,
+            expires_at_ms,
+            kind,
+            run: Vec::new(),
+            run_bytes: 0,
+            next_index: 0,
+        }
+    }
+
+    /// Adds the next element; returns a chunk record when the elements
+    /// before this one filled a chunk. (That chunk is known not to be the
+    /// last, since this element follows it.)
+    pub fn push(&mut self, element: E) -> Option<Record> {
+        let size = element.encoded_size();
+        let full = !self.run.is_empty()
+            && (self.run_bytes + size > self.config.target_bytes
+                || self.run.len() >= self.config.max_elements);
+        let out = full.then(|| {
+            let run = std::mem::take(&mut self.run);
+            self.run_bytes = 0;
+            self.record(run, Some(false))
+        });
+        self.run_bytes += size;
+        self.run.push(element);
+        out
+    }
+
+    /// Ends the entry: the last chunk, or the whole entry as one record
+    /// (`chunk: None`) when it never filled a chunk.
+    pub fn finish(mut self) -> Record {
+        let run = std::mem::take(&mut self.run);
+        let last = if self.next_index == 0 { None } else { Some(true) };
+        self.record(run, last)
+    }
+
+    fn record(&mut self, run: Vec<E>, last: Option<bool>) -> Record {
+        let chunk = last.map(|last| Chunk { index: self.next_index, last });
+        self.next_index = self.next_index.saturating_add(1);
+        Record {
+            db: self.db,
+            key: self.key.clone(),
+            expires_at_ms: self.expires_at_ms,
+            value: E::into_value(run, self.kind),
+            chunk,
+        }
     }
 }
 
@@ -90,7 +268,10 @@ fn value_size(value: &Value) -> usize {
     match value {
         Value::String(b) => b.len(),
         Value::List(v) | Value::Set(v) => v.iter().map(|b| field_size(b.len())).sum(),
-        Value::Hash(v) => v.iter().map(|(f, x)| field_size(f.len()) + field_size(x.len())).sum(),
+        Value::Hash(v) => v
+            .iter()
+            .map(|(f, x)| field_size(f.len()) + field_size(x.len()))
+            .sum(),
         Value::SortedSet(v) => v.iter().map(|(m, _)| field_size(m.len()) + 8).sum(),
     }
 }
@@ -163,7 +344,9 @@ impl Iterator for Chunks {
                 (Value::Set(v), run.peek().is_none())
             }
             Rest::Hash(run) => {
-                let v = take_run(run, &cfg, |(f, x)| field_size(f.len()) + field_size(x.len()));
+                let v = take_run(run, &cfg, |(f, x)| {
+                    field_size(f.len()) + field_size(x.len())
+                });
                 if v.is_empty() && self.next_index > 0 {
                     return None;
                 }
@@ -273,13 +456,18 @@ impl Assembler {
     /// [`ChunkError::Missing`] when an entry is waiting for more chunks.
     pub fn finish(&mut self) -> Result<()> {
         match self.pending.take() {
-            Some(p) => Err(self.error(ChunkError::Missing { last_index: p.index })),
+            Some(p) => Err(self.error(ChunkError::Missing {
+                last_index: p.index,
+            })),
             None => Ok(()),
         }
     }
 
     fn error(&self, kind: ChunkError) -> Error {
-        Error::Chunk { kind, record: Some(self.pushed.saturating_sub(1)) }
+        Error::Chunk {
+            kind,
+            record: Some(self.pushed.saturating_sub(1)),
+        }
     }
 
     fn step(&mut self, mut record: Record, assemble: bool) -> Result<Option<Record>> {
@@ -304,7 +492,9 @@ impl Assembler {
         if !finished {
             return Ok(None);
         }
-        let Some(p) = self.pending.take() else { return Ok(None) };
+        let Some(p) = self.pending.take() else {
+            return Ok(None);
+        };
         let value = match p.value {
             Some(Acc::String(b)) => Value::String(b.freeze()),
             Some(Acc::Other(v)) => v,
@@ -331,13 +521,18 @@ impl Assembler {
         self.pushed += 1;
         let Some(chunk) = chunk else {
             return match self.pending.take() {
-                Some(p) => Err(self.error(ChunkError::Missing { last_index: p.index })),
+                Some(p) => Err(self.error(ChunkError::Missing {
+                    last_index: p.index,
+                })),
                 None => Ok(false),
             };
         };
         let Some(p) = &mut self.pending else {
             if chunk.index != 0 {
-                return Err(self.error(ChunkError::OutOfOrder { expected: 0, found: chunk.index }));
+                return Err(self.error(ChunkError::OutOfOrder {
+                    expected: 0,
+                    found: chunk.index,
+                }));
             }
             if !chunk.last {
                 self.pending = Some(Partial {
@@ -360,18 +555,35 @@ impl Assembler {
             Some(if same_key {
                 ChunkError::Duplicate { index: chunk.index }
             } else {
-                ChunkError::Missing { last_index: p.index }
+                ChunkError::Missing {
+                    last_index: p.index,
+                }
             })
         } else if chunk.index > expected {
-            Some(ChunkError::OutOfOrder { expected, found: chunk.index })
+            Some(ChunkError::OutOfOrder {
+                expected,
+                found: chunk.index,
+            })
         } else if p.key != record.key {
-            Some(ChunkError::Mismatch { index: chunk.index, field: "key" })
+            Some(ChunkError::Mismatch {
+                index: chunk.index,
+                field: "key",
+            })
         } else if p.db != record.db {
-            Some(ChunkError::Mismatch { index: chunk.index, field: "db" })
+            Some(ChunkError::Mismatch {
+                index: chunk.index,
+                field: "db",
+            })
         } else if p.expires_at_ms != record.expires_at_ms {
-            Some(ChunkError::Mismatch { index: chunk.index, field: "expires_at_ms" })
+            Some(ChunkError::Mismatch {
+                index: chunk.index,
+                field: "expires_at_ms",
+            })
         } else if p.kind != kind {
-            Some(ChunkError::Mismatch { index: chunk.index, field: "value type" })
+            Some(ChunkError::Mismatch {
+                index: chunk.index,
+                field: "value type",
+            })
         } else {
             None
         };

@@ -137,7 +137,12 @@ pub(crate) fn check_frame<'a>(framed: &'a [u8], limits: &Limits) -> Result<&'a [
     let expected = u32::from_le_bytes(crc_bytes);
     let actual = frame_crc(len_bytes, payload);
     if expected != actual {
-        return Err(Error::ChecksumMismatch { expected, actual, offset: 0, record: None });
+        return Err(Error::ChecksumMismatch {
+            expected,
+            actual,
+            offset: 0,
+            record: None,
+        });
     }
     Ok(payload)
 }
@@ -220,14 +225,25 @@ fn value_body_len(value: &Value) -> (usize, usize) {
             pairs.len(),
         ),
         Value::SortedSet(pairs) => {
-            let scores = if pairs.is_empty() { 0 } else { len_field(pairs.len() * 8) };
-            (bytes_list_len(pairs.iter().map(|(m, _)| m)) + scores, pairs.len())
+            let scores = if pairs.is_empty() {
+                0
+            } else {
+                len_field(pairs.len() * 8)
+            };
+            (
+                bytes_list_len(pairs.iter().map(|(m, _)| m)) + scores,
+                pairs.len(),
+            )
         }
     }
 }
 
 fn chunk_body_len(chunk: &Chunk) -> usize {
-    let index = if chunk.index == 0 { 0 } else { 1 + varint_len(u64::from(chunk.index)) };
+    let index = if chunk.index == 0 {
+        0
+    } else {
+        1 + varint_len(u64::from(chunk.index))
+    };
     index + if chunk.last { 2 } else { 0 }
 }
 
@@ -235,7 +251,10 @@ fn payload_len(record: &Record, limits: &Limits) -> Result<usize> {
     if let Value::SortedSet(pairs) = &record.value
         && pairs.iter().any(|(_, s)| s.is_nan())
     {
-        return Err(Error::InvalidScore { offset: 0, record: None });
+        return Err(Error::InvalidScore {
+            offset: 0,
+            record: None,
+        });
     }
     let (body, elements) = value_body_len(&record.value);
     if elements > limits.max_elements as usize {
@@ -360,7 +379,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn malformed(&self, reason: &'static str) -> Error {
-        Error::Malformed { reason, offset: (self.base + self.pos) as u64, record: None }
+        Error::Malformed {
+            reason,
+            offset: (self.base + self.pos) as u64,
+            record: None,
+        }
     }
 
     fn at_end(&self) -> bool {
@@ -399,12 +422,19 @@ impl<'a> Cursor<'a> {
     fn sub(&mut self) -> Result<Cursor<'a>> {
         let len = self.varint()?;
         let start = self.pos;
-        let end = usize::try_from(len).ok().and_then(|len| start.checked_add(len));
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| start.checked_add(len));
         let Some(slice) = end.and_then(|end| self.buf.get(start..end)) else {
             return Err(self.malformed("length-delimited field runs past the end of its message"));
         };
         self.pos = start + slice.len();
-        Ok(Cursor { buf: slice, pos: 0, base: self.base + start, owner: self.owner })
+        Ok(Cursor {
+            buf: slice,
+            pos: 0,
+            base: self.base + start,
+            owner: self.owner,
+        })
     }
 
     fn bytes(&mut self) -> Result<Bytes> {
@@ -440,7 +470,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn expect(&self, wire_type: u8, want: u8) -> Result<()> {
-        if wire_type == want { Ok(()) } else { Err(self.malformed("wrong wire type for field")) }
+        if wire_type == want {
+            Ok(())
+        } else {
+            Err(self.malformed("wrong wire type for field"))
+        }
     }
 }
 
@@ -467,7 +501,12 @@ pub(crate) fn decode_payload(
     owner: Option<&Bytes>,
     limits: &Limits,
 ) -> Result<Record> {
-    let mut c = Cursor { buf: payload, pos: 0, base: 4, owner };
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+        base: 4,
+        owner,
+    };
     let mut db = 0u32;
     let mut key = Bytes::new();
     let mut expires_at_ms = None;
@@ -520,18 +559,27 @@ pub(crate) fn decode_payload(
     let Some(value) = value else {
         return Err(c.malformed("record has no value"));
     };
-    Ok(Record { db, key, expires_at_ms, value, chunk })
+    Ok(Record {
+        db,
+        key,
+        expires_at_ms,
+        value,
+        chunk,
+    })
 }
 
 fn decode_chunk(mut c: Cursor<'_>) -> Result<Chunk> {
-    let mut chunk = Chunk { index: 0, last: false };
+    let mut chunk = Chunk {
+        index: 0,
+        last: false,
+    };
     while !c.at_end() {
         let (tag, wt) = c.key()?;
         match tag {
             1 => {
                 c.expect(wt, WT_VARINT)?;
-                chunk.index =
-                    u32::try_from(c.varint()?).map_err(|_| c.malformed("chunk index exceeds u32"))?;
+                chunk.index = u32::try_from(c.varint()?)
+                    .map_err(|_| c.malformed("chunk index exceeds u32"))?;
             }
             2 => {
                 c.expect(wt, WT_VARINT)?;

@@ -35,7 +35,10 @@ pub struct Header {
 impl Header {
     /// A header for the current [`FORMAT_VERSION`].
     pub fn new(created_at_ms: i64) -> Self {
-        Header { format_version: FORMAT_VERSION, created_at_ms }
+        Header {
+            format_version: FORMAT_VERSION,
+            created_at_ms,
+        }
     }
 
     /// The 24 encoded bytes.
@@ -61,7 +64,10 @@ impl Header {
         let b = exact::<HEADER_LEN>(bytes, "header")?;
         let (body, crc) = b.split_at(HEADER_LEN - 4);
         if body.get(..8) != Some(&HEADER_MAGIC[..]) {
-            return Err(Error::BadMagic { what: "header", offset: 0 });
+            return Err(Error::BadMagic {
+                what: "header",
+                offset: 0,
+            });
         }
         check_crc(body, crc)?;
         let format_version = u32::from_le_bytes(array(body, 8));
@@ -71,7 +77,10 @@ impl Header {
                 supported: FORMAT_VERSION,
             });
         }
-        Ok(Header { format_version, created_at_ms: i64::from_le_bytes(array(body, 12)) })
+        Ok(Header {
+            format_version,
+            created_at_ms: i64::from_le_bytes(array(body, 12)),
+        })
     }
 }
 
@@ -113,10 +122,16 @@ impl Footer {
         if body.get(..4) != Some(&FOOTER_MARKER.to_le_bytes()[..])
             || body.get(4..12) != Some(&FOOTER_MAGIC[..])
         {
-            return Err(Error::BadMagic { what: "footer", offset: 0 });
+            return Err(Error::BadMagic {
+                what: "footer",
+                offset: 0,
+            });
         }
         check_crc(body, crc)?;
-        Ok(Footer { record_count: u64::from_le_bytes(array(body, 12)), digest: array(body, 20) })
+        Ok(Footer {
+            record_count: u64::from_le_bytes(array(body, 12)),
+            digest: array(body, 20),
+        })
     }
 
     /// Checks this (stored) footer against the count and digest of the
@@ -134,7 +149,10 @@ impl Footer {
         }
         let actual = computed.finish();
         if self.digest != actual {
-            return Err(Error::DigestMismatch { expected: self.digest, actual });
+            return Err(Error::DigestMismatch {
+                expected: self.digest,
+                actual,
+            });
         }
         Ok(())
     }
@@ -165,14 +183,22 @@ fn exact<'a, const N: usize>(bytes: &'a [u8], what: &'static str) -> Result<&'a 
 fn array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     // Callers pass fixed offsets inside fixed-size arrays; the fallback is
     // unreachable but keeps this panic-free.
-    bytes.get(at..at + N).and_then(|s| <[u8; N]>::try_from(s).ok()).unwrap_or([0; N])
+    bytes
+        .get(at..at + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .unwrap_or([0; N])
 }
 
 fn check_crc(body: &[u8], crc: &[u8]) -> Result<()> {
     let expected = u32::from_le_bytes(array(crc, 0));
     let actual = crc32fast::hash(body);
     if expected != actual {
-        return Err(Error::ChecksumMismatch { expected, actual, offset: 0, record: None });
+        return Err(Error::ChecksumMismatch {
+            expected,
+            actual,
+            offset: 0,
+            record: None,
+        });
     }
     Ok(())
 }
@@ -195,7 +221,10 @@ pub struct Digest {
 impl Digest {
     /// The digest of zero records.
     pub fn new() -> Self {
-        Digest { hasher: Box::new(Xxh3::new()), count: 0 }
+        Digest {
+            hasher: Box::new(Xxh3::new()),
+            count: 0,
+        }
     }
 
     /// Adds the next framed record.
@@ -223,6 +252,8 @@ impl Default for Digest {
 
 impl std::fmt::Debug for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Digest").field("count", &self.count).finish_non_exhaustive()
+        f.debug_struct("Digest")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
     }
 }

@@ -42,7 +42,7 @@ assert!(matches!(decode_record(&framed), Err(cairn_snapshot::Error::ChecksumMism
 #![deny(missing_docs)]
 
 pub use crate::{
-    chunk::{Assembler, Chunker, Chunks, DEFAULT_CHUNK_BYTES, split_entry},
+    chunk::{Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, EntryChunker, split_entry},
     codec::{
         FRAME_OVERHEAD, decode_record, decode_record_shared, decode_record_with, encode_record,
         encode_record_with, framed_len,

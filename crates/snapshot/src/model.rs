@@ -26,7 +26,13 @@ pub struct Record {
 impl Record {
     /// A whole (unchunked) entry without expiry.
     pub fn new(db: u32, key: impl Into<Bytes>, value: Value) -> Self {
-        Record { db, key: key.into(), expires_at_ms: None, value, chunk: None }
+        Record {
+            db,
+            key: key.into(),
+            expires_at_ms: None,
+            value,
+            chunk: None,
+        }
     }
 
     /// Sets the absolute expiry in unix milliseconds.
@@ -134,7 +140,10 @@ pub struct Limits {
 
 impl Limits {
     /// The default limits: 64 MiB records, 1 Mi elements per record.
-    pub const DEFAULT: Limits = Limits { max_record_bytes: 64 << 20, max_elements: 1 << 20 };
+    pub const DEFAULT: Limits = Limits {
+        max_record_bytes: 64 << 20,
+        max_elements: 1 << 20,
+    };
 
     /// Sets [`max_record_bytes`](Self::max_record_bytes). Values above
     /// `u32::MAX - 1` are not possible: `0xFFFF_FFFF` marks the footer.

@@ -124,8 +124,12 @@ impl From<&crate::Record> for Record {
         use crate::Value;
         let value = match &r.value {
             Value::String(b) => ValueKind::String(b.clone()),
-            Value::List(items) => ValueKind::List(List { items: items.clone() }),
-            Value::Set(members) => ValueKind::Set(Set { members: members.clone() }),
+            Value::List(items) => ValueKind::List(List {
+                items: items.clone(),
+            }),
+            Value::Set(members) => ValueKind::Set(Set {
+                members: members.clone(),
+            }),
             Value::Hash(pairs) => ValueKind::Hash(Hash {
                 fields: pairs.iter().map(|(f, _)| f.clone()).collect(),
                 values: pairs.iter().map(|(_, v)| v.clone()).collect(),
@@ -139,7 +143,10 @@ impl From<&crate::Record> for Record {
             db: r.db,
             key: r.key.clone(),
             expires_at_ms: r.expires_at_ms,
-            chunk: r.chunk.map(|c| Chunk { index: c.index, last: c.last }),
+            chunk: r.chunk.map(|c| Chunk {
+                index: c.index,
+                last: c.last,
+            }),
             value: Some(value),
         }
     }

@@ -36,7 +36,12 @@ impl<W: Write> StreamWriter<W> {
     /// [`Error::Io`].
     pub fn with_limits(mut inner: W, header: Header, limits: Limits) -> Result<Self> {
         inner.write_all(&header.encode())?;
-        Ok(StreamWriter { inner, buf: Vec::new(), digest: Digest::new(), limits })
+        Ok(StreamWriter {
+            inner,
+            buf: Vec::new(),
+            digest: Digest::new(),
+            limits,
+        })
     }
 
     /// Encodes and writes one record.
@@ -87,7 +92,10 @@ impl<W: Write> StreamWriter<W> {
     ///
     /// [`Error::Io`].
     pub fn finish_into_inner(mut self) -> Result<(Footer, W)> {
-        let footer = Footer { record_count: self.digest.count(), digest: self.digest.finish() };
+        let footer = Footer {
+            record_count: self.digest.count(),
+            digest: self.digest.finish(),
+        };
         self.inner.write_all(&footer.encode())?;
         self.inner.flush()?;
         Ok((footer, self.inner))
@@ -112,7 +120,10 @@ enum State {
 /// without an error: a damaged footer or digest shows only at the end.
 ///
 /// Reads go straight to `R`; wrap a file in a [`std::io::BufReader`].
-#[derive(Debug)]
+///
+/// A reader is [`Clone`] when `R` is: the clone continues from the same
+/// point with the same running count and digest.
+#[derive(Debug, Clone)]
 pub struct StreamReader<R: Read> {
     inner: R,
     header: Header,
@@ -134,7 +145,9 @@ fn read_exact_or_truncated<R: Read>(
 ) -> Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
-        let Some(rest) = buf.get_mut(filled..) else { break };
+        let Some(rest) = buf.get_mut(filled..) else {
+            break;
+        };
         match r.read(rest) {
             Ok(0) => {
                 return Err(Error::Truncated {
@@ -182,6 +195,22 @@ impl<R: Read> StreamReader<R> {
             footer: None,
             state: State::Records,
         })
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The underlying reader, mutably. Reading from it or replacing it
+    /// makes the stream reader see whatever bytes it delivers next.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Offset in the stream of the next byte to be read.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// The stream's header.
@@ -281,10 +310,18 @@ impl<R: Read> StreamReader<R> {
         bytes[..4].copy_from_slice(&marker);
         read_exact_or_truncated(&mut self.inner, &mut bytes[4..], "footer", start + 4, None)?;
         let footer = Footer::decode(&bytes).map_err(|e| match e {
-            Error::ChecksumMismatch { expected, actual, .. } => {
-                Error::ChecksumMismatch { expected, actual, offset: start, record: None }
-            }
-            Error::BadMagic { what, .. } => Error::BadMagic { what, offset: start },
+            Error::ChecksumMismatch {
+                expected, actual, ..
+            } => Error::ChecksumMismatch {
+                expected,
+                actual,
+                offset: start,
+                record: None,
+            },
+            Error::BadMagic { what, .. } => Error::BadMagic {
+                what,
+                offset: start,
+            },
             other => other,
         })?;
         footer.verify(&self.digest)?;
@@ -293,7 +330,12 @@ impl<R: Read> StreamReader<R> {
         loop {
             match self.inner.read(&mut probe) {
                 Ok(0) => break,
-                Ok(n) => return Err(Error::TrailingData { offset: self.offset, len: n as u64 }),
+                Ok(n) => {
+                    return Err(Error::TrailingData {
+                        offset: self.offset,
+                        len: n as u64,
+                    });
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }

@@ -7,8 +7,8 @@ use cairn_snapshot::{
     Assembler, Chunker, Header, Limits, Record, StreamReader, StreamWriter, Value, decode_record,
     decode_record_shared, encode_record, framed_len, proto,
 };
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     prop::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
@@ -45,14 +45,18 @@ fn value(max_len: usize, max_item: usize) -> impl Strategy<Value = Value> {
         bytes(max_item * 4).prop_map(Value::String),
         prop::collection::vec(bytes(max_item), 0..max_len).prop_map(Value::List),
         prop::collection::vec(bytes(max_item), 0..max_len).prop_map(Value::Set),
-        prop::collection::vec((bytes(max_item), bytes(max_item)), 0..max_len)
-            .prop_map(Value::Hash),
+        prop::collection::vec((bytes(max_item), bytes(max_item)), 0..max_len).prop_map(Value::Hash),
         prop::collection::vec((bytes(max_item), score()), 0..max_len).prop_map(Value::SortedSet),
     ]
 }
 
 fn record(max_len: usize, max_item: usize) -> impl Strategy<Value = Record> {
-    (prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()], bytes(24), expiry(), value(max_len, max_item))
+    (
+        prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()],
+        bytes(24),
+        expiry(),
+        value(max_len, max_item),
+    )
         .prop_map(|(db, key, expires_at_ms, value)| Record {
             db,
             key,
@@ -68,15 +72,16 @@ fn same(a: &Record, b: &Record) -> bool {
         return false;
     }
     match (&a.value, &b.value) {
-        (Value::SortedSet(x), Value::SortedSet(y)) => {
-            x.iter().zip(y).all(|((_, s), (_, t))| s.to_bits() == t.to_bits())
-        }
+        (Value::SortedSet(x), Value::SortedSet(y)) => x
+            .iter()
+            .zip(y)
+            .all(|((_, s), (_, t))| s.to_bits() == t.to_bits()),
         _ => true,
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn one_record_round_trips(r in record(16, 16)) {
@@ -120,30 +125,46 @@ proptest! {
         }
     }
 
-    /// Big collections with a small chunk target give many chunks; each is
-    /// within its bounds and assembly gives the entry back.
+    /// Big collections with a small chunk target give many chunks, each
+    /// within its bounds, numbered in order, and together holding exactly
+    /// the entry's elements.
     #[test]
-    fn chunking_round_trips(
-        records in prop::collection::vec(record(300, 40), 1..8),
+    fn chunks_respect_their_bounds(
+        r in record(300, 40),
         target in 1usize..2048,
         max_elements in 1usize..64,
     ) {
         let chunker = Chunker::new().target_bytes(target).max_elements(max_elements);
-        let mut writer = StreamWriter::new(Vec::new(), Header::new(1)).unwrap();
-        for r in &records {
-            for c in chunker.split(r.clone()) {
-                if c.chunk.is_some() {
-                    prop_assert!(c.value.len() <= max_elements || matches!(c.value, Value::String(_)));
-                    if let Value::String(b) = &c.value {
-                        prop_assert!(b.len() <= target);
-                    }
-                    prop_assert_eq!(c.key.clone(), r.key.clone());
-                }
-                writer.write_record(&c).unwrap();
+        let chunks: Vec<Record> = chunker.split(r.clone()).collect();
+        prop_assert!(!chunks.is_empty());
+        if chunks.len() == 1 && chunks[0].chunk.is_none() {
+            prop_assert!(same(&chunks[0], &r));
+            match &r.value {
+                Value::String(b) => prop_assert!(b.len() <= target),
+                v => prop_assert!(v.len() <= max_elements),
             }
+        } else {
+            // Chunked only when needed.
+            match &r.value {
+                Value::String(b) => prop_assert!(b.len() > target),
+                v => prop_assert!(v.len() > max_elements || chunks.len() > 1),
+            }
+            let mut elements = 0;
+            for (i, c) in chunks.iter().enumerate() {
+                let info = c.chunk.unwrap();
+                prop_assert_eq!(info.index as usize, i);
+                prop_assert_eq!(info.last, i + 1 == chunks.len());
+                prop_assert_eq!((c.db, &c.key, c.expires_at_ms), (r.db, &r.key, r.expires_at_ms));
+                prop_assert_eq!(c.value.kind(), r.value.kind());
+                prop_assert!(!c.value.is_empty());
+                match &c.value {
+                    Value::String(b) => prop_assert!(b.len() <= target),
+                    v => prop_assert!(v.len() <= max_elements),
+                }
+                elements += c.value.len();
+            }
+            prop_assert_eq!(elements, r.value.len());
         }
-        let bytes = writer.finish().map(|_| ()).and(Ok(())).map(|()| ());
-        bytes.unwrap();
     }
 }
 
@@ -169,7 +190,7 @@ fn chunked_stream_round_trip(records: &[Record], chunker: Chunker) -> (Vec<Recor
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn assembled_entries_equal_originals(
@@ -191,14 +212,24 @@ proptest! {
 /// Entries far above the default 1 MiB chunk size, with the default chunker.
 #[test]
 fn huge_entries_round_trip_with_default_chunker() {
-    let big_string = Bytes::from((0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
-    let list: Vec<Bytes> = (0..300_000u32).map(|i| Bytes::from(i.to_string())).collect();
-    let hash: Vec<(Bytes, Bytes)> =
-        (0..100_000u32).map(|i| (Bytes::from(format!("f{i}")), Bytes::from(vec![1u8; 20]))).collect();
-    let zset: Vec<(Bytes, f64)> =
-        (0..200_000u32).map(|i| (Bytes::from(format!("m{i}")), f64::from(i) * -0.5)).collect();
+    let big_string = Bytes::from(
+        (0..5_000_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let list: Vec<Bytes> = (0..300_000u32)
+        .map(|i| Bytes::from(i.to_string()))
+        .collect();
+    let hash: Vec<(Bytes, Bytes)> = (0..100_000u32)
+        .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(vec![1u8; 20])))
+        .collect();
+    let zset: Vec<(Bytes, f64)> = (0..200_000u32)
+        .map(|i| (Bytes::from(format!("m{i}")), f64::from(i) * -0.5))
+        .collect();
     // More elements than one record may hold, each tiny.
-    let set: Vec<Bytes> = (0..1_500_000u32).map(|i| Bytes::from(i.to_le_bytes().to_vec())).collect();
+    let set: Vec<Bytes> = (0..1_500_000u32)
+        .map(|i| Bytes::from(i.to_le_bytes().to_vec()))
+        .collect();
     let records = vec![
         Record::new(0, "s", Value::String(big_string)).with_expiry(Some(i64::MAX)),
         Record::new(1, "l", Value::List(list)),
@@ -214,8 +245,15 @@ fn huge_entries_round_trip_with_default_chunker() {
             max = max.max(framed_len(&c).unwrap());
             n += 1;
         }
-        println!("{:?} key {:?}: {n} chunks, largest framed {max} bytes", r.value.kind(), r.key);
-        assert!(max <= cairn_snapshot::DEFAULT_CHUNK_BYTES + 64, "chunk of {max} bytes");
+        println!(
+            "{:?} key {:?}: {n} chunks, largest framed {max} bytes",
+            r.value.kind(),
+            r.key
+        );
+        assert!(
+            max <= cairn_snapshot::DEFAULT_CHUNK_BYTES + 64,
+            "chunk of {max} bytes"
+        );
     }
     let (back, count) = chunked_stream_round_trip(&records, Chunker::new());
     assert!(count > records.len() as u64 + 10, "only {count} records");
@@ -228,12 +266,18 @@ fn limits_refuse_what_they_should() {
     let too_many = Record::new(0, "k", Value::Set(vec![Bytes::new(); (1 << 20) + 1]));
     assert!(matches!(
         encode_record(&too_many, &mut framed),
-        Err(cairn_snapshot::Error::TooLarge { what: "elements", .. })
+        Err(cairn_snapshot::Error::TooLarge {
+            what: "elements",
+            ..
+        })
     ));
     assert!(framed.is_empty(), "nothing written on error");
 
     let nan = Record::new(0, "k", Value::SortedSet(vec![(Bytes::from("m"), f64::NAN)]));
-    assert!(matches!(encode_record(&nan, &mut framed), Err(cairn_snapshot::Error::InvalidScore { .. })));
+    assert!(matches!(
+        encode_record(&nan, &mut framed),
+        Err(cairn_snapshot::Error::InvalidScore { .. })
+    ));
 
     let small = Limits::DEFAULT.max_record_bytes(100);
     let big = Record::new(0, "k", Value::String(Bytes::from(vec![0u8; 200])));
@@ -244,11 +288,19 @@ fn limits_refuse_what_they_should() {
     encode_record(&big, &mut framed).unwrap();
     assert!(matches!(
         cairn_snapshot::decode_record_with(&framed, &small),
-        Err(cairn_snapshot::Error::TooLarge { what: "record", size: 206, limit: 100, .. })
+        Err(cairn_snapshot::Error::TooLarge {
+            what: "record",
+            size: 206,
+            limit: 100,
+            ..
+        })
     ));
 
     // A 4 GB length field is refused before anything is allocated.
     let mut hostile = 0xFFFF_FFF0u32.to_le_bytes().to_vec();
     hostile.extend_from_slice(&[0u8; 16]);
-    assert!(matches!(decode_record(&hostile), Err(cairn_snapshot::Error::TooLarge { .. })));
+    assert!(matches!(
+        decode_record(&hostile),
+        Err(cairn_snapshot::Error::TooLarge { .. })
+    ));
 }

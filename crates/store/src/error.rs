@@ -15,6 +15,10 @@ pub enum Damage {
     /// The directory holds an entry fjall never creates (checked before fjall
     /// sees the directory, because fjall aborts the process on some of them).
     ForeignEntry(PathBuf),
+    /// The database files differ from the generation's `MANIFEST` (a file
+    /// added, missing, resized or changed), or the manifest is damaged.
+    /// Checked before fjall opens anything.
+    Files(String),
     /// fjall refused to open or read the database (missing or truncated
     /// table, block checksum, journal damage).
     Fjall(String),
@@ -44,6 +48,7 @@ impl Damage {
             Damage::Missing => "missing",
             Damage::Seal(_) => "seal",
             Damage::ForeignEntry(_) => "foreign-entry",
+            Damage::Files(_) => "files",
             Damage::Fjall(_) => "fjall",
             Damage::Record(_) => "record",
             Damage::Sequence(_) => "sequence",
@@ -62,6 +67,7 @@ impl std::fmt::Display for Damage {
             Damage::ForeignEntry(p) => {
                 write!(f, "unexpected entry {}", p.display())
             }
+            Damage::Files(why) => write!(f, "database files: {why}"),
             Damage::Fjall(why) => write!(f, "fjall: {why}"),
             Damage::Record(why) => write!(f, "bad record: {why}"),
             Damage::Sequence(why) => write!(f, "record sequence: {why}"),
@@ -123,6 +129,15 @@ pub enum Error {
         dir: PathBuf,
         /// How many candidate generations were rejected.
         failures: usize,
+    },
+    /// A freshly written generation failed verify-after-write; it was
+    /// quarantined and `CURRENT` was not switched.
+    #[error("cairn store: new generation {generation} failed verification: {damage}")]
+    Damaged {
+        /// The generation.
+        generation: u64,
+        /// What was wrong.
+        damage: Damage,
     },
     /// The load sink refused a record; loading stopped without fallback
     /// because the data on disk is not at fault.

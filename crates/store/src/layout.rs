@@ -13,6 +13,8 @@ pub(crate) const CURRENT_TMP: &str = "CURRENT.tmp";
 pub(crate) const QUARANTINE: &str = "quarantine";
 pub(crate) const SEAL: &str = "SEAL";
 pub(crate) const SEAL_TMP: &str = "SEAL.tmp";
+pub(crate) const MANIFEST: &str = "MANIFEST";
+pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
 /// The fjall database lives one level down, so fjall never sees `SEAL`.
 pub(crate) const DB: &str = "db";
 const GEN_PREFIX: &str = "gen-";

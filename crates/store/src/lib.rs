@@ -6,9 +6,10 @@
 //! keyed by sequence number) and becomes the committed one through a single
 //! atomic rename of the small `CURRENT` file. Loading verifies every
 //! record's CRC32, the record count and the digest against the generation's
-//! footer, its `SEAL` and `CURRENT`; a damaged generation is moved to
+//! footer, its `SEAL` and `CURRENT`, and every fjall file against the
+//! generation's `MANIFEST` before fjall opens it; a damaged generation is moved to
 //! `quarantine/` and the previous one is loaded instead. The layout and the
-//! crash-consistency argument are in `docs/snapshot-format.md`
+//! crash-consistency argument are in `docs/store-layout.md`
 //! ("On-disk store layout").
 //!
 //! - [`Store::begin`] returns a [`Writer`]; [`Writer::commit`] returns
@@ -55,6 +56,7 @@ pub use crate::{
 mod error;
 mod layout;
 mod load;
+mod manifest;
 mod pointer;
 mod store;
 mod validate;

@@ -7,7 +7,8 @@ use cairn_snapshot::{Digest, Footer, Header, Limits, Record};
 use fjall::{Database, KeyspaceCreateOptions};
 
 use crate::error::{Damage, Error, SinkError};
-use crate::layout::{DB, SEAL};
+use crate::layout::{DB, MANIFEST, SEAL};
+use crate::manifest;
 use crate::pointer::{GenerationMeta, Kind};
 use crate::validate;
 use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
@@ -75,7 +76,18 @@ fn is_environmental(e: &std::io::Error) -> bool {
             | K::OutOfMemory
             | K::ResourceBusy
             | K::Interrupted
-    ) || matches!(e.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
+    ) || too_many_files(e)
+}
+
+#[cfg(unix)]
+fn too_many_files(e: &std::io::Error) -> bool {
+    // ENFILE, EMFILE: the same numbers on Linux and macOS.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+#[cfg(not(unix))]
+fn too_many_files(_: &std::io::Error) -> bool {
+    false
 }
 
 fn environmental(e: &fjall::Error) -> Option<&std::io::Error> {
@@ -147,6 +159,25 @@ pub(crate) fn verify_generation(
     validate::generation_dir(gen_dir)?;
 
     let db_path = gen_dir.join(DB);
+    let manifest_path = gen_dir.join(MANIFEST);
+    let manifest = match std::fs::read(&manifest_path) {
+        Ok(m) => m,
+        Err(e) if is_environmental(&e) => {
+            return Err(Failure::Fatal(Error::Io {
+                path: manifest_path,
+                source: e,
+            }));
+        }
+        Err(e) => return Err(Damage::Files(format!("MANIFEST: {e}")).into()),
+    };
+    match manifest::verify(&db_path, &manifest, &seal.files_digest) {
+        Ok(()) => {}
+        Err(Ok(damage)) => return Err(damage.into()),
+        Err(Err(Error::Io { path, source })) if !is_environmental(&source) => {
+            return Err(Damage::Files(format!("{}: {source}", path.display())).into());
+        }
+        Err(Err(e)) => return Err(Failure::Fatal(e)),
+    }
     // Declared before `db` so the copy is removed only after fjall closed.
     let mut _copy: Option<TempCopy> = None;
     let db = match open_db(&db_path) {

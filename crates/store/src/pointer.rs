@@ -5,7 +5,7 @@
 //! `CURRENT` (or the reverse) is rejected.
 
 /// Bytes in an encoded pointer.
-pub(crate) const POINTER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 8 + 16 + 8 + 4;
+pub(crate) const POINTER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 8 + 16 + 8 + 16 + 4;
 /// Version of this little file format (not of the record format).
 const LAYOUT_VERSION: u32 = 1;
 
@@ -42,6 +42,9 @@ pub struct GenerationMeta {
     pub digest: [u8; 16],
     /// When writing began, unix milliseconds.
     pub created_at_ms: i64,
+    /// xxh3-128 of the generation's `MANIFEST` (sizes and hashes of every
+    /// fjall file).
+    pub files_digest: [u8; 16],
 }
 
 impl GenerationMeta {
@@ -55,6 +58,7 @@ impl GenerationMeta {
         out.extend_from_slice(&self.record_bytes.to_le_bytes());
         out.extend_from_slice(&self.digest);
         out.extend_from_slice(&self.created_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.files_digest);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -89,6 +93,7 @@ impl GenerationMeta {
             record_bytes: u64::from_le_bytes(r.take()?),
             digest: r.take()?,
             created_at_ms: i64::from_le_bytes(r.take()?),
+            files_digest: r.take()?,
         })
     }
 }
@@ -121,6 +126,7 @@ mod tests {
             record_bytes: 700,
             digest: [9; 16],
             created_at_ms: 1_700_000_000_000,
+            files_digest: [3; 16],
         }
     }
 

@@ -380,12 +380,9 @@ impl Shared {
                     tracing::error!(generation = meta.generation, damage = %d, quarantined = ?q.ok(), "new generation failed verification");
                     return Published {
                         renamed: false,
-                        result: Err(Error::Io {
-                            path: gen_dir.to_path_buf(),
-                            source: std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!("verify after write: {d}"),
-                            ),
+                        result: Err(Error::Damaged {
+                            generation: meta.generation,
+                            damage: d,
                         }),
                     };
                 }

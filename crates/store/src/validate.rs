@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Damage;
-use crate::layout::{DB, SEAL};
+use crate::layout::{DB, MANIFEST, SEAL};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -55,7 +55,7 @@ pub(crate) fn generation_dir(gen_dir: &Path) -> Result<(), Damage> {
     let mut has_db = false;
     for (name, kind, path) in entries(gen_dir)? {
         match (name.as_str(), kind) {
-            (SEAL, Kind::File) => {}
+            (SEAL | MANIFEST, Kind::File) => {}
             (DB, Kind::Dir) => has_db = true,
             _ => return Err(Damage::ForeignEntry(path)),
         }

@@ -11,7 +11,8 @@ use fjall::config::{BlockSizePolicy, FilterPolicy};
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, DB, SEAL, SEAL_TMP};
+use crate::layout::{self, DB, MANIFEST, MANIFEST_TMP, SEAL, SEAL_TMP};
+use crate::manifest;
 use crate::pointer::{GenerationMeta, Kind};
 use crate::store::Shared;
 
@@ -62,7 +63,8 @@ enum Msg {
 /// on the calling thread and ingested into fjall by a helper thread, so the
 /// two overlap. Methods block; call them from a blocking thread, not from an
 /// async task. Dropping a writer without [`commit`](Self::commit) removes
-/// everything it wrote.
+/// everything it wrote (and blocks until its helper thread has closed
+/// fjall, so drop it on a blocking thread too).
 pub struct Writer {
     shared: Arc<Shared>,
     generation: u64,
@@ -128,7 +130,12 @@ impl Writer {
         let db_path = partial.join(DB);
         let thread = std::thread::Builder::new()
             .name(format!("cairn-store-gen-{generation}"))
-            .spawn(move || ingest(&db_path, &header, &rx))
+            .spawn(move || {
+                if ingest(&db_path, &header, &rx)? {
+                    settle(&db_path)?;
+                }
+                Ok(())
+            })
             .map_err(|source| Error::Io {
                 path: partial.clone(),
                 source,
@@ -258,6 +265,8 @@ impl Writer {
         self.join()?;
 
         layout::fsync_tree(&self.partial)?;
+        let manifest = manifest::build(&self.partial.join(DB))?;
+        layout::replace_file(&self.partial, MANIFEST_TMP, MANIFEST, &manifest)?;
         let meta = GenerationMeta {
             generation: self.generation,
             format_version: cairn_snapshot::FORMAT_VERSION,
@@ -265,6 +274,7 @@ impl Writer {
             record_bytes: self.record_bytes,
             digest: self.digest.finish(),
             created_at_ms: self.created_at_ms,
+            files_digest: manifest::digest(&manifest),
         };
         layout::replace_file(&self.partial, SEAL_TMP, SEAL, &meta.encode(Kind::Seal))?;
         let final_dir = self.shared.dir.join(layout::gen_dir_name(self.generation));
@@ -357,7 +367,9 @@ fn keyspace_options() -> KeyspaceCreateOptions {
 /// The ingestion thread: owns every fjall handle of the new generation so
 /// they are all dropped when it returns (fjall has no `close()`, and a
 /// poisoned database must not outlive this write).
-fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Result<()> {
+///
+/// Returns whether the generation was finished (false: abandoned).
+fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Result<bool> {
     let db = Database::builder(db_path)
         .worker_threads(1)
         .open()
@@ -372,7 +384,7 @@ fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Resul
     loop {
         let Ok(msg) = rx.recv() else {
             // The writer was dropped: abandon (the directory is removed).
-            return Ok(());
+            return Ok(false);
         };
         match msg {
             Msg::Records(batch) => {
@@ -389,10 +401,29 @@ fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Resul
                     .map_err(fj(db_path))?;
                 ing.finish().map_err(fj(db_path))?;
                 db.persist(PersistMode::SyncAll).map_err(fj(db_path))?;
-                return Ok(());
+                return Ok(true);
             }
         }
     }
+}
+
+/// Opens and closes the finished database once, as a load will.
+///
+/// fjall tidies up on its first open (trims the preallocated journal,
+/// deletes superseded version files) and is stable from then on (measured:
+/// later opens change no byte). Doing it before the `MANIFEST` is taken
+/// means loads see exactly the files the manifest lists.
+fn settle(db_path: &std::path::Path) -> Result<()> {
+    let db = Database::builder(db_path)
+        .worker_threads(1)
+        .open()
+        .map_err(fj(db_path))?;
+    let ks = db
+        .keyspace(KEYSPACE, keyspace_options)
+        .map_err(fj(db_path))?;
+    drop(ks);
+    db.persist(PersistMode::SyncAll).map_err(fj(db_path))?;
+    Ok(())
 }
 
 /// Checks that `framed` is one whole framed record: a 4-byte length, that

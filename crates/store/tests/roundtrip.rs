@@ -46,6 +46,22 @@ fn every_value_type_round_trips() {
 }
 
 #[test]
+fn large_values_pass_through_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let big: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let recs = vec![
+        Record::new(0, "before", Value::String(Bytes::from_static(b"x"))),
+        Record::new(0, "big", Value::String(Bytes::from(big))),
+        Record::new(0, "after", Value::String(Bytes::from_static(b"y"))),
+    ];
+    let g = commit(&store, &recs);
+    let (report, sink) = load(&store);
+    assert_eq!(report.generation, Some(g));
+    assert!(sink.records == recs);
+}
+
+#[test]
 fn empty_generation_and_fresh_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("data")).unwrap();

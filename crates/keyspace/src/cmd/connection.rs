@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use cairn_resp::{Frame, Protocol};
 
-use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int};
+use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int, subcommand};
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "connection";
@@ -181,28 +181,20 @@ fn valid_name(n: &[u8]) -> Result<(), Frame> {
 }
 
 fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let sub = arg(args, 1);
-    if is(sub, "setname") && args.len() == 3 {
-        let n = arg(args, 2);
-        if let Err(e) = valid_name(n) {
-            return e;
+    let subs = [("setname", 3), ("getname", 2), ("id", 2), ("setinfo", 4)];
+    match subcommand("client", args, &subs) {
+        Err(e) => e,
+        Ok("setname") => {
+            let n = arg(args, 2);
+            if let Err(e) = valid_name(n) {
+                return e;
+            }
+            ctx.session().name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
+            Frame::ok()
         }
-        ctx.session().name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
-        Frame::ok()
-    } else if is(sub, "getname") && args.len() == 2 {
-        ctx.session()
-            .name
-            .clone()
-            .map(Frame::Bulk)
-            .unwrap_or(Frame::Null)
-    } else if is(sub, "id") && args.len() == 2 {
-        Frame::Integer(ctx.session().id as i64)
-    } else if is(sub, "setinfo") && args.len() == 4 {
-        Frame::ok()
-    } else {
-        Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        ))
+        Ok("getname") => ctx.session().name.clone().map(Frame::Bulk).unwrap_or(Frame::Null),
+        Ok("id") => Frame::Integer(ctx.session().id as i64),
+        // Redis 7.2's library-name/version report; accepted and ignored.
+        Ok(_) => Frame::ok(),
     }
 }

@@ -213,6 +213,13 @@ pub trait Extension: Send + Sync + 'static {
     fn info(&self, _ks: &Keyspace, _section: &str) -> Option<String> {
         None
     }
+
+    /// Called by `CONFIG SET name value` (name lowercase) before the value
+    /// is stored: `None` if this extension does not own the parameter,
+    /// `Some(Err(reason))` to refuse it, `Some(Ok(()))` to accept it.
+    fn config_set(&self, _ks: &Keyspace, _name: &str, _value: &[u8]) -> Option<Result<(), String>> {
+        None
+    }
 }
 
 /// A built-in command handler.
@@ -424,6 +431,24 @@ pub(crate) fn format_float(v: f64) -> String {
     }
     let s = format!("{v}");
     s
+}
+
+/// Resolves a container's subcommand (`CLIENT SETNAME`, `CONFIG GET`)
+/// against `(name, arity)` pairs, with Redis 7.0's error texts.
+pub(crate) fn subcommand(container: &str, args: &[Bytes], subs: &[(&'static str, i32)]) -> Result<&'static str, Frame> {
+    let sub = args.get(1).map(|b| &b[..]).unwrap_or_default();
+    let Some(&(name, arity)) = subs.iter().find(|(n, _)| is(sub, n)) else {
+        return Err(Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(sub),
+            container.to_ascii_uppercase()
+        )));
+    };
+    let spec = CommandSpec::new(name, arity, Flags::NONE, "");
+    if !spec.arity_ok(args.len()) {
+        return Err(Frame::error(format!("ERR wrong number of arguments for '{container}|{name}' command")));
+    }
+    Ok(name)
 }
 
 /// Whether `arg` equals `word` ignoring ASCII case.

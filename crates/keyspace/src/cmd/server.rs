@@ -9,6 +9,7 @@ use cairn_resp::Frame;
 use super::{
     Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
 };
+use super::subcommand;
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 
@@ -122,75 +123,82 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if args.len() == 1 {
         return Frame::Array(table.commands.iter().map(command_info).collect());
     }
-    let sub = arg(args, 1);
+    let subs = [("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
     let names = args.get(2..).unwrap_or_default();
-    if is(sub, "count") && args.len() == 2 {
-        int(table.commands.len())
-    } else if is(sub, "info") {
-        if names.is_empty() {
-            return Frame::Array(table.commands.iter().map(command_info).collect());
+    match subcommand("command", args, &subs) {
+        Err(e) => e,
+        Ok("count") => int(table.commands.len()),
+        Ok("info") if names.is_empty() => Frame::Array(table.commands.iter().map(command_info).collect()),
+        Ok("info") => Frame::Array(
+            names.iter().map(|n| table.lookup(n).map(command_info).unwrap_or(Frame::NullArray)).collect(),
+        ),
+        Ok("docs") => {
+            let list: Vec<&Command> = if names.is_empty() {
+                table.commands.iter().collect()
+            } else {
+                names.iter().filter_map(|n| table.lookup(n)).collect()
+            };
+            Frame::Map(list.into_iter().map(|c| (Frame::bulk(c.spec.name), command_docs(c))).collect())
         }
-        Frame::Array(
-            names
-                .iter()
-                .map(|n| {
-                    table
-                        .lookup(n)
-                        .map(command_info)
-                        .unwrap_or(Frame::NullArray)
-                })
-                .collect(),
-        )
-    } else if is(sub, "docs") {
-        let list: Vec<&Command> = if names.is_empty() {
-            table.commands.iter().collect()
-        } else {
-            names.iter().filter_map(|n| table.lookup(n)).collect()
-        };
-        Frame::Map(
-            list.into_iter()
-                .map(|c| (Frame::bulk(c.spec.name), command_docs(c)))
-                .collect(),
-        )
-    } else if is(sub, "list") && args.len() == 2 {
-        Frame::Array(
-            table
-                .commands
-                .iter()
-                .map(|c| Frame::bulk(c.spec.name))
-                .collect(),
-        )
-    } else {
-        Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        ))
+        Ok(_) => Frame::Array(table.commands.iter().map(|c| Frame::bulk(c.spec.name)).collect()),
     }
 }
 
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let sub = arg(args, 1);
-    if is(sub, "get") && args.len() >= 3 {
-        let params = ctx.keyspace().inner.params.read();
-        let mut out = Vec::new();
-        for (k, v) in params.iter() {
-            if args
-                .iter()
-                .skip(2)
-                .any(|p| glob_match(p, k.as_bytes(), true))
-            {
-                out.push((Frame::bulk(k), Frame::bulk(v)));
+    let ks = ctx.keyspace();
+    match subcommand("config", args, &[("get", -3), ("set", -4), ("resetstat", 2)]) {
+        Err(e) => e,
+        Ok("get") => {
+            let params = ks.inner.params.read();
+            let mut out = Vec::new();
+            for (k, v) in params.iter() {
+                if args.iter().skip(2).any(|p| glob_match(p, k.as_bytes(), true)) {
+                    out.push((Frame::bulk(k), Frame::bulk(v)));
+                }
+            }
+            Frame::Map(out)
+        }
+        Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
+        Ok(_) => Frame::ok(),
+    }
+}
+
+/// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0.
+fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    if !pairs.len().is_multiple_of(2) {
+        return err("ERR wrong number of arguments for 'config|set' command");
+    }
+    let mut accepted = Vec::new();
+    for p in pairs.chunks_exact(2) {
+        let [name, value] = p else { continue };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let known = ks.inner.params.read().contains_key(&name);
+        let mut verdict = None;
+        for ext in &ks.inner.extensions {
+            if let Some(v) = ext.config_set(ks, &name, value) {
+                verdict = Some(v);
+                break;
             }
         }
-        Frame::Map(out)
-    } else if is(sub, "resetstat") && args.len() == 2 {
-        Frame::ok()
-    } else {
-        Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        ))
+        match verdict {
+            Some(Err(reason)) => {
+                return Frame::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                ));
+            }
+            None if !known => {
+                return Frame::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            }
+            _ => accepted.push((name, String::from_utf8_lossy(value).into_owned())),
+        }
     }
+    let mut params = ks.inner.params.write();
+    for (k, v) in accepted {
+        params.insert(k, v);
+    }
+    Frame::ok()
 }
 
 fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {

@@ -327,7 +327,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
             ctx.command()

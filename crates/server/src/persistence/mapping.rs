@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_keyspace::{HashMapBytes, HashSetBytes, Keyspace, LoadEntry, SortedSet, Value, ViewEntry};
+use cairn_keyspace::{
+    HashMapBytes, HashSetBytes, Keyspace, LoadEntry, SortedSet, Value, ViewEntry,
+};
 use cairn_snapshot::{Assembler, Chunker, Chunks, Record, Value as RecValue};
 use cairn_store::{Damage, LoadSink, SinkError};
 
@@ -42,8 +44,12 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
         // `Value::string` keeps a canonical integer as a number, as SET does.
         RecValue::String(b) => Value::string(&b),
         RecValue::List(v) if !v.is_empty() => Value::List(Arc::new(VecDeque::from(v))),
-        RecValue::Hash(v) if !v.is_empty() => Value::Hash(Arc::new(v.into_iter().collect::<HashMapBytes>())),
-        RecValue::Set(v) if !v.is_empty() => Value::Set(Arc::new(v.into_iter().collect::<HashSetBytes>())),
+        RecValue::Hash(v) if !v.is_empty() => {
+            Value::Hash(Arc::new(v.into_iter().collect::<HashMapBytes>()))
+        }
+        RecValue::Set(v) if !v.is_empty() => {
+            Value::Set(Arc::new(v.into_iter().collect::<HashSetBytes>()))
+        }
         RecValue::SortedSet(v) if !v.is_empty() => {
             let mut z = SortedSet::new();
             for (m, s) in v {
@@ -53,7 +59,12 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
         }
         _ => return None,
     };
-    Some(LoadEntry { db: record.db, key: record.key, expires_at_ms: record.expires_at_ms, value })
+    Some(LoadEntry {
+        db: record.db,
+        key: record.key,
+        expires_at_ms: record.expires_at_ms,
+        value,
+    })
 }
 
 /// Entries handed to the keyspace per bulk load call.
@@ -88,7 +99,12 @@ pub(crate) struct KeyspaceSink {
 
 impl KeyspaceSink {
     pub(crate) fn new(ks: Keyspace) -> KeyspaceSink {
-        KeyspaceSink { ks, assembler: Assembler::new(), batch: Vec::with_capacity(LOAD_BATCH), counts: RestoreCounts::default() }
+        KeyspaceSink {
+            ks,
+            assembler: Assembler::new(),
+            batch: Vec::with_capacity(LOAD_BATCH),
+            counts: RestoreCounts::default(),
+        }
     }
 
     fn flush(&mut self) {
@@ -173,7 +189,12 @@ mod tests {
     }
 
     fn view_entry(db: u32, key: &[u8], exp: Option<i64>, value: Value) -> ViewEntry {
-        ViewEntry { db, key: Bytes::copy_from_slice(key), expires_at_ms: exp, value }
+        ViewEntry {
+            db,
+            key: Bytes::copy_from_slice(key),
+            expires_at_ms: exp,
+            value,
+        }
     }
 
     fn same(a: &ViewEntry, b: &LoadEntry) {
@@ -184,12 +205,18 @@ mod tests {
     }
 
     fn every_type() -> Vec<ViewEntry> {
-        let list: VecDeque<Bytes> = ["a", "b", "", "a"].iter().map(|s| Bytes::from(*s)).collect();
+        let list: VecDeque<Bytes> = ["a", "b", "", "a"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         let hash: HashMapBytes = [("f", "v"), ("", "empty field"), ("x", "")]
             .iter()
             .map(|(f, v)| (Bytes::from(*f), Bytes::from(*v)))
             .collect();
-        let set: HashSetBytes = ["m1", "m2", "\u{0}bin"].iter().map(|s| Bytes::from(*s)).collect();
+        let set: HashSetBytes = ["m1", "m2", "\u{0}bin"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
         let mut z = SortedSet::new();
         z.insert(Bytes::from("one"), 1.0);
         z.insert(Bytes::from("neg"), -2.5);
@@ -199,12 +226,22 @@ mod tests {
         vec![
             view_entry(0, b"str", None, Value::Str(Box::from(&b"hello"[..]))),
             view_entry(0, b"", None, Value::Str(Box::from(&b"empty key"[..]))),
-            view_entry(1, b"\x00\xff\r\nbinary", Some(1_900_000_000_000), Value::Str(Box::from(&b"\x00\x01\xfe"[..]))),
+            view_entry(
+                1,
+                b"\x00\xff\r\nbinary",
+                Some(1_900_000_000_000),
+                Value::Str(Box::from(&b"\x00\x01\xfe"[..])),
+            ),
             view_entry(2, b"int", Some(1), Value::Int(-42)),
             view_entry(2, b"intmax", None, Value::Int(i64::MAX)),
             view_entry(3, b"leading-zero", None, Value::Str(Box::from(&b"007"[..]))),
             view_entry(15, b"list", None, Value::List(Arc::new(list))),
-            view_entry(4, b"hash", Some(2_000_000_000_000), Value::Hash(Arc::new(hash))),
+            view_entry(
+                4,
+                b"hash",
+                Some(2_000_000_000_000),
+                Value::Hash(Arc::new(hash)),
+            ),
             view_entry(5, b"set", None, Value::Set(Arc::new(set))),
             view_entry(6, b"zset", None, Value::ZSet(Arc::new(z))),
         ]
@@ -225,7 +262,9 @@ mod tests {
     fn big_values_are_chunked_and_reassembled() {
         let n = 10_000;
         let list: VecDeque<Bytes> = (0..n).map(|i| Bytes::from(format!("item-{i}"))).collect();
-        let hash: HashMapBytes = (0..n).map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}")))).collect();
+        let hash: HashMapBytes = (0..n)
+            .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}"))))
+            .collect();
         let set: HashSetBytes = (0..n).map(|i| Bytes::from(format!("m{i}"))).collect();
         let mut z = SortedSet::new();
         for i in 0..n {
@@ -233,7 +272,12 @@ mod tests {
         }
         let big_str: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let entries = vec![
-            view_entry(0, b"list", Some(1_900_000_000_000), Value::List(Arc::new(list))),
+            view_entry(
+                0,
+                b"list",
+                Some(1_900_000_000_000),
+                Value::List(Arc::new(list)),
+            ),
             view_entry(1, b"hash", None, Value::Hash(Arc::new(hash))),
             view_entry(2, b"set", None, Value::Set(Arc::new(set))),
             view_entry(3, b"zset", None, Value::ZSet(Arc::new(z))),
@@ -242,7 +286,10 @@ mod tests {
         // A small target so every entry above spans many records.
         let chunker = Chunker::new().target_bytes(4096);
         let (back, records) = round_trip(entries.clone(), &chunker);
-        assert!(records > entries.len() * 10, "expected many chunk records, got {records}");
+        assert!(
+            records > entries.len() * 10,
+            "expected many chunk records, got {records}"
+        );
         assert_eq!(back.len(), entries.len());
         for (a, b) in entries.iter().zip(&back) {
             same(a, b);
@@ -269,10 +316,18 @@ mod tests {
         let now = ks.now_ms();
         let mut sink = KeyspaceSink::new(ks.clone());
         sink.begin(1).unwrap();
-        sink.record(Record::new(0, "live", RecValue::String("v".into())).with_expiry(Some(now + 60_000))).unwrap();
-        sink.record(Record::new(0, "dead", RecValue::String("v".into())).with_expiry(Some(now - 1))).unwrap();
-        sink.record(Record::new(1, "forever", RecValue::String("v".into()))).unwrap();
-        sink.record(Record::new(999, "nodb", RecValue::String("v".into()))).unwrap();
+        sink.record(
+            Record::new(0, "live", RecValue::String("v".into())).with_expiry(Some(now + 60_000)),
+        )
+        .unwrap();
+        sink.record(
+            Record::new(0, "dead", RecValue::String("v".into())).with_expiry(Some(now - 1)),
+        )
+        .unwrap();
+        sink.record(Record::new(1, "forever", RecValue::String("v".into())))
+            .unwrap();
+        sink.record(Record::new(999, "nodb", RecValue::String("v".into())))
+            .unwrap();
         let counts = sink.finish().unwrap();
         assert_eq!(counts.loaded, 2);
         assert_eq!(counts.expired, 1);
@@ -287,11 +342,17 @@ mod tests {
         let mut sink = KeyspaceSink::new(ks.clone());
         sink.begin(2).unwrap();
         for i in 0..(LOAD_BATCH + 10) {
-            sink.record(Record::new(0, format!("k{i}"), RecValue::String("v".into()))).unwrap();
+            sink.record(Record::new(
+                0,
+                format!("k{i}"),
+                RecValue::String("v".into()),
+            ))
+            .unwrap();
         }
         sink.abort(2, &Damage::Digest);
         sink.begin(1).unwrap();
-        sink.record(Record::new(0, "older", RecValue::String("v".into()))).unwrap();
+        sink.record(Record::new(0, "older", RecValue::String("v".into())))
+            .unwrap();
         let counts = sink.finish().unwrap();
         assert_eq!(counts.loaded, 1);
         assert_eq!(ks.dbsize(0), 1);

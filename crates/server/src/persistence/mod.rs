@@ -66,7 +66,7 @@ pub struct SnapshotInfo {
 }
 
 /// Why a snapshot was not taken or did not commit.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
     /// The server runs with `persistence = false`.
@@ -78,10 +78,10 @@ pub enum SnapshotError {
     /// The keyspace refused a point-in-time view (another view is alive,
     /// e.g. one held by the embedding program).
     #[error("cannot take a keyspace view: {0}")]
-    View(#[from] cairn_keyspace::ViewError),
+    View(String),
     /// The store failed to write or commit the generation.
     #[error(transparent)]
-    Store(#[from] cairn_store::Error),
+    Store(Arc<cairn_store::Error>),
     /// The server has stopped; its data directory is closed.
     #[error("the server has stopped")]
     Stopped,
@@ -97,7 +97,7 @@ pub struct SnapshotOutcome {
     /// What started it.
     pub trigger: SnapshotTrigger,
     /// The committed snapshot, or why it failed.
-    pub result: Result<SnapshotInfo, Arc<SnapshotError>>,
+    pub result: Result<SnapshotInfo, SnapshotError>,
 }
 
 /// A subscription to snapshot outcomes; see
@@ -118,7 +118,10 @@ impl SnapshotEvents {
                 Ok(o) => return o,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => {
-                    return SnapshotOutcome { trigger: SnapshotTrigger::Api, result: Err(Arc::new(SnapshotError::Stopped)) };
+                    return SnapshotOutcome {
+                        trigger: SnapshotTrigger::Api,
+                        result: Err(SnapshotError::Stopped),
+                    };
                 }
             }
         }

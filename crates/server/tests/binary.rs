@@ -1,0 +1,161 @@
+//! Persistence through the `cairn-server` binary: signals, SIGKILL after a
+//! BGSAVE, SHUTDOWN, and the log lines operators rely on.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const SIGTERM: i32 = 15;
+const SIGINT: i32 = 2;
+
+fn args(dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--snapshot-interval".into(),
+        "1h".into(),
+    ]
+}
+
+fn start(dir: &std::path::Path, extra: &[&str]) -> Binary {
+    let mut a: Vec<String> = args(dir);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    Binary::start(&refs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_saves_and_the_data_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = start(&dir, &[]);
+    assert!(server.log_contains("no snapshot found, starting empty"));
+    let mut con = connect(server.addr).await;
+    let keys = write_dataset(&mut con, None).await;
+    let per_db = (keys / 3) as i64;
+    drop(con);
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    assert!(server.log_contains("received SIGTERM"));
+    assert!(
+        server.log_contains("snapshot committed generation=1"),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    assert!(server.log_contains("ready to exit"));
+
+    let mut server = start(&dir, &[]);
+    assert!(
+        server.log_contains(&format!("restored generation=1 keys={keys} expired=0")),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    let mut con = connect(server.addr).await;
+    check_dataset(&mut con, per_db).await;
+    drop(con);
+    // SIGINT behaves the same.
+    server.signal(SIGINT);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_bgsave_restarts_with_exactly_that_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = start(&dir, &[]);
+    let mut con = connect(server.addr).await;
+    for i in 0..1000 {
+        let _: () = cmd(&mut con, &["SET", &format!("saved:{i}"), &i.to_string()]).await;
+    }
+    let _: () = cmd(&mut con, &["SELECT", "7"]).await;
+    let _: () = cmd(&mut con, &["SET", "in-db-7", "x", "EX", "3600"]).await;
+    assert_eq!(
+        raw(server.addr, &["BGSAVE"]).await.unwrap(),
+        "+Background saving started"
+    );
+    let i = wait_bgsave_ok(&mut con).await;
+    assert_eq!(i["cairn_last_snapshot_keys"], "1001");
+    // Written after the snapshot: must be gone after the crash.
+    let _: () = cmd(&mut con, &["SET", "lost", "1"]).await;
+    let _: () = cmd(&mut con, &["SELECT", "0"]).await;
+    let _: () = cmd(&mut con, &["SET", "saved:0", "overwritten"]).await;
+    drop(con);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = start(&dir, &[]);
+    let mut con = connect(server.addr).await;
+    let n: i64 = cmd(&mut con, &["DBSIZE"]).await;
+    assert_eq!(n, 1000);
+    let v: String = cmd(&mut con, &["GET", "saved:0"]).await;
+    assert_eq!(v, "0");
+    let v: String = cmd(&mut con, &["GET", "saved:999"]).await;
+    assert_eq!(v, "999");
+    let _: () = cmd(&mut con, &["SELECT", "7"]).await;
+    let n: i64 = cmd(&mut con, &["EXISTS", "in-db-7", "lost"]).await;
+    assert_eq!(n, 1);
+    let ttl: i64 = cmd(&mut con, &["TTL", "in-db-7"]).await;
+    assert!(ttl > 3500 && ttl <= 3600, "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_command_exits_zero_and_expired_keys_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = start(&dir, &[]);
+    let mut con = connect(server.addr).await;
+    let deadline = now_ms() + 1500;
+    for i in 0..3 {
+        let _: () = cmd(&mut con, &["SET", &format!("short:{i}"), "v"]).await;
+        let _: i64 = cmd(
+            &mut con,
+            &["PEXPIREAT", &format!("short:{i}"), &deadline.to_string()],
+        )
+        .await;
+    }
+    let _: () = cmd(&mut con, &["SET", "stays", "v"]).await;
+    // The shutdown snapshot has the short keys (not expired yet).
+    assert_eq!(raw(server.addr, &["SHUTDOWN"]).await, None);
+    assert!(
+        now_ms() < deadline,
+        "shutdown too slow for this test's deadline"
+    );
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    assert!(
+        server.log_contains("snapshot committed generation=1 keys=4"),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    let wait = deadline + 50 - now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    let server = start(&dir, &[]);
+    assert!(
+        server.log_contains("restored generation=1 keys=1 expired=3"),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    let mut con = connect(server.addr).await;
+    let i = info(&mut con, "persistence").await;
+    assert_eq!(i["rdb_last_load_keys_expired"], "3");
+    assert_eq!(i["rdb_last_load_keys_loaded"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistence_false_binary_touches_no_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never");
+    let mut server = start(&dir, &["--persistence", "false"]);
+    let mut con = connect(server.addr).await;
+    let _: () = cmd(&mut con, &["SET", "k", "v"]).await;
+    let e = cmd_err(&mut con, &["BGSAVE"]).await;
+    assert!(e.contains("persistence is disabled"), "{e}");
+    drop(con);
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    assert!(!dir.exists());
+}
