@@ -114,19 +114,20 @@ impl RedisOracle {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let mut sent = false;
+            let mut last = String::new();
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
                 if !sent && line.contains("Ready to accept connections") {
                     let _ = tx.send(Ok(()));
                     sent = true;
-                } else if !sent && (line.contains("# ") && line.to_lowercase().contains("fail")) {
-                    let _ = tx.send(Err(line));
-                    sent = true;
+                } else if !sent {
+                    // Kept so an early exit can say why (e.g. port in use).
+                    last = line;
                 }
                 // Keep draining so the server never blocks on a full pipe.
             }
             if !sent {
-                let _ = tx.send(Err("redis-server exited before it was ready".to_owned()));
+                let _ = tx.send(Err(format!("exited before it was ready; last log line: {last}")));
             }
         });
         let mut oracle = RedisOracle { child, addr, version: String::new(), _dir: dir };

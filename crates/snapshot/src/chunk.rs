@@ -61,7 +61,11 @@ impl Chunker {
         let fits = record.chunk.is_some()
             || match &record.value {
                 Value::String(b) => b.len() <= self.target_bytes,
-                v => value_size(v) <= self.target_bytes && v.len() <= self.max_elements,
+                // One element never splits, however large.
+                v => {
+                    v.len() <= 1
+                        || (value_size(v) <= self.target_bytes && v.len() <= self.max_elements)
+                }
             };
         let Record {
             db,
@@ -237,12 +241,19 @@ impl<E: ChunkElement> EntryChunker<E> {
     /// (`chunk: None`) when it never filled a chunk.
     pub fn finish(mut self) -> Record {
         let run = std::mem::take(&mut self.run);
-        let last = if self.next_index == 0 { None } else { Some(true) };
+        let last = if self.next_index == 0 {
+            None
+        } else {
+            Some(true)
+        };
         self.record(run, last)
     }
 
     fn record(&mut self, run: Vec<E>, last: Option<bool>) -> Record {
-        let chunk = last.map(|last| Chunk { index: self.next_index, last });
+        let chunk = last.map(|last| Chunk {
+            index: self.next_index,
+            last,
+        });
         self.next_index = self.next_index.saturating_add(1);
         Record {
             db: self.db,

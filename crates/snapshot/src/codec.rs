@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::frame::FOOTER_MARKER;
 use crate::model::{Chunk, Limits, Record, Value};
 
 /// Bytes of framing around each payload: the `u32` length and the `u32` CRC.
@@ -279,11 +280,13 @@ fn payload_len(record: &Record, limits: &Limits) -> Result<usize> {
     if let Some(chunk) = &record.chunk {
         len += len_field(chunk_body_len(chunk));
     }
-    if len > limits.max_record_bytes as usize {
+    // Even if the field was set directly: 0xFFFF_FFFF is the footer marker.
+    let max = limits.max_record_bytes.min(FOOTER_MARKER - 1);
+    if len > max as usize {
         return Err(Error::TooLarge {
             what: "record",
             size: len as u64,
-            limit: u64::from(limits.max_record_bytes),
+            limit: u64::from(max),
             offset: 0,
             record: None,
         });

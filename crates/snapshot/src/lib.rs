@@ -15,8 +15,9 @@ Brief overview:
   stored by `cairn-store` (one fjall value per record).
 - [`StreamWriter`] / [`StreamReader`]: the single-file form (header, records,
   footer) used for export, backup and the offline checker.
-- [`Chunker`] / [`split_entry`] and [`Assembler`]: bounded-size chunk records
-  for large values, and their reassembly with ordering checks.
+- [`Chunker`] / [`split_entry`] / [`EntryChunker`] and [`Assembler`]:
+  bounded-size chunk records for large values, and their reassembly with
+  ordering checks.
 - [`Limits`]: caps that keep hostile input from allocating without bound.
 
 The byte-level format is specified in `docs/snapshot-format.md`.
@@ -42,7 +43,9 @@ assert!(matches!(decode_record(&framed), Err(cairn_snapshot::Error::ChecksumMism
 #![deny(missing_docs)]
 
 pub use crate::{
-    chunk::{Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, EntryChunker, split_entry},
+    chunk::{
+        Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, EntryChunker, split_entry,
+    },
     codec::{
         FRAME_OVERHEAD, decode_record, decode_record_shared, decode_record_with, encode_record,
         encode_record_with, framed_len,

@@ -304,3 +304,45 @@ fn limits_refuse_what_they_should() {
         Err(cairn_snapshot::Error::TooLarge { .. })
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Pushing elements one at a time gives the same records as splitting
+    /// the whole entry.
+    #[test]
+    fn entry_chunker_matches_split(
+        r in record(120, 30).prop_filter("collections", |r| !matches!(r.value, Value::String(_))),
+        target in 1usize..1024,
+        max_elements in 1usize..40,
+    ) {
+        let chunker = Chunker::new().target_bytes(target).max_elements(max_elements);
+        let expected: Vec<Record> = chunker.split(r.clone()).collect();
+        let (db, key, exp) = (r.db, r.key.clone(), r.expires_at_ms);
+        let mut got = Vec::new();
+        match r.value {
+            Value::List(items) => {
+                let mut e = chunker.list(db, key, exp);
+                got.extend(items.into_iter().filter_map(|i| e.push(i)));
+                got.push(e.finish());
+            }
+            Value::Set(items) => {
+                let mut e = chunker.set(db, key, exp);
+                got.extend(items.into_iter().filter_map(|i| e.push(i)));
+                got.push(e.finish());
+            }
+            Value::Hash(pairs) => {
+                let mut e = chunker.hash(db, key, exp);
+                got.extend(pairs.into_iter().filter_map(|p| e.push(p)));
+                got.push(e.finish());
+            }
+            Value::SortedSet(pairs) => {
+                let mut e = chunker.sorted_set(db, key, exp);
+                got.extend(pairs.into_iter().filter_map(|p| e.push(p)));
+                got.push(e.finish());
+            }
+            other => prop_assert!(false, "unexpected {other:?}"),
+        }
+        prop_assert_eq!(got, expected);
+    }
+}
