@@ -49,6 +49,9 @@ impl CairnServer {
     /// # Errors
     /// The shutdown failed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.handle.shutdown_with(ShutdownOptions::nosave()).await.context("stopping cairn")
+        self.handle
+            .shutdown_with(ShutdownOptions::nosave())
+            .await
+            .context("stopping cairn")
     }
 }

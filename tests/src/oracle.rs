@@ -56,7 +56,12 @@ impl RedisOracle {
     /// `CAIRN_REQUIRE_REDIS=1`.
     pub fn start_or_skip(suite: &str) -> anyhow::Result<Option<RedisOracle>> {
         let bin = redis_binary();
-        match Command::new(&bin).arg("--version").stdout(Stdio::piped()).stderr(Stdio::null()).output() {
+        match Command::new(&bin)
+            .arg("--version")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+        {
             Ok(out) if out.status.success() => {}
             result => {
                 let why = match result {
@@ -64,9 +69,13 @@ impl RedisOracle {
                     Err(e) => format!("`{bin}`: {e}"),
                 };
                 if redis_required() {
-                    bail!("{suite}: redis-server is required (CAIRN_REQUIRE_REDIS=1) but not usable: {why}");
+                    bail!(
+                        "{suite}: redis-server is required (CAIRN_REQUIRE_REDIS=1) but not usable: {why}"
+                    );
                 }
-                println!("skipped: redis-server not installed ({suite}: {why}; apt-get install redis-server)");
+                println!(
+                    "skipped: redis-server not installed ({suite}: {why}; apt-get install redis-server)"
+                );
                 return Ok(None);
             }
         }
@@ -127,10 +136,17 @@ impl RedisOracle {
                 // Keep draining so the server never blocks on a full pipe.
             }
             if !sent {
-                let _ = tx.send(Err(format!("exited before it was ready; last log line: {last}")));
+                let _ = tx.send(Err(format!(
+                    "exited before it was ready; last log line: {last}"
+                )));
             }
         });
-        let mut oracle = RedisOracle { child, addr, version: String::new(), _dir: dir };
+        let mut oracle = RedisOracle {
+            child,
+            addr,
+            version: String::new(),
+            _dir: dir,
+        };
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(line)) => bail!("redis-server on port {port} did not start: {line}"),
@@ -149,7 +165,10 @@ impl RedisOracle {
         let mut got = [0u8; 7];
         stream.read_exact(&mut got)?;
         if &got != b"+PONG\r\n" {
-            bail!("redis-server answered PING with {:?}", String::from_utf8_lossy(&got));
+            bail!(
+                "redis-server answered PING with {:?}",
+                String::from_utf8_lossy(&got)
+            );
         }
         Ok(())
     }

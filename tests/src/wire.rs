@@ -277,9 +277,14 @@ impl Conn {
     /// # Errors
     /// The connection is refused.
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
     }
 
     /// Connects and switches to RESP3 with `HELLO 3`.
@@ -313,6 +318,37 @@ impl Conn {
         Ok(())
     }
 
+    /// Writes raw bytes (inline commands, malformed frames).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Whether the server closed the connection: reads until end of file or
+    /// `within` passes, and fails if a reply arrives instead.
+    ///
+    /// # Errors
+    /// Unexpected data or an I/O error other than a reset.
+    pub async fn closed_within(&mut self, within: std::time::Duration) -> anyhow::Result<bool> {
+        if !self.buf.is_empty() {
+            bail!("unread data: {:?}", String::from_utf8_lossy(&self.buf));
+        }
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(within, self.stream.read(&mut chunk)).await {
+            Err(_) => Ok(false),
+            Ok(Ok(0)) => Ok(true),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(true),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(n)) => bail!(
+                "unexpected data: {:?}",
+                String::from_utf8_lossy(chunk.get(..n).unwrap_or_default())
+            ),
+        }
+    }
+
     /// Reads the next reply.
     ///
     /// # Errors
@@ -333,7 +369,8 @@ impl Conn {
             if n == 0 {
                 bail!("connection closed by the server");
             }
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            self.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 }
@@ -358,9 +395,15 @@ mod tests {
         assert_ne!(parse_all(b",1.50\r\n"), parse_all(b",1.5\r\n"));
         assert_eq!(
             parse_all(b"%1\r\n+a\r\n~1\r\n:1\r\n"),
-            Some(Reply::Map(vec![(Reply::Simple("a".into()), Reply::Set(vec![Reply::Integer(1)]))]))
+            Some(Reply::Map(vec![(
+                Reply::Simple("a".into()),
+                Reply::Set(vec![Reply::Integer(1)])
+            )]))
         );
-        assert_eq!(parse_all(b"=7\r\ntxt:a\r\n\r\n"), Some(Reply::Verbatim("txt".into(), b"a\r\n".to_vec())));
+        assert_eq!(
+            parse_all(b"=7\r\ntxt:a\r\n\r\n"),
+            Some(Reply::Verbatim("txt".into(), b"a\r\n".to_vec()))
+        );
     }
 
     #[test]
@@ -368,7 +411,10 @@ mod tests {
         let whole = b"*2\r\n$3\r\nfoo\r\n:1\r\n";
         for cut in 0..whole.len() {
             let mut pos = 0;
-            assert!(matches!(parse(&whole[..cut], &mut pos), Err(ParseError::Incomplete)), "cut at {cut}");
+            assert!(
+                matches!(parse(&whole[..cut], &mut pos), Err(ParseError::Incomplete)),
+                "cut at {cut}"
+            );
         }
         assert!(parse_all(whole).is_some());
     }

@@ -107,6 +107,34 @@ impl Preserved {
     }
 }
 
+/// How the current thread holds the gate. A command runs synchronously on
+/// one thread, so a thread-local is exact; it turns re-entrant use (a
+/// command taking a view, or `Keyspace::atomic` inside a command) into
+/// either a no-op or an error instead of a deadlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    No,
+    Read,
+    Write,
+}
+
+thread_local! {
+    static HELD: std::cell::Cell<Held> = const { std::cell::Cell::new(Held::No) };
+}
+
+/// The gate as held by this thread; restores the previous state on drop.
+pub(crate) struct GateGuard<'a> {
+    _read: Option<parking_lot::RwLockReadGuard<'a, ()>>,
+    _write: Option<parking_lot::RwLockWriteGuard<'a, ()>>,
+    prev: Held,
+}
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(self.prev));
+    }
+}
+
 /// Counters shared by all shards.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -155,6 +183,25 @@ impl Engine {
 
     pub(crate) fn databases(&self) -> usize {
         self.databases
+    }
+
+    /// Takes the gate for read or write, or notes that this thread already
+    /// holds it strongly enough. `None`: this thread holds it for read and
+    /// asks for write, which would deadlock.
+    pub(crate) fn enter(&self, want: Held) -> Option<GateGuard<'_>> {
+        let prev = HELD.with(|h| h.get());
+        let (read, write, now) = match (prev, want) {
+            (Held::No, Held::Read) => (Some(self.gate.read()), None, Held::Read),
+            (Held::No, Held::Write) => (None, Some(self.gate.write()), Held::Write),
+            (Held::Read, Held::Write) => return None,
+            (held, _) => (None, None, held),
+        };
+        HELD.with(|h| h.set(now));
+        Some(GateGuard {
+            _read: read,
+            _write: write,
+            prev,
+        })
     }
 
     pub(crate) fn shards_per_db(&self) -> usize {
@@ -312,7 +359,7 @@ impl Engine {
             loop {
                 let now = self.clock.now_ms();
                 let (sampled, expired) = {
-                    let _g = self.gate.read();
+                    let _g = self.enter(Held::Read);
                     let mut s = self.lock_index(idx, now);
                     s.expire_sample(SAMPLE, &mut rng)
                 };
@@ -395,6 +442,18 @@ impl<'a> Shard<'a> {
     /// The command time used for expiry decisions.
     pub fn now_ms(&self) -> i64 {
         self.now
+    }
+
+    /// Counts `n` more changes for commands that change several elements
+    /// at once (Redis counts each one in `rdb_changes_since_last_save`).
+    pub(crate) fn add_changes(&self, n: u64) {
+        self.counters.dirty.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Unlocks handing the lock straight to a waiting thread, so a writer
+    /// waiting behind a view's walk gets in before the walker's next chunk.
+    pub(crate) fn unlock_fair(self) {
+        MutexGuard::unlock_fair(self.data);
     }
 
     /// The live entry for `key`, deleting it first if it has expired.

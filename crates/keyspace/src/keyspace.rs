@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::cmd::{self, Extension, Table};
-use crate::engine::{Engine, ExpireStats, Locked};
+use crate::engine::{Engine, ExpireStats, Held, Locked};
 use crate::session::{Session, SessionState};
 use crate::view::{LoadEntry, LoadStats, View, ViewError};
 
@@ -233,7 +233,7 @@ impl Keyspace {
         let engine = self.engine();
         let now = engine.clock.now_ms();
         let mut stats = LoadStats::default();
-        let _g = engine.gate.read();
+        let _g = engine.enter(Held::Read);
         for e in entries {
             let db = e.db as usize;
             if db >= engine.databases() {
@@ -268,11 +268,12 @@ impl Keyspace {
         self.engine().db_counts(db).0
     }
 
-    /// Removes every key of every database atomically.
-    pub fn flush_all(&self) -> usize {
+    /// Removes every key of every database atomically; `None` when called
+    /// from a command that is not `EXCLUSIVE` (it would deadlock).
+    pub fn flush_all(&self) -> Option<usize> {
         let e = self.engine();
-        let _all = e.gate.write();
-        e.flush_dbs(0..e.databases())
+        let _all = e.enter(Held::Write)?;
+        Some(e.flush_dbs(0..e.databases()))
     }
 
     /// Runs `f` with the shards holding `keys` (db, key) locked together and
@@ -284,7 +285,8 @@ impl Keyspace {
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R {
         let e = self.engine();
-        let _g = e.gate.read();
+        // Inside a command the gate is already held: nested use is a no-op.
+        let _g = e.enter(Held::Read);
         let now = e.clock.now_ms();
         let idx = keys
             .into_iter()
@@ -310,6 +312,13 @@ impl Keyspace {
             .params
             .write()
             .insert(name.to_ascii_lowercase(), value.to_string());
+    }
+
+    /// The `INFO` text for the given lowercase section names (empty: the
+    /// default sections), extensions' sections included.
+    pub fn info(&self, sections: &[&str]) -> String {
+        let sections: Vec<String> = sections.iter().map(|s| s.to_ascii_lowercase()).collect();
+        cmd::server::info_text(self, &sections)
     }
 
     /// Number of open sessions.

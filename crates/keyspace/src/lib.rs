@@ -38,6 +38,7 @@ mod keyspace;
 mod session;
 mod value;
 mod view;
+mod zset;
 
 /// The Redis version cairn reports (`INFO`, `HELLO`): the one whose
 /// behaviour it follows.

@@ -8,6 +8,7 @@ use cairn_resp::{ConnInfo, Event, Frame, Outcome, Protocol};
 use tokio::sync::mpsc;
 
 use crate::cmd::{Command, Ctx, Flags, Handler, err};
+use crate::engine::Held;
 use crate::keyspace::Keyspace;
 
 /// Per-connection state that commands read and change.
@@ -127,8 +128,19 @@ pub(crate) fn run(
     let exclusive = cmd.spec.flags.contains(Flags::EXCLUSIVE);
     // Held for the whole command so a view (which takes it for write) falls
     // between two commands, never inside one.
-    let _read = (gate && !exclusive).then(|| engine.gate.read());
-    let _write = (gate && exclusive).then(|| engine.gate.write());
+    let want = if exclusive { Held::Write } else { Held::Read };
+    let _gate = if gate {
+        match engine.enter(want) {
+            Some(g) => Some(g),
+            // Only reachable by executing an EXCLUSIVE command from inside
+            // another command's handler.
+            None => {
+                return Outcome::Reply(err("ERR this command cannot run inside another command"));
+            }
+        }
+    } else {
+        None
+    };
     let now = engine.clock.now_ms();
     let mut ctx = Ctx {
         ks,

@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -340,64 +340,7 @@ impl Ord for Score {
     }
 }
 
-/// A sorted set: members ordered by (score, member bytes) plus a
-/// member → score map for O(1) score lookups.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SortedSet {
-    by_score: BTreeSet<(Score, Bytes)>,
-    scores: hashbrown::HashMap<Bytes, f64>,
-}
-
-impl SortedSet {
-    /// An empty sorted set.
-    pub fn new() -> SortedSet {
-        SortedSet::default()
-    }
-
-    /// The number of members.
-    pub fn len(&self) -> usize {
-        self.scores.len()
-    }
-
-    /// Whether there are no members.
-    pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
-    }
-
-    /// The score of `member`.
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.scores.get(member).copied()
-    }
-
-    /// Sets `member`'s score; returns the previous score if it was present.
-    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
-        let old = self.scores.insert(member.clone(), score);
-        if let Some(o) = old {
-            self.by_score.remove(&(Score(o), member.clone()));
-        }
-        self.by_score.insert((Score(score), member));
-        old
-    }
-
-    /// Removes `member`; returns its score if it was present.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let (m, s) = self.scores.remove_entry(member)?;
-        self.by_score.remove(&(Score(s), m));
-        Some(s)
-    }
-
-    /// Members with their scores in ascending (score, member) order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> + '_ {
-        self.by_score.iter().map(|(s, m)| (m, s.0))
-    }
-
-    /// The ordered index, for range queries.
-    pub fn ordered(&self) -> &BTreeSet<(Score, Bytes)> {
-        &self.by_score
-    }
-}
-
-impl Eq for SortedSet {}
+pub use crate::zset::SortedSet;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use crate::engine::{Engine, Preserved};
+use crate::engine::{Engine, Held, Preserved};
 use crate::value::Value;
 
 /// Entries copied per shard lock acquisition: small enough that a writer
@@ -43,6 +43,13 @@ pub enum ViewError {
     /// Another view is still alive; only one may exist at a time.
     #[error("keyspace view error: another view is still in progress")]
     Busy,
+    /// Called from inside a command that holds the keyspace gate for read;
+    /// only commands flagged `EXCLUSIVE` (or code outside commands) may
+    /// take a view.
+    #[error(
+        "keyspace view error: a view can only be taken outside commands or by an EXCLUSIVE command"
+    )]
+    InsideCommand,
 }
 
 /// Counts describing a view's iteration so far.
@@ -81,7 +88,10 @@ impl View {
         let epoch;
         let now_ms;
         {
-            let _all = engine.gate.write();
+            let Some(_all) = engine.enter(Held::Write) else {
+                engine.view_active.store(false, Ordering::Release);
+                return Err(ViewError::InsideCommand);
+            };
             epoch = engine.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
             now_ms = engine.clock.now_ms();
             for i in 0..engine.shard_count() {
@@ -173,6 +183,7 @@ impl View {
                     capacity: d.map.capacity(),
                     removals: d.removals,
                 });
+                s.unlock_fair();
                 return;
             }
         }

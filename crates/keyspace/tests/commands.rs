@@ -410,3 +410,38 @@ fn wrongtype_and_lazy_expire_with_active_cycle() {
     };
     assert!(String::from_utf8_lossy(&text).contains("db0:keys=100,expires=0,avg_ttl=0"));
 }
+
+/// The TTL sample index survives persist / re-expire / delete / overwrite
+/// churn: INFO's `expires` stays exact and the active cycle still finds
+/// every expired key.
+#[test]
+fn ttl_index_churn() {
+    let (ks, clock) = clocked();
+    let mut s = ks.session();
+    for round in 0..5 {
+        for n in 0..300 {
+            let k = format!("k{n}");
+            s.command(&["set", &k, "v", "px", "1000"]);
+            match (n + round) % 4 {
+                0 => assert_eq!(s.command(&["persist", &k]), i(1)),
+                1 => assert_eq!(s.command(&["del", &k]), i(1)),
+                2 => assert_eq!(s.command(&["set", &k, "w"]), Frame::ok()),
+                _ => assert_eq!(s.command(&["pexpire", &k, "50"]), i(1)),
+            }
+        }
+    }
+    // Round 4: n%4==0 persisted, 1 deleted, 2 overwritten (no TTL), 3 expiring.
+    let Frame::Verbatim { text, .. } = s.command(&["info", "keyspace"]) else { panic!() };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(text.contains("db0:keys=225,expires=75,"), "{text}");
+    clock.advance(50);
+    let mut expired = 0;
+    for _ in 0..10_000 {
+        expired += ks.active_expire_cycle(Duration::from_millis(25)).expired;
+        if expired == 75 {
+            break;
+        }
+    }
+    assert_eq!(expired, 75);
+    assert_eq!(ks.dbsize(0), 150);
+}

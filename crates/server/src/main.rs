@@ -19,6 +19,9 @@ async fn main() -> Result<()> {
     let config = Args::parse()
         .into_config()
         .context("invalid configuration")?;
+    // Before starting: a signal that arrives as soon as the server is ready
+    // must already find cairn's handler, not the default (which kills).
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
     let handle = Server::new(config)
         .start()
         .await
@@ -26,7 +29,7 @@ async fn main() -> Result<()> {
     loop {
         let signal = tokio::select! {
             () = handle.stopped() => break,
-            signal = shutdown_signal() => signal,
+            signal = signals.next() => signal,
         };
         info!("received {signal}, scheduling shutdown...");
         // As Redis 7: a signal shuts down like a plain SHUTDOWN; if the
@@ -36,7 +39,7 @@ async fn main() -> Result<()> {
         // at once: the last committed generation is always loadable.
         let outcome = tokio::select! {
             r = handle.request_shutdown(ShutdownOptions::default()) => r,
-            again = shutdown_signal() => {
+            again = signals.next() => {
                 warn!("received {again} during shutdown: you insist... exiting now without finishing the snapshot");
                 std::process::exit(1);
             }
@@ -59,26 +62,43 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere) and names it.
-async fn shutdown_signal() -> &'static str {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), registered once for the whole run.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        };
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    /// Waits for the next signal and names it.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -65,7 +65,8 @@ async fn sigterm_saves_and_the_data_comes_back() {
 async fn kill_9_after_bgsave_restarts_with_exactly_that_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut server = start(&dir, &[]);
+    // A zero threshold makes every snapshot "slow": checks the WARN line.
+    let mut server = start(&dir, &["--slow-snapshot-threshold", "0s"]);
     let mut con = connect(server.addr).await;
     for i in 0..1000 {
         let _: () = cmd(&mut con, &["SET", &format!("saved:{i}"), &i.to_string()]).await;
@@ -78,6 +79,16 @@ async fn kill_9_after_bgsave_restarts_with_exactly_that_snapshot() {
     );
     let i = wait_bgsave_ok(&mut con).await;
     assert_eq!(i["cairn_last_snapshot_keys"], "1001");
+    assert!(
+        server.log_contains("snapshot committed generation=1 keys=1001 bytes="),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    assert!(
+        server.log_contains("slow snapshot"),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
     // Written after the snapshot: must be gone after the crash.
     let _: () = cmd(&mut con, &["SET", "lost", "1"]).await;
     let _: () = cmd(&mut con, &["SELECT", "0"]).await;

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use cairn_resp::{Frame, Protocol};
 
-use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int, subcommand};
+use super::{
+    CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int, subcommand,
+};
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "connection";
@@ -192,7 +194,12 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             ctx.session().name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
             Frame::ok()
         }
-        Ok("getname") => ctx.session().name.clone().map(Frame::Bulk).unwrap_or(Frame::Null),
+        Ok("getname") => ctx
+            .session()
+            .name
+            .clone()
+            .map(Frame::Bulk)
+            .unwrap_or(Frame::Null),
         Ok("id") => Frame::Integer(ctx.session().id as i64),
         // Redis 7.2's library-name/version report; accepted and ignored.
         Ok(_) => Frame::ok(),

@@ -261,10 +261,14 @@ const POS_MASK: u64 = (1 << POS_BITS) - 1;
 /// so every key present for the whole scan is returned, whatever rehashing
 /// happens in between; each call costs one pass over one shard.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let Some(cursor) = std::str::from_utf8(arg(args, 1))
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    // strtoul semantics as in Redis: a negative cursor wraps around.
+    let raw = std::str::from_utf8(arg(args, 1)).ok();
+    let parsed = raw.and_then(|s| {
+        s.parse::<u64>()
+            .ok()
+            .or_else(|| s.parse::<i64>().ok().map(|n| n as u64))
+    });
+    let Some(cursor) = parsed else {
         return err("ERR invalid cursor");
     };
     let mut pattern: Option<&[u8]> = None;
@@ -304,7 +308,10 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .filter(|(h, _, _)| *h >= lower)
             .collect();
         found.sort_unstable_by_key(|(h, _, _)| *h);
-        let want = count - out.len();
+        // COUNT is a hint (as in Redis). Each call costs a pass over the
+        // shard, so take at least a sixteenth of it per call: a full scan
+        // then costs O(16 × keys), not O(keys² / COUNT).
+        let want = (count - out.len()).max(s.len() / 16);
         let mut taken = 0;
         let mut last = None;
         for (h, k, en) in &found {

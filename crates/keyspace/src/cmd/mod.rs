@@ -10,6 +10,7 @@ pub(crate) mod connection;
 pub(crate) mod keys;
 pub(crate) mod server;
 pub(crate) mod strings;
+pub(crate) mod zset;
 
 use std::sync::Arc;
 
@@ -309,6 +310,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     server::register(&mut t);
     strings::register(&mut t);
     keys::register(&mut t);
+    zset::register(&mut t);
     t
 }
 
@@ -435,7 +437,11 @@ pub(crate) fn format_float(v: f64) -> String {
 
 /// Resolves a container's subcommand (`CLIENT SETNAME`, `CONFIG GET`)
 /// against `(name, arity)` pairs, with Redis 7.0's error texts.
-pub(crate) fn subcommand(container: &str, args: &[Bytes], subs: &[(&'static str, i32)]) -> Result<&'static str, Frame> {
+pub(crate) fn subcommand(
+    container: &str,
+    args: &[Bytes],
+    subs: &[(&'static str, i32)],
+) -> Result<&'static str, Frame> {
     let sub = args.get(1).map(|b| &b[..]).unwrap_or_default();
     let Some(&(name, arity)) = subs.iter().find(|(n, _)| is(sub, n)) else {
         return Err(Frame::error(format!(
@@ -446,7 +452,9 @@ pub(crate) fn subcommand(container: &str, args: &[Bytes], subs: &[(&'static str,
     };
     let spec = CommandSpec::new(name, arity, Flags::NONE, "");
     if !spec.arity_ok(args.len()) {
-        return Err(Frame::error(format!("ERR wrong number of arguments for '{container}|{name}' command")));
+        return Err(Frame::error(format!(
+            "ERR wrong number of arguments for '{container}|{name}' command"
+        )));
     }
     Ok(name)
 }

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
+use super::subcommand;
 use super::{
     Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
 };
-use super::subcommand;
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 
@@ -128,9 +128,19 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match subcommand("command", args, &subs) {
         Err(e) => e,
         Ok("count") => int(table.commands.len()),
-        Ok("info") if names.is_empty() => Frame::Array(table.commands.iter().map(command_info).collect()),
+        Ok("info") if names.is_empty() => {
+            Frame::Array(table.commands.iter().map(command_info).collect())
+        }
         Ok("info") => Frame::Array(
-            names.iter().map(|n| table.lookup(n).map(command_info).unwrap_or(Frame::NullArray)).collect(),
+            names
+                .iter()
+                .map(|n| {
+                    table
+                        .lookup(n)
+                        .map(command_info)
+                        .unwrap_or(Frame::NullArray)
+                })
+                .collect(),
         ),
         Ok("docs") => {
             let list: Vec<&Command> = if names.is_empty() {
@@ -138,21 +148,39 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             } else {
                 names.iter().filter_map(|n| table.lookup(n)).collect()
             };
-            Frame::Map(list.into_iter().map(|c| (Frame::bulk(c.spec.name), command_docs(c))).collect())
+            Frame::Map(
+                list.into_iter()
+                    .map(|c| (Frame::bulk(c.spec.name), command_docs(c)))
+                    .collect(),
+            )
         }
-        Ok(_) => Frame::Array(table.commands.iter().map(|c| Frame::bulk(c.spec.name)).collect()),
+        Ok(_) => Frame::Array(
+            table
+                .commands
+                .iter()
+                .map(|c| Frame::bulk(c.spec.name))
+                .collect(),
+        ),
     }
 }
 
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let ks = ctx.keyspace();
-    match subcommand("config", args, &[("get", -3), ("set", -4), ("resetstat", 2)]) {
+    match subcommand(
+        "config",
+        args,
+        &[("get", -3), ("set", -4), ("resetstat", 2)],
+    ) {
         Err(e) => e,
         Ok("get") => {
             let params = ks.inner.params.read();
             let mut out = Vec::new();
             for (k, v) in params.iter() {
-                if args.iter().skip(2).any(|p| glob_match(p, k.as_bytes(), true)) {
+                if args
+                    .iter()
+                    .skip(2)
+                    .any(|p| glob_match(p, k.as_bytes(), true))
+                {
                     out.push((Frame::bulk(k), Frame::bulk(v)));
                 }
             }
@@ -201,12 +229,11 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    let _ = ctx;
     Frame::Array(vec![
         Frame::Bulk(Bytes::from((us / 1_000_000).to_string())),
         Frame::Bulk(Bytes::from((us % 1_000_000).to_string())),
@@ -254,14 +281,13 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// Builds the `INFO` text for the requested sections.
-pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option<u64>) -> String {
+pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     let all = sections.is_empty()
         || sections
             .iter()
             .any(|s| s == "all" || s == "everything" || s == "default");
     let want = |name: &str| all || sections.iter().any(|s| s == name);
     let mut out = String::new();
-    let _ = client_db_id;
     if want("server") {
         let up = ks.uptime().as_secs();
         let port = ks.config_param("port").unwrap_or_else(|| "6379".into());
@@ -286,6 +312,9 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String], client_db_id: Option
             ks.config_param("maxclients")
                 .unwrap_or_else(|| "10000".into()),
         );
+    }
+    if want("replication") {
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     }
     if want("stats") {
         let _ = write!(out, "# Stats\r\nexpired_keys:{}\r\n\r\n", ks.expired_keys());
@@ -332,7 +361,7 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let text = info_text(ctx.keyspace(), &sections, None);
+    let text = info_text(ctx.keyspace(), &sections);
     Frame::Verbatim {
         format: *b"txt",
         text: Bytes::from(text),

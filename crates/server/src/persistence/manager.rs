@@ -430,6 +430,29 @@ impl Persistence {
         result: Result<(SnapshotInfo, u64), SnapshotError>,
     ) -> Result<SnapshotInfo, SnapshotError> {
         let slow = self.settings.lock().slow_threshold;
+        // Logged before the state says "done", so whoever sees the snapshot
+        // finished in INFO also finds its log line.
+        match &result {
+            Ok((info, _)) => {
+                let ms = info.duration.as_millis() as u64;
+                info!(
+                    trigger = trigger.name(),
+                    "snapshot committed generation={} keys={} bytes={} duration_ms={ms}",
+                    info.generation,
+                    info.keys,
+                    info.bytes
+                );
+                if info.duration > slow {
+                    warn!(
+                        generation = info.generation,
+                        duration_ms = ms,
+                        threshold_ms = slow.as_millis() as u64,
+                        "slow snapshot: took longer than slow_snapshot_threshold"
+                    );
+                }
+            }
+            Err(e) => error!(trigger = trigger.name(), error = %e, "snapshot failed: {e}"),
+        }
         let run_scheduled;
         let outcome = {
             let mut st = self.state.lock();
@@ -460,27 +483,6 @@ impl Persistence {
                 }
             }
         };
-        match &outcome {
-            Ok(info) => {
-                let ms = info.duration.as_millis() as u64;
-                info!(
-                    trigger = trigger.name(),
-                    "snapshot committed generation={} keys={} bytes={} duration_ms={ms}",
-                    info.generation,
-                    info.keys,
-                    info.bytes
-                );
-                if info.duration > slow {
-                    warn!(
-                        generation = info.generation,
-                        duration_ms = ms,
-                        threshold_ms = slow.as_millis() as u64,
-                        "slow snapshot: took longer than slow_snapshot_threshold"
-                    );
-                }
-            }
-            Err(e) => error!(trigger = trigger.name(), error = %e, "snapshot failed: {e}"),
-        }
         self.busy.send_replace(false);
         let _ = self.events.send(SnapshotOutcome {
             trigger,

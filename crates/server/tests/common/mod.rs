@@ -15,7 +15,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 pub async fn connect(addr: SocketAddr) -> MultiplexedConnection {
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
+    // SAVE and FLUSHALL (with save points) reply after an fsync-heavy
+    // commit; on a busy machine that exceeds the crate's 500 ms default.
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
 }
 
 /// Sends one command over a fresh raw connection and returns the first
@@ -341,8 +348,19 @@ impl Binary {
         }
     }
 
+    /// Whether a line containing `needle` was logged; waits up to 10 s for
+    /// it, since the reader thread may lag behind the server.
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

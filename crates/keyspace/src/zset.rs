@@ -1,0 +1,427 @@
+//! The sorted-set structure: an order-statistics list of (score, member)
+//! plus a member → score map.
+//!
+//! Redis keeps a skiplist with spans so that ranks cost O(log n). A safe
+//! Rust skiplist needs an arena and is slow to clone; instead the ordered
+//! side here is a list of sorted chunks of at most [`CHUNK_MAX`] entries
+//! with a Fenwick tree over the chunk lengths. Finding a position by
+//! (score, member) or by rank is two binary searches plus an O(log chunks)
+//! tree walk; an insert or removal moves at most `CHUNK_MAX` entries
+//! inside one chunk. Splitting or dropping a chunk rebuilds the tree in
+//! O(chunks), which happens at most once every `CHUNK_MAX / 2` updates to
+//! that chunk. Cloning (copy-on-write under a view) copies flat vectors,
+//! which is cheap compared to a pointer-linked structure.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+
+/// Most entries a chunk holds before it is split in two.
+const CHUNK_MAX: usize = 128;
+
+type Item = (f64, Bytes);
+
+/// Orders entries as Redis does: by score, then by member bytes. Scores
+/// are never NaN (commands refuse it), so `partial_cmp` only fails never;
+/// -0 and 0 compare equal, as in Redis.
+fn cmp_item(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
+    a_score
+        .partial_cmp(&b_score)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a_member.cmp(b_member))
+}
+
+/// Redis' `zset-max-listpack-entries`: larger sets are skiplists.
+pub(crate) const COMPACT_MAX_LEN: usize = 128;
+/// Redis' `zset-max-listpack-value`: a longer member makes a skiplist.
+pub(crate) const COMPACT_MAX_MEMBER: usize = 64;
+
+/// NaN must never reach the ordered side, where it would break the order.
+/// In a compact set `+ 0.0` turns -0 into 0: Redis' listpack stores scores
+/// as text, and writes -0 as `0`; its skiplist keeps -0 (see
+/// [`SortedSet::is_compact`]).
+fn normalize(score: f64, compact: bool) -> f64 {
+    if score.is_nan() {
+        0.0
+    } else if compact {
+        score + 0.0
+    } else {
+        score
+    }
+}
+
+/// A sorted set: members ordered by (score, member bytes) with O(log n)
+/// rank queries, plus a member → score map for O(1) score lookups.
+#[derive(Clone, Debug, Default)]
+pub struct SortedSet {
+    chunks: Vec<Vec<Item>>,
+    /// Fenwick tree over `chunks[i].len()`: `fenwick[i]` covers the chunks
+    /// `(i + 1) - lowbit(i + 1) .. i + 1`.
+    fenwick: Vec<usize>,
+    scores: hashbrown::HashMap<Bytes, f64>,
+    /// Whether Redis would have converted this set to a skiplist by now.
+    skiplist: bool,
+}
+
+impl PartialEq for SortedSet {
+    fn eq(&self, other: &Self) -> bool {
+        // Chunk boundaries depend on history; compare contents only.
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+    }
+}
+
+impl Eq for SortedSet {}
+
+impl SortedSet {
+    /// An empty sorted set.
+    pub fn new() -> SortedSet {
+        SortedSet::default()
+    }
+
+    /// An empty sorted set about to receive `len` members, the longest
+    /// `max_member` bytes long: like Redis' `zsetTypeCreate`, it starts
+    /// out non-compact when those would not fit a listpack.
+    pub fn with_size_hint(len: usize, max_member: usize) -> SortedSet {
+        SortedSet {
+            skiplist: len > COMPACT_MAX_LEN || max_member > COMPACT_MAX_MEMBER,
+            ..SortedSet::default()
+        }
+    }
+
+    /// Whether Redis would hold this set in its compact listpack encoding
+    /// (a set becomes non-compact when it grows past 128 members or gets a
+    /// member longer than 64 bytes, and stays so when it shrinks). Some
+    /// observable details follow the encoding in Redis 7.0: a listpack
+    /// shows a -0 score as `0`, ZSCAN returns it whole, and lex ranges scan
+    /// it linearly.
+    pub fn is_compact(&self) -> bool {
+        !self.skiplist
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.scores.get(member).copied()
+    }
+
+    /// Sets `member`'s score; returns the previous score if it was present.
+    /// A NaN score is stored as 0 (callers refuse NaN before this).
+    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        if let Some(prev) = self.update_score(&member, score) {
+            return Some(prev);
+        }
+        if self.len() + 1 > COMPACT_MAX_LEN || member.len() > COMPACT_MAX_MEMBER {
+            self.skiplist = true;
+        }
+        let score = normalize(score, !self.skiplist);
+        self.scores.insert(member.clone(), score);
+        self.link(score, member);
+        None
+    }
+
+    /// Changes the score of `member` if it is present (returning the old
+    /// score); does nothing otherwise. Unlike [`SortedSet::insert`] it
+    /// needs no owned member, so updates allocate nothing.
+    pub fn update_score(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        let score = normalize(score, !self.skiplist);
+        let (key, slot) = self.scores.get_key_value_mut(member)?;
+        let prev = *slot;
+        // An equal score (0 for -0 included) changes nothing, as in Redis.
+        if prev != score {
+            *slot = score;
+            let key = key.clone();
+            self.unlink(prev, member);
+            self.link(score, key);
+        }
+        Some(prev)
+    }
+
+    /// Removes `member`; returns its score if it was present.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let score = self.scores.remove(member)?;
+        self.unlink(score, member);
+        Some(score)
+    }
+
+    /// Members with their scores in ascending (score, member) order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> + '_ {
+        self.chunks.iter().flatten().map(|(s, m)| (m, *s))
+    }
+
+    /// The 0-based ascending rank of `member`.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        let (ci, off) = self.locate(score, member).ok()?;
+        Some(self.prefix(ci) + off)
+    }
+
+    /// The member and score at ascending rank `rank`.
+    pub fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+        if rank >= self.len() {
+            return None;
+        }
+        let (ci, off) = self.find_rank(rank);
+        self.chunks.get(ci)?.get(off).map(|(s, m)| (m, *s))
+    }
+
+    /// The entries with ascending ranks in `start..end` (clamped to the
+    /// set), in ascending order; `.rev()` walks them descending.
+    pub fn range(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> + '_ {
+        let end = end.min(self.len());
+        let (first, last) = if start < end {
+            let (cs, os) = self.find_rank(start);
+            let (ce, oe) = self.find_rank(end - 1);
+            ((cs, os), (ce, oe + 1))
+        } else {
+            ((0, 0), (0, 0))
+        };
+        let chunks = if start < end {
+            self.chunks.get(first.0..=last.0).unwrap_or_default()
+        } else {
+            &[]
+        };
+        let n = chunks.len();
+        chunks.iter().enumerate().flat_map(move |(j, c)| {
+            let lo = if j == 0 { first.1 } else { 0 };
+            let hi = if j + 1 == n { last.1 } else { c.len() };
+            c.get(lo..hi)
+                .unwrap_or_default()
+                .iter()
+                .map(|(s, m)| (m, *s))
+        })
+    }
+
+    /// The number of entries, from the lowest, for which `below` holds;
+    /// `below` must hold for a prefix of the order and fail for the rest.
+    /// With "score < min" this is the rank of the first entry >= min.
+    pub fn partition_point(&self, mut below: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        let ci = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|(s, m)| below(*s, m)));
+        match self.chunks.get(ci) {
+            None => self.len(),
+            Some(c) => self.prefix(ci) + c.partition_point(|(s, m)| below(*s, m)),
+        }
+    }
+
+    /// Finds (score, member) in the chunks: `Ok` with its position, or
+    /// `Err` with where it would be inserted.
+    fn locate(&self, score: f64, member: &[u8]) -> Result<(usize, usize), (usize, usize)> {
+        let before = |s: f64, m: &[u8]| cmp_item(s, m, score, member) == Ordering::Less;
+        let ci = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|(s, m)| before(*s, m)));
+        let Some(c) = self.chunks.get(ci) else {
+            // After everything: append to the last chunk.
+            let last = self.chunks.len().saturating_sub(1);
+            let off = self.chunks.get(last).map_or(0, Vec::len);
+            return Err((last, off));
+        };
+        match c.binary_search_by(|(s, m)| cmp_item(*s, m, score, member)) {
+            Ok(off) => Ok((ci, off)),
+            Err(off) => Err((ci, off)),
+        }
+    }
+
+    fn link(&mut self, score: f64, member: Bytes) {
+        let (ci, off) = match self.locate(score, &member) {
+            Ok(pos) | Err(pos) => pos,
+        };
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::with_capacity(4));
+            self.rebuild();
+        }
+        let Some(chunk) = self.chunks.get_mut(ci) else {
+            return;
+        };
+        chunk.insert(off.min(chunk.len()), (score, member));
+        if chunk.len() > CHUNK_MAX {
+            let tail = chunk.split_off(chunk.len() / 2);
+            self.chunks.insert(ci + 1, tail);
+            self.rebuild();
+        } else {
+            self.fen_add(ci, 1, true);
+        }
+    }
+
+    fn unlink(&mut self, score: f64, member: &[u8]) {
+        let Ok((ci, off)) = self.locate(score, member) else {
+            return;
+        };
+        let Some(chunk) = self.chunks.get_mut(ci) else {
+            return;
+        };
+        chunk.remove(off);
+        let len = chunk.len();
+        if len == 0 {
+            self.chunks.remove(ci);
+            self.rebuild();
+        } else if let Some(next_len) = self.chunks.get(ci + 1).map(Vec::len)
+            && len + next_len <= CHUNK_MAX / 2
+        {
+            // Keep chunks from thinning out after many removals.
+            let next = self.chunks.remove(ci + 1);
+            if let Some(chunk) = self.chunks.get_mut(ci) {
+                chunk.extend(next);
+            }
+            self.rebuild();
+        } else {
+            self.fen_add(ci, 1, false);
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let n = self.chunks.len();
+        self.fenwick.clear();
+        self.fenwick.extend(self.chunks.iter().map(Vec::len));
+        for i in 1..=n {
+            let j = i + (i & i.wrapping_neg());
+            if j <= n {
+                let v = self.fenwick.get(i - 1).copied().unwrap_or(0);
+                if let Some(t) = self.fenwick.get_mut(j - 1) {
+                    *t += v;
+                }
+            }
+        }
+    }
+
+    fn fen_add(&mut self, ci: usize, delta: usize, grow: bool) {
+        let mut i = ci + 1;
+        while let Some(t) = self.fenwick.get_mut(i - 1) {
+            *t = if grow {
+                *t + delta
+            } else {
+                t.saturating_sub(delta)
+            };
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Total length of the chunks before `ci`.
+    fn prefix(&self, ci: usize) -> usize {
+        let mut sum = 0;
+        let mut i = ci.min(self.fenwick.len());
+        while i > 0 {
+            sum += self.fenwick.get(i - 1).copied().unwrap_or(0);
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// (chunk, offset) of ascending rank `rank` (< len).
+    fn find_rank(&self, rank: usize) -> (usize, usize) {
+        let n = self.fenwick.len();
+        let mut pos = 0;
+        let mut rem = rank;
+        let mut step = if n == 0 {
+            0
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        while step > 0 {
+            if pos + step <= n
+                && let Some(&t) = self.fenwick.get(pos + step - 1)
+                && t <= rem
+            {
+                pos += step;
+                rem -= t;
+            }
+            step >>= 1;
+        }
+        (pos, rem)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn ranks_and_ranges_match_a_sorted_vec_under_churn() {
+        let seed: u64 = rand::random();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut z = SortedSet::new();
+        let mut model: std::collections::BTreeMap<Bytes, f64> = Default::default();
+        for step in 0..6000 {
+            let m = Bytes::from(format!("m{}", rng.random_range(0..700)));
+            if rng.random_bool(0.6) {
+                let s = f64::from(rng.random_range(-50i32..50));
+                assert_eq!(z.insert(m.clone(), s), model.insert(m, s));
+            } else {
+                assert_eq!(z.remove(&m), model.remove(&m));
+            }
+            if step % 97 == 0 {
+                let mut want: Vec<(Bytes, f64)> =
+                    model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+                want.sort_by(|a, b| cmp_item(a.1, &a.0, b.1, &b.0));
+                let got: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
+                assert_eq!(got, want);
+                for (r, (m, s)) in want.iter().enumerate() {
+                    assert_eq!(z.rank(m), Some(r));
+                    assert_eq!(z.get_by_rank(r), Some((m, *s)));
+                }
+                let a = rng.random_range(0..=want.len());
+                let b = rng.random_range(0..=want.len() + 3);
+                let got: Vec<_> = z.range(a, b).map(|(m, _)| m.clone()).collect();
+                let exp: Vec<_> = want
+                    .iter()
+                    .skip(a)
+                    .take(b.saturating_sub(a))
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                assert_eq!(got, exp);
+                let rev: Vec<_> = z.range(a, b).rev().map(|(m, _)| m.clone()).collect();
+                assert_eq!(rev, exp.into_iter().rev().collect::<Vec<_>>());
+                let cut = f64::from(rng.random_range(-60i32..60));
+                assert_eq!(
+                    z.partition_point(|s, _| s < cut),
+                    want.iter().filter(|(_, s)| *s < cut).count()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_kept_only_once_non_compact() {
+        let mut z = SortedSet::new();
+        z.insert(Bytes::from_static(b"b"), -0.0);
+        z.insert(Bytes::from_static(b"a"), 0.0);
+        let s = z.score(b"b").unwrap();
+        assert!(s == 0.0 && s.is_sign_positive());
+        assert_eq!(z.rank(b"a"), Some(0));
+        assert_eq!(z.rank(b"b"), Some(1));
+        for i in 0..127 {
+            z.insert(Bytes::from(format!("m{i}")), 1.0);
+        }
+        assert!(!z.is_compact(), "the 129th member converts");
+        z.insert(Bytes::from_static(b"c"), -0.0);
+        assert!(z.score(b"c").unwrap().is_sign_negative());
+        assert_eq!(z.rank(b"c"), Some(2), "-0 sorts with 0");
+        for i in 0..127 {
+            z.remove(format!("m{i}").as_bytes());
+        }
+        assert!(!z.is_compact(), "shrinking never converts back");
+        let long = SortedSet::with_size_hint(1, 65);
+        assert!(!long.is_compact());
+    }
+}
