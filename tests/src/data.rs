@@ -799,12 +799,15 @@ pub fn run_pipelined(conn: &mut redis::Connection, cmds: &[Cmd]) -> anyhow::Resu
             }
             pipe.add_command(rc);
         }
-        let replies: Vec<Rv> = pipe.query(conn).with_context(|| {
+        let replies: Vec<Rv> = pipe.query(conn).map_err(|e| {
+            // The client quotes the arguments, which can be megabytes of
+            // binary: keep the message readable.
+            let text: String = e.to_string().chars().take(300).collect();
             let first = batch
                 .first()
                 .and_then(|c| c.first())
                 .map(|a| String::from_utf8_lossy(a).into_owned());
-            format!("pipeline starting with {first:?}")
+            anyhow::anyhow!("pipeline starting with {first:?}: {}", text.escape_debug())
         })?;
         for (c, r) in batch.iter().zip(&replies) {
             if let Rv::ServerError(e) = r {

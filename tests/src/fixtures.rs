@@ -462,25 +462,33 @@ pub fn parse_info(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every file below `dir` (relative path) with its bytes, except `LOCK`:
-/// two equal fingerprints mean nothing in the directory changed.
+/// Every entry below `dir` (relative path) with its size and a hash of its
+/// bytes, except `LOCK`: two equal fingerprints mean nothing in the
+/// directory changed.
 ///
 /// # Errors
 /// I/O errors.
-pub fn fingerprint(dir: &Path) -> anyhow::Result<BTreeMap<PathBuf, Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) -> anyhow::Result<()> {
+pub fn fingerprint(dir: &Path) -> anyhow::Result<BTreeMap<PathBuf, (u64, u64)>> {
+    use std::hash::{Hash, Hasher};
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut BTreeMap<PathBuf, (u64, u64)>,
+    ) -> anyhow::Result<()> {
         for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let e = e?;
             let p = e.path();
             let rel = p.strip_prefix(root)?.to_path_buf();
             if e.file_type()?.is_dir() {
-                out.insert(rel.join(""), Vec::new());
+                out.insert(rel.join(""), (0, 0));
                 walk(root, &p, out)?;
             } else if rel != Path::new("LOCK") {
-                out.insert(
-                    rel,
-                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
-                );
+                let bytes =
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                // SipHash with fixed keys: stable within the process.
+                let mut h = std::hash::DefaultHasher::new();
+                bytes.hash(&mut h);
+                out.insert(rel, (bytes.len() as u64, h.finish()));
             }
         }
         Ok(())
@@ -652,4 +660,71 @@ impl Drop for Tmpfs {
             }
         }
     }
+}
+
+/// Copies `src` into `dst` recursively (files and directories only).
+///
+/// # Errors
+/// I/O errors.
+pub fn copy_tree(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&e.path(), &to)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &to)
+                .with_context(|| format!("copying {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Collects records as the store streams them.
+struct Records(Vec<cairn_snapshot::Record>);
+
+impl cairn_store::LoadSink for Records {
+    fn record(&mut self, r: cairn_snapshot::Record) -> Result<(), cairn_store::SinkError> {
+        self.0.push(r);
+        Ok(())
+    }
+
+    fn abort(&mut self, _generation: u64, _reason: &cairn_store::Damage) {
+        self.0.clear();
+    }
+}
+
+/// Every record of one committed generation directory (`gen-<N>`), read
+/// through the store with full verification from a private copy in
+/// `scratch` (so a running or stopped server's directory is never
+/// touched). Fails if that generation does not verify.
+///
+/// # Errors
+/// I/O errors, or the generation did not load as itself.
+pub fn read_generation(
+    gen_dir: &Path,
+    scratch: &Path,
+) -> anyhow::Result<Vec<cairn_snapshot::Record>> {
+    let name = gen_dir.file_name().context("generation directory name")?;
+    let want: u64 = name
+        .to_string_lossy()
+        .trim_start_matches("gen-")
+        .parse()
+        .context("generation number")?;
+    copy_tree(gen_dir, &scratch.join(name))?;
+    // Without CURRENT the store considers every sealed generation, and this
+    // copy has only one.
+    let store = cairn_store::Store::open(scratch).context("opening the copy")?;
+    let mut sink = Records(Vec::new());
+    let report = store
+        .load(&mut sink, cairn_store::LoadPolicy::Refuse)
+        .context("loading the copy")?;
+    anyhow::ensure!(
+        report.generation == Some(want),
+        "loaded {:?} instead of generation {want}",
+        report.generation
+    );
+    Ok(sink.0)
 }

@@ -97,6 +97,10 @@ const DEFAULT_STEPS: usize = 20_000;
 const TIME_BUDGET: Duration = Duration::from_secs(40);
 /// Full-database comparison every this many steps.
 const STATE_CHECK_EVERY: usize = 250;
+/// Every this many steps, home keys taken over by another type (RENAME,
+/// SET, a store command) are deleted, so each family keeps finding its
+/// own type: without it most of their commands end in WRONGTYPE.
+const REHOME_EVERY: usize = 50;
 /// TTL tolerance in seconds and milliseconds: the two servers receive the
 /// same command a few milliseconds apart.
 const TTL_TOLERANCE_S: i64 = 2;
@@ -265,7 +269,21 @@ enum Family {
     Errors,
 }
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5"];
+/// The run's key space: every family draws from all of it (so types
+/// collide), but mostly from its own two keys, so values grow big enough
+/// for ranges, pops and set operations to return something.
+const KEYS: &[&str] = &["k0", "k1", "h0", "h1", "s0", "s1", "z0", "z1", "l0", "l1"];
+
+fn home(f: Family) -> &'static [&'static str] {
+    match f {
+        Family::Strings => &["k0", "k1"],
+        Family::Hashes => &["h0", "h1"],
+        Family::Sets => &["s0", "s1"],
+        Family::SortedSets => &["z0", "z1"],
+        Family::Lists => &["l0", "l1"],
+        Family::Keys | Family::Transactions | Family::Errors => KEYS,
+    }
+}
 const VALUES: &[&str] = &[
     "",
     "0",
@@ -345,6 +363,8 @@ struct G {
     rng: StdRng,
     step: i64,
     t0_ms: i64,
+    /// The keys the current command's family prefers.
+    home: &'static [&'static str],
 }
 
 impl G {
@@ -361,7 +381,12 @@ impl G {
         self.rng.random_range(lo..=hi)
     }
     fn key(&mut self) -> String {
-        self.pick(KEYS)
+        if self.chance(0.9) {
+            let home = self.home;
+            self.pick(home)
+        } else {
+            self.pick(KEYS)
+        }
     }
     fn keys(&mut self, lo: usize, hi: usize) -> Vec<String> {
         let n = self.n(lo, hi);
@@ -1170,6 +1195,8 @@ struct Duo {
     mismatches: Vec<Mismatch>,
     known: Vec<String>,
     commands_sent: usize,
+    /// Redis' reply to the last checked command.
+    last_redis: Option<Reply>,
 }
 
 /// The arguments of `cmd` that name keys of the run's key space, or all
@@ -1219,6 +1246,7 @@ impl Duo {
             mismatches: Vec::new(),
             known: Vec::new(),
             commands_sent: 0,
+            last_redis: None,
         })
     }
 
@@ -1339,8 +1367,9 @@ impl Duo {
     ) -> anyhow::Result<bool> {
         let (r, c) = self.both(resp3, cmd).await?;
         self.log(step, resp3, cmd, &r);
+        self.last_redis = Some(r.clone());
         let diff = match cmp {
-            Cmp::Sample(kind) => self.sample_diff(resp3, cmd, kind, &r, &c).await?,
+            Cmp::Sample(kind) => self.sample_diff(cmd, kind, &r, &c).await?,
             Cmp::Spop => self.spop_diff(cmd, &r, &c).await?,
             Cmp::RandomKey => self.randomkey_diff(&r, &c).await?,
             Cmp::Scan => {
@@ -1389,7 +1418,6 @@ impl Duo {
     /// value when asked), distinct when the count is positive.
     async fn sample_diff(
         &mut self,
-        resp3: bool,
         cmd: &[String],
         kind: SampleKind,
         r: &Reply,
@@ -1444,7 +1472,6 @@ impl Duo {
         if positive && names.iter().collect::<BTreeSet<_>>().len() != names.len() {
             return Ok(Some("a positive count returned repeated elements".into()));
         }
-        let _ = resp3;
         Ok(None)
     }
 
@@ -1535,6 +1562,31 @@ impl Duo {
             )),
             (r, c) => Some(format!("iteration failed: redis {r:?} cairn {c:?}")),
         })
+    }
+
+    /// Deletes, on both servers, the home keys that hold another family's
+    /// type (compared like any command).
+    async fn rehome(&mut self, step: usize) -> anyhow::Result<()> {
+        let homes = [
+            (Family::Strings, "string"),
+            (Family::Hashes, "hash"),
+            (Family::Sets, "set"),
+            (Family::SortedSets, "zset"),
+            (Family::Lists, "list"),
+        ];
+        for (family, wanted) in homes {
+            for key in home(family) {
+                let ty = self.redis.resp2.call(&["TYPE", key]).await?;
+                if ty
+                    .as_bytes()
+                    .is_some_and(|t| t != wanted.as_bytes() && t != b"none")
+                {
+                    self.check(step, false, &v!["DEL", *key], Cmp::Exact)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Compares databases 1 and 0 (MOVE, COPY ... DB and SWAPDB fill 1),
@@ -1686,12 +1738,22 @@ struct Run {
     g: G,
     tpls: Vec<Tpl>,
     families: Vec<Family>,
+    /// Per family: commands, error replies, empty replies (from Redis).
+    stats: BTreeMap<Family, [usize; 3]>,
+    /// Per family and error text (from Redis): how often.
+    errors: BTreeMap<(Family, String), usize>,
 }
 
 impl Run {
     fn pick_tpl(&mut self, family: Family) -> Option<&Tpl> {
+        // Commands that add elements are drawn more often: pops, removals
+        // and stores empty keys faster than one adder in thirty fills them.
         let idx: Vec<usize> = (0..self.tpls.len())
             .filter(|&i| self.tpls[i].family == family)
+            .flat_map(|i| {
+                let adds = ["sadd", "zadd", "hset", "rpush", "lpush"].contains(&self.tpls[i].name);
+                std::iter::repeat_n(i, if adds { 4 } else { 1 })
+            })
             .collect();
         let at = idx.choose(&mut self.g.rng).copied()?;
         self.tpls.get(at)
@@ -1704,6 +1766,7 @@ impl Run {
         let at = idx.choose(&mut self.g.rng).copied()?;
         let t = self.tpls.get(at)?;
         let (generate, cmp) = (t.generate, t.cmp);
+        self.g.home = home(t.family);
         Some((generate(&mut self.g), cmp))
     }
 
@@ -1727,8 +1790,26 @@ impl Run {
                     return Ok(());
                 };
                 let (generate, cmp) = (t.generate, t.cmp);
+                self.g.home = home(f);
                 let cmd = generate(&mut self.g);
-                duo.check(step, resp3, &cmd, cmp).await.map(|_| ())
+                duo.check(step, resp3, &cmd, cmp).await?;
+                // How often a family's commands did real work, so a run
+                // that only ever met wrong types and empty keys shows.
+                let entry = self.stats.entry(f).or_default();
+                entry[0] += 1;
+                match &duo.last_redis {
+                    Some(r) if r.is_error() => {
+                        entry[1] += 1;
+                        let text: String = r.to_string().chars().take(40).collect();
+                        *self.errors.entry((f, text)).or_default() += 1;
+                    }
+                    Some(Reply::NilBulk | Reply::Null | Reply::NilArray | Reply::Integer(0)) => {
+                        entry[2] += 1
+                    }
+                    Some(r) if r.elements().is_some_and(<[Reply]>::is_empty) => entry[2] += 1,
+                    _ => {}
+                }
+                Ok(())
             }
         }
     }
@@ -1925,9 +2006,12 @@ async fn randomized_commands_match_redis() -> anyhow::Result<()> {
             rng: StdRng::seed_from_u64(seed),
             step: 0,
             t0_ms: now_ms(),
+            home: KEYS,
         },
         tpls,
         families,
+        stats: BTreeMap::new(),
+        errors: BTreeMap::new(),
     };
     let started = Instant::now();
     let mut done = 0;
@@ -1940,6 +2024,9 @@ async fn randomized_commands_match_redis() -> anyhow::Result<()> {
         if step % STATE_CHECK_EVERY == STATE_CHECK_EVERY - 1 {
             duo.compare_state(step).await?;
         }
+        if step % REHOME_EVERY == REHOME_EVERY - 1 {
+            duo.rehome(step).await?;
+        }
         done = step + 1;
     }
     duo.compare_state(done).await?;
@@ -1950,6 +2037,26 @@ async fn randomized_commands_match_redis() -> anyhow::Result<()> {
         duo.mismatches.len(),
         duo.known.len()
     );
+    for (f, [n, errors, empty]) in &run.stats {
+        println!(
+            "  {f:?}: {n} commands, {}% errors, {}% empty or zero replies",
+            errors * 100 / n.max(&1),
+            empty * 100 / n.max(&1)
+        );
+        let mut top: Vec<(&String, &usize)> = run
+            .errors
+            .iter()
+            .filter(|((g, _), _)| g == f)
+            .map(|((_, e), n)| (e, n))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = top
+            .iter()
+            .take(3)
+            .map(|(e, n)| format!("{n}x {e}"))
+            .collect();
+        println!("    most common errors: {}", top.join("; "));
+    }
     report(&duo)?;
     cairn.shutdown().await?;
     drop(redis);
@@ -1961,16 +2068,30 @@ fn report(duo: &Duo) -> anyhow::Result<()> {
     if duo.mismatches.is_empty() {
         return Ok(());
     }
-    let mut by_cmd: BTreeMap<String, (usize, &Mismatch)> = BTreeMap::new();
+    // Grouped by command and by what kind of answer each side gave, so
+    // one line stands for one difference however often the run hit it.
+    let class = |r: &str| -> String {
+        if r.starts_with('-') || r.starts_with('!') {
+            r.chars().take(70).collect()
+        } else {
+            format!("{}-reply", r.chars().next().unwrap_or('?'))
+        }
+    };
+    let mut by_kind: BTreeMap<String, (usize, &Mismatch)> = BTreeMap::new();
     for m in &duo.mismatches {
         let name = m.cmd.first().map(|c| c.to_uppercase()).unwrap_or_default();
-        by_cmd.entry(name).or_insert((0, m)).0 += 1;
+        let kind = format!(
+            "{name} [redis {} | cairn {}]",
+            class(&m.redis),
+            class(&m.cairn)
+        );
+        by_kind.entry(kind).or_insert((0, m)).0 += 1;
     }
     let mut summary = String::new();
-    for (name, (n, m)) in &by_cmd {
+    for (kind, (n, m)) in &by_kind {
         let _ = writeln!(
             summary,
-            "  {name}: {n}x, first at step {} RESP{}: {} -> redis {} / cairn {}",
+            "  {kind}: {n}x, first at step {} RESP{}: {} -> redis {} / cairn {}",
             m.step,
             m.proto,
             render(&m.cmd),
@@ -2341,6 +2462,11 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["INCRBYFLOAT", "n", "1e308"], Cmp::Exact),
     (&["INCRBYFLOAT", "n", "inf"], Cmp::Exact),
     (&["INCRBYFLOAT", "n", "nan"], Cmp::Exact),
+    (&["SET", "p", "0.1"], Cmp::Exact),
+    (&["INCRBYFLOAT", "p", "0.2"], Cmp::Exact),
+    (&["INCRBYFLOAT", "x", "1e-18"], Cmp::Exact),
+    (&["GET", "x"], Cmp::Exact),
+    (&["INCRBYFLOAT", "y", "123456789.123456789"], Cmp::Exact),
     (&["SET", "n", "0x10"], Cmp::Exact),
     (&["INCRBYFLOAT", "n", "1"], Cmp::Exact),
     (&["SET", "n", " 1"], Cmp::Exact),
@@ -2438,6 +2564,15 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["HINCRBYFLOAT", "h", "f", "0.1"], Cmp::Exact),
     (&["HINCRBYFLOAT", "h", "g", "1"], Cmp::Exact),
     (&["HINCRBY", "h", "f", "1"], Cmp::Exact),
+    (&["HSET", "h", "p", "0.1"], Cmp::Exact),
+    (&["HINCRBYFLOAT", "h", "p", "0.2"], Cmp::Exact),
+    (&["HINCRBYFLOAT", "h", "x", "1e-18"], Cmp::Exact),
+    (
+        &["HINCRBYFLOAT", "h", "y", "123456789.123456789"],
+        Cmp::Exact,
+    ),
+    (&["HINCRBYFLOAT", "h", "y", "nan"], Cmp::Exact),
+    (&["HINCRBYFLOAT", "h", "y", "1e400"], Cmp::Exact),
     (&["HGETALL", "h"], Cmp::Pairs),
     (&["HGETALL", "nokey"], Cmp::Pairs),
     (&["HRANDFIELD", "nokey", "2"], Cmp::Exact),
@@ -2826,6 +2961,7 @@ mod comparison {
                 rng: StdRng::seed_from_u64(seed),
                 step: 7,
                 t0_ms: 1_000_000,
+                home: KEYS,
             };
             templates()
                 .iter()

@@ -7,7 +7,9 @@
 //! - `cargo xtask fuzz codec [SECONDS]`: the snapshot codec fuzz targets.
 //! - `cargo xtask coverage`: line coverage of the persistence crates.
 
+mod coverage;
 mod deps;
+mod persistence;
 mod util;
 
 use anyhow::{Result, bail};
@@ -21,6 +23,8 @@ fn main() -> Result<()> {
     match task {
         "ci" => ci(rest),
         "deps" => deps::ensure_redis().map(|_| ()),
+        "test-persistence" => persistence::run(rest),
+        "coverage" => coverage::run(rest),
         "help" | "--help" | "-h" => {
             println!("{}", HELP);
             Ok(())
@@ -31,7 +35,9 @@ fn main() -> Result<()> {
 
 const HELP: &str = "usage: cargo xtask <task>
   ci                 install test dependencies, then fmt, clippy, all tests, persistence suites
-  deps               install redis-server/redis-tools when missing (root on Debian)";
+  deps               install redis-server/redis-tools when missing (root on Debian)
+  test-persistence   [--quick] [--seed N] [--only NAME]: persistence suites, in-process and against the binary
+  coverage           [--fail-under PCT]: line coverage of snapshot, store and the server's persistence (cargo-tarpaulin)";
 
 /// The README's test command: the whole gate, in the order that fails fastest.
 fn ci(_rest: &[String]) -> Result<()> {
@@ -42,7 +48,16 @@ fn ci(_rest: &[String]) -> Result<()> {
     }
     util::cargo(&["fmt", "--all", "--", "--check"])?;
     util::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    util::cargo(&["test", "--workspace"])?;
+    // Root-only suites (real tmpfs faults) must run, not skip, where they can.
+    let root_tests = cfg!(target_os = "linux") && cairn_tests::fixtures::is_root();
+    let mut test = util::cargo_command(&["test", "--workspace"]);
+    if root_tests {
+        test.env("CAIRN_REQUIRE_ROOT_TESTS", "1");
+    }
+    util::run(&mut test)?;
+    // The quick form keeps CI well under its budget (>= 100 kill points and
+    // 500 corruption cases even so); the full form runs locally by default.
+    persistence::run_with(&["--quick".to_owned()], root_tests)?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
 }

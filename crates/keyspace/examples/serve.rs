@@ -12,8 +12,13 @@ use cairn_resp::{ServerConfig, run};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(6390);
-    let ks = Keyspace::builder().config_param("port", &port.to_string()).build();
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6390);
+    let ks = Keyspace::builder()
+        .config_param("port", &port.to_string())
+        .build();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("Ready to accept connections on {}", listener.local_addr()?);
     let expiring = ks.clone();

@@ -130,6 +130,7 @@ impl KeyspaceBuilder {
                 next_client_id: AtomicU64::new(1),
                 connected: AtomicUsize::new(0),
                 run_id: run_id(),
+                blocking: Default::default(),
             }),
         }
     }
@@ -153,6 +154,7 @@ pub(crate) struct Inner {
     pub(crate) next_client_id: AtomicU64,
     pub(crate) connected: AtomicUsize,
     pub(crate) run_id: String,
+    pub(crate) blocking: crate::blocking::Registry,
 }
 
 /// The shared keyspace: all databases, the command table and the sessions'
@@ -246,8 +248,10 @@ impl Keyspace {
             }
             let mut s = engine.lock(db, &e.key, now);
             s.load(&e.key, e.value, e.expires_at_ms);
+            self.signal_key_ready(db, &e.key);
             stats.loaded += 1;
         }
+        self.serve_blocked();
         stats
     }
 

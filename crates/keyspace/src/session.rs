@@ -153,6 +153,12 @@ pub(crate) fn run(
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
+    if gate {
+        // Clients blocked on keys this command filled are served before
+        // its reply goes out, still under the gate (as Redis does after
+        // each command; after EXEC as a whole, never inside it).
+        ks.serve_blocked();
+    }
     match ctx.special.take() {
         Some(o) => o,
         None => Outcome::Reply(reply),

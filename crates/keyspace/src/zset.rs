@@ -11,6 +11,11 @@
 //! O(chunks), which happens at most once every `CHUNK_MAX / 2` updates to
 //! that chunk. Cloning (copy-on-write under a view) copies flat vectors,
 //! which is cheap compared to a pointer-linked structure.
+//!
+//! The set also tracks which encoding Redis 7.0 would be using for it
+//! (listpack or skiplist, see [`SortedSet::is_compact`]), because a few
+//! replies depend on it: how a -0 score reads back, whether ZSCAN returns
+//! everything at once, and what a lex range over mixed scores returns.
 
 use std::cmp::Ordering;
 

@@ -431,7 +431,9 @@ fn ttl_index_churn() {
         }
     }
     // Round 4: n%4==0 persisted, 1 deleted, 2 overwritten (no TTL), 3 expiring.
-    let Frame::Verbatim { text, .. } = s.command(&["info", "keyspace"]) else { panic!() };
+    let Frame::Verbatim { text, .. } = s.command(&["info", "keyspace"]) else {
+        panic!()
+    };
     let text = String::from_utf8_lossy(&text).into_owned();
     assert!(text.contains("db0:keys=225,expires=75,"), "{text}");
     clock.advance(50);

@@ -154,7 +154,8 @@ fn view_yields_old_values_and_copies_only_written_entries() {
         "preserved {copied} entries of 10001 (walked before the writes: {})",
         10_001 - copied
     );
-    assert!(copied <= 10_001 && copied > 0);
+    // Entries the walk had already copied out are not copied again.
+    assert!(copied > 9_000 && copied < 10_001, "{copied}");
     drop(view);
     // Next view sees the new state.
     let got: Vec<_> = ks.view().unwrap().collect();

@@ -120,7 +120,9 @@ fn zadd_options_and_errors() {
 fn zadd_flag_matrix() {
     let ks = Keyspace::new();
     let mut s = ks.session();
-    let cases: [(&[&str], i64, &[(&str, f64)]); 8] = [
+    /// (flags, reply, contents after).
+    type Case = (&'static [&'static str], i64, &'static [(&'static str, f64)]);
+    let cases: [Case; 8] = [
         (&["gt"], 1, &[("a", 1.5), ("b", 2.0), ("c", 7.0)]),
         (&["lt"], 1, &[("a", 1.0), ("b", 1.5), ("c", 7.0)]),
         (&["gt", "ch"], 2, &[("a", 1.5), ("b", 2.0), ("c", 7.0)]),

@@ -7,8 +7,11 @@
 //! from [`builtin_table`].
 
 pub(crate) mod connection;
+pub(crate) mod hash;
 pub(crate) mod keys;
+pub(crate) mod list;
 pub(crate) mod server;
+pub(crate) mod set;
 pub(crate) mod strings;
 pub(crate) mod zset;
 
@@ -310,6 +313,9 @@ pub(crate) fn builtin_table() -> TableBuilder {
     server::register(&mut t);
     strings::register(&mut t);
     keys::register(&mut t);
+    list::register(&mut t);
+    hash::register(&mut t);
+    set::register(&mut t);
     zset::register(&mut t);
     t
 }

@@ -1,6 +1,6 @@
 //! Sorted-set commands: ZADD, ZRANGE and its variants, ZPOP*, ZRANDMEMBER,
 //! the ZUNION/ZINTER/ZDIFF algebra, ZSCAN and the rest of Redis 7.0's
-//! `sortedset` group (the blocking BZ* variants live with the blocking
+//! `sorted_set` group (the blocking BZ* variants live with the blocking
 //! machinery and call [`zpop`]).
 //!
 //! Scores go out as `Frame::Double`, which the encoder writes as Redis'
@@ -1624,7 +1624,8 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// Larger ones are walked in ascending order of a hash of the member: the
 /// cursor is the next hash to return, so a member present for the whole
 /// scan is returned exactly once whatever is added or removed meanwhile
-/// (a member's hash never changes), at O(n) per call.
+/// (a member's hash never changes), at O(n) per call (Redis' dict scan is
+/// O(COUNT); a full scan of a large set here costs O(n^2 / COUNT)).
 fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let Some(cursor) = std::str::from_utf8(arg(args, 2))
@@ -1688,17 +1689,29 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .map(|(m, s)| (h(m), m, s))
         .filter(|(hm, _, _)| *hm >= cursor)
         .collect();
-    found.sort_unstable_by_key(|(hm, _, _)| *hm);
-    // Take `count` members, plus any sharing the last one's hash: members
-    // of equal hash are never split across two calls.
     let mut next = 0u64;
-    let mut last = None;
-    for (taken, (hm, m, sc)) in found.into_iter().enumerate() {
-        if taken >= count && last != Some(hm) {
-            next = hm;
-            break;
-        }
-        last = Some(hm);
+    if found.len() > count {
+        // Only the `count` smallest hashes matter: a selection, not a sort.
+        found.select_nth_unstable_by_key(count, |(hm, _, _)| *hm);
+        let cut = found.get(count).map_or(0, |(hm, _, _)| *hm);
+        // Members of equal hash are never split across two calls: stop
+        // before `cut`, or, when the first count+1 all share it (a 63-bit
+        // collision), take that whole hash and go on after it.
+        let end = if found.iter().any(|(hm, _, _)| *hm < cut) {
+            next = cut;
+            cut
+        } else {
+            next = found
+                .iter()
+                .map(|(hm, _, _)| *hm)
+                .filter(|hm| *hm > cut)
+                .min()
+                .unwrap_or(0);
+            cut + 1
+        };
+        found.retain(|(hm, _, _)| *hm < end);
+    }
+    for (_, m, sc) in found {
         if keep(m) {
             push(&mut out, m, sc);
         }

@@ -201,7 +201,6 @@ impl PersistenceCommands {
         if self.shutdown.send(ShutdownRequest { opts, reply }).is_err() {
             return err(ERR_SHUTDOWN);
         }
-        let _ = ctx;
         ctx.block(Box::pin(async move {
             match rx.await {
                 // On success the server stops and this connection closes

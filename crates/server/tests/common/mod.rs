@@ -165,14 +165,8 @@ pub async fn write_dataset(
                 Err(e) => panic!("{c:?}: {e}"),
             }
         }
-        if let Some(ks) = ks {
-            let db: usize = db.parse().unwrap();
-            let at = now_ms() + 3_600_000;
-            // PEXPIREAT through a session in the right database.
-            let mut s = ks.session();
-            s.command(&["SELECT", &db.to_string()]);
-            s.command(&["PEXPIREAT", "hash", &at.to_string()]);
-        }
+        // Absent only when HSET is missing and no keyspace was given.
+        let _: i64 = cmd(con, &["PEXPIRE", "hash", "3600000"]).await;
     }
     let _: () = cmd(con, &["SELECT", "0"]).await;
     keys
@@ -260,6 +254,34 @@ pub async fn check_dataset(con: &mut MultiplexedConnection, keys_per_db: i64) {
         assert_eq!(ttl, -1);
         let keys: i64 = cmd(con, &["DBSIZE"]).await;
         assert_eq!(keys, keys_per_db, "db {db}");
+        // Collections, where the keyspace has their commands.
+        let exists: i64 = cmd(con, &["EXISTS", "list"]).await;
+        let has_lrange = redis::cmd("LRANGE")
+            .arg("list")
+            .arg(0)
+            .arg(-1)
+            .query_async::<redis::Value>(con)
+            .await
+            .is_ok();
+        if exists == 1 && !has_lrange {
+            println!(
+                "collection read commands not implemented yet: compared through the keyspace only"
+            );
+        }
+        if exists == 1 && has_lrange {
+            let l: Vec<String> = cmd(con, &["LRANGE", "list", "0", "-1"]).await;
+            assert_eq!(l, ["a", "b", "c", "a"]);
+            let mut h: Vec<String> = cmd(con, &["HGETALL", "hash"]).await;
+            h.sort();
+            assert_eq!(h, ["f1", "f2", "v1", "v2"]);
+            let ttl: i64 = cmd(con, &["PTTL", "hash"]).await;
+            assert!(ttl > 3_000_000 && ttl <= 3_600_000, "hash ttl {ttl}");
+            let mut m: Vec<String> = cmd(con, &["SMEMBERS", "set"]).await;
+            m.sort();
+            assert_eq!(m, ["x", "y", "z"]);
+            let z: Vec<String> = cmd(con, &["ZRANGE", "zset", "0", "-1", "WITHSCORES"]).await;
+            assert_eq!(z, ["two", "-2", "one", "1.5", "top", "inf"]);
+        }
     }
     let _: () = cmd(con, &["SELECT", "0"]).await;
     let i = info(con, "keyspace").await;

@@ -1,0 +1,345 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...): the keyspace-wide
+//! registry, the ready-key hand-off and the cancel-safe wait.
+//!
+//! Semantics follow Redis 7.0's `handleClientsBlockedOnKeys`: a command
+//! that can make a key non-empty calls [`Keyspace::signal_key_ready`] while
+//! it still holds the key's shard; after that command has finished (and
+//! before its reply is sent) the session runs [`Keyspace::serve_blocked`],
+//! which hands elements to the clients waiting on each ready key, the one
+//! that blocked first first, popping on their behalf under the shard lock.
+//! Serving inside the command that pushed (instead of waking the waiter's
+//! task and letting it retry) is what makes `RPUSH k a` followed by
+//! `EXISTS k` from the same client see the key already consumed, and what
+//! keeps a non-blocking `LPOP` of another client from stealing an element
+//! that a blocked client was owed.
+//!
+//! Lock order: `serve` mutex, then shard locks, then `state`. Nothing is
+//! ever locked while `state` is held, so [`Keyspace::signal_key_ready`] may
+//! run under shard locks and a dropped wait may unregister from any context.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use cairn_resp::{Frame, Pending};
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::cmd::list::{BlockOp, serve_op};
+use crate::keyspace::Keyspace;
+
+/// The registry of blocked clients, one per keyspace.
+#[derive(Default)]
+pub(crate) struct Registry {
+    /// Serializes serving: a command that made keys ready waits here until
+    /// whoever took its ready keys has served them, so its reply is never
+    /// sent before the blocked clients it fed.
+    serve: Mutex<()>,
+    state: Mutex<State>,
+    /// Number of registered waiters: the fast path of every push.
+    waiting: AtomicUsize,
+    /// Whether `state.ready` may be non-empty; set and cleared under `state`.
+    has_ready: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    /// (db, key) -> waiter ids in the order they blocked.
+    by_key: HashMap<usize, HashMap<Bytes, VecDeque<u64>>>,
+    waiters: HashMap<u64, Waiter>,
+    /// Keys signalled since the last serve, deduplicated.
+    ready: Vec<(usize, Bytes)>,
+}
+
+struct Waiter {
+    db: usize,
+    keys: Vec<Bytes>,
+    op: BlockOp,
+    tx: oneshot::Sender<Frame>,
+}
+
+impl State {
+    /// Removes waiter `id` from every key queue; returns it if registered.
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        if let Some(db) = self.by_key.get_mut(&w.db) {
+            for k in &w.keys {
+                if let Some(q) = db.get_mut(&k[..]) {
+                    q.retain(|&x| x != id);
+                    if q.is_empty() {
+                        db.remove(&k[..]);
+                    }
+                }
+            }
+            if db.is_empty() {
+                self.by_key.remove(&w.db);
+            }
+        }
+        Some(w)
+    }
+
+    /// Whether anyone waits on (db, key).
+    fn watched(&self, db: usize, key: &[u8]) -> bool {
+        self.by_key.get(&db).is_some_and(|m| m.contains_key(key))
+    }
+}
+
+impl Registry {
+    /// Registers a waiter on `keys` of `db` (duplicates ignored, as Redis
+    /// does). Call while holding the locks of every key's shard, after
+    /// finding them all empty: a push can then only come after the
+    /// registration, and will see it.
+    fn register(
+        &self,
+        db: usize,
+        keys: Vec<Bytes>,
+        op: BlockOp,
+    ) -> (u64, oneshot::Receiver<Frame>) {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        let per_db = st.by_key.entry(db).or_default();
+        for k in &unique {
+            per_db.entry(k.clone()).or_default().push_back(id);
+        }
+        st.waiters.insert(
+            id,
+            Waiter {
+                db,
+                keys: unique,
+                op,
+                tx,
+            },
+        );
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        (id, rx)
+    }
+
+    /// Unregisters waiter `id`; false if it was already served.
+    fn unregister(&self, id: u64) -> bool {
+        let removed = self.state.lock().remove(id).is_some();
+        if removed {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        removed
+    }
+
+    fn signal(&self, db: usize, key: &[u8]) {
+        // Pushes are hot and blocked clients rare: one atomic load when
+        // nobody waits. A waiter registers under the shard lock the pusher
+        // holds now, so this load cannot miss it.
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut st = self.state.lock();
+        if st.watched(db, key) && !st.ready.iter().any(|(d, k)| *d == db && k[..] == *key) {
+            st.ready.push((db, Bytes::copy_from_slice(key)));
+            self.has_ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The oldest waiter on (db, key) not in `skip` (those whose
+    /// operation did not fit the key's type this round).
+    fn next_waiter(&self, db: usize, key: &[u8], skip: &[u64]) -> Option<(u64, BlockOp)> {
+        let st = self.state.lock();
+        let q = st.by_key.get(&db)?.get(key)?;
+        q.iter()
+            .filter(|id| !skip.contains(id))
+            .find_map(|id| st.waiters.get(id).map(|w| (*id, w.op.clone())))
+    }
+}
+
+impl Keyspace {
+    fn registry(&self) -> &Registry {
+        &self.inner.blocking
+    }
+
+    /// Marks `key` of `db` as possibly non-empty for blocked clients.
+    ///
+    /// Every command that can create or grow a list or sorted set calls
+    /// this (pushes, moves, ZADD, stores, RENAME/COPY/MOVE/RESTORE onto the
+    /// key) while still holding the key's shard; the waiters are served
+    /// after the command by [`Keyspace::serve_blocked`]. Cheap when nobody
+    /// is blocked.
+    pub(crate) fn signal_key_ready(&self, db: usize, key: &[u8]) {
+        self.registry().signal(db, key);
+    }
+
+    /// Marks every key that clients of `db` wait on as possibly ready:
+    /// for SWAPDB, which changes a whole database's contents at once (Redis'
+    /// `scanDatabaseForReadyKeys`). Serving checks each key's contents.
+    #[allow(dead_code)]
+    pub(crate) fn signal_db_ready(&self, db: usize) {
+        let reg = self.registry();
+        if reg.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut st = reg.state.lock();
+        let keys: Vec<Bytes> = st
+            .by_key
+            .get(&db)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            if !st.ready.iter().any(|(d, k)| *d == db && *k == key) {
+                st.ready.push((db, key));
+            }
+        }
+        if !st.ready.is_empty() {
+            reg.has_ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Number of clients blocked on keys (INFO `blocked_clients`).
+    #[allow(dead_code)]
+    pub(crate) fn blocked_clients(&self) -> usize {
+        self.registry().waiting.load(Ordering::SeqCst)
+    }
+
+    /// Serves the clients blocked on keys signalled since the last call.
+    /// Runs after each top-level command with no shard lock held (the
+    /// session does it while still holding the gate, so a view never falls
+    /// between a push and the pops it fed).
+    pub(crate) fn serve_blocked(&self) {
+        let reg = self.registry();
+        if !reg.has_ready.load(Ordering::SeqCst) {
+            return;
+        }
+        let _serving = reg.serve.lock();
+        loop {
+            let ready = {
+                let mut st = reg.state.lock();
+                if st.ready.is_empty() {
+                    reg.has_ready.store(false, Ordering::SeqCst);
+                    return;
+                }
+                std::mem::take(&mut st.ready)
+            };
+            for (db, key) in ready {
+                self.serve_key(db, &key);
+            }
+        }
+    }
+
+    /// Serves the waiters on one ready key in the order they blocked,
+    /// until the key has nothing left for them.
+    fn serve_key(&self, db: usize, key: &[u8]) {
+        let reg = self.registry();
+        let engine = self.engine();
+        // Waiters that did not fit the key's type this round.
+        let mut skipped: Vec<u64> = Vec::new();
+        while let Some((id, op)) = reg.next_waiter(db, key, &skipped) {
+            let now = engine.clock.now_ms();
+            let mut keys: Vec<(usize, &[u8])> = vec![(db, key)];
+            if let BlockOp::Move { dest, .. } = &op {
+                keys.push((db, &dest[..]));
+            }
+            let idx = keys
+                .iter()
+                .map(|(d, k)| engine.shard_index(*d, k))
+                .collect();
+            let mut locked = crate::engine::Locked::new(engine, idx, now);
+            // The waiter may have timed out or gone since we looked; check
+            // under `state` and take it out before popping for it, so the
+            // element cannot be handed to nobody.
+            let mut st = reg.state.lock();
+            if !st.waiters.contains_key(&id) {
+                continue;
+            }
+            match serve_op(&mut locked, db, key, &op) {
+                Served::Nothing => return,
+                Served::WrongKind => {
+                    skipped.push(id);
+                }
+                Served::Reply(frame, pushed) => {
+                    if let Some(w) = st.remove(id) {
+                        reg.waiting.fetch_sub(1, Ordering::SeqCst);
+                        // A receiver dropped just now is a client that went
+                        // away after being served: Redis loses that reply
+                        // the same way.
+                        let _ = w.tx.send(frame);
+                    }
+                    drop(st);
+                    if let Some(dest) = pushed {
+                        // BLMOVE's destination may feed other waiters.
+                        reg.signal(db, &dest);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What serving one waiter did.
+pub(crate) enum Served {
+    /// The key holds nothing this waiter can take (gone, empty): stop
+    /// serving the key.
+    Nothing,
+    /// The key holds the other kind of collection (a list for a sorted-set
+    /// waiter or the reverse): try the next waiter.
+    WrongKind,
+    /// The waiter's reply, and the key it pushed to (BLMOVE).
+    Reply(Frame, Option<Bytes>),
+}
+
+/// Blocks the calling client until `op` can be served on one of `keys` or
+/// `timeout_ms` (0: never) passes, replying `timeout_reply` then.
+///
+/// Call with every key's shard locked and found empty. The returned future
+/// unregisters the client when dropped, so a disconnect or shutdown never
+/// leaves a waiter that would swallow a later push.
+pub(crate) fn block_on_keys(
+    ks: &Keyspace,
+    db: usize,
+    keys: Vec<Bytes>,
+    op: BlockOp,
+    deadline: Option<Instant>,
+    timeout_reply: Frame,
+) -> Pending {
+    let (id, rx) = ks.registry().register(db, keys, op);
+    let guard = WaitGuard { ks: ks.clone(), id };
+    Box::pin(async move {
+        let mut rx = rx;
+        let served = match deadline {
+            None => (&mut rx).await.ok(),
+            Some(d) => match tokio::time::timeout_at(d, &mut rx).await {
+                Ok(r) => r.ok(),
+                Err(_elapsed) => {
+                    if guard.ks.registry().unregister(guard.id) {
+                        None
+                    } else {
+                        // Served between the timer firing and the
+                        // unregistration: the element was popped for us.
+                        rx.try_recv().ok()
+                    }
+                }
+            },
+        };
+        drop(guard);
+        // `None` without a timeout means the keyspace dropped the sender,
+        // which only happens when it is being torn down.
+        served.unwrap_or(timeout_reply)
+    })
+}
+
+/// Unregisters a waiter when its future ends or is dropped.
+struct WaitGuard {
+    ks: Keyspace,
+    id: u64,
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.ks.registry().unregister(self.id);
+    }
+}

@@ -1,0 +1,148 @@
+//! `cargo xtask coverage [--fail-under PCT]`: line coverage of the
+//! persistence code (crates/snapshot, crates/store and the server's
+//! persistence module) under their own tests and the in-process
+//! persistence suites, measured with cargo-tarpaulin's LLVM engine.
+//!
+//! Install the tool once with `cargo install cargo-tarpaulin` (a few
+//! minutes). The HTML and JSON reports land in `target/coverage/`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util;
+
+/// The code whose coverage is reported, as tarpaulin names files.
+const GROUPS: [(&str, &str); 3] = [
+    ("crates/snapshot", "crates/snapshot/src/"),
+    ("crates/store", "crates/store/src/"),
+    ("crates/server persistence", "crates/server/src/persistence/"),
+];
+
+/// Entry point of `cargo xtask coverage`.
+///
+/// # Errors
+/// tarpaulin is missing or failed, or the total is below `--fail-under`.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut fail_under: Option<f64> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fail-under" => fail_under = Some(it.next().context("--fail-under needs a percentage")?.parse()?),
+            other => bail!("unknown argument {other:?}; usage: cargo xtask coverage [--fail-under PCT]"),
+        }
+    }
+    let have = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tarpaulin", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        bail!("cargo-tarpaulin is not installed: run `cargo install cargo-tarpaulin` (a few minutes), then retry");
+    }
+    let out_dir = util::root().join("target").join("coverage");
+    let mut cmd = util::cargo_command(&[
+        "tarpaulin",
+        "--engine",
+        "llvm",
+        "--skip-clean",
+        "--target-dir",
+        "target/coverage/build",
+        "-p",
+        "cairn-snapshot",
+        "-p",
+        "cairn-store",
+        "-p",
+        "cairn-server",
+        "-p",
+        "cairn-tests",
+        "--lib",
+        "--tests",
+        "--timeout",
+        "900",
+        "--out",
+        "Html",
+        "--out",
+        "Json",
+        "--output-dir",
+        "target/coverage",
+    ]);
+    for (_, prefix) in GROUPS {
+        cmd.args(["--include-files", &format!("{prefix}*")]);
+    }
+    // The short form of the suites: coverage needs every path, not volume.
+    cmd.env("CAIRN_QUICK", "1");
+    eprintln!("xtask: running {cmd:?}");
+    let out = cmd.output().context("running cargo tarpaulin")?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("tarpaulin.log"), &text)?;
+    if !out.status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        for l in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("{l}");
+        }
+        bail!("cargo tarpaulin failed (log: target/coverage/tarpaulin.log)");
+    }
+    let per_group = parse_report(&text);
+    println!("| {:<28} | {:>7} | {:>7} | {:>7} |", "code", "covered", "lines", "percent");
+    println!("|{:-<30}|{:->9}|{:->9}|{:->9}|", "", "", "", "");
+    let (mut c, mut l) = (0u64, 0u64);
+    for (name, _) in GROUPS {
+        let (covered, lines) = per_group.get(name).copied().unwrap_or((0, 0));
+        c += covered;
+        l += lines;
+        println!("| {name:<28} | {covered:>7} | {lines:>7} | {:>6.1}% |", pct(covered, lines));
+    }
+    let total = pct(c, l);
+    println!("| {:<28} | {c:>7} | {l:>7} | {total:>6.1}% |", "total");
+    println!("reports: target/coverage/tarpaulin-report.html, tarpaulin-report.json, tarpaulin.log");
+    if let Some(min) = fail_under
+        && total < min
+    {
+        bail!("line coverage {total:.1}% is below {min}%");
+    }
+    Ok(())
+}
+
+fn pct(covered: u64, lines: u64) -> f64 {
+    if lines == 0 { 0.0 } else { covered as f64 * 100.0 / lines as f64 }
+}
+
+/// Sums tarpaulin's `|| path: covered/lines` lines per group.
+fn parse_report(text: &str) -> BTreeMap<&'static str, (u64, u64)> {
+    let mut out: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("|| ") else { continue };
+        let Some((path, counts)) = rest.split_once(": ") else { continue };
+        let Some((covered, lines)) = counts.split_whitespace().next().and_then(|c| c.split_once('/')) else {
+            continue;
+        };
+        let (Ok(covered), Ok(lines)) = (covered.parse::<u64>(), lines.parse::<u64>()) else { continue };
+        // tarpaulin prints the "uncovered lines" and "coverage results"
+        // sections; count each file once.
+        if !seen.insert(path.to_owned()) {
+            continue;
+        }
+        if let Some((name, _)) = GROUPS.iter().find(|(_, prefix)| path.contains(prefix)) {
+            let e = out.entry(name).or_default();
+            e.0 += covered;
+            e.1 += lines;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_files_per_group() {
+        let text = "|| Tested/Total Lines:\n|| crates/store/src/load.rs: 90/100 +0.00%\n|| crates/store/src/store.rs: 10/20\n|| crates/server/src/persistence/manager.rs: 5/10\n|| crates/server/src/main.rs: 0/10\n";
+        let r = parse_report(text);
+        assert_eq!(r.get("crates/store"), Some(&(100, 120)));
+        assert_eq!(r.get("crates/server persistence"), Some(&(5, 10)));
+        assert_eq!(r.get("crates/snapshot"), None);
+    }
+}

@@ -1,0 +1,445 @@
+//! Process-level campaigns against the real binary: graceful restarts
+//! (SIGTERM and SHUTDOWN), SIGKILL at seeded random moments around
+//! snapshots, and seeded damage to the files of a real snapshot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use cairn_tests::data::{self, CHUNK_BYTES, Dataset, Mutator, Spec, TTL_TOLERANCE_MS, Val};
+use cairn_tests::fixtures::{copy_tree, entries, files_below, parse_info};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::binary::{Binary, Proc, Start, killed_by_signal, panicked};
+
+/// What one campaign did.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Cases run.
+    pub cases: u64,
+    /// Cases that held the invariant.
+    pub passed: u64,
+    /// Failure messages (one per failed case).
+    pub failures: Vec<String>,
+    /// Outcome categories and how often each happened.
+    pub kinds: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn pass(&mut self, kind: &str) {
+        self.cases += 1;
+        self.passed += 1;
+        *self.kinds.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    fn fail(&mut self, kind: &str, why: String) {
+        self.cases += 1;
+        *self.kinds.entry(format!("FAILED {kind}")).or_default() += 1;
+        eprintln!("xtask: case failed ({kind}): {why}");
+        self.failures.push(why);
+    }
+
+    /// The categories as one line.
+    pub fn kinds_line(&self) -> String {
+        self.kinds.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
+    let text: String = redis::cmd("INFO").arg("persistence").query(conn).context("INFO persistence")?;
+    Ok(parse_info(&text))
+}
+
+/// The generation the server has committed or restored (`None`: none).
+fn generation(conn: &mut redis::Connection) -> Result<Option<u64>> {
+    let info = info(conn)?;
+    let g = info.get("cairn_current_generation").context("INFO has no cairn_current_generation")?;
+    Ok(g.parse().ok())
+}
+
+fn save(conn: &mut redis::Connection) -> Result<u64> {
+    let reply: String = redis::cmd("SAVE").query(conn).context("SAVE")?;
+    ensure!(reply == "OK", "SAVE answered {reply}");
+    generation(conn)?.context("no generation after SAVE")
+}
+
+fn check(want: &Dataset, got: &Dataset, what: &str) -> Result<()> {
+    want.without_expired(data::now_ms()).check_equal(got, TTL_TOLERANCE_MS, what)
+}
+
+/// SIGTERM and SHUTDOWN restarts: each cycle restores everything written
+/// before the previous graceful stop, then adds and changes data.
+pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally> {
+    let tmp = tempfile::Builder::new().prefix("cairn-sigterm-").tempdir()?;
+    let dir = tmp.path().join("data");
+    let args = ["--snapshot-interval", "1h"];
+    let mut model = Dataset::default();
+    let mut mutator = Mutator::new(Spec::small(seed, 0));
+    let mut t = Tally::default();
+    for cycle in 0..=cycles {
+        let p = bin.start_ready(&dir, &args)?;
+        let mut conn = data::connect(p.addr())?;
+        let got = data::dump(&mut conn, data::DATABASES)?;
+        match check(&model, &got, &format!("restart {cycle}")) {
+            Ok(()) => t.pass(if cycle == 0 { "first start (empty)" } else { "restored after graceful stop" }),
+            Err(e) => t.fail("graceful restart", format!("{e:#}")),
+        }
+        model = got;
+        if cycle == cycles {
+            let (status, _) = p.terminate()?;
+            ensure!(status.success(), "SIGTERM exit status {status}");
+            break;
+        }
+        let added = Spec::small(seed.wrapping_add(cycle as u64), 500).prefixed(format!("c{cycle}:")).generate();
+        data::populate(&mut conn, &added)?;
+        model.extend(&added);
+        mutator.apply_n(&mut conn, &mut model, 300)?;
+        // Alternate SIGTERM and the SHUTDOWN command.
+        let (status, log) = if cycle % 2 == 0 {
+            p.terminate()?
+        } else {
+            let _ = redis::cmd("SHUTDOWN").query::<redis::Value>(&mut conn);
+            p.wait_exit()?
+        };
+        if !status.success() || !log.contains("snapshot committed") || panicked(&log) {
+            t.fail("graceful stop", format!("cycle {cycle}: exit {status}, no shutdown snapshot or a panic; log:\n{log}"));
+        }
+    }
+    Ok(t)
+}
+
+/// How the campaign approaches the kill.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// Writes, no snapshot: the last committed one must come back.
+    Before,
+    /// BGSAVE, then the kill at a random moment while it may run.
+    During,
+    /// BGSAVE with a client still writing, then the kill.
+    DuringWrites,
+    /// SAVE returned (committed), more writes, then the kill.
+    After,
+}
+
+/// SIGKILL at seeded random moments; after every restart the data must
+/// equal exactly the last committed snapshot.
+pub fn kill_campaign(bin: &Binary, seed: u64, points: usize, base_keys: usize) -> Result<Tally> {
+    let tmp = tempfile::Builder::new().prefix("cairn-sigkill-").tempdir()?;
+    let dir = tmp.path().join("data");
+    let args = ["--snapshot-interval", "1h", "--snapshot-on-shutdown", "false"];
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut mutator = Mutator::new(Spec::small(seed, 0));
+    let mut t = Tally::default();
+
+    let mut p = bin.start_ready(&dir, &args)?;
+    let mut conn = data::connect(p.addr())?;
+    let mut live = Spec::small(seed, base_keys).generate();
+    data::populate(&mut conn, &live)?;
+    let started = Instant::now();
+    let mut committed = (save(&mut conn)?, live.clone());
+    // The kill delay spans about twice a snapshot's duration.
+    let mut snap_us = started.elapsed().as_micros().max(1000) as u64;
+
+    for point in 0..points {
+        let moment = match rng.random_range(0..4) {
+            0 => Moment::Before,
+            1 => Moment::During,
+            2 => Moment::DuringWrites,
+            _ => Moment::After,
+        };
+        let ops = rng.random_range(10..200);
+        mutator.apply_n(&mut conn, &mut live, ops)?;
+        let mut pending = None;
+        let mut tail: Option<(std::thread::JoinHandle<u64>, String)> = None;
+        let stop = Arc::new(AtomicBool::new(false));
+        match moment {
+            Moment::Before => {
+                std::thread::sleep(Duration::from_micros(rng.random_range(0..snap_us)));
+            }
+            Moment::During | Moment::DuringWrites => {
+                let reply: String = redis::cmd("BGSAVE").query(&mut conn).context("BGSAVE")?;
+                ensure!(reply.contains("started"), "BGSAVE answered {reply}");
+                pending = Some(live.clone());
+                if matches!(moment, Moment::DuringWrites) {
+                    let prefix = format!("tail:{point}:");
+                    let (addr, stop, p2) = (p.addr(), Arc::clone(&stop), prefix.clone());
+                    let h = std::thread::spawn(move || {
+                        let Ok(mut c) = data::connect(addr) else { return 0 };
+                        let mut acked = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            if redis::cmd("SET").arg(format!("{p2}{acked:08}")).arg(acked).query::<()>(&mut c).is_err() {
+                                break;
+                            }
+                            acked += 1;
+                        }
+                        acked
+                    });
+                    tail = Some((h, prefix));
+                }
+                // The kill lands before, during or after the commit.
+                std::thread::sleep(Duration::from_micros(rng.random_range(0..2 * snap_us)));
+            }
+            Moment::After => {
+                let t0 = Instant::now();
+                let g = save(&mut conn)?;
+                snap_us = (snap_us + t0.elapsed().as_micros() as u64) / 2;
+                committed = (g, live.clone());
+                let lost = rng.random_range(1..50);
+                mutator.apply_n(&mut conn, &mut live, lost)?;
+            }
+        }
+        let killed_log = p.kill()?;
+        stop.store(true, Ordering::Relaxed);
+        let tail = match tail {
+            Some((h, prefix)) => Some((h.join().unwrap_or(0), prefix)),
+            None => None,
+        };
+        // A commit the killed server logged must be the one restored.
+        let logged: Option<u64> = killed_log
+            .lines()
+            .filter_map(|l| l.split("snapshot committed generation=").nth(1))
+            .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+            .max();
+
+        p = match bin.start(&dir, &args)? {
+            Start::Ready(p) => p,
+            Start::Exited { status, log } => {
+                t.fail("restart", format!("kill point {point} ({moment:?}): the restart exited with {status}; log:\n{log}"));
+                bail!("cannot continue the kill campaign after a failed restart (seed {seed})");
+            }
+        };
+        conn = data::connect(p.addr())?;
+        let g = generation(&mut conn)?.unwrap_or(0);
+        let got = data::dump(&mut conn, data::DATABASES)?;
+        let verdict = verify_kill(&committed, pending.as_ref(), tail.as_ref(), logged, g, &got);
+        let name = match (&verdict, moment) {
+            (Ok(true), _) => "killed during a snapshot, after its commit",
+            (Ok(false), Moment::Before) => "killed before a snapshot",
+            (Ok(false), Moment::After) => "killed after a snapshot",
+            (Ok(false), _) => "killed during a snapshot, before its commit",
+            (Err(_), _) => "kill",
+        };
+        match verdict {
+            Ok(_) => t.pass(name),
+            Err(e) => t.fail(name, format!("kill point {point} ({moment:?}, seed {seed}): {e:#}")),
+        }
+        if panicked(&p.log()) {
+            t.fail("restart", format!("kill point {point}: the restarted server panicked:\n{}", p.log()));
+        }
+        // Continue from exactly what is on disk now.
+        committed = (g, got.clone());
+        live = got;
+    }
+    let (status, log) = p.terminate()?;
+    if !status.success() {
+        t.fail("final stop", format!("exit {status}; log:\n{log}"));
+    }
+    Ok(t)
+}
+
+/// `Ok(true)`: the pending snapshot was restored; `Ok(false)`: the
+/// previously committed one.
+fn verify_kill(
+    committed: &(u64, Dataset),
+    pending: Option<&Dataset>,
+    tail: Option<&(u64, String)>,
+    logged: Option<u64>,
+    g: u64,
+    got: &Dataset,
+) -> Result<bool> {
+    if let Some(l) = logged.filter(|l| *l > committed.0) {
+        ensure!(g == l, "the killed server logged the commit of generation {l}, but {g} was restored");
+    }
+    if g == committed.0 {
+        check(&committed.1, got, &format!("restored generation {g} (the last committed)"))?;
+        return Ok(false);
+    }
+    let Some(pending) = pending.filter(|_| g > committed.0) else {
+        bail!("restored generation {g}, but the last committed is {} and no snapshot was pending", committed.0);
+    };
+    let mut rest = got.clone();
+    if let Some((acked, prefix)) = tail {
+        let mut seen = Vec::new();
+        rest.items.retain(|(db, key), item| {
+            let Some(n) = key.strip_prefix(prefix.as_bytes()) else { return true };
+            seen.push((*db, String::from_utf8_lossy(n).into_owned(), item.value.clone()));
+            false
+        });
+        seen.sort_by(|a, b| a.1.cmp(&b.1));
+        for (i, (db, n, v)) in seen.iter().enumerate() {
+            ensure!(
+                *db == 0 && n.parse::<usize>().ok() == Some(i) && *v == Val::Str(i.to_string().into_bytes()),
+                "the writes made during the snapshot are not a prefix (entry {i}: db{db} {n})"
+            );
+        }
+        // At most the one write in flight when the snapshot was captured.
+        ensure!(seen.len() as u64 <= acked + 1, "{} tail writes restored, only {acked} were sent", seen.len());
+    }
+    check(pending, &rest, &format!("restored generation {g} (the snapshot pending at the kill)"))?;
+    Ok(true)
+}
+
+/// The reference data directory of the corruption campaign.
+struct Template {
+    dir: PathBuf,
+    a: Dataset,
+    b: Dataset,
+    gen_a: u64,
+    gen_b: u64,
+}
+
+fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
+    let dir = root.join("template");
+    let p = bin.start_ready(&dir, &["--snapshot-interval", "1h"])?;
+    let mut conn = data::connect(p.addr())?;
+    let mut a = Spec::small(seed, 400).generate();
+    // One collection above the chunk size, so chunked records are hit too.
+    let per = 100;
+    let big: Vec<Vec<u8>> = (0..CHUNK_BYTES / per + 500).map(|i| format!("{i:0100}").into_bytes()).collect();
+    a.insert(1, "big-list", Val::List(big), None);
+    data::populate(&mut conn, &a)?;
+    let gen_a = save(&mut conn)?;
+    let extra = Spec::small(seed ^ 1, 200).prefixed("b:").generate();
+    data::populate(&mut conn, &extra)?;
+    let mut b = a.clone();
+    b.extend(&extra);
+    let gen_b = save(&mut conn)?;
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<redis::Value>(&mut conn);
+    let (status, log) = p.wait_exit()?;
+    ensure!(status.success(), "template server exit {status}; log:\n{log}");
+    Ok(Template { dir, a, b, gen_a, gen_b })
+}
+
+/// Seeded byte flips, truncations, deletions and overwrites of the files of
+/// a real data directory: each start must fall back (or refuse clearly, or
+/// start empty under `on_corrupt = empty`), never panic, never load wrong
+/// data, and the started server must take a fresh snapshot.
+pub fn corruption_campaign(bin: &Binary, seed: u64, cases: usize) -> Result<Tally> {
+    let tmp = tempfile::Builder::new().prefix("cairn-corrupt-").tempdir()?;
+    let tpl = make_template(bin, tmp.path(), seed)?;
+    let files: Vec<PathBuf> = files_below(&tpl.dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
+        .filter_map(|p| p.strip_prefix(&tpl.dir).ok().map(Path::to_path_buf))
+        .collect();
+    ensure!(files.len() > 5, "the template has only {} files", files.len());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut t = Tally::default();
+    let case_dir = tmp.path().join("case");
+    for case in 0..cases {
+        if case_dir.exists() {
+            std::fs::remove_dir_all(&case_dir)?;
+        }
+        copy_tree(&tpl.dir, &case_dir)?;
+        let rel = &files[rng.random_range(0..files.len())];
+        let path = case_dir.join(rel);
+        let damage = damage(&mut rng, &path)?;
+        let policy = match rng.random_range(0..10) {
+            0 => "refuse",
+            1 => "empty",
+            _ => "fallback",
+        };
+        let what = format!("case {case} (seed {seed}): {damage} {} with on_corrupt={policy}", rel.display());
+        match corruption_case(bin, &tpl, &case_dir, policy) {
+            Ok(kind) => t.pass(&kind),
+            Err(e) => t.fail("corruption", format!("{what}: {e:#}")),
+        }
+    }
+    Ok(t)
+}
+
+fn damage(rng: &mut StdRng, path: &Path) -> Result<String> {
+    let mut bytes = std::fs::read(path)?;
+    let len = bytes.len();
+    Ok(match rng.random_range(0..10) {
+        _ if len == 0 => {
+            std::fs::write(path, b"\x01")?;
+            "wrote a byte into empty".into()
+        }
+        0..=4 => {
+            let n = rng.random_range(1..=8);
+            for _ in 0..n {
+                let at = rng.random_range(0..len);
+                bytes[at] ^= 1 << rng.random_range(0..8);
+            }
+            std::fs::write(path, &bytes)?;
+            format!("flipped {n} bit(s) in")
+        }
+        5..=7 => {
+            let keep = rng.random_range(0..len);
+            bytes.truncate(keep);
+            std::fs::write(path, &bytes)?;
+            format!("truncated to {keep} of {len} bytes")
+        }
+        8 => {
+            std::fs::remove_file(path)?;
+            "deleted".into()
+        }
+        _ => {
+            let at = rng.random_range(0..len);
+            let n = rng.random_range(1..=512).min(len - at);
+            for b in &mut bytes[at..at + n] {
+                *b = rng.random();
+            }
+            std::fs::write(path, &bytes)?;
+            format!("overwrote {n} bytes at {at} of")
+        }
+    })
+}
+
+fn corruption_case(bin: &Binary, tpl: &Template, dir: &Path, policy: &str) -> Result<String> {
+    let args = ["--on-corrupt", policy, "--snapshot-interval", "1h", "--snapshot-on-shutdown", "false"];
+    match bin.start(dir, &args)? {
+        Start::Exited { status, log } => {
+            ensure!(!panicked(&log), "the server panicked:\n{log}");
+            ensure!(killed_by_signal(&status).is_none(), "the server died by a signal ({status}):\n{log}");
+            ensure!(!status.success(), "the server exited 0 without serving:\n{log}");
+            ensure!(log.contains("cannot start cairn") || log.contains("cannot restore"), "unclear refusal:\n{log}");
+            Ok(format!("refused to start (on_corrupt={policy})"))
+        }
+        Start::Ready(p) => {
+            let r = check_started(&p, tpl, dir, policy);
+            // Stop it whatever the verdict, and require a clean exit.
+            let mut conn = data::connect(p.addr())?;
+            let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<redis::Value>(&mut conn);
+            let (status, log) = p.wait_exit()?;
+            let kind = r?;
+            ensure!(status.success() && !panicked(&log), "exit {status} after the case; log:\n{log}");
+            Ok(kind)
+        }
+    }
+}
+
+fn check_started(p: &Proc, tpl: &Template, dir: &Path, policy: &str) -> Result<String> {
+    let mut conn = data::connect(p.addr())?;
+    let g = generation(&mut conn)?;
+    let got = data::dump(&mut conn, data::DATABASES)?;
+    let kind = match g {
+        Some(g) if g == tpl.gen_b => {
+            check(&tpl.b, &got, "newest generation")?;
+            "loaded the newest generation (damage outside it or harmless)".to_owned()
+        }
+        Some(g) if g == tpl.gen_a => {
+            check(&tpl.a, &got, "previous generation")?;
+            let q = entries(&dir.join("quarantine"));
+            ensure!(
+                q.iter().any(|n| n.starts_with(&format!("{:020}-", tpl.gen_b))),
+                "fell back without quarantining generation {}: {q:?}",
+                tpl.gen_b
+            );
+            "fell back to the previous generation".to_owned()
+        }
+        None if policy == "empty" => {
+            ensure!(got.is_empty(), "no generation loaded but {} keys present", got.len());
+            "started empty (on_corrupt=empty)".to_owned()
+        }
+        other => bail!("loaded generation {other:?}; only {} or {} exist", tpl.gen_a, tpl.gen_b),
+    };
+    let g2 = save(&mut conn).context("a fresh snapshot after the damage")?;
+    ensure!(g2 > tpl.gen_b, "the fresh snapshot reused generation {g2}");
+    Ok(kind)
+}
