@@ -3082,3 +3082,151 @@ async fn pubsub_matches_redis() -> anyhow::Result<()> {
     drop(redis);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Blocking commands
+
+/// One step of a blocking scenario, on client 0 (the waiter) or 1.
+enum B {
+    /// Send without reading: the command may block.
+    Send(usize, &'static [&'static str]),
+    /// Send and compare the reply.
+    Call(usize, &'static [&'static str]),
+    /// Read and compare the reply to an earlier `Send`.
+    Read(usize),
+    /// Read the reply to a `Send` that must time out, no sooner than the
+    /// given milliseconds on either server.
+    ReadAfter(usize, u64),
+}
+
+/// Blocking pops served by a push from another client, timeouts, wrong
+/// types and bad timeouts, and blocking commands inside MULTI (which do
+/// not block). Each scenario reads the waiter's reply before it looks at
+/// the keys again, so the result does not depend on whether the waiter
+/// blocked before the push or found the element already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("blocking_matches_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    let script: &[B] = &[
+        B::Send(0, &["BLPOP", "bl1", "bl2", "0"]),
+        B::Call(1, &["RPUSH", "bl2", "a", "b"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "bl2", "0", "-1"]),
+        B::Send(0, &["BRPOP", "bl1", "0.1"]),
+        B::ReadAfter(0, 90),
+        B::Send(0, &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]),
+        B::Call(1, &["LPUSH", "src", "x"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "dst", "0", "-1"]),
+        B::Call(1, &["EXISTS", "src"]),
+        B::Send(0, &["BRPOPLPUSH", "src", "dst", "0"]),
+        B::Call(1, &["RPUSH", "src", "y", "z"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "dst", "0", "-1"]),
+        B::Send(0, &["BLMPOP", "0", "2", "e1", "e2", "RIGHT", "COUNT", "2"]),
+        B::Call(1, &["RPUSH", "e2", "a", "b", "c"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "e2", "0", "-1"]),
+        B::Send(0, &["BLMPOP", "0.1", "1", "e1", "LEFT"]),
+        B::ReadAfter(0, 90),
+        B::Send(0, &["BZPOPMIN", "z1", "z2", "0"]),
+        B::Call(1, &["ZADD", "z2", "1.5", "m", "2.5", "n"]),
+        B::Read(0),
+        B::Send(0, &["BZPOPMAX", "z2", "0"]),
+        B::Read(0),
+        B::Send(0, &["BZMPOP", "0", "1", "z3", "MAX", "COUNT", "5"]),
+        B::Call(1, &["ZADD", "z3", "2", "a", "3", "b"]),
+        B::Read(0),
+        B::Send(0, &["BZPOPMIN", "z4", "0.1"]),
+        B::ReadAfter(0, 90),
+        B::Call(1, &["SET", "str", "v"]),
+        B::Call(0, &["BLPOP", "str", "0"]),
+        B::Call(0, &["BZPOPMIN", "str", "0"]),
+        B::Call(0, &["BLPOP", "k", "-1"]),
+        B::Call(0, &["BLPOP", "k", "abc"]),
+        B::Call(0, &["BLPOP", "k", "inf"]),
+        B::Call(0, &["BLMPOP", "0", "0", "k", "LEFT"]),
+        B::Call(0, &["BLMPOP", "0", "1", "k", "UP"]),
+        B::Call(0, &["BZMPOP", "-1", "1", "k", "MIN"]),
+        B::Call(0, &["MULTI"]),
+        B::Call(0, &["BLPOP", "empty", "0"]),
+        B::Call(0, &["BZPOPMIN", "empty", "0"]),
+        B::Call(0, &["BLMOVE", "empty", "dst", "LEFT", "LEFT", "0"]),
+        B::Call(0, &["EXEC"]),
+    ];
+    let mut compared = 0;
+    for resp3 in [false, true] {
+        duo.both(false, &v!["FLUSHALL"]).await?;
+        let mut sides = Vec::new();
+        for addr in [redis.addr(), cairn.addr()] {
+            let waiter = if resp3 {
+                Conn::connect_resp3(addr).await?
+            } else {
+                Conn::connect(addr).await?
+            };
+            sides.push([waiter, Conn::connect(addr).await?]);
+        }
+        let [mut rs, mut cs]: [[Conn; 2]; 2] =
+            sides.try_into().map_err(|_| anyhow::anyhow!("two sides"))?;
+        let mut sent: [Option<(Vec<String>, Instant)>; 2] = [None, None];
+        for (i, step) in script.iter().enumerate() {
+            let (client, cmd, read, min_ms) = match step {
+                B::Send(c, cmd) => (*c, Some(*cmd), false, 0),
+                B::Call(c, cmd) => (*c, Some(*cmd), true, 0),
+                B::Read(c) => (*c, None, true, 0),
+                B::ReadAfter(c, ms) => (*c, None, true, *ms),
+            };
+            let (rc, cc) = (&mut rs[client], &mut cs[client]);
+            if let Some(cmd) = cmd {
+                if !implemented(&mut duo.cairn.resp2, &cmd[0].to_lowercase()).await? {
+                    println!(
+                        "blocking_matches_redis: skipped, cairn has no {} yet",
+                        cmd[0]
+                    );
+                    cairn.shutdown().await?;
+                    return Ok(());
+                }
+                let cmd: Vec<String> = cmd.iter().map(|a| (*a).to_owned()).collect();
+                rc.send(&cmd).await?;
+                cc.send(&cmd).await?;
+                sent[client] = Some((cmd, Instant::now()));
+            }
+            if !read {
+                continue;
+            }
+            let (shown, at) = sent[client].clone().unwrap_or((v!["?"], Instant::now()));
+            let resp = resp3 && client == 0;
+            let r = reply_within(rc).await;
+            let r_ms = at.elapsed().as_millis() as u64;
+            let c = reply_within(cc).await;
+            let c_ms = at.elapsed().as_millis() as u64;
+            duo.log(i, resp, &shown, &r);
+            if let Some(why) = plain_diff(&r, &c, Cmp::Exact) {
+                duo.record(i, resp, &shown, &r, &c, &why);
+            } else if min_ms > 0 && (r_ms < min_ms || c_ms < min_ms) {
+                duo.record(
+                    i,
+                    resp,
+                    &shown,
+                    &r,
+                    &c,
+                    &format!(
+                        "answered after {r_ms} ms (redis) / {c_ms} ms (cairn), before the timeout"
+                    ),
+                );
+            }
+            compared += 1;
+        }
+    }
+    println!(
+        "blocking: {compared} replies compared, {} mismatches",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}

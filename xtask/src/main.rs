@@ -9,6 +9,7 @@
 
 mod coverage;
 mod deps;
+mod fuzz;
 mod persistence;
 mod util;
 
@@ -23,6 +24,7 @@ fn main() -> Result<()> {
     match task {
         "ci" => ci(rest),
         "deps" => deps::ensure_redis().map(|_| ()),
+        "fuzz" => fuzz::run(rest),
         "test-persistence" => persistence::run(rest),
         "coverage" => coverage::run(rest),
         "help" | "--help" | "-h" => {
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
 const HELP: &str = "usage: cargo xtask <task>
   ci                 install test dependencies, then fmt, clippy, all tests, persistence suites
   deps               install redis-server/redis-tools when missing (root on Debian)
+  fuzz codec [SECS]  run the snapshot codec fuzz targets (nightly, cargo-fuzz), SECS each (300)
   test-persistence   [--quick] [--seed N] [--only NAME]: persistence suites, in-process and against the binary
   coverage           [--fail-under PCT]: line coverage of snapshot, store and the server's persistence (cargo-tarpaulin)";
 

@@ -1,6 +1,6 @@
 //! Point-in-time views of the whole keyspace, and bulk loading.
 //!
-//! Design "V" (versioned entries, see docs/architecture-keyspace.md): taking
+//! Design "V" (versioned entries, see docs/architecture.md, "The keyspace and point-in-time views"): taking
 //! a view bumps a global epoch and arms every shard while all commands are
 //! held off by the gate — O(shards), no copying. Afterwards the first write
 //! to an entry older than the epoch, on a shard the view has not walked

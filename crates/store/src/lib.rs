@@ -9,7 +9,7 @@
 //! footer, its `SEAL` and `CURRENT`, and every fjall file against the
 //! generation's `MANIFEST` before fjall opens it; a damaged generation is moved to
 //! `quarantine/` and the previous one is loaded instead. The layout and the
-//! crash-consistency argument are in `docs/store-layout.md`
+//! crash-consistency argument are in `docs/snapshot-format.md`
 //! ("On-disk store layout").
 //!
 //! - [`Store::begin`] returns a [`Writer`]; [`Writer::commit`] returns

@@ -147,20 +147,6 @@ impl Proc {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n")
     }
 
-    /// Waits until a log line satisfies `pred` (or the process exits, or
-    /// `limit` passes) and returns it.
-    pub fn wait_line(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
     /// SIGKILL, then reap it.
     ///
     /// # Errors
