@@ -1160,7 +1160,7 @@ impl Mutator {
     /// A mutator generating values like `spec` (its seed seeds the changes).
     pub fn new(spec: Spec) -> Mutator {
         Mutator {
-            rng: StdRng::seed_from_u64(spec.seed ^ 0x5eed_0f_c4a1_u64),
+            rng: StdRng::seed_from_u64(spec.seed ^ 0x005e_ed0f_c4a1_u64),
             spec,
             next: 0,
         }

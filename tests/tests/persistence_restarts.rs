@@ -68,7 +68,7 @@ fn should_replace_the_state_on_restore_and_never_merge() -> anyhow::Result<()> {
         let extra = Spec::small(seed ^ 2, 300).prefixed("after:").generate();
         node.populate(&extra).await?;
         ensure!(
-            live.diff(&saved, 0).is_empty() == false,
+            !live.diff(&saved, 0).is_empty(),
             "the mutations changed nothing"
         );
         node.shutdown_nosave().await?;

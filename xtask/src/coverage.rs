@@ -16,7 +16,10 @@ use crate::util;
 const GROUPS: [(&str, &str); 3] = [
     ("crates/snapshot", "crates/snapshot/src/"),
     ("crates/store", "crates/store/src/"),
-    ("crates/server persistence", "crates/server/src/persistence/"),
+    (
+        "crates/server persistence",
+        "crates/server/src/persistence/",
+    ),
 ];
 
 /// Entry point of `cargo xtask coverage`.
@@ -28,16 +31,27 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--fail-under" => fail_under = Some(it.next().context("--fail-under needs a percentage")?.parse()?),
-            other => bail!("unknown argument {other:?}; usage: cargo xtask coverage [--fail-under PCT]"),
+            "--fail-under" => {
+                fail_under = Some(
+                    it.next()
+                        .context("--fail-under needs a percentage")?
+                        .parse()?,
+                )
+            }
+            other => {
+                bail!("unknown argument {other:?}; usage: cargo xtask coverage [--fail-under PCT]")
+            }
         }
     }
-    let have = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["tarpaulin", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let have =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["tarpaulin", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
     if !have {
-        bail!("cargo-tarpaulin is not installed: run `cargo install cargo-tarpaulin` (a few minutes), then retry");
+        bail!(
+            "cargo-tarpaulin is not installed: run `cargo install cargo-tarpaulin` (a few minutes), then retry"
+        );
     }
     let out_dir = util::root().join("target").join("coverage");
     let mut cmd = util::cargo_command(&[
@@ -73,7 +87,11 @@ pub fn run(args: &[String]) -> Result<()> {
     cmd.env("CAIRN_QUICK", "1");
     eprintln!("xtask: running {cmd:?}");
     let out = cmd.output().context("running cargo tarpaulin")?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("tarpaulin.log"), &text)?;
     if !out.status.success() {
@@ -84,18 +102,26 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("cargo tarpaulin failed (log: target/coverage/tarpaulin.log)");
     }
     let per_group = parse_report(&text);
-    println!("| {:<28} | {:>7} | {:>7} | {:>7} |", "code", "covered", "lines", "percent");
+    println!(
+        "| {:<28} | {:>7} | {:>7} | {:>7} |",
+        "code", "covered", "lines", "percent"
+    );
     println!("|{:-<30}|{:->9}|{:->9}|{:->9}|", "", "", "", "");
     let (mut c, mut l) = (0u64, 0u64);
     for (name, _) in GROUPS {
         let (covered, lines) = per_group.get(name).copied().unwrap_or((0, 0));
         c += covered;
         l += lines;
-        println!("| {name:<28} | {covered:>7} | {lines:>7} | {:>6.1}% |", pct(covered, lines));
+        println!(
+            "| {name:<28} | {covered:>7} | {lines:>7} | {:>6.1}% |",
+            pct(covered, lines)
+        );
     }
     let total = pct(c, l);
     println!("| {:<28} | {c:>7} | {l:>7} | {total:>6.1}% |", "total");
-    println!("reports: target/coverage/tarpaulin-report.html, tarpaulin-report.json, tarpaulin.log");
+    println!(
+        "reports: target/coverage/tarpaulin-report.html, tarpaulin-report.json, tarpaulin.log"
+    );
     if let Some(min) = fail_under
         && total < min
     {
@@ -105,7 +131,11 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 fn pct(covered: u64, lines: u64) -> f64 {
-    if lines == 0 { 0.0 } else { covered as f64 * 100.0 / lines as f64 }
+    if lines == 0 {
+        0.0
+    } else {
+        covered as f64 * 100.0 / lines as f64
+    }
 }
 
 /// Sums tarpaulin's `|| path: covered/lines` lines per group.
@@ -113,12 +143,22 @@ fn parse_report(text: &str) -> BTreeMap<&'static str, (u64, u64)> {
     let mut out: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     for line in text.lines() {
-        let Some(rest) = line.trim().strip_prefix("|| ") else { continue };
-        let Some((path, counts)) = rest.split_once(": ") else { continue };
-        let Some((covered, lines)) = counts.split_whitespace().next().and_then(|c| c.split_once('/')) else {
+        let Some(rest) = line.trim().strip_prefix("|| ") else {
             continue;
         };
-        let (Ok(covered), Ok(lines)) = (covered.parse::<u64>(), lines.parse::<u64>()) else { continue };
+        let Some((path, counts)) = rest.split_once(": ") else {
+            continue;
+        };
+        let Some((covered, lines)) = counts
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.split_once('/'))
+        else {
+            continue;
+        };
+        let (Ok(covered), Ok(lines)) = (covered.parse::<u64>(), lines.parse::<u64>()) else {
+            continue;
+        };
         // tarpaulin prints the "uncovered lines" and "coverage results"
         // sections; count each file once.
         if !seen.insert(path.to_owned()) {

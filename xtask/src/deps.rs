@@ -17,7 +17,9 @@ pub fn ensure_redis() -> Result<bool> {
         return Ok(true);
     }
     if cfg!(target_os = "linux") && is_root() && have("apt-get") {
-        eprintln!("xtask: redis-server is missing; installing redis-server and redis-tools with apt-get");
+        eprintln!(
+            "xtask: redis-server is missing; installing redis-server and redis-tools with apt-get"
+        );
         util::run(Command::new("apt-get").arg("update").arg("-qq"))?;
         util::run(
             Command::new("apt-get")
@@ -29,9 +31,13 @@ pub fn ensure_redis() -> Result<bool> {
         }
     }
     if util::in_ci() {
-        bail!("redis-server is missing and cannot be installed here; CI may not skip the tests that need it");
+        bail!(
+            "redis-server is missing and cannot be installed here; CI may not skip the tests that need it"
+        );
     }
-    eprintln!("xtask: redis-server is missing (not root on Debian): tests that compare with Redis will skip with a printed reason");
+    eprintln!(
+        "xtask: redis-server is missing (not root on Debian): tests that compare with Redis will skip with a printed reason"
+    );
     Ok(false)
 }
 

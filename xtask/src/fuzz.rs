@@ -22,10 +22,16 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("unknown fuzz suite {what:?}: only `codec` exists");
     }
     let seconds: u64 = match rest.first() {
-        Some(s) => s.parse().map_err(|_| anyhow::anyhow!("SECONDS must be a whole number, got {s:?}"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("SECONDS must be a whole number, got {s:?}"))?,
         None => 300,
     };
-    if !Command::new("cargo").args(["+nightly", "fuzz", "--version"]).output().is_ok_and(|o| o.status.success()) {
+    if !Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         eprintln!("xtask: cargo-fuzz is missing; installing it from crates.io");
         util::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
@@ -39,6 +45,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 .current_dir(&dir),
         )?;
     }
-    println!("xtask fuzz: {} targets ran {seconds} s each without a crash", TARGETS.len());
+    println!(
+        "xtask fuzz: {} targets ran {seconds} s each without a crash",
+        TARGETS.len()
+    );
     Ok(())
 }

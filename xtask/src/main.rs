@@ -50,7 +50,14 @@ fn ci(_rest: &[String]) -> Result<()> {
         set_require_redis();
     }
     util::cargo(&["fmt", "--all", "--", "--check"])?;
-    util::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    util::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     // Root-only suites (real tmpfs faults) must run, not skip, where they can.
     let root_tests = cfg!(target_os = "linux") && cairn_tests::fixtures::is_root();
     let mut test = util::cargo_command(&["test", "--workspace"]);

@@ -59,9 +59,18 @@ fn parse(args: &[String], require_root: bool) -> Result<Plan> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--seed" => seed = Some(it.next().context("--seed needs a number")?.parse().context("--seed needs a number")?),
+            "--seed" => {
+                seed = Some(
+                    it.next()
+                        .context("--seed needs a number")?
+                        .parse()
+                        .context("--seed needs a number")?,
+                )
+            }
             "--only" => only = Some(it.next().context("--only needs a scenario name")?.clone()),
-            other => bail!("unknown argument {other:?}; usage: cargo xtask test-persistence [--quick] [--seed N] [--only NAME]"),
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask test-persistence [--quick] [--seed N] [--only NAME]"
+            ),
         }
     }
     let seed = seed.unwrap_or_else(rand::random);
@@ -116,7 +125,11 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
         }
     }
 
-    let campaigns = ["sigterm-restarts", "sigkill-campaign", "corruption-campaign"];
+    let campaigns = [
+        "sigterm-restarts",
+        "sigkill-campaign",
+        "corruption-campaign",
+    ];
     if campaigns.iter().any(|c| wanted(c)) {
         let bin = binary::Binary::build()?;
         if wanted("sigterm-restarts") {
@@ -126,7 +139,12 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
         }
         if wanted("sigkill-campaign") {
             rows.push(campaign("sigkill-campaign", || {
-                campaigns::kill_campaign(&bin, plan.seed ^ 0x02, plan.kill_points, plan.kill_base_keys)
+                campaigns::kill_campaign(
+                    &bin,
+                    plan.seed ^ 0x02,
+                    plan.kill_points,
+                    plan.kill_base_keys,
+                )
             }));
         }
         if wanted("corruption-campaign") {
@@ -145,7 +163,10 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
         plan.seed
     );
     if failed > 0 {
-        bail!("{failed} persistence case(s) failed; replay with --seed {}", plan.seed);
+        bail!(
+            "{failed} persistence case(s) failed; replay with --seed {}",
+            plan.seed
+        );
     }
     Ok(())
 }
@@ -165,10 +186,26 @@ fn in_process_command(plan: &Plan, args: &[&str]) -> std::process::Command {
 fn in_process(plan: &Plan, suite: &str) -> Result<Row> {
     let started = Instant::now();
     println!("test-persistence: running {suite}");
-    let out = in_process_command(plan, &["test", "-q", "-p", "cairn-tests", "--test", suite, "--", "--nocapture"])
-        .output()
-        .with_context(|| format!("running {suite}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = in_process_command(
+        plan,
+        &[
+            "test",
+            "-q",
+            "-p",
+            "cairn-tests",
+            "--test",
+            suite,
+            "--",
+            "--nocapture",
+        ],
+    )
+    .output()
+    .with_context(|| format!("running {suite}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs = util::root().join("target").join("test-persistence");
     std::fs::create_dir_all(&logs)?;
     let log = logs.join(format!("{suite}.log"));
@@ -183,7 +220,10 @@ fn in_process(plan: &Plan, suite: &str) -> Result<Row> {
         // It did not even run (compile error, crash): one failure.
         failed = 1;
     }
-    let mut note = format!("log: {}", log.strip_prefix(util::root()).unwrap_or(&log).display());
+    let mut note = format!(
+        "log: {}",
+        log.strip_prefix(util::root()).unwrap_or(&log).display()
+    );
     if skipped > 0 {
         note = format!("{skipped} skipped (see log); {note}");
     }
@@ -206,8 +246,15 @@ fn in_process(plan: &Plan, suite: &str) -> Result<Row> {
 
 /// `N passed` / `N failed` in a libtest summary line.
 fn count(line: &str, what: &str) -> u64 {
-    let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ';' || c == ',').filter(|w| !w.is_empty()).collect();
-    words.windows(2).filter(|w| w[1] == what).filter_map(|w| w[0].parse::<u64>().ok()).sum()
+    let words: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .filter(|w| w[1] == what)
+        .filter_map(|w| w[0].parse::<u64>().ok())
+        .sum()
 }
 
 fn campaign(name: &str, f: impl FnOnce() -> Result<campaigns::Tally>) -> Row {
@@ -223,17 +270,39 @@ fn campaign(name: &str, f: impl FnOnce() -> Result<campaigns::Tally>) -> Row {
         }
         Err(e) => {
             eprintln!("---- {name} aborted: {e:#}");
-            (0, 0, 1, format!("aborted: {e}").lines().next().unwrap_or_default().to_owned())
+            (
+                0,
+                0,
+                1,
+                format!("aborted: {e}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
         }
     };
-    let row = Row { scenario: name.to_owned(), cases, passed, failed, seconds: started.elapsed().as_secs_f64(), note };
-    println!("test-persistence: {name}: {} of {} passed; {}", row.passed, row.cases, row.note);
+    let row = Row {
+        scenario: name.to_owned(),
+        cases,
+        passed,
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+        note,
+    };
+    println!(
+        "test-persistence: {name}: {} of {} passed; {}",
+        row.passed, row.cases, row.note
+    );
     row
 }
 
 fn print_table(rows: &[Row]) {
     println!();
-    println!("| {:<24} | {:>6} | {:>6} | {:>6} | {:>8} |", "scenario", "cases", "passed", "failed", "seconds");
+    println!(
+        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>8} |",
+        "scenario", "cases", "passed", "failed", "seconds"
+    );
     println!("|{:-<26}|{:->8}|{:->8}|{:->8}|{:->10}|", "", "", "", "", "");
     for r in rows {
         println!(
@@ -241,8 +310,18 @@ fn print_table(rows: &[Row]) {
             r.scenario, r.cases, r.passed, r.failed, r.seconds
         );
     }
-    let (c, p, f, s) = rows.iter().fold((0, 0, 0, 0.0), |a, r| (a.0 + r.cases, a.1 + r.passed, a.2 + r.failed, a.3 + r.seconds));
-    println!("| {:<24} | {:>6} | {:>6} | {:>6} | {:>8.1} |", "total", c, p, f, s);
+    let (c, p, f, s) = rows.iter().fold((0, 0, 0, 0.0), |a, r| {
+        (
+            a.0 + r.cases,
+            a.1 + r.passed,
+            a.2 + r.failed,
+            a.3 + r.seconds,
+        )
+    });
+    println!(
+        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>8.1} |",
+        "total", c, p, f, s
+    );
     println!();
     for r in rows {
         println!("  {}: {}", r.scenario, r.note);

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hashbrown::HashMap;
-use hashbrown::hash_map::EntryRef;
+use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use rand::Rng;
 
@@ -61,10 +60,145 @@ impl Entry {
     }
 }
 
+/// One shard's keys: a hash table of (key, entry) with its hasher.
+///
+/// A `HashTable` rather than a `HashMap` for one thing the map does not
+/// offer: reading a bucket by its index. A view walks a shard in chunks,
+/// releasing the lock between them; resuming at a bucket index is O(1),
+/// where resuming a map iterator meant skipping every item already passed
+/// (quadratic in the shard size). Bucket indices stay valid until the
+/// table is resized, and removals do not move other entries.
+#[derive(Default)]
+pub(crate) struct Table {
+    table: HashTable<(Key, Entry)>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl Table {
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Number of buckets: bucket indices are `0..num_buckets()`.
+    pub(crate) fn num_buckets(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    /// The entry in bucket `index`, if that bucket is full.
+    pub(crate) fn bucket_mut(&mut self, index: usize) -> Option<(&Key, &mut Entry)> {
+        self.table.get_bucket_mut(index).map(|(k, e)| (&*k, e))
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        let h = self.hash(key);
+        self.table
+            .find(h, |(k, _)| k.as_bytes() == key)
+            .map(|(_, e)| e)
+    }
+
+    pub(crate) fn get_key_value_mut(&mut self, key: &[u8]) -> Option<(&Key, &mut Entry)> {
+        let h = self.hash(key);
+        self.table
+            .find_mut(h, |(k, _)| k.as_bytes() == key)
+            .map(|(k, e)| (&*k, e))
+    }
+
+    /// Inserts or replaces; returns the replaced entry.
+    pub(crate) fn insert(&mut self, key: Key, entry: Entry) -> Option<Entry> {
+        let h = self.hash(key.as_bytes());
+        let hasher = &self.hasher;
+        match self.table.entry(
+            h,
+            |(k, _)| k.as_bytes() == key.as_bytes(),
+            |(k, _)| hasher.hash_one(k.as_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(&mut o.get_mut().1, entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((key, entry));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
+        let h = self.hash(key);
+        match self.table.find_entry(h, |(k, _)| k.as_bytes() == key) {
+            Ok(o) => Some(o.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    /// The live entry for `key` at `now`; an expired one is removed and
+    /// returned as `Err((key, entry))`. `Ok(None)`: absent.
+    fn live_or_remove(
+        &mut self,
+        key: &[u8],
+        now: i64,
+    ) -> Result<Option<&mut Entry>, (Key, Entry)> {
+        let h = self.hash(key);
+        match self.table.find_entry(h, |(k, _)| k.as_bytes() == key) {
+            Err(_) => Ok(None),
+            Ok(o) if o.get().1.is_expired(now) => Err(o.remove().0),
+            Ok(o) => Ok(Some(&mut o.into_mut().1)),
+        }
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter().map(|(_, e)| e)
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.table.iter_mut().map(|(_, e)| e)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.table.iter().map(|(k, e)| (&*k, e))
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut Entry)> {
+        self.table.iter_mut().map(|(k, e)| (&*k, e))
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (Key, Entry)> {
+        self.table.drain()
+    }
+
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        self.table
+            .reserve(additional, |(k, _)| hasher.hash_one(k.as_bytes()));
+    }
+
+    pub(crate) fn shrink_to_fit(&mut self) {
+        let hasher = &self.hasher;
+        self.table
+            .shrink_to_fit(|(k, _)| hasher.hash_one(k.as_bytes()));
+    }
+
+    /// Empties the table and gives its memory back.
+    fn clear_and_free(&mut self) {
+        self.table = HashTable::new();
+    }
+}
+
 /// The state behind one shard's lock.
 #[derive(Default)]
 pub(crate) struct ShardData {
-    pub(crate) map: HashMap<Key, Entry>,
+    pub(crate) map: Table,
     /// Keys that had an expiry when set; may hold stale copies, cleaned by
     /// sampling and by rebuilds (see `maybe_rebuild_ttl_index`).
     ttl_keys: Vec<Key>,
@@ -141,6 +275,8 @@ pub(crate) struct Counters {
     pub(crate) dirty: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
     pub(crate) preserved: AtomicU64,
+    /// WATCHed keys; every write and expiry touches them.
+    pub(crate) watches: crate::watch::Watches,
 }
 
 /// The storage engine: all databases' shards and the view machinery.
@@ -290,6 +426,30 @@ impl Engine {
             }
         }
         (sum, n)
+    }
+
+    /// Makes room for `keys` more keys spread over `db`'s shards, so a
+    /// bulk load does not rehash every table as it grows.
+    pub(crate) fn reserve(&self, db: usize, keys: usize) {
+        let per_shard = keys.div_ceil(self.shards_per_db());
+        for i in self.db_shards(db) {
+            if let Some(s) = self.shards.get(i) {
+                s.lock().map.reserve(per_shard);
+            }
+        }
+    }
+
+    /// Gives back table space that a [`reserve`](Self::reserve) hint
+    /// overestimated (a snapshot whose keys sit in other databases).
+    pub(crate) fn trim(&self) {
+        for s in self.shards.iter() {
+            let mut s = s.lock();
+            // Only tables at least 4x too large: shrinking rehashes, and a
+            // table between 1/8 and 7/8 full is a normal state.
+            if s.map.capacity() > 4 * s.map.len() + 64 {
+                s.map.shrink_to_fit();
+            }
+        }
     }
 
     pub(crate) fn dirty(&self) -> u64 {
@@ -474,21 +634,17 @@ impl<'a> Shard<'a> {
     fn get_entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now;
         let d = &mut *self.data;
-        match d.map.entry_ref(key) {
-            EntryRef::Vacant(_) => None,
-            EntryRef::Occupied(o) => {
-                if o.get().is_expired(now) {
-                    let (k, e) = o.remove_entry();
-                    d.removals += 1;
-                    preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
-                    if e.expires_at != NO_EXPIRY {
-                        d.ttl_count -= 1;
-                    }
-                    self.counters.expired_keys.fetch_add(1, Ordering::Relaxed);
-                    None
-                } else {
-                    Some(o.into_mut())
+        match d.map.live_or_remove(key, now) {
+            Ok(found) => found,
+            Err((k, e)) => {
+                d.removals += 1;
+                preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
+                if e.expires_at != NO_EXPIRY {
+                    d.ttl_count -= 1;
                 }
+                self.counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+                self.counters.watches.touch(self.db, k.as_bytes());
+                None
             }
         }
     }
@@ -530,6 +686,7 @@ impl<'a> Shard<'a> {
         let db = self.db;
         let counters = self.counters;
         counters.dirty.fetch_add(1, Ordering::Relaxed);
+        counters.watches.touch(db, key);
         let d = &mut *self.data;
         if let Some((k, e)) = d.map.get_key_value_mut(key) {
             let expired = e.is_expired(now);
@@ -594,6 +751,7 @@ impl<'a> Shard<'a> {
             d.ttl_count -= 1;
         }
         self.counters.dirty.fetch_add(1, Ordering::Relaxed);
+        self.counters.watches.touch(self.db, key);
         Some(e)
     }
 
@@ -659,7 +817,7 @@ impl<'a> Shard<'a> {
                 }
             }
         }
-        d.map = HashMap::new();
+        d.map.clear_and_free();
         d.removals += 1;
         d.ttl_keys = Vec::new();
         d.ttl_count = 0;
@@ -745,6 +903,7 @@ impl<'a> Shard<'a> {
                         d.ttl_count -= 1;
                         d.ttl_keys.swap_remove(i);
                         counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+                        counters.watches.touch(db, k.as_bytes());
                         expired += 1;
                     }
                 }
@@ -807,6 +966,7 @@ impl EntryMut<'_> {
             );
             self.entry.version = self.epoch;
             self.counters.dirty.fetch_add(1, Ordering::Relaxed);
+            self.counters.watches.touch(self.db, self.key.as_bytes());
         }
     }
 

@@ -231,11 +231,15 @@ impl Keyspace {
     /// no parsing, dispatch or change counting. Entries already expired by
     /// the keyspace clock are skipped and counted; a key loaded twice keeps
     /// the later value.
+    ///
+    /// Entries are grouped by shard, so each shard's lock is taken once per
+    /// call rather than once per entry: pass batches (thousands), not
+    /// single entries.
     pub fn load_entries(&self, entries: impl IntoIterator<Item = LoadEntry>) -> LoadStats {
         let engine = self.engine();
         let now = engine.clock.now_ms();
         let mut stats = LoadStats::default();
-        let _g = engine.enter(Held::Read);
+        let mut batch: Vec<(usize, LoadEntry)> = Vec::new();
         for e in entries {
             let db = e.db as usize;
             if db >= engine.databases() {
@@ -246,13 +250,46 @@ impl Keyspace {
                 stats.expired_skipped += 1;
                 continue;
             }
-            let mut s = engine.lock(db, &e.key, now);
-            s.load(&e.key, e.value, e.expires_at_ms);
-            self.signal_key_ready(db, &e.key);
-            stats.loaded += 1;
+            batch.push((engine.shard_index(db, &e.key), e));
+        }
+        // Stable: a key loaded twice in one batch keeps the later value.
+        batch.sort_by_key(|(shard, _)| *shard);
+        let _g = engine.enter(Held::Read);
+        let mut rest = batch.as_mut_slice();
+        while let Some(((shard, _), _)) = rest.split_first() {
+            let shard = *shard;
+            let run = rest.iter().take_while(|(s, _)| *s == shard).count();
+            let (group, tail) = rest.split_at_mut(run);
+            rest = tail;
+            let mut s = engine.lock_index(shard, now);
+            for (_, e) in group.iter_mut() {
+                let value = std::mem::replace(&mut e.value, crate::Value::Int(0));
+                s.load(&e.key, value, e.expires_at_ms);
+                stats.loaded += 1;
+            }
+            drop(s);
+            for (_, e) in group.iter() {
+                self.signal_key_ready(e.db as usize, &e.key);
+            }
         }
         self.serve_blocked();
         stats
+    }
+
+    /// Prepares for loading about `keys` keys into `db` (a hint: the tables
+    /// are sized once instead of growing step by step). Call
+    /// [`trim_after_load`](Self::trim_after_load) when the load is done, in
+    /// case the hint was too large.
+    pub fn reserve_for_load(&self, db: usize, keys: usize) {
+        if db < self.databases() {
+            self.engine().reserve(db, keys);
+        }
+    }
+
+    /// Gives back table space reserved by
+    /// [`reserve_for_load`](Self::reserve_for_load) but not used.
+    pub fn trim_after_load(&self) {
+        self.engine().trim();
     }
 
     /// One round of active expiry, as Redis' `activeExpireCycle`: visits

@@ -24,6 +24,20 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// CPU seconds used by the process so far (all threads), from
+/// /proc/self/stat: on a loaded machine wall time alone says little.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line, in clock ticks (100 Hz).
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// xorshift64*: reproducible random bytes without a dependency.
 struct Rng(u64);
 
@@ -89,12 +103,14 @@ async fn fill(n: usize, dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         after.saturating_sub(before) as f64 / n.max(1) as f64
     );
     for i in 0..3 {
+        let cpu = cpu_secs();
         let info = handle.snapshot_now().await?;
         println!(
-            "snapshot {i}: {} keys, {} MiB on disk, {:.3} s; RSS after {} MiB",
+            "snapshot {i}: {} keys, {} MiB on disk, {:.3} s (cpu {:.2} s); RSS after {} MiB",
             info.keys,
             info.bytes >> 20,
             info.duration.as_secs_f64(),
+            cpu_secs() - cpu,
             rss_bytes() >> 20
         );
     }
@@ -104,6 +120,7 @@ async fn fill(n: usize, dir: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn restore(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let before = rss_bytes();
+    let cpu = cpu_secs();
     let t = Instant::now();
     let handle = Server::builder()
         .port(0)
@@ -113,10 +130,11 @@ async fn restore(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let took = t.elapsed();
+    let cpu = cpu_secs() - cpu;
     let keys = handle.persistence_status().last_load_keys_loaded;
     let after = rss_bytes();
     println!(
-        "restored {keys} keys in {:.3} s; RSS {} MiB, {:.0} B/key",
+        "restored {keys} keys in {:.3} s (cpu {cpu:.2} s); RSS {} MiB, {:.0} B/key",
         took.as_secs_f64(),
         after >> 20,
         after.saturating_sub(before) as f64 / keys.max(1) as f64

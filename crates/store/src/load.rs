@@ -15,6 +15,54 @@ use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
 
 /// Records per batch handed from the fjall reader thread.
 const READ_BATCH: usize = 1024;
+/// Bytes of record data per batch handed from the fjall reader thread.
+/// Kept under glibc's initial mmap threshold (128 KiB): a batch buffer
+/// then comes from the reader's heap, and that allocation also makes
+/// glibc tidy the small blocks fjall frees on that thread as it goes,
+/// instead of all at once (and cache-cold) when the thread exits.
+const READ_BATCH_BYTES: usize = 96 * 1024;
+
+/// Records read from fjall, copied back to back into one buffer.
+///
+/// One allocation per batch instead of one per record: per-record buffers
+/// allocated on the reader thread and freed on the decoding one made the
+/// allocator the largest cost of a load. Records handed to the sink are
+/// slices of the batch buffer; a sink that keeps bytes for long copies
+/// them (the keyspace copies every key and value into its own storage), so
+/// a kept slice never pins a whole batch by accident of the loader.
+struct ReadBatch {
+    buf: Vec<u8>,
+    /// (fjall key, end offset in `buf`) per record.
+    items: Vec<(u64, usize)>,
+}
+
+impl ReadBatch {
+    fn new() -> ReadBatch {
+        ReadBatch {
+            buf: Vec::with_capacity(READ_BATCH_BYTES + 16 * 1024),
+            items: Vec::with_capacity(READ_BATCH),
+        }
+    }
+
+    fn push(&mut self, key: u64, value: &[u8]) {
+        self.buf.extend_from_slice(value);
+        self.items.push((key, self.buf.len()));
+    }
+
+    fn is_full(&self) -> bool {
+        self.items.len() >= READ_BATCH || self.buf.len() >= READ_BATCH_BYTES
+    }
+
+    fn into_records(self) -> impl Iterator<Item = (u64, Bytes)> {
+        let shared = Bytes::from(self.buf);
+        let mut start = 0;
+        self.items.into_iter().map(move |(key, end)| {
+            let value = shared.slice(start..end);
+            start = end;
+            (key, value)
+        })
+    }
+}
 
 /// Receives the records of the generation being loaded.
 ///
@@ -34,7 +82,18 @@ pub trait LoadSink {
         Ok(())
     }
 
+    /// How many records the generation given to the last `begin` holds,
+    /// as its seal says (checked against the records at the end): a hint
+    /// for sizing, called once right after `begin`.
+    fn expect_records(&mut self, records: u64) {
+        let _ = records;
+    }
+
     /// One verified record (its CRC has been checked).
+    ///
+    /// The record's keys and values are slices of a buffer shared with
+    /// the records around it: copy what you keep, or the whole buffer stays
+    /// allocated as long as any slice of it.
     ///
     /// # Errors
     ///
@@ -219,29 +278,26 @@ pub(crate) fn verify_generation(
     // helper thread while this one checks, decodes and feeds the sink: the
     // two halves cost about the same.
     let result = std::thread::scope(|scope| -> Result<(), Failure> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Bytes)>, Failure>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<ReadBatch, Failure>>(4);
         let ks_ref = &ks;
         let db_path_ref = &db_path;
         scope.spawn(move || {
-            let mut batch = Vec::with_capacity(READ_BATCH);
+            let mut batch = ReadBatch::new();
             for guard in ks_ref.iter() {
                 let item = guard
                     .into_inner()
                     .map_err(|e| classify(db_path_ref, e))
                     .and_then(|(key, value)| match <[u8; 8]>::try_from(&*key) {
-                        // A private copy per record: sharing fjall's block
-                        // buffer would pin whole blocks in the keyspace.
-                        Ok(k) => Ok((u64::from_be_bytes(k), Bytes::copy_from_slice(&value))),
+                        Ok(k) => Ok((u64::from_be_bytes(k), value)),
                         Err(_) => {
                             Err(Damage::Sequence(format!("key of {} bytes", key.len())).into())
                         }
                     });
                 match item {
-                    Ok(kv) => {
-                        batch.push(kv);
-                        if batch.len() == READ_BATCH {
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                    Ok((key, value)) => {
+                        batch.push(key, &value);
+                        if batch.is_full() {
+                            let full = std::mem::replace(&mut batch, ReadBatch::new());
                             if tx.send(Ok(full)).is_err() {
                                 return;
                             }
@@ -257,7 +313,7 @@ pub(crate) fn verify_generation(
             let _ = tx.send(Ok(batch));
         });
         for batch in rx {
-            for (key, value) in batch? {
+            for (key, value) in batch?.into_records() {
                 if footer.is_some() {
                     return Err(Damage::Sequence("entry after footer".into()).into());
                 }
@@ -287,6 +343,7 @@ pub(crate) fn verify_generation(
                     }
                     sink.begin(generation)
                         .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+                    sink.expect_records(seal.record_count);
                     begun = true;
                     continue;
                 }

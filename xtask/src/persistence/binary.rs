@@ -57,7 +57,14 @@ impl Binary {
     /// # Errors
     /// The build failed.
     pub fn build() -> Result<Binary> {
-        crate::util::cargo(&["build", "--release", "-p", "cairn-server", "--bin", "cairn-server"])?;
+        crate::util::cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "cairn-server",
+            "--bin",
+            "cairn-server",
+        ])?;
         let path = crate::util::root()
             .join("target")
             .join("release")
@@ -93,32 +100,49 @@ impl Binary {
         let log2 = Arc::clone(&log);
         // The reader ends when the pipe closes, that is when the process
         // exits: a closed channel is the exit event.
-        std::thread::Builder::new().name("cairn-log".into()).spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                log2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line.clone());
-                let _ = tx.send(line);
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("cairn-log".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    log2.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(line.clone());
+                    let _ = tx.send(line);
+                }
+            })?;
         let deadline = Instant::now() + PROCESS_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = ready_addr(&line) {
-                        return Ok(Start::Ready(Proc { child, addr, lines, log }));
+                        return Ok(Start::Ready(Proc {
+                            child,
+                            addr,
+                            lines,
+                            log,
+                        }));
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = child.wait()?;
-                    let log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n");
+                    let log = log
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .join("\n");
                     return Ok(Start::Exited { status, log });
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n");
-                    bail!("cairn-server neither became ready nor exited within {PROCESS_TIMEOUT:?}; log:\n{log}");
+                    let log = log
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .join("\n");
+                    bail!(
+                        "cairn-server neither became ready nor exited within {PROCESS_TIMEOUT:?}; log:\n{log}"
+                    );
                 }
             }
         }
@@ -131,7 +155,9 @@ impl Binary {
     pub fn start_ready(&self, data_dir: &Path, args: &[&str]) -> Result<Proc> {
         match self.start(data_dir, args)? {
             Start::Ready(p) => Ok(p),
-            Start::Exited { status, log } => bail!("cairn-server exited with {status} instead of starting; log:\n{log}"),
+            Start::Exited { status, log } => {
+                bail!("cairn-server exited with {status} instead of starting; log:\n{log}")
+            }
         }
     }
 }
@@ -144,7 +170,10 @@ impl Proc {
 
     /// Its log so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n")
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join("\n")
     }
 
     /// SIGKILL, then reap it.
@@ -164,7 +193,10 @@ impl Proc {
     pub fn terminate(self) -> Result<(ExitStatus, String)> {
         let pid = self.child.id().to_string();
         // `kill(1)`: sending a signal from Rust needs `unsafe` libc calls.
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().context("running kill -TERM")?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill -TERM")?;
         if !sent.success() {
             bail!("kill -TERM {pid} failed");
         }
@@ -185,7 +217,10 @@ impl Proc {
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    bail!("cairn-server did not exit within {PROCESS_TIMEOUT:?}; log:\n{}", self.log());
+                    bail!(
+                        "cairn-server did not exit within {PROCESS_TIMEOUT:?}; log:\n{}",
+                        self.log()
+                    );
                 }
             }
         }

@@ -43,21 +43,39 @@ impl Tally {
         self.failures.push(why);
     }
 
+    fn merge(&mut self, other: Tally) {
+        self.cases += other.cases;
+        self.passed += other.passed;
+        self.failures.extend(other.failures);
+        for (k, v) in other.kinds {
+            *self.kinds.entry(k).or_default() += v;
+        }
+    }
+
     /// The categories as one line.
     pub fn kinds_line(&self) -> String {
-        self.kinds.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+        self.kinds
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
-    let text: String = redis::cmd("INFO").arg("persistence").query(conn).context("INFO persistence")?;
+    let text: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(conn)
+        .context("INFO persistence")?;
     Ok(parse_info(&text))
 }
 
 /// The generation the server has committed or restored (`None`: none).
 fn generation(conn: &mut redis::Connection) -> Result<Option<u64>> {
     let info = info(conn)?;
-    let g = info.get("cairn_current_generation").context("INFO has no cairn_current_generation")?;
+    let g = info
+        .get("cairn_current_generation")
+        .context("INFO has no cairn_current_generation")?;
     Ok(g.parse().ok())
 }
 
@@ -68,13 +86,16 @@ fn save(conn: &mut redis::Connection) -> Result<u64> {
 }
 
 fn check(want: &Dataset, got: &Dataset, what: &str) -> Result<()> {
-    want.without_expired(data::now_ms()).check_equal(got, TTL_TOLERANCE_MS, what)
+    want.without_expired(data::now_ms())
+        .check_equal(got, TTL_TOLERANCE_MS, what)
 }
 
 /// SIGTERM and SHUTDOWN restarts: each cycle restores everything written
 /// before the previous graceful stop, then adds and changes data.
 pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally> {
-    let tmp = tempfile::Builder::new().prefix("cairn-sigterm-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-sigterm-")
+        .tempdir()?;
     let dir = tmp.path().join("data");
     let args = ["--snapshot-interval", "1h"];
     let mut model = Dataset::default();
@@ -85,7 +106,11 @@ pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally
         let mut conn = data::connect(p.addr())?;
         let got = data::dump(&mut conn, data::DATABASES)?;
         match check(&model, &got, &format!("restart {cycle}")) {
-            Ok(()) => t.pass(if cycle == 0 { "first start (empty)" } else { "restored after graceful stop" }),
+            Ok(()) => t.pass(if cycle == 0 {
+                "first start (empty)"
+            } else {
+                "restored after graceful stop"
+            }),
             Err(e) => t.fail("graceful restart", format!("{e:#}")),
         }
         model = got;
@@ -94,7 +119,9 @@ pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally
             ensure!(status.success(), "SIGTERM exit status {status}");
             break;
         }
-        let added = Spec::small(seed.wrapping_add(cycle as u64), 500).prefixed(format!("c{cycle}:")).generate();
+        let added = Spec::small(seed.wrapping_add(cycle as u64), 500)
+            .prefixed(format!("c{cycle}:"))
+            .generate();
         data::populate(&mut conn, &added)?;
         model.extend(&added);
         mutator.apply_n(&mut conn, &mut model, 300)?;
@@ -106,7 +133,12 @@ pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally
             p.wait_exit()?
         };
         if !status.success() || !log.contains("snapshot committed") || panicked(&log) {
-            t.fail("graceful stop", format!("cycle {cycle}: exit {status}, no shutdown snapshot or a panic; log:\n{log}"));
+            t.fail(
+                "graceful stop",
+                format!(
+                    "cycle {cycle}: exit {status}, no shutdown snapshot or a panic; log:\n{log}"
+                ),
+            );
         }
     }
     Ok(t)
@@ -128,9 +160,16 @@ enum Moment {
 /// SIGKILL at seeded random moments; after every restart the data must
 /// equal exactly the last committed snapshot.
 pub fn kill_campaign(bin: &Binary, seed: u64, points: usize, base_keys: usize) -> Result<Tally> {
-    let tmp = tempfile::Builder::new().prefix("cairn-sigkill-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-sigkill-")
+        .tempdir()?;
     let dir = tmp.path().join("data");
-    let args = ["--snapshot-interval", "1h", "--snapshot-on-shutdown", "false"];
+    let args = [
+        "--snapshot-interval",
+        "1h",
+        "--snapshot-on-shutdown",
+        "false",
+    ];
     let mut rng = StdRng::seed_from_u64(seed);
     let mut mutator = Mutator::new(Spec::small(seed, 0));
     let mut t = Tally::default();
@@ -168,10 +207,17 @@ pub fn kill_campaign(bin: &Binary, seed: u64, points: usize, base_keys: usize) -
                     let prefix = format!("tail:{point}:");
                     let (addr, stop, p2) = (p.addr(), Arc::clone(&stop), prefix.clone());
                     let h = std::thread::spawn(move || {
-                        let Ok(mut c) = data::connect(addr) else { return 0 };
+                        let Ok(mut c) = data::connect(addr) else {
+                            return 0;
+                        };
                         let mut acked = 0u64;
                         while !stop.load(Ordering::Relaxed) {
-                            if redis::cmd("SET").arg(format!("{p2}{acked:08}")).arg(acked).query::<()>(&mut c).is_err() {
+                            if redis::cmd("SET")
+                                .arg(format!("{p2}{acked:08}"))
+                                .arg(acked)
+                                .query::<()>(&mut c)
+                                .is_err()
+                            {
                                 break;
                             }
                             acked += 1;
@@ -194,10 +240,7 @@ pub fn kill_campaign(bin: &Binary, seed: u64, points: usize, base_keys: usize) -
         }
         let killed_log = p.kill()?;
         stop.store(true, Ordering::Relaxed);
-        let tail = match tail {
-            Some((h, prefix)) => Some((h.join().unwrap_or(0), prefix)),
-            None => None,
-        };
+        let tail = tail.map(|(h, prefix)| (h.join().unwrap_or(0), prefix));
         // A commit the killed server logged must be the one restored.
         let logged: Option<u64> = killed_log
             .lines()
@@ -225,10 +268,30 @@ pub fn kill_campaign(bin: &Binary, seed: u64, points: usize, base_keys: usize) -
         };
         match verdict {
             Ok(_) => t.pass(name),
-            Err(e) => t.fail(name, format!("kill point {point} ({moment:?}, seed {seed}): {e:#}")),
+            Err(e) => t.fail(
+                name,
+                format!("kill point {point} ({moment:?}, seed {seed}): {e:#}"),
+            ),
         }
-        if panicked(&p.log()) {
-            t.fail("restart", format!("kill point {point}: the restarted server panicked:\n{}", p.log()));
+        let restart_log = p.log();
+        if restart_log.contains("removing unfinished generation") {
+            *t.kinds
+                .entry("of which a half-written generation was cleaned up".into())
+                .or_default() += 1;
+        }
+        if restart_log.contains("uncommitted") {
+            *t.kinds
+                .entry("of which a sealed, uncommitted generation was quarantined".into())
+                .or_default() += 1;
+        }
+        if panicked(&restart_log) {
+            t.fail(
+                "restart",
+                format!(
+                    "kill point {point}: the restarted server panicked:\n{}",
+                    p.log()
+                ),
+            );
         }
         // Continue from exactly what is on disk now.
         committed = (g, got.clone());
@@ -252,34 +315,60 @@ fn verify_kill(
     got: &Dataset,
 ) -> Result<bool> {
     if let Some(l) = logged.filter(|l| *l > committed.0) {
-        ensure!(g == l, "the killed server logged the commit of generation {l}, but {g} was restored");
+        ensure!(
+            g == l,
+            "the killed server logged the commit of generation {l}, but {g} was restored"
+        );
     }
     if g == committed.0 {
-        check(&committed.1, got, &format!("restored generation {g} (the last committed)"))?;
+        check(
+            &committed.1,
+            got,
+            &format!("restored generation {g} (the last committed)"),
+        )?;
         return Ok(false);
     }
     let Some(pending) = pending.filter(|_| g > committed.0) else {
-        bail!("restored generation {g}, but the last committed is {} and no snapshot was pending", committed.0);
+        bail!(
+            "restored generation {g}, but the last committed is {} and no snapshot was pending",
+            committed.0
+        );
     };
     let mut rest = got.clone();
     if let Some((acked, prefix)) = tail {
         let mut seen = Vec::new();
         rest.items.retain(|(db, key), item| {
-            let Some(n) = key.strip_prefix(prefix.as_bytes()) else { return true };
-            seen.push((*db, String::from_utf8_lossy(n).into_owned(), item.value.clone()));
+            let Some(n) = key.strip_prefix(prefix.as_bytes()) else {
+                return true;
+            };
+            seen.push((
+                *db,
+                String::from_utf8_lossy(n).into_owned(),
+                item.value.clone(),
+            ));
             false
         });
         seen.sort_by(|a, b| a.1.cmp(&b.1));
         for (i, (db, n, v)) in seen.iter().enumerate() {
             ensure!(
-                *db == 0 && n.parse::<usize>().ok() == Some(i) && *v == Val::Str(i.to_string().into_bytes()),
+                *db == 0
+                    && n.parse::<usize>().ok() == Some(i)
+                    && *v == Val::Str(i.to_string().into_bytes()),
                 "the writes made during the snapshot are not a prefix (entry {i}: db{db} {n})"
             );
         }
         // At most the one write in flight when the snapshot was captured.
-        ensure!(seen.len() as u64 <= acked + 1, "{} tail writes restored, only {acked} were sent", seen.len());
+        ensure!(
+            seen.len() as u64 <= acked + 1,
+            "{} tail writes restored, only {acked} were sent",
+            seen.len()
+        );
     }
-    check(pending, &rest, &format!("restored generation {g} (the snapshot pending at the kill)"))?;
+    check(
+        pending,
+        &rest,
+        &format!("restored generation {g} (the snapshot pending at the kill)"),
+    )?;
     Ok(true)
 }
 
@@ -299,7 +388,9 @@ fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
     let mut a = Spec::small(seed, 400).generate();
     // One collection above the chunk size, so chunked records are hit too.
     let per = 100;
-    let big: Vec<Vec<u8>> = (0..CHUNK_BYTES / per + 500).map(|i| format!("{i:0100}").into_bytes()).collect();
+    let big: Vec<Vec<u8>> = (0..CHUNK_BYTES / per + 500)
+        .map(|i| format!("{i:0100}").into_bytes())
+        .collect();
     a.insert(1, "big-list", Val::List(big), None);
     data::populate(&mut conn, &a)?;
     let gen_a = save(&mut conn)?;
@@ -308,10 +399,21 @@ fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
     let mut b = a.clone();
     b.extend(&extra);
     let gen_b = save(&mut conn)?;
-    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<redis::Value>(&mut conn);
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<redis::Value>(&mut conn);
     let (status, log) = p.wait_exit()?;
-    ensure!(status.success(), "template server exit {status}; log:\n{log}");
-    Ok(Template { dir, a, b, gen_a, gen_b })
+    ensure!(
+        status.success(),
+        "template server exit {status}; log:\n{log}"
+    );
+    Ok(Template {
+        dir,
+        a,
+        b,
+        gen_a,
+        gen_b,
+    })
 }
 
 /// Seeded byte flips, truncations, deletions and overwrites of the files of
@@ -319,37 +421,100 @@ fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
 /// start empty under `on_corrupt = empty`), never panic, never load wrong
 /// data, and the started server must take a fresh snapshot.
 pub fn corruption_campaign(bin: &Binary, seed: u64, cases: usize) -> Result<Tally> {
-    let tmp = tempfile::Builder::new().prefix("cairn-corrupt-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-corrupt-")
+        .tempdir()?;
     let tpl = make_template(bin, tmp.path(), seed)?;
     let files: Vec<PathBuf> = files_below(&tpl.dir)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
         .filter_map(|p| p.strip_prefix(&tpl.dir).ok().map(Path::to_path_buf))
         .collect();
-    ensure!(files.len() > 5, "the template has only {} files", files.len());
-    let mut rng = StdRng::seed_from_u64(seed);
+    ensure!(
+        files.len() > 5,
+        "the template has only {} files",
+        files.len()
+    );
+    // Each case draws from its own seed, so cases can run on both cores
+    // and any one of them replays alone.
+    let workers = 2;
+    let tallies: Vec<Result<Tally>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (tpl, files, root) = (&tpl, &files, tmp.path());
+                scope.spawn(move || -> Result<Tally> {
+                    let mut t = Tally::default();
+                    let case_dir = root.join(format!("case-{w}"));
+                    for case in (w..cases).step_by(workers) {
+                        corruption_one(bin, tpl, files, &case_dir, seed, case, &mut t)?;
+                    }
+                    Ok(t)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a campaign worker panicked")))
+            })
+            .collect()
+    });
     let mut t = Tally::default();
-    let case_dir = tmp.path().join("case");
-    for case in 0..cases {
-        if case_dir.exists() {
-            std::fs::remove_dir_all(&case_dir)?;
-        }
-        copy_tree(&tpl.dir, &case_dir)?;
-        let rel = &files[rng.random_range(0..files.len())];
-        let path = case_dir.join(rel);
-        let damage = damage(&mut rng, &path)?;
-        let policy = match rng.random_range(0..10) {
-            0 => "refuse",
-            1 => "empty",
-            _ => "fallback",
-        };
-        let what = format!("case {case} (seed {seed}): {damage} {} with on_corrupt={policy}", rel.display());
-        match corruption_case(bin, &tpl, &case_dir, policy) {
-            Ok(kind) => t.pass(&kind),
-            Err(e) => t.fail("corruption", format!("{what}: {e:#}")),
-        }
+    for part in tallies {
+        t.merge(part?);
     }
     Ok(t)
+}
+
+/// The seed of one corruption case.
+fn case_seed(seed: u64, case: usize) -> u64 {
+    (seed ^ case as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+}
+
+fn corruption_one(
+    bin: &Binary,
+    tpl: &Template,
+    files: &[PathBuf],
+    case_dir: &Path,
+    seed: u64,
+    case: usize,
+    t: &mut Tally,
+) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(case_seed(seed, case));
+    if case_dir.exists() {
+        std::fs::remove_dir_all(case_dir)?;
+    }
+    copy_tree(&tpl.dir, case_dir)?;
+    let rel = &files[rng.random_range(0..files.len())];
+    let path = case_dir.join(rel);
+    let damage = damage(&mut rng, &path)?;
+    let policy = match rng.random_range(0..10) {
+        0 => "refuse",
+        1 => "empty",
+        _ => "fallback",
+    };
+    let what = format!(
+        "case {case} (seed {seed}): {damage} {} with on_corrupt={policy}",
+        rel.display()
+    );
+    let name = rel.to_string_lossy();
+    let place = if name.starts_with(&format!("gen-{:020}", tpl.gen_b)) {
+        "newest generation damaged"
+    } else if name.starts_with(&format!("gen-{:020}", tpl.gen_a)) {
+        "older generation damaged"
+    } else if name == "CURRENT" {
+        "CURRENT damaged"
+    } else {
+        "other file damaged"
+    };
+    match corruption_case(bin, tpl, case_dir, policy) {
+        Ok(kind) => t.pass(&format!("{place} -> {kind}")),
+        Err(e) => t.fail("corruption", format!("{what}: {e:#}")),
+    }
+    Ok(())
 }
 
 fn damage(rng: &mut StdRng, path: &Path) -> Result<String> {
@@ -392,23 +557,44 @@ fn damage(rng: &mut StdRng, path: &Path) -> Result<String> {
 }
 
 fn corruption_case(bin: &Binary, tpl: &Template, dir: &Path, policy: &str) -> Result<String> {
-    let args = ["--on-corrupt", policy, "--snapshot-interval", "1h", "--snapshot-on-shutdown", "false"];
+    let args = [
+        "--on-corrupt",
+        policy,
+        "--snapshot-interval",
+        "1h",
+        "--snapshot-on-shutdown",
+        "false",
+    ];
     match bin.start(dir, &args)? {
         Start::Exited { status, log } => {
             ensure!(!panicked(&log), "the server panicked:\n{log}");
-            ensure!(killed_by_signal(&status).is_none(), "the server died by a signal ({status}):\n{log}");
-            ensure!(!status.success(), "the server exited 0 without serving:\n{log}");
-            ensure!(log.contains("cannot start cairn") || log.contains("cannot restore"), "unclear refusal:\n{log}");
-            Ok(format!("refused to start (on_corrupt={policy})"))
+            ensure!(
+                killed_by_signal(&status).is_none(),
+                "the server died by a signal ({status}):\n{log}"
+            );
+            ensure!(
+                !status.success(),
+                "the server exited 0 without serving:\n{log}"
+            );
+            ensure!(
+                log.contains("cannot start cairn") || log.contains("cannot restore"),
+                "unclear refusal:\n{log}"
+            );
+            Ok(format!("refused (on_corrupt={policy})"))
         }
         Start::Ready(p) => {
             let r = check_started(&p, tpl, dir, policy);
             // Stop it whatever the verdict, and require a clean exit.
             let mut conn = data::connect(p.addr())?;
-            let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<redis::Value>(&mut conn);
+            let _ = redis::cmd("SHUTDOWN")
+                .arg("NOSAVE")
+                .query::<redis::Value>(&mut conn);
             let (status, log) = p.wait_exit()?;
             let kind = r?;
-            ensure!(status.success() && !panicked(&log), "exit {status} after the case; log:\n{log}");
+            ensure!(
+                status.success() && !panicked(&log),
+                "exit {status} after the case; log:\n{log}"
+            );
             Ok(kind)
         }
     }
@@ -421,23 +607,32 @@ fn check_started(p: &Proc, tpl: &Template, dir: &Path, policy: &str) -> Result<S
     let kind = match g {
         Some(g) if g == tpl.gen_b => {
             check(&tpl.b, &got, "newest generation")?;
-            "loaded the newest generation (damage outside it or harmless)".to_owned()
+            "newest loaded".to_owned()
         }
         Some(g) if g == tpl.gen_a => {
             check(&tpl.a, &got, "previous generation")?;
             let q = entries(&dir.join("quarantine"));
             ensure!(
-                q.iter().any(|n| n.starts_with(&format!("{:020}-", tpl.gen_b))),
+                q.iter()
+                    .any(|n| n.starts_with(&format!("{:020}-", tpl.gen_b))),
                 "fell back without quarantining generation {}: {q:?}",
                 tpl.gen_b
             );
-            "fell back to the previous generation".to_owned()
+            "fell back".to_owned()
         }
         None if policy == "empty" => {
-            ensure!(got.is_empty(), "no generation loaded but {} keys present", got.len());
-            "started empty (on_corrupt=empty)".to_owned()
+            ensure!(
+                got.is_empty(),
+                "no generation loaded but {} keys present",
+                got.len()
+            );
+            "started empty".to_owned()
         }
-        other => bail!("loaded generation {other:?}; only {} or {} exist", tpl.gen_a, tpl.gen_b),
+        other => bail!(
+            "loaded generation {other:?}; only {} or {} exist",
+            tpl.gen_a,
+            tpl.gen_b
+        ),
     };
     let g2 = save(&mut conn).context("a fresh snapshot after the damage")?;
     ensure!(g2 > tpl.gen_b, "the fresh snapshot reused generation {g2}");

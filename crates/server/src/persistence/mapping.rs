@@ -10,10 +10,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use cairn_keyspace::{
-    HashMapBytes, HashSetBytes, Keyspace, LoadEntry, SortedSet, Value, ViewEntry,
+    HashMapBytes, HashSetBytes, Keyspace, LoadEntry, LoadStats, SortedSet, Value, ViewEntry,
 };
 use cairn_snapshot::{Assembler, Chunker, Chunks, Record, Value as RecValue};
 use cairn_store::{Damage, LoadSink, SinkError};
@@ -39,21 +41,29 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
 /// Converts one whole (assembled) record into a keyspace entry; `None` for
 /// an empty collection, which Redis never stores (a key whose last element
 /// was removed no longer exists).
+///
+/// Every byte kept is copied out of the record: the store hands out slices
+/// of a buffer shared by many records, and a kept slice would pin it all.
 pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
+    let own = |b: Bytes| Bytes::copy_from_slice(&b);
     let value = match record.value {
         // `Value::string` keeps a canonical integer as a number, as SET does.
         RecValue::String(b) => Value::string(&b),
-        RecValue::List(v) if !v.is_empty() => Value::List(Arc::new(VecDeque::from(v))),
-        RecValue::Hash(v) if !v.is_empty() => {
-            Value::Hash(Arc::new(v.into_iter().collect::<HashMapBytes>()))
+        RecValue::List(v) if !v.is_empty() => {
+            Value::List(Arc::new(v.into_iter().map(own).collect::<VecDeque<_>>()))
         }
+        RecValue::Hash(v) if !v.is_empty() => Value::Hash(Arc::new(
+            v.into_iter()
+                .map(|(f, x)| (own(f), own(x)))
+                .collect::<HashMapBytes>(),
+        )),
         RecValue::Set(v) if !v.is_empty() => {
-            Value::Set(Arc::new(v.into_iter().collect::<HashSetBytes>()))
+            Value::Set(Arc::new(v.into_iter().map(own).collect::<HashSetBytes>()))
         }
         RecValue::SortedSet(v) if !v.is_empty() => {
             let mut z = SortedSet::new();
             for (m, s) in v {
-                z.insert(m, s);
+                z.insert(own(m), s);
             }
             Value::ZSet(Arc::new(z))
         }
@@ -69,6 +79,9 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
 
 /// Entries handed to the keyspace per bulk load call.
 const LOAD_BATCH: usize = 4096;
+/// Batches queued for the inserting thread: enough to ride out a slow
+/// batch on either side, few enough to bound the memory in flight.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Counts of one restore.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,6 +97,43 @@ pub(crate) struct RestoreCounts {
     pub(crate) empty: u64,
 }
 
+/// The thread that inserts decoded entries into the keyspace, so that
+/// decoding and verifying (on the store's thread) overlap with inserting,
+/// which costs about as much. A bounded channel keeps the two in step.
+struct Inserter {
+    tx: SyncSender<Vec<LoadEntry>>,
+    thread: JoinHandle<LoadStats>,
+}
+
+impl Inserter {
+    fn start(ks: Keyspace) -> std::io::Result<Inserter> {
+        let (tx, rx) = sync_channel::<Vec<LoadEntry>>(BATCHES_IN_FLIGHT);
+        let thread = std::thread::Builder::new()
+            .name("cairn-restore-insert".into())
+            .spawn(move || {
+                let mut total = LoadStats::default();
+                for batch in rx {
+                    let s = ks.load_entries(batch);
+                    total.loaded += s.loaded;
+                    total.expired_skipped += s.expired_skipped;
+                    total.bad_db_skipped += s.bad_db_skipped;
+                }
+                total
+            })?;
+        Ok(Inserter { tx, thread })
+    }
+
+    /// Waits until everything sent is inserted.
+    fn finish(self) -> LoadStats {
+        drop(self.tx);
+        // A panic while inserting is a bug in the keyspace; surface it.
+        match self.thread.join() {
+            Ok(stats) => stats,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
 /// A [`LoadSink`] that fills a keyspace.
 ///
 /// If the store finds the generation damaged part-way it calls `abort`; the
@@ -95,6 +145,8 @@ pub(crate) struct KeyspaceSink {
     assembler: Assembler,
     batch: Vec<LoadEntry>,
     counts: RestoreCounts,
+    /// Started with the first full batch; `None` before and after.
+    inserter: Option<Inserter>,
 }
 
 impl KeyspaceSink {
@@ -104,17 +156,46 @@ impl KeyspaceSink {
             assembler: Assembler::new(),
             batch: Vec::with_capacity(LOAD_BATCH),
             counts: RestoreCounts::default(),
+            inserter: None,
         }
     }
 
+    fn add(&mut self, stats: LoadStats) {
+        self.counts.loaded += stats.loaded;
+        self.counts.expired += stats.expired_skipped;
+        self.counts.bad_db += stats.bad_db_skipped;
+    }
+
+    /// Hands the batch to the inserting thread (inserting here if that
+    /// thread cannot be started or has gone).
     fn flush(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let stats = self.ks.load_entries(self.batch.drain(..));
-        self.counts.loaded += stats.loaded;
-        self.counts.expired += stats.expired_skipped;
-        self.counts.bad_db += stats.bad_db_skipped;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(LOAD_BATCH));
+        if self.inserter.is_none() {
+            match Inserter::start(self.ks.clone()) {
+                Ok(i) => self.inserter = Some(i),
+                Err(e) => tracing::warn!(error = %e, "restore: inserting on the loading thread"),
+            }
+        }
+        let batch = match &self.inserter {
+            Some(i) => match i.tx.send(batch) {
+                Ok(()) => return,
+                Err(back) => back.0,
+            },
+            None => batch,
+        };
+        let stats = self.ks.load_entries(batch);
+        self.add(stats);
+    }
+
+    /// Waits for the inserting thread to drain, adding its counts.
+    fn drain(&mut self) {
+        if let Some(i) = self.inserter.take() {
+            let stats = i.finish();
+            self.add(stats);
+        }
     }
 
     /// Loads what is still batched and checks no chunked entry was left
@@ -124,17 +205,37 @@ impl KeyspaceSink {
     /// The assembler's error when the last entry's chunks are incomplete.
     pub(crate) fn finish(mut self) -> Result<RestoreCounts, cairn_snapshot::Error> {
         self.flush();
+        self.drain();
+        self.ks.trim_after_load();
         self.assembler.finish()?;
         Ok(self.counts)
     }
 }
 
+impl Drop for KeyspaceSink {
+    fn drop(&mut self) {
+        // Never leave a thread writing into the keyspace after the restore
+        // returned (with an error, say).
+        self.drain();
+    }
+}
+
 impl LoadSink for KeyspaceSink {
     fn begin(&mut self, _generation: u64) -> Result<(), SinkError> {
+        self.drain();
         self.assembler = Assembler::new();
         self.batch.clear();
         self.counts = RestoreCounts::default();
         Ok(())
+    }
+
+    fn expect_records(&mut self, records: u64) {
+        // Most data sits in database 0; tables sized for keys that end up
+        // elsewhere are trimmed by `finish`. Capped so a damaged count
+        // cannot make the hint itself exhaust memory before verification
+        // fails.
+        let keys = usize::try_from(records.min(64 << 20)).unwrap_or(0);
+        self.ks.reserve_for_load(0, keys);
     }
 
     fn record(&mut self, record: Record) -> Result<(), SinkError> {
@@ -156,6 +257,9 @@ impl LoadSink for KeyspaceSink {
 
     fn abort(&mut self, generation: u64, reason: &Damage) {
         tracing::warn!(generation, %reason, "discarding partly loaded generation");
+        // Everything already handed over must be in before the flush below,
+        // or it would survive it.
+        self.drain();
         self.batch.clear();
         self.assembler = Assembler::new();
         self.counts = RestoreCounts::default();
