@@ -7,6 +7,7 @@
 //! - `cargo xtask fuzz codec [SECONDS]`: the snapshot codec fuzz targets.
 //! - `cargo xtask coverage`: line coverage of the persistence crates.
 
+mod bench;
 mod coverage;
 mod deps;
 mod fuzz;
@@ -26,6 +27,7 @@ fn main() -> Result<()> {
         "deps" => deps::ensure_redis().map(|_| ()),
         "fuzz" => fuzz::run(rest),
         "test-persistence" => persistence::run(rest),
+        "bench" => bench::run(rest),
         "coverage" => coverage::run(rest),
         "help" | "--help" | "-h" => {
             println!("{}", HELP);
@@ -40,6 +42,7 @@ const HELP: &str = "usage: cargo xtask <task>
   deps               install redis-server/redis-tools when missing (root on Debian)
   fuzz codec [SECS]  run the snapshot codec fuzz targets (nightly, cargo-fuzz), SECS each (300)
   test-persistence   [--quick] [--seed N] [--only NAME]: persistence suites, in-process and against the binary
+  bench              [--quick] [--seed N] [--rounds N] [SUITE...]: cairn vs Redis 7.0 (throughput, snapshot, latency, view-pause); writes target/bench-report.md
   coverage           [--fail-under PCT]: line coverage of snapshot, store and the server's persistence (cargo-tarpaulin)";
 
 /// The README's test command: the whole gate, in the order that fails fastest.

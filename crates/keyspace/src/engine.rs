@@ -75,6 +75,13 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    fn with_hasher(hasher: hashbrown::DefaultHashBuilder) -> Table {
+        Table {
+            table: HashTable::new(),
+            hasher,
+        }
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -118,6 +125,12 @@ impl Table {
     /// Inserts or replaces; returns the replaced entry.
     pub(crate) fn insert(&mut self, key: Key, entry: Entry) -> Option<Entry> {
         let h = self.hash(key.as_bytes());
+        self.insert_hashed(h, key, entry)
+    }
+
+    /// [`insert`](Self::insert) with the key's hash already computed by
+    /// this table's hasher.
+    fn insert_hashed(&mut self, h: u64, key: Key, entry: Entry) -> Option<Entry> {
         let hasher = &self.hasher;
         match self.table.entry(
             h,
@@ -144,11 +157,7 @@ impl Table {
 
     /// The live entry for `key` at `now`; an expired one is removed and
     /// returned as `Err((key, entry))`. `Ok(None)`: absent.
-    fn live_or_remove(
-        &mut self,
-        key: &[u8],
-        now: i64,
-    ) -> Result<Option<&mut Entry>, (Key, Entry)> {
+    fn live_or_remove(&mut self, key: &[u8], now: i64) -> Result<Option<&mut Entry>, (Key, Entry)> {
         let h = self.hash(key);
         match self.table.find_entry(h, |(k, _)| k.as_bytes() == key) {
             Err(_) => Ok(None),
@@ -166,7 +175,7 @@ impl Table {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.table.iter().map(|(k, e)| (&*k, e))
+        self.table.iter().map(|(k, e)| (k, e))
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut Entry)> {
@@ -209,9 +218,6 @@ pub(crate) struct ShardData {
     /// `Some` while the active view has not finished this shard: the old
     /// versions of entries written since the view was taken.
     pub(crate) preserved: Option<Preserved>,
-    /// Counts removals from `map`: a view's walk may resume by position
-    /// only while no entry has been removed (removal shifts positions).
-    pub(crate) removals: u64,
 }
 
 /// A view's side buffer for one shard, in fixed-size chunks so that a
@@ -300,14 +306,22 @@ impl Engine {
     pub(crate) fn new(databases: usize, shards_per_db: usize, clock: Arc<dyn Clock>) -> Engine {
         let per_db = shards_per_db.max(1).next_power_of_two();
         let databases = databases.max(1);
+        // Every shard's table hashes with the engine's hasher, so a hash
+        // computed to pick the shard can be reused inside it.
+        let hasher = hashbrown::DefaultHashBuilder::default();
         let shards = (0..databases * per_db)
-            .map(|_| Mutex::new(ShardData::default()))
+            .map(|_| {
+                Mutex::new(ShardData {
+                    map: Table::with_hasher(hasher.clone()),
+                    ..ShardData::default()
+                })
+            })
             .collect();
         Engine {
             shards,
             databases,
             per_db_shift: per_db.trailing_zeros(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher,
             gate: RwLock::new(()),
             epoch: AtomicU32::new(0),
             view_active: AtomicBool::new(false),
@@ -350,7 +364,12 @@ impl Engine {
 
     /// The global index of the shard holding `key` in `db`.
     pub(crate) fn shard_index(&self, db: usize, key: &[u8]) -> usize {
-        let h = self.hasher.hash_one(key);
+        self.shard_of_hash(db, self.hasher.hash_one(key))
+    }
+
+    /// The global index of the shard holding a key of hash `h` (from
+    /// [`key_hash`](Self::key_hash)) in `db`.
+    pub(crate) fn shard_of_hash(&self, db: usize, h: u64) -> usize {
         // High bits: hashbrown indexes buckets by the low bits and tags by
         // the top 7, so bits 40.. leave both undisturbed within a shard.
         let within = (h >> 40) as usize & (self.shards_per_db() - 1);
@@ -489,8 +508,6 @@ impl Engine {
             std::mem::swap(&mut d_lo.map, &mut d_hi.map);
             std::mem::swap(&mut d_lo.ttl_keys, &mut d_hi.ttl_keys);
             std::mem::swap(&mut d_lo.ttl_count, &mut d_hi.ttl_count);
-            d_lo.removals += 1;
-            d_hi.removals += 1;
             // Entries moved into a shard must not look older than its
             // epoch, or its view would walk them a second time.
             for d in [d_lo, d_hi] {
@@ -637,7 +654,6 @@ impl<'a> Shard<'a> {
         match d.map.live_or_remove(key, now) {
             Ok(found) => found,
             Err((k, e)) => {
-                d.removals += 1;
                 preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
                 if e.expires_at != NO_EXPIRY {
                     d.ttl_count -= 1;
@@ -745,7 +761,6 @@ impl<'a> Shard<'a> {
         self.get_entry_mut(key)?;
         let d = &mut *self.data;
         let (k, e) = d.map.remove_entry(key)?;
-        d.removals += 1;
         preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
         if e.expires_at != NO_EXPIRY {
             d.ttl_count -= 1;
@@ -766,7 +781,6 @@ impl<'a> Shard<'a> {
         if empty {
             let d = &mut *self.data;
             if let Some((k, e)) = d.map.remove_entry(key) {
-                d.removals += 1;
                 // The write that emptied it already preserved and stamped it.
                 preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
                 if e.expires_at != NO_EXPIRY {
@@ -818,7 +832,6 @@ impl<'a> Shard<'a> {
             }
         }
         d.map.clear_and_free();
-        d.removals += 1;
         d.ttl_keys = Vec::new();
         d.ttl_count = 0;
         self.counters.dirty.fetch_add(n as u64, Ordering::Relaxed);
@@ -847,12 +860,19 @@ impl<'a> Shard<'a> {
     }
 
     /// Inserts a loaded entry without counting a change.
-    pub(crate) fn load(&mut self, key: &[u8], value: Value, expires_at_ms: Option<i64>) {
+    ///
+    /// `hash` is [`Engine::key_hash`] of the key (the shard's table hashes
+    /// with the engine's hasher). `key` is moved into the table without a
+    /// copy when it is the sole owner of an exact-size buffer.
+    pub(crate) fn load(&mut self, hash: u64, key: Bytes, value: Value, expires_at_ms: Option<i64>) {
         let d = &mut *self.data;
         let expires_at = expires_at_ms.unwrap_or(NO_EXPIRY);
         let has = expires_at != NO_EXPIRY;
-        let old = d.map.insert(
-            Key::new(key),
+        let key = Key::from_bytes(key);
+        let ttl_key = has.then(|| key.clone());
+        let old = d.map.insert_hashed(
+            hash,
+            key,
             Entry {
                 value,
                 expires_at,
@@ -865,8 +885,8 @@ impl<'a> Shard<'a> {
         {
             d.ttl_count -= 1;
         }
-        if has {
-            d.ttl_keys.push(Key::new(key));
+        if let Some(k) = ttl_key {
+            d.ttl_keys.push(k);
             d.ttl_count += 1;
         }
     }
@@ -885,20 +905,24 @@ impl<'a> Shard<'a> {
             tries += 1;
             let i = rng.random_range(0..d.ttl_keys.len());
             let Some(key) = d.ttl_keys.get(i) else { break };
-            match d.map.entry_ref(key.as_bytes()) {
-                EntryRef::Vacant(_) => {
+            let h = d.map.hash(key.as_bytes());
+            let found = d
+                .map
+                .table
+                .find_entry(h, |(k, _)| k.as_bytes() == key.as_bytes());
+            match found {
+                Err(_) => {
                     d.ttl_keys.swap_remove(i);
                 }
-                EntryRef::Occupied(mut o) => {
-                    if o.get().expires_at == NO_EXPIRY {
-                        o.get_mut().in_ttl_index = false;
+                Ok(mut o) => {
+                    if o.get().1.expires_at == NO_EXPIRY {
+                        o.get_mut().1.in_ttl_index = false;
                         d.ttl_keys.swap_remove(i);
                         continue;
                     }
                     sampled += 1;
-                    if o.get().is_expired(now) {
-                        let (k, e) = o.remove_entry();
-                        d.removals += 1;
+                    if o.get().1.is_expired(now) {
+                        let ((k, e), _) = o.remove();
                         preserve(&mut d.preserved, d.epoch, counters, db, &k, &e);
                         d.ttl_count -= 1;
                         d.ttl_keys.swap_remove(i);

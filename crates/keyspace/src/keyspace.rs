@@ -30,6 +30,15 @@ pub struct KeyspaceBuilder {
 impl Default for KeyspaceBuilder {
     fn default() -> Self {
         let mut params = BTreeMap::new();
+        // Every Redis 7.0 parameter with its default, so CONFIG GET * and
+        // tools that probe parameters see what they expect.
+        for line in include_str!("cmd/config_defaults.tsv").lines() {
+            if let Some((k, v)) = line.split_once('\t')
+                && !k.starts_with('#')
+            {
+                params.insert(k.to_string(), v.to_string());
+            }
+        }
         for (k, v) in [
             ("save", ""),
             ("appendonly", "no"),
@@ -131,6 +140,10 @@ impl KeyspaceBuilder {
                 connected: AtomicUsize::new(0),
                 run_id: run_id(),
                 blocking: Default::default(),
+                pubsub: Default::default(),
+                clients: Default::default(),
+                commands_processed: AtomicU64::new(0),
+                active_expire: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -155,6 +168,12 @@ pub(crate) struct Inner {
     pub(crate) connected: AtomicUsize,
     pub(crate) run_id: String,
     pub(crate) blocking: crate::blocking::Registry,
+    pub(crate) pubsub: crate::pubsub::PubSub,
+    pub(crate) clients: crate::pubsub::Clients,
+    /// INFO `total_commands_processed`.
+    pub(crate) commands_processed: AtomicU64,
+    /// `DEBUG SET-ACTIVE-EXPIRE`.
+    pub(crate) active_expire: std::sync::atomic::AtomicBool,
 }
 
 /// The shared keyspace: all databases, the command table and the sessions'
@@ -236,44 +255,82 @@ impl Keyspace {
     /// call rather than once per entry: pass batches (thousands), not
     /// single entries.
     pub fn load_entries(&self, entries: impl IntoIterator<Item = LoadEntry>) -> LoadStats {
-        let engine = self.engine();
-        let now = engine.clock.now_ms();
+        /// Entries grouped per round: bounds the memory this takes for
+        /// any input size.
+        const ROUND: usize = 4096;
         let mut stats = LoadStats::default();
-        let mut batch: Vec<(usize, LoadEntry)> = Vec::new();
-        for e in entries {
-            let db = e.db as usize;
-            if db >= engine.databases() {
-                stats.bad_db_skipped += 1;
-                continue;
+        let mut batch: Vec<(u64, LoadEntry)> = Vec::with_capacity(ROUND);
+        let mut order: Vec<u64> = Vec::with_capacity(ROUND);
+        let mut entries = entries.into_iter();
+        loop {
+            let now = self.engine().clock.now_ms();
+            for e in entries.by_ref() {
+                let db = e.db as usize;
+                if db >= self.engine().databases() {
+                    stats.bad_db_skipped += 1;
+                    continue;
+                }
+                if e.expires_at_ms.is_some_and(|t| t <= now) {
+                    stats.expired_skipped += 1;
+                    continue;
+                }
+                let h = self.engine().key_hash(&e.key);
+                // Shard in the high half, position in the low half: sorting
+                // groups by shard and keeps the input order within a shard
+                // (a key loaded twice keeps the later value).
+                let shard = self.engine().shard_of_hash(db, h) as u64;
+                order.push((shard << 32) | batch.len() as u64);
+                batch.push((h, e));
+                if batch.len() == ROUND {
+                    break;
+                }
             }
-            if e.expires_at_ms.is_some_and(|t| t <= now) {
-                stats.expired_skipped += 1;
-                continue;
+            if batch.is_empty() {
+                break;
             }
-            batch.push((engine.shard_index(db, &e.key), e));
-        }
-        // Stable: a key loaded twice in one batch keeps the later value.
-        batch.sort_by_key(|(shard, _)| *shard);
-        let _g = engine.enter(Held::Read);
-        let mut rest = batch.as_mut_slice();
-        while let Some(((shard, _), _)) = rest.split_first() {
-            let shard = *shard;
-            let run = rest.iter().take_while(|(s, _)| *s == shard).count();
-            let (group, tail) = rest.split_at_mut(run);
-            rest = tail;
-            let mut s = engine.lock_index(shard, now);
-            for (_, e) in group.iter_mut() {
-                let value = std::mem::replace(&mut e.value, crate::Value::Int(0));
-                s.load(&e.key, value, e.expires_at_ms);
-                stats.loaded += 1;
-            }
-            drop(s);
-            for (_, e) in group.iter() {
-                self.signal_key_ready(e.db as usize, &e.key);
-            }
+            order.sort_unstable();
+            self.load_round(&mut batch, &order, now, &mut stats);
+            batch.clear();
+            order.clear();
         }
         self.serve_blocked();
         stats
+    }
+
+    /// Inserts one round of [`load_entries`](Self::load_entries), in
+    /// `order`, taking each shard's lock once.
+    fn load_round(
+        &self,
+        batch: &mut [(u64, LoadEntry)],
+        order: &[u64],
+        now: i64,
+        stats: &mut LoadStats,
+    ) {
+        let engine = self.engine();
+        let _g = engine.enter(Held::Read);
+        let mut locked: Option<(u64, crate::engine::Shard<'_>)> = None;
+        for &o in order {
+            let (shard, pos) = (o >> 32, (o & 0xffff_ffff) as usize);
+            let Some((h, e)) = batch.get_mut(pos) else {
+                continue;
+            };
+            let s = match &mut locked {
+                Some((i, s)) if *i == shard => s,
+                _ => {
+                    // Unlock the previous shard before locking the next.
+                    locked = None;
+                    &mut locked
+                        .insert((shard, engine.lock_index(shard as usize, now)))
+                        .1
+                }
+            };
+            // Under the shard lock, as a command's push signals: a client
+            // blocking on this key registers under the same lock.
+            self.signal_key_ready(e.db as usize, &e.key);
+            let value = std::mem::replace(&mut e.value, crate::Value::Int(0));
+            s.load(*h, std::mem::take(&mut e.key), value, e.expires_at_ms);
+            stats.loaded += 1;
+        }
     }
 
     /// Prepares for loading about `keys` keys into `db` (a hint: the tables
@@ -297,7 +354,11 @@ impl Keyspace {
     /// with a TTL, deletes the expired ones and repeats on a shard while
     /// more than 25% of the sample had expired, stopping when `budget` is
     /// used up. Run it from a timer (Redis: 10 times a second, 25 ms).
+    /// Does nothing while `DEBUG SET-ACTIVE-EXPIRE 0` is in effect.
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+        if !self.inner.active_expire.load(Ordering::Relaxed) {
+            return ExpireStats::default();
+        }
         self.engine().active_expire_cycle(budget)
     }
 

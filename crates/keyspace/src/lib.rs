@@ -36,9 +36,11 @@ mod cmd;
 mod engine;
 mod glob;
 mod keyspace;
+mod pubsub;
 mod session;
 mod value;
 mod view;
+mod watch;
 mod zset;
 
 /// The Redis version cairn reports (`INFO`, `HELLO`): the one whose

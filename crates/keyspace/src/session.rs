@@ -1,6 +1,7 @@
 //! One client's session: its state and the dispatch of its commands.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -10,6 +11,8 @@ use tokio::sync::mpsc;
 use crate::cmd::{Command, Ctx, Flags, Handler, err};
 use crate::engine::Held;
 use crate::keyspace::Keyspace;
+use crate::pubsub::{Client, Subscriptions};
+use crate::watch::DirtyFlag;
 
 /// Per-connection state that commands read and change.
 ///
@@ -35,6 +38,17 @@ pub struct SessionState {
     pub conn: Option<ConnInfo>,
     /// Sends pushes / kill requests to this session's connection.
     pub events: mpsc::UnboundedSender<Event>,
+    /// Keys this client WATCHes, as (db, key).
+    pub(crate) watched: Vec<(usize, Bytes)>,
+    /// Set by any write to a watched key: EXEC then aborts.
+    pub(crate) watch_dirty: DirtyFlag,
+    /// Subscribed channels, in subscription order.
+    pub(crate) channels: Vec<Bytes>,
+    /// Subscribed patterns, in subscription order.
+    pub(crate) patterns: Vec<Bytes>,
+    /// `CLIENT NO-EVICT` / `CLIENT NO-TOUCH` settings.
+    pub(crate) no_evict: bool,
+    pub(crate) no_touch: bool,
 }
 
 impl SessionState {
@@ -54,7 +68,24 @@ impl SessionState {
             multi_error: false,
             conn,
             events,
+            watched: Vec::new(),
+            watch_dirty: DirtyFlag::default(),
+            channels: Vec::new(),
+            patterns: Vec::new(),
+            no_evict: false,
+            no_touch: false,
         }
+    }
+
+    /// Whether the client is inside MULTI (queueing commands). Blocking
+    /// commands check it to run as their non-blocking form.
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Number of channel and pattern subscriptions.
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
     }
 }
 
@@ -62,14 +93,36 @@ impl SessionState {
 pub struct Session {
     ks: Keyspace,
     state: SessionState,
+    client: Arc<Client>,
     closed: bool,
 }
 
+/// Commands a RESP2 client may run while subscribed (Redis 7.0's list).
+const SUBSCRIBED_OK: [&str; 9] = [
+    "ping",
+    "subscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "sunsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "reset",
+];
+
+/// Commands executed at once inside MULTI instead of being queued.
+const NOT_QUEUED: [&str; 6] = ["exec", "discard", "multi", "watch", "quit", "reset"];
+
 impl Session {
     pub(crate) fn new(ks: Keyspace, state: SessionState) -> Session {
+        let client = ks
+            .inner
+            .clients
+            .register(state.id, state.conn.clone(), state.events.clone());
         Session {
             ks,
             state,
+            client,
             closed: false,
         }
     }
@@ -92,26 +145,150 @@ impl Session {
         }
     }
 
-    /// Executes one command: lookup, arity, authentication, then the
+    /// Executes one command: lookup, arity, authentication, the MULTI
+    /// queue and the subscribed-mode and write-refusal checks, then the
     /// handler under the keyspace gate.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
         let ks = &self.ks;
+        let state = &mut self.state;
+        ks.inner.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(name) = args.first() else {
-            return Outcome::Reply(err("ERR empty command"));
+            return reject(state, err("ERR empty command"));
         };
         let Some(cmd) = ks.inner.table.lookup(name) else {
-            return Outcome::Reply(unknown_command(&args));
+            return reject(state, unknown_command(&args));
         };
-        if !cmd.spec.arity_ok(args.len()) {
-            return Outcome::Reply(Frame::error(format!(
-                "ERR wrong number of arguments for '{}' command",
-                cmd.spec.name
-            )));
+        let spec = &cmd.spec;
+        if !spec.arity_ok(args.len()) {
+            return reject(
+                state,
+                Frame::error(format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    spec.name
+                )),
+            );
         }
-        if !self.state.authenticated && !cmd.spec.flags.contains(Flags::NO_AUTH) {
-            return Outcome::Reply(err("NOAUTH Authentication required."));
+        if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+            return reject(state, err("NOAUTH Authentication required."));
         }
-        run(ks, &mut self.state, cmd, &args, true)
+        let in_multi = state.multi.is_some();
+        if in_multi && spec.flags.contains(Flags::NO_MULTI) {
+            return reject(state, err("ERR Command not allowed inside a transaction"));
+        }
+        // Redis refuses PING too while writes are refused (MISCONF).
+        let writes = spec.flags.contains(Flags::WRITE)
+            || spec.name == "ping"
+            || (spec.name == "exec" && queues_write(ks, state));
+        if writes && let Some(denied) = deny_write(ks) {
+            if spec.name == "exec" && in_multi {
+                discard(ks, state);
+                let text = match &denied {
+                    Frame::Error(e) => String::from_utf8_lossy(e).into_owned(),
+                    _ => String::new(),
+                };
+                return Outcome::Reply(Frame::error(format!(
+                    "EXECABORT Transaction discarded because of: {text}"
+                )));
+            }
+            return reject(state, denied);
+        }
+        if state.protocol == Protocol::Resp2
+            && state.subscriptions() > 0
+            && !SUBSCRIBED_OK.contains(&spec.name)
+        {
+            return reject(
+                state,
+                Frame::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                )),
+            );
+        }
+        if let Some(queue) = state.multi.as_mut()
+            && !NOT_QUEUED.contains(&spec.name)
+        {
+            queue.push(args);
+            self.publish_view(cmd.spec.name);
+            return Outcome::Reply(Frame::simple("QUEUED"));
+        }
+        let outcome = run(ks, state, cmd, &args, true);
+        self.publish_view(cmd.spec.name);
+        outcome
+    }
+
+    /// Updates what `CLIENT LIST` shows of this session.
+    fn publish_view(&self, last_cmd: &'static str) {
+        let s = &self.state;
+        let mut v = self.client.view.lock();
+        v.db = s.db;
+        v.last_cmd = last_cmd;
+        v.last_active = std::time::Instant::now();
+        v.sub = s.channels.len();
+        v.psub = s.patterns.len();
+        v.multi = s.multi.as_ref().map_or(-1, |q| q.len() as i64);
+        v.resp = if s.protocol == Protocol::Resp3 { 3 } else { 2 };
+        v.no_evict = s.no_evict;
+        v.no_touch = s.no_touch;
+        if v.name != s.name {
+            v.name.clone_from(&s.name);
+        }
+    }
+}
+
+/// Answers `reply` for a command refused before running; inside MULTI the
+/// refusal also dooms the transaction (Redis' `flagTransaction`).
+fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
+    if state.multi.is_some() {
+        state.multi_error = true;
+    }
+    Outcome::Reply(reply)
+}
+
+/// Whether the MULTI queue holds a write command.
+fn queues_write(ks: &Keyspace, state: &SessionState) -> bool {
+    state.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|args| {
+            args.first()
+                .and_then(|n| ks.inner.table.lookup(n))
+                .is_some_and(|c| c.spec.flags.contains(Flags::WRITE))
+        })
+    })
+}
+
+/// The first extension's refusal of writes, if any (e.g. `-MISCONF`).
+fn deny_write(ks: &Keyspace) -> Option<Frame> {
+    ks.inner.extensions.iter().find_map(|e| e.deny_write(ks))
+}
+
+/// Leaves MULTI and forgets the WATCHed keys (DISCARD, EXEC, RESET).
+pub(crate) fn discard(ks: &Keyspace, state: &mut SessionState) {
+    state.multi = None;
+    state.multi_error = false;
+    unwatch_all(ks, state);
+}
+
+/// Forgets every WATCHed key and clears the dirty flag.
+pub(crate) fn unwatch_all(ks: &Keyspace, state: &mut SessionState) {
+    let watches = &ks.engine().counters.watches;
+    for (db, key) in state.watched.drain(..) {
+        watches.unwatch(db as u32, &key, &state.watch_dirty);
+    }
+    state
+        .watch_dirty
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Drops every channel and pattern subscription of the session.
+pub(crate) fn unsubscribe_all(ks: &Keyspace, state: &mut SessionState) {
+    if state.channels.is_empty() && state.patterns.is_empty() {
+        return;
+    }
+    let mut subs = ks.inner.pubsub.write();
+    for c in state.channels.drain(..) {
+        Subscriptions::remove(&mut subs.channels, &c, state.id);
+    }
+    for p in state.patterns.drain(..) {
+        Subscriptions::remove(&mut subs.patterns, &p, state.id);
     }
 }
 
@@ -199,6 +376,9 @@ impl cairn_resp::Session for Session {
     fn closed(&mut self) {
         if !self.closed {
             self.closed = true;
+            unwatch_all(&self.ks, &mut self.state);
+            unsubscribe_all(&self.ks, &mut self.state);
+            self.ks.inner.clients.unregister(self.state.id);
             self.ks.inner.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -23,6 +23,12 @@ impl Key {
         Key(Box::from(bytes))
     }
 
+    /// Takes the buffer of `bytes` when it is the sole owner of an
+    /// exact-size allocation, copies it otherwise.
+    pub fn from_bytes(bytes: Bytes) -> Key {
+        Key(Vec::from(bytes).into_boxed_slice())
+    }
+
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -73,8 +73,8 @@ pub struct View {
     epoch: u32,
     next_shard: usize,
     pending: Vec<ViewEntry>,
-    /// Where the walk of the current shard resumes: items already passed,
-    /// valid while the shard's table neither resized nor lost an entry.
+    /// Where the walk of the current shard resumes: a bucket index, valid
+    /// while the shard's table has not been resized.
     resume: Option<Resume>,
     now_ms: i64,
     stats: ViewStats,
@@ -152,16 +152,21 @@ impl View {
         let db = s.db() as u32;
         let d = &mut *s.data;
         let mut copied = 0;
-        // Resume by position when that is safe: hashbrown iterates in bucket
-        // order and entries only move on resize, so if nothing was removed
-        // (which would shift later items back) every item before `passed`
-        // was already looked at. Otherwise rescan; versions make that safe.
-        let skip = match self.resume {
-            Some(r) if r.capacity == d.map.capacity() && r.removals == d.removals => r.passed,
+        // Resume at the bucket index where the last chunk stopped while the
+        // table has the same size: entries move only when it is resized
+        // (removals leave other entries where they are). After a resize,
+        // start over; versions make revisiting an entry harmless.
+        let buckets = d.map.num_buckets();
+        let mut pos = match self.resume {
+            Some(r) if r.buckets == buckets => r.next,
             _ => 0,
         };
-        for (pos, (k, e)) in (skip..).zip(d.map.iter_mut().skip(skip)) {
-            let passed = pos + 1;
+        while pos < buckets {
+            let here = pos;
+            pos += 1;
+            let Some((k, e)) = d.map.bucket_mut(here) else {
+                continue;
+            };
             if e.version() >= epoch {
                 continue;
             }
@@ -178,11 +183,7 @@ impl View {
             });
             copied += 1;
             if copied >= CHUNK {
-                self.resume = Some(Resume {
-                    passed,
-                    capacity: d.map.capacity(),
-                    removals: d.removals,
-                });
+                self.resume = Some(Resume { next: pos, buckets });
                 s.unlock_fair();
                 return;
             }
@@ -204,9 +205,10 @@ impl View {
 
 #[derive(Clone, Copy)]
 struct Resume {
-    passed: usize,
-    capacity: usize,
-    removals: u64,
+    /// The bucket index to continue at.
+    next: usize,
+    /// The table's bucket count when that index was taken.
+    buckets: usize,
 }
 
 fn mark_walked(e: &mut crate::engine::Entry, epoch: u32) {

@@ -13,6 +13,8 @@ use crate::pointer::{GenerationMeta, Kind};
 use crate::validate;
 use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
 
+/// fjall block cache while loading a generation.
+const LOAD_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Records per batch handed from the fjall reader thread.
 const READ_BATCH: usize = 1024;
 /// Bytes of record data per batch handed from the fjall reader thread.
@@ -390,6 +392,10 @@ pub(crate) fn verify_generation(
 fn open_db(path: &Path) -> Result<Database, Failure> {
     Database::builder(path)
         .worker_threads(1)
+        // A load reads every block once, in order: a block cache only
+        // holds memory (fjall's default is 32 MiB) that the allocator may
+        // not give back after the load, next to the restored keyspace.
+        .cache_size(LOAD_CACHE_BYTES)
         .open()
         .map_err(|e| classify(path, e))
 }

@@ -1,7 +1,7 @@
 //! A minimal blocking RESP2 client: enough to drive cairn and Redis the
 //! same way (the redis crate would hide pipelining and the exact replies).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -51,10 +51,16 @@ pub fn read_reply(r: &mut impl BufRead) -> Result<Reply> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line)?;
     if line.len() < 3 || !line.ends_with(b"\r\n") {
-        bail!("connection closed or malformed reply line {:?}", String::from_utf8_lossy(&line));
+        bail!(
+            "connection closed or malformed reply line {:?}",
+            String::from_utf8_lossy(&line)
+        );
     }
     let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let num = |s: &str| s.parse::<i64>().with_context(|| format!("bad length {s:?}"));
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .with_context(|| format!("bad length {s:?}"))
+    };
     Ok(match line[0] {
         b'+' => Reply::Simple(body),
         b'-' => Reply::Error(body),
@@ -101,7 +107,10 @@ impl Conn {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .with_context(|| format!("connecting to {addr}"))?;
         s.set_nodelay(true)?;
-        Ok(Conn { reader: BufReader::with_capacity(1 << 16, s.try_clone()?), writer: s })
+        Ok(Conn {
+            reader: BufReader::with_capacity(1 << 16, s.try_clone()?),
+            writer: s,
+        })
     }
 
     /// Sends one command and reads its reply.
@@ -138,15 +147,6 @@ impl Conn {
         }
     }
 
-    /// One field of `INFO section`.
-    ///
-    /// # Errors
-    /// The connection failed or the field is missing.
-    pub fn info_field(&mut self, section: &str, field: &str) -> Result<String> {
-        let text = self.ok(&["INFO", section])?.text().context("INFO reply is not text")?;
-        info_field(&text, field).with_context(|| format!("INFO {section} has no {field}"))
-    }
-
     /// The underlying stream, for pipelined loaders.
     pub fn split(self) -> (BufReader<TcpStream>, TcpStream) {
         (self.reader, self.writer)
@@ -156,7 +156,9 @@ impl Conn {
 /// `field:value` in an INFO text.
 pub fn info_field(text: &str, field: &str) -> Option<String> {
     text.lines().find_map(|l| {
-        l.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')).map(|v| v.trim().to_owned())
+        l.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
     })
 }
 
@@ -210,7 +212,10 @@ mod tests {
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
         let info = "# Persistence\r\nrdb_bgsave_in_progress:1\r\nrdb_saves:3\r\n";
         assert_eq!(info_field(info, "rdb_saves").as_deref(), Some("3"));
-        assert_eq!(info_field(info, "rdb_bgsave_in_progress").as_deref(), Some("1"));
+        assert_eq!(
+            info_field(info, "rdb_bgsave_in_progress").as_deref(),
+            Some("1")
+        );
         assert_eq!(info_field(info, "rdb"), None);
     }
 }

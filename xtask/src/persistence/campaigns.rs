@@ -119,6 +119,28 @@ pub fn graceful_restarts(bin: &Binary, seed: u64, cycles: usize) -> Result<Tally
             ensure!(status.success(), "SIGTERM exit status {status}");
             break;
         }
+        if cycle == 0 {
+            // A second server on the same directory must be refused clearly.
+            match bin.start(&dir, &args)? {
+                Start::Ready(second) => {
+                    let _ = second.kill();
+                    t.fail(
+                        "locked data dir",
+                        "a second server started on a locked data directory".into(),
+                    );
+                }
+                Start::Exited { status, log } => {
+                    if !status.success() && log.to_lowercase().contains("lock") && !panicked(&log) {
+                        t.pass("second server refused (data dir locked)");
+                    } else {
+                        t.fail(
+                            "locked data dir",
+                            format!("exit {status}, unclear refusal:\n{log}"),
+                        );
+                    }
+                }
+            }
+        }
         let added = Spec::small(seed.wrapping_add(cycle as u64), 500)
             .prefixed(format!("c{cycle}:"))
             .generate();

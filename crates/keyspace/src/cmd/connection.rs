@@ -37,6 +37,11 @@ pub(crate) fn register(t: &mut TableBuilder) {
         quit,
     );
     t.add(
+        S::new("reset", 1, Flags::NO_AUTH | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE | Flags::FAST, g)
+            .doc("Reset the connection", "6.2.0"),
+        reset,
+    );
+    t.add(
         S::new(
             "client",
             -2,
@@ -52,7 +57,15 @@ fn arg(args: &[Bytes], i: usize) -> &[u8] {
     args.get(i).map(|b| &b[..]).unwrap_or_default()
 }
 
-fn ping(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    // A subscribed RESP2 client gets PING's answer in a message's shape.
+    let s = ctx.session();
+    if s.protocol == Protocol::Resp2 && s.subscriptions() > 0 && args.len() <= 2 {
+        return Frame::Array(vec![
+            Frame::bulk("pong"),
+            Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+        ]);
+    }
     match args.len() {
         1 => Frame::simple("PONG"),
         2 => Frame::Bulk(Bytes::copy_from_slice(arg(args, 1))),
@@ -183,7 +196,18 @@ fn valid_name(n: &[u8]) -> Result<(), Frame> {
 }
 
 fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let subs = [("setname", 3), ("getname", 2), ("id", 2), ("setinfo", 4)];
+    let subs = [
+        ("setname", 3),
+        ("getname", 2),
+        ("id", 2),
+        ("setinfo", 4),
+        ("list", -2),
+        ("info", 2),
+        ("kill", -3),
+        ("no-evict", 3),
+        ("no-touch", 3),
+        ("reply", 3),
+    ];
     match subcommand("client", args, &subs) {
         Err(e) => e,
         Ok("setname") => {
@@ -201,7 +225,304 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .map(Frame::Bulk)
             .unwrap_or(Frame::Null),
         Ok("id") => Frame::Integer(ctx.session().id as i64),
+        Ok("list") => client_list(ctx, args),
+        Ok("info") => {
+            let me = ctx.session().id;
+            let line = ctx
+                .keyspace()
+                .inner
+                .clients
+                .all()
+                .into_iter()
+                .find(|c| c.id == me)
+                .map(|c| client_line(ctx, &c))
+                .unwrap_or_default();
+            Frame::Verbatim {
+                format: *b"txt",
+                text: Bytes::from(line + "\n"),
+            }
+        }
+        Ok("kill") => client_kill(ctx, args),
+        Ok(sub @ ("no-evict" | "no-touch")) => {
+            let on = if is(arg(args, 2), "on") {
+                true
+            } else if is(arg(args, 2), "off") {
+                false
+            } else {
+                return err(ERR_SYNTAX);
+            };
+            if sub == "no-evict" {
+                ctx.session().no_evict = on;
+            } else {
+                ctx.session().no_touch = on;
+            }
+            Frame::ok()
+        }
+        Ok("reply") => {
+            if is(arg(args, 2), "on") {
+                Frame::ok()
+            } else if is(arg(args, 2), "off") || is(arg(args, 2), "skip") {
+                // Suppressing replies needs a "no reply" outcome from the
+                // connection layer, which cairn_resp does not offer.
+                err("ERR CLIENT REPLY OFF/SKIP is not supported by cairn")
+            } else {
+                err(ERR_SYNTAX)
+            }
+        }
         // Redis 7.2's library-name/version report; accepted and ignored.
         Ok(_) => Frame::ok(),
     }
+}
+
+/// One `CLIENT LIST` line in Redis 7.0's field order. Memory and buffer
+/// fields are not tracked by cairn and read as Redis' idle-client values.
+fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
+    let me = ctx.session().id == c.id;
+    let (db, name, cmd, idle, sub, psub, multi, resp, no_evict, no_touch) = if me {
+        // The caller's own line shows its live state and this command.
+        let s = ctx.session();
+        (
+            s.db,
+            s.name.clone(),
+            "client",
+            0,
+            s.channels.len(),
+            s.patterns.len(),
+            s.multi.as_ref().map_or(-1, |q| q.len() as i64),
+            if s.protocol == Protocol::Resp3 { 3 } else { 2 },
+            s.no_evict,
+            s.no_touch,
+        )
+    } else {
+        let v = c.view.lock();
+        (
+            v.db,
+            v.name.clone(),
+            v.last_cmd,
+            v.last_active.elapsed().as_secs(),
+            v.sub,
+            v.psub,
+            v.multi,
+            v.resp,
+            v.no_evict,
+            v.no_touch,
+        )
+    };
+    let mut flags = String::new();
+    if sub + psub > 0 {
+        flags.push('P');
+    }
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if no_evict {
+        flags.push('e');
+    }
+    if no_touch {
+        flags.push('T');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let (addr, laddr) = c
+        .conn
+        .as_ref()
+        .map(|i| (i.peer.to_string(), i.local.to_string()))
+        .unwrap_or_default();
+    format!(
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        addr,
+        laddr,
+        name.map(|n| String::from_utf8_lossy(&n).into_owned())
+            .unwrap_or_default(),
+        c.created.elapsed().as_secs(),
+        idle,
+        flags,
+        db,
+        sub,
+        psub,
+        multi,
+        cmd,
+        resp,
+    )
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]
+fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut ty: Option<&'static str> = None;
+    match args.get(2) {
+        None => {}
+        Some(o) if is(o, "type") && args.len() == 4 => {
+            let t = arg(args, 3);
+            ty = Some(if is(t, "normal") {
+                "normal"
+            } else if is(t, "pubsub") {
+                "pubsub"
+            } else if is(t, "master") || is(t, "replica") || is(t, "slave") {
+                "none"
+            } else {
+                return Frame::error(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                ));
+            });
+        }
+        Some(o) if is(o, "id") && args.len() >= 4 => {
+            let mut v = Vec::new();
+            for a in args.iter().skip(3) {
+                match parse_int(a) {
+                    Ok(n) if n > 0 => v.push(n as u64),
+                    _ => return err("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(v);
+        }
+        Some(_) => return err(ERR_SYNTAX),
+    }
+    let mut out = String::new();
+    for c in ctx.keyspace().inner.clients.all() {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+            continue;
+        }
+        let line = client_line(ctx, &c);
+        let pubsub = line.contains(" flags=P");
+        match ty {
+            Some("normal") if pubsub => continue,
+            Some("pubsub") if !pubsub => continue,
+            Some("none") => continue,
+            _ => {}
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(out),
+    }
+}
+
+/// CLIENT KILL addr:port | CLIENT KILL <filter> <value> ...
+fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let legacy = args.len() == 3;
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut ty = None;
+    let mut skipme = true;
+    if legacy {
+        addr = Some(arg(args, 2).to_vec());
+    } else {
+        let mut i = 2;
+        while i < args.len() {
+            let Some(v) = args.get(i + 1) else {
+                return err(ERR_SYNTAX);
+            };
+            let f = arg(args, i);
+            if is(f, "id") {
+                match parse_int(v) {
+                    Ok(n) if n > 0 => id = Some(n as u64),
+                    _ => return err("ERR client-id should be greater than 0"),
+                }
+            } else if is(f, "addr") {
+                addr = Some(v.to_vec());
+            } else if is(f, "laddr") {
+                laddr = Some(v.to_vec());
+            } else if is(f, "type") {
+                if !["normal", "pubsub", "master", "replica", "slave"]
+                    .iter()
+                    .any(|t| is(v, t))
+                {
+                    return Frame::error(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(v)
+                    ));
+                }
+                ty = Some(v.to_ascii_lowercase());
+            } else if is(f, "user") {
+                if !is(v, "default") {
+                    return Frame::error(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(v)
+                    ));
+                }
+            } else if is(f, "skipme") {
+                if is(v, "yes") {
+                    skipme = true;
+                } else if is(v, "no") {
+                    skipme = false;
+                } else {
+                    return err(ERR_SYNTAX);
+                }
+            } else {
+                return err(ERR_SYNTAX);
+            }
+            i += 2;
+        }
+    }
+    let me = ctx.session().id;
+    let mut killed = 0;
+    let mut kill_me = false;
+    for c in ctx.keyspace().inner.clients.all() {
+        let (peer, local) = c
+            .conn
+            .as_ref()
+            .map(|i| (i.peer.to_string(), i.local.to_string()))
+            .unwrap_or_default();
+        if id.is_some_and(|i| i != c.id)
+            || addr.as_ref().is_some_and(|a| a[..] != *peer.as_bytes())
+            || laddr.as_ref().is_some_and(|a| a[..] != *local.as_bytes())
+        {
+            continue;
+        }
+        if let Some(t) = &ty {
+            let pubsub = c.view.lock().sub + c.view.lock().psub > 0;
+            let ok = match &t[..] {
+                b"normal" => !pubsub,
+                b"pubsub" => pubsub,
+                _ => false,
+            };
+            if !ok {
+                continue;
+            }
+        }
+        if c.id == me {
+            // Legacy form kills the caller too; filters honour SKIPME.
+            if !legacy && skipme {
+                continue;
+            }
+            kill_me = true;
+        } else {
+            let _ = c.events.send(cairn_resp::Event::Kill);
+        }
+        killed += 1;
+    }
+    let reply = if legacy {
+        if killed == 0 {
+            return err("ERR No such client");
+        }
+        Frame::ok()
+    } else {
+        Frame::Integer(killed)
+    };
+    if kill_me {
+        return ctx.close_after(reply);
+    }
+    reply
+}
+
+/// RESET: back to a fresh connection's state.
+fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+    let ks = ctx.keyspace();
+    let s = ctx.session();
+    crate::session::discard(ks, s);
+    crate::session::unsubscribe_all(ks, s);
+    s.db = 0;
+    s.protocol = Protocol::Resp2;
+    s.name = None;
+    s.no_evict = false;
+    s.no_touch = false;
+    s.authenticated = ks.inner.requirepass.is_none();
+    Frame::simple("RESET")
 }

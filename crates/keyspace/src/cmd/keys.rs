@@ -46,6 +46,12 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.add(S::new("renamenx", 3, W | FAST, g).keys(1, 2, 1), rename);
     t.add(S::new("move", 3, W | FAST, g).keys(1, 1, 1), move_key);
     t.add(
+        S::new("copy", -3, W | Flags::DENYOOM, g)
+            .keys(1, 2, 1)
+            .doc("Copy a key", "6.2.0"),
+        copy,
+    );
+    t.add(
         S::new("keys", 2, R, g).doc("Find all keys matching the given pattern", "1.0.0"),
         keys,
     );
@@ -206,7 +212,48 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     locked
         .shard(db, dst)
         .set(dst, entry.value().clone(), entry.expires_at_ms());
+    ctx.keyspace().signal_key_ready(db, dst);
     if nx { Frame::Integer(1) } else { Frame::ok() }
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (src, dst) = (arg(args, 1), arg(args, 2));
+    let src_db = ctx.db();
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut i = 3;
+    while let Some(opt) = args.get(i) {
+        if is(opt, "replace") {
+            replace = true;
+            i += 1;
+        } else if is(opt, "db") && i + 1 < args.len() {
+            dst_db = match parse_int(arg(args, i + 1)) {
+                Ok(n) if n >= 0 && (n as u64) < ctx.keyspace().databases() as u64 => n as usize,
+                Ok(_) => return err("ERR DB index is out of range"),
+                Err(e) => return e,
+            };
+            i += 2;
+        } else {
+            return err(ERR_SYNTAX);
+        }
+    }
+    if src_db == dst_db && src == dst {
+        return err("ERR source and destination objects are the same");
+    }
+    let mut locked = ctx.lock_keys([(src_db, src), (dst_db, dst)]);
+    let Some(entry) = locked.shard(src_db, src).get(src).cloned() else {
+        return Frame::Integer(0);
+    };
+    let d = locked.shard(dst_db, dst);
+    if d.contains(dst) && !replace {
+        return Frame::Integer(0);
+    }
+    // Values are copy-on-write: the copy shares storage until either side
+    // is written.
+    d.set(dst, entry.value().clone(), entry.expires_at_ms());
+    ctx.keyspace().signal_key_ready(dst_db, dst);
+    Frame::Integer(1)
 }
 
 fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -231,6 +278,7 @@ fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     locked
         .shard(dst, key)
         .set(key, entry.value().clone(), entry.expires_at_ms());
+    ctx.keyspace().signal_key_ready(dst, key);
     Frame::Integer(1)
 }
 
@@ -261,14 +309,8 @@ const POS_MASK: u64 = (1 << POS_BITS) - 1;
 /// so every key present for the whole scan is returned, whatever rehashing
 /// happens in between; each call costs one pass over one shard.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    // strtoul semantics as in Redis: a negative cursor wraps around.
-    let raw = std::str::from_utf8(arg(args, 1)).ok();
-    let parsed = raw.and_then(|s| {
-        s.parse::<u64>()
-            .ok()
-            .or_else(|| s.parse::<i64>().ok().map(|n| n as u64))
-    });
-    let Some(cursor) = parsed else {
+    // strtoul semantics as in Redis: "" is 0, a negative cursor wraps.
+    let Some(cursor) = super::hash::parse_cursor(arg(args, 1)) else {
         return err("ERR invalid cursor");
     };
     let mut pattern: Option<&[u8]> = None;

@@ -12,7 +12,9 @@ pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod pubsub;
 pub(crate) mod strings;
+pub(crate) mod tx;
 pub(crate) mod zset;
 
 use std::sync::Arc;
@@ -224,6 +226,14 @@ pub trait Extension: Send + Sync + 'static {
     fn config_set(&self, _ks: &Keyspace, _name: &str, _value: &[u8]) -> Option<Result<(), String>> {
         None
     }
+
+    /// Consulted before a write command (or PING, or an EXEC whose queue
+    /// holds a write) is queued or run: `Some(error)` refuses it, e.g.
+    /// `-MISCONF` while snapshots fail. A refusal inside MULTI dooms the
+    /// transaction; refusing EXEC discards it with `-EXECABORT`.
+    fn deny_write(&self, _ks: &Keyspace) -> Option<Frame> {
+        None
+    }
 }
 
 /// A built-in command handler.
@@ -317,6 +327,8 @@ pub(crate) fn builtin_table() -> TableBuilder {
     hash::register(&mut t);
     set::register(&mut t);
     zset::register(&mut t);
+    tx::register(&mut t);
+    pubsub::register(&mut t);
     t
 }
 
@@ -426,19 +438,6 @@ pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
         other => other.parse().ok()?,
     };
     (!v.is_nan()).then_some(v)
-}
-
-/// Formats a float as Redis' `%.17Lg`-then-trim does for INCRBYFLOAT:
-/// shortest round-trip decimal, no exponent for ordinary magnitudes.
-pub(crate) fn format_float(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if v == v.trunc() && v.abs() < 1e17 {
-        return format!("{}", v as i64);
-    }
-    let s = format!("{v}");
-    s
 }
 
 /// Resolves a container's subcommand (`CLIENT SETNAME`, `CONFIG GET`)

@@ -251,14 +251,34 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(_) => return err(ERR_SYNTAX),
     }
     let e = ctx.keyspace().engine();
-    // The gate is already held for write (EXCLUSIVE): atomic across dbs.
-    if ctx.command() == "flushall" {
-        e.flush_dbs(0..e.databases());
+    let dbs = if ctx.command() == "flushall" {
+        0..e.databases()
     } else {
-        let db = ctx.db();
-        e.flush_dbs(db..db + 1);
+        ctx.db()..ctx.db() + 1
+    };
+    // The gate is already held for write (EXCLUSIVE): atomic across dbs.
+    for db in dbs.clone() {
+        touch_watched(ctx, db, None);
     }
+    e.flush_dbs(dbs);
+    // Redis counts the flush itself too, so even an empty FLUSHALL makes
+    // the dataset "changed" (and triggers save points).
+    e.counters.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Frame::ok()
+}
+
+/// Touches the keys watched in `db` that exist there or, for SWAPDB, in
+/// the database swapped with it (Redis' `touchAllWatchedKeysInDb`).
+fn touch_watched(ctx: &Ctx<'_>, db: usize, other: Option<usize>) {
+    let e = ctx.keyspace().engine();
+    let watches = &e.counters.watches;
+    for key in watches.watched_in(db as u32) {
+        let here = e.lock(db, &key, ctx.now_ms()).contains(&key);
+        let there = other.is_some_and(|o| e.lock(o, &key, ctx.now_ms()).contains(&key));
+        if here || there {
+            watches.touch(db as u32, &key);
+        }
+    }
 }
 
 fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -276,7 +296,15 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(b) => b,
         Err(e) => return e,
     };
-    ctx.keyspace().engine().swap_dbs(a, b);
+    if a != b {
+        touch_watched(ctx, a, Some(b));
+        touch_watched(ctx, b, Some(a));
+    }
+    let ks = ctx.keyspace();
+    ks.engine().swap_dbs(a, b);
+    // Clients blocked on keys in either database may be servable now.
+    ks.signal_db_ready(a);
+    ks.signal_db_ready(b);
     Frame::ok()
 }
 

@@ -5,7 +5,7 @@ use cairn_resp::Frame;
 
 use super::{
     CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, Flags, TableBuilder, err,
-    format_float, int, is, parse_float, parse_int,
+    int, is, parse_int,
 };
 use crate::value::{Value, parse_canonical_i64};
 
@@ -383,25 +383,31 @@ fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(new)
 }
 
+/// INCRBYFLOAT in 80-bit long double arithmetic, as Redis does it, so
+/// results and their text match exactly (`0.1` + `0.2` is `0.3`).
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    use super::hash::ld;
     let key = arg(args, 1);
-    let Some(delta) = parse_float(arg(args, 2)) else {
-        return err(ERR_NOT_FLOAT);
+    let overflow = || err("ERR increment would produce NaN or Infinity");
+    let delta = match ld::parse(arg(args, 2)) {
+        None => return err(ERR_NOT_FLOAT),
+        Some(ld::Parsed::Inf) => return overflow(),
+        Some(ld::Parsed::Finite(d)) => d,
     };
     let mut shard = ctx.shard(key);
     let cur = match shard.value(key) {
-        None => 0.0,
-        Some(v) => match v.with_str(parse_float) {
-            Ok(Some(f)) => f,
-            Ok(None) => return err(ERR_NOT_FLOAT),
+        None => ld::Ld::ZERO,
+        Some(v) => match v.with_str(ld::parse) {
             Err(e) => return e.into(),
+            Ok(None) => return err(ERR_NOT_FLOAT),
+            Ok(Some(ld::Parsed::Inf)) => return overflow(),
+            Ok(Some(ld::Parsed::Finite(c))) => c,
         },
     };
-    let new = cur + delta;
-    if !new.is_finite() {
-        return err("ERR increment would produce NaN or Infinity");
-    }
-    let text = format_float(new);
+    let Some(new) = ld::sum(cur, delta) else {
+        return overflow();
+    };
+    let text = ld::format(new);
     shard.set_keep_ttl(key, Value::string(text.as_bytes()));
     Frame::Bulk(Bytes::from(text))
 }

@@ -71,7 +71,10 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
     };
     Some(LoadEntry {
         db: record.db,
-        key: record.key,
+        // An exact-size buffer of its own: the keyspace adopts it as the
+        // stored key without copying again (on the inserting thread, which
+        // is the busier one of a restore).
+        key: Bytes::from(record.key.to_vec()),
         expires_at_ms: record.expires_at_ms,
         value,
     })

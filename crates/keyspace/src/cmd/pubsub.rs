@@ -1,0 +1,214 @@
+//! Pub/sub: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH,
+//! PUBSUB, and the sharded variants (a single shard here).
+//!
+//! A command that confirms several channels answers with several frames:
+//! all but the last go out as pushes through the session's event channel
+//! (the connection writes those before the command's reply), the last is
+//! the reply itself.
+
+use bytes::Bytes;
+use cairn_resp::{Event, Frame};
+
+use super::{CommandSpec as S, Ctx, Flags, TableBuilder, int, subcommand};
+use crate::pubsub::{Subscriber, Subscriptions};
+
+pub(crate) fn register(t: &mut TableBuilder) {
+    let g = "pubsub";
+    let sub = Flags::PUBSUB | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE;
+    t.add(
+        S::new("subscribe", -2, sub, g).doc(
+            "Listen for messages published to the given channels",
+            "2.0.0",
+        ),
+        subscribe,
+    );
+    t.add(
+        S::new("unsubscribe", -1, sub, g).doc(
+            "Stop listening for messages posted to the given channels",
+            "2.0.0",
+        ),
+        subscribe,
+    );
+    t.add(
+        S::new("psubscribe", -2, sub, g).doc(
+            "Listen for messages published to channels matching the given patterns",
+            "2.0.0",
+        ),
+        subscribe,
+    );
+    t.add(
+        S::new("punsubscribe", -1, sub, g).doc(
+            "Stop listening for messages posted to channels matching the given patterns",
+            "2.0.0",
+        ),
+        subscribe,
+    );
+    t.add(
+        S::new("ssubscribe", -2, sub, g)
+            .keys(1, -1, 1)
+            .doc("Listen for messages published to the given shard channels", "7.0.0"),
+        subscribe,
+    );
+    t.add(
+        S::new("sunsubscribe", -1, sub, g)
+            .keys(1, -1, 1)
+            .doc(
+                "Stop listening for messages posted to the given shard channels",
+                "7.0.0",
+            ),
+        subscribe,
+    );
+    t.add(
+        S::new(
+            "publish",
+            3,
+            Flags::PUBSUB | Flags::LOADING | Flags::STALE | Flags::FAST,
+            g,
+        )
+        .doc("Post a message to a channel", "2.0.0"),
+        publish,
+    );
+    t.add(
+        S::new(
+            "spublish",
+            3,
+            Flags::PUBSUB | Flags::LOADING | Flags::STALE | Flags::FAST,
+            g,
+        )
+        .keys(1, 1, 1)
+        .doc("Post a message to a shard channel", "7.0.0"),
+        publish,
+    );
+    t.add(
+        S::new("pubsub", -2, Flags::NONE, g)
+            .doc("A container for Pub/Sub commands", "2.8.0"),
+        pubsub,
+    );
+}
+
+fn confirmation(kind: &'static str, name: Option<&Bytes>, count: usize) -> Frame {
+    Frame::Push(vec![
+        Frame::bulk(kind),
+        name.map_or(Frame::Null, |n| Frame::Bulk(n.clone())),
+        int(count),
+    ])
+}
+
+/// All four (un)subscribe commands. Shard channels are plain channels:
+/// cairn is one shard.
+fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let cmd = ctx.command();
+    let patterns = cmd.starts_with('p');
+    let adding = !cmd.contains("unsub");
+    let ks = ctx.ks;
+    let st = &mut *ctx.session;
+    let me = Subscriber {
+        id: st.id,
+        tx: st.events.clone(),
+    };
+    let mut reg = ks.inner.pubsub.write();
+    let mut names: Vec<Bytes> = args.iter().skip(1).cloned().collect();
+    if !adding && names.is_empty() {
+        // Every current subscription, in subscription order.
+        names = if patterns {
+            st.patterns.clone()
+        } else {
+            st.channels.clone()
+        };
+        if names.is_empty() {
+            return confirmation(kind(cmd), None, st.subscriptions());
+        }
+    }
+    let mut frames = Vec::with_capacity(names.len());
+    for name in &names {
+        let (mine, map) = if patterns {
+            (&mut st.patterns, &mut reg.patterns)
+        } else {
+            (&mut st.channels, &mut reg.channels)
+        };
+        if adding {
+            if Subscriptions::add(map, name, &me) {
+                mine.push(name.clone());
+            }
+        } else if Subscriptions::remove(map, name, me.id) {
+            mine.retain(|n| n != name);
+        }
+        frames.push(confirmation(kind(cmd), Some(name), st.subscriptions()));
+    }
+    let last = frames.pop().unwrap_or(Frame::Null);
+    // Sent while the registry is still locked, so no message published to
+    // these channels can overtake the confirmations.
+    for f in frames {
+        let _ = st.events.send(Event::Push(f));
+    }
+    last
+}
+
+fn kind(cmd: &'static str) -> &'static str {
+    match cmd {
+        "ssubscribe" => "ssubscribe",
+        "sunsubscribe" => "sunsubscribe",
+        other => other,
+    }
+}
+
+fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (Some(ch), Some(msg)) = (args.get(1), args.get(2)) else {
+        return Frame::Integer(0);
+    };
+    int(ctx.ks.inner.pubsub.publish(ch, msg))
+}
+
+fn pubsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let subs = [
+        ("channels", -2),
+        ("numsub", -2),
+        ("numpat", 2),
+        ("shardchannels", -2),
+        ("shardnumsub", -2),
+        ("help", 2),
+    ];
+    let ps = &ctx.ks.inner.pubsub;
+    match subcommand("pubsub", args, &subs) {
+        Err(e) => e,
+        Ok("channels" | "shardchannels") if args.len() > 3 => Frame::error(format!(
+            "ERR wrong number of arguments for 'pubsub|{}' command",
+            String::from_utf8_lossy(args.get(1).map(|b| &b[..]).unwrap_or_default())
+                .to_ascii_lowercase()
+        )),
+        Ok("channels" | "shardchannels") => {
+            let pat = args.get(2).map(|b| &b[..]);
+            Frame::Array(ps.channels(pat).into_iter().map(Frame::Bulk).collect())
+        }
+        Ok("numsub" | "shardnumsub") => {
+            let mut out = Vec::new();
+            for ch in args.iter().skip(2) {
+                out.push(Frame::Bulk(ch.clone()));
+                out.push(int(ps.numsub(ch)));
+            }
+            Frame::Array(out)
+        }
+        Ok("numpat") => int(ps.numpat()),
+        Ok(_) => Frame::Array(
+            [
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CHANNELS [<pattern>]",
+                "    Return the currently active channels matching a <pattern> (default: '*').",
+                "NUMPAT",
+                "    Return number of subscriptions to patterns.",
+                "NUMSUB [<channel> ...]",
+                "    Return the number of subscribers for the specified channels, excluding",
+                "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        ),
+    }
+}

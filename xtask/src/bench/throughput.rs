@@ -1,0 +1,241 @@
+//! Suite 1, throughput: `redis-benchmark` against both servers, each test
+//! run alternately on cairn and Redis, the median of the rounds reported.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::servers::{Kind, Server, Spec};
+use super::{Outcome, Plan, Table, fmt_ratio, median};
+
+/// The tests, in redis-benchmark's `-t` names.
+const TESTS: [&str; 14] = [
+    "set", "get", "incr", "lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd",
+    "zpopmin", "lrange", "mset",
+];
+
+/// A redis-benchmark run may not take longer than this.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One redis-benchmark invocation's result.
+enum Run {
+    /// `(row name, requests per second)` per CSV row.
+    Rows(Vec<(String, f64)>),
+    /// The server answered an error (redis-benchmark stops at the first).
+    Failed(String),
+}
+
+fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> {
+    let mut cmd = Command::new("redis-benchmark");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", test])
+        .args([
+            "-n",
+            &plan.bench_requests.to_string(),
+            "-c",
+            "50",
+            "-q",
+            "--csv",
+        ]);
+    if pipeline > 1 {
+        cmd.args(["-P", &pipeline.to_string()]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning redis-benchmark")?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(out) => out?,
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            return Ok(Run::Failed(format!(
+                "redis-benchmark -t {test} hung for {RUN_TIMEOUT:?}"
+            )));
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 7.0 exits at the first error reply ("Error from server: ...").
+    if !out.status.success() || stderr.contains("Error") || stdout.contains("Error from server") {
+        let msg = stderr
+            .lines()
+            .chain(stdout.lines())
+            .find(|l| l.contains("Error"))
+            .unwrap_or("redis-benchmark failed")
+            .trim()
+            .to_owned();
+        return Ok(Run::Failed(format!("{msg} ({})", out.status)));
+    }
+    let mut rows = Vec::new();
+    for line in stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("\"test\""))
+        .skip(1)
+    {
+        let cols: Vec<&str> = line.split("\",\"").map(|c| c.trim_matches('"')).collect();
+        let (Some(name), Some(rps)) = (cols.first(), cols.get(1)) else {
+            continue;
+        };
+        // The LRANGE test's fill phase, not a measurement of its own.
+        if name.starts_with("LPUSH (needed") {
+            continue;
+        }
+        let short = if name.starts_with("LRANGE") {
+            name.split(' ').next().unwrap_or(name)
+        } else {
+            name
+        };
+        if let Ok(rps) = rps.parse::<f64>() {
+            rows.push((short.to_owned(), rps));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(Run::Failed(format!(
+            "no CSV rows from redis-benchmark -t {test}: {stdout}"
+        )));
+    }
+    Ok(Run::Rows(rows))
+}
+
+/// Runs the suite.
+///
+/// # Errors
+/// A server could not be started.
+pub fn run(plan: &Plan) -> Result<Outcome> {
+    let tmp = tempfile::tempdir()?;
+    let cairn = Server::start(
+        &plan.cairn_bin,
+        &Spec {
+            kind: Kind::Cairn,
+            dir: tmp.path().join("cairn"),
+            persistence: false,
+        },
+    )?;
+    let redis = Server::start(
+        &plan.cairn_bin,
+        &Spec {
+            kind: Kind::Redis,
+            dir: tmp.path().join("redis"),
+            persistence: false,
+        },
+    )?;
+    let mut out = Outcome::default();
+    let mut tables = Vec::new();
+    for pipeline in [1u32, 16] {
+        // (row, kind) -> rps of each round
+        let mut got: BTreeMap<(usize, String), [Vec<f64>; 2]> = BTreeMap::new();
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        for (ti, test) in TESTS.iter().enumerate() {
+            for round in 0..plan.bench_rounds {
+                for (ki, server) in [&cairn, &redis].into_iter().enumerate() {
+                    // Lists and sets would otherwise grow over the rounds.
+                    server.conn()?.ok(&["FLUSHALL"])?;
+                    match bench_once(server.addr.port(), test, plan, pipeline)? {
+                        Run::Rows(rows) => {
+                            for (name, rps) in rows {
+                                got.entry((ti, name)).or_default()[ki].push(rps);
+                            }
+                        }
+                        Run::Failed(msg) => {
+                            let msg =
+                                format!("{} -t {test} -P {pipeline}: {msg}", server.kind.name());
+                            eprintln!("bench: throughput: {msg}");
+                            failed
+                                .entry(format!("{}:{test}", server.kind.name()))
+                                .or_insert(msg);
+                        }
+                    }
+                }
+                let last = got.iter().filter(|((i, _), _)| *i == ti);
+                for ((_, name), [c, r]) in last {
+                    if c.len() == round + 1 && r.len() == round + 1 {
+                        eprintln!(
+                            "bench: throughput -P {pipeline} round {} {name}: cairn {:.0} redis {:.0}",
+                            round + 1,
+                            c[round],
+                            r[round]
+                        );
+                    }
+                }
+            }
+        }
+        let mut table = Table::new(
+            format!(
+                "Throughput, redis-benchmark -n {} -c 50{} (ops/s, median of {} alternating rounds)",
+                plan.bench_requests,
+                if pipeline > 1 {
+                    format!(" -P {pipeline}")
+                } else {
+                    String::new()
+                },
+                plan.bench_rounds
+            ),
+            &["command", "cairn ops/s", "redis ops/s", "cairn/redis"],
+        );
+        let label = |kind: &str, ti: usize| match failed.get(&format!("{kind}:{}", TESTS[ti])) {
+            Some(msg) if msg.contains("unknown command") => "missing".to_owned(),
+            Some(_) => "ERROR".to_owned(),
+            None => "—".to_owned(),
+        };
+        for ((ti, name), [c, r]) in &got {
+            let (c, r) = (median(c), median(r));
+            table.row(vec![
+                name.clone(),
+                c.map_or_else(|| label("cairn", *ti), |v| format!("{v:.0}")),
+                r.map_or_else(|| label("redis", *ti), |v| format!("{v:.0}")),
+                match (c, r) {
+                    (Some(c), Some(r)) => fmt_ratio(c / r),
+                    _ => "—".into(),
+                },
+            ]);
+        }
+        for (ti, test) in TESTS.iter().enumerate() {
+            if !got.keys().any(|(i, _)| *i == ti) {
+                table.row(vec![
+                    test.to_uppercase(),
+                    label("cairn", ti),
+                    label("redis", ti),
+                    "—".into(),
+                ]);
+            }
+        }
+        for msg in failed.values() {
+            table.note(msg.clone());
+            out.failures.push(format!("throughput: {msg}"));
+        }
+        tables.push(table);
+    }
+    let geo = |t: &Table| {
+        let ratios: Vec<f64> = t
+            .rows
+            .iter()
+            .filter_map(|r| r.get(3)?.trim_end_matches('x').parse().ok())
+            .collect();
+        (!ratios.is_empty())
+            .then(|| (ratios.iter().map(|r: &f64| r.ln()).sum::<f64>() / ratios.len() as f64).exp())
+    };
+    for t in &mut tables {
+        if let Some(g) = geo(t) {
+            t.note(format!(
+                "geometric mean of cairn/redis over the commands: {}",
+                fmt_ratio(g)
+            ));
+        }
+    }
+    out.tables = tables;
+    cairn.stop()?;
+    redis.stop()?;
+    Ok(out)
+}
