@@ -2841,6 +2841,34 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["SET", "inc", "1e3"], Cmp::Exact),
     (&["INCRBYFLOAT", "inc", "1e-5"], Cmp::Exact),
     (&["HINCRBYFLOAT", "l", "f", "inf"], Cmp::Exact),
+    (
+        &["INCRBYFLOAT", "huge", "1.7976931348623157e308"],
+        Cmp::Exact,
+    ),
+    (
+        &["INCRBYFLOAT", "huge", "1.7976931348623157e308"],
+        Cmp::Exact,
+    ),
+    (&["SET", "huge", "1e400"], Cmp::Exact),
+    (&["INCRBYFLOAT", "huge", "-1"], Cmp::Exact),
+    (&["INCRBYFLOAT", "inc", "+inf"], Cmp::Exact),
+    (&["SET", "notnum", "abc"], Cmp::Exact),
+    (&["INCRBYFLOAT", "notnum", "+inf"], Cmp::Exact),
+    (
+        &["SET", "d", "1000000000000000000000000000000000000000.5"],
+        Cmp::Exact,
+    ),
+    (&["INCRBYFLOAT", "d", "0"], Cmp::Exact),
+    (
+        &[
+            "HSET",
+            "hd",
+            "f",
+            "1000000000000000000000000000000000000000.5",
+        ],
+        Cmp::Exact,
+    ),
+    (&["HINCRBYFLOAT", "hd", "f", "0"], Cmp::Exact),
     // sorted sets: error precedence and texts
     (&["SET", "k", "v"], Cmp::Exact),
     (&["ZADD", "zz", "1", "m"], Cmp::Exact),

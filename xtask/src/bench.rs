@@ -58,6 +58,8 @@ pub struct Outcome {
     tables: Vec<Table>,
     /// Reasons the suite failed (error replies, ...).
     failures: Vec<String>,
+    /// The suite's headline figures, for the summary at the top.
+    summary: Vec<String>,
 }
 
 /// A result table, printed aligned and written as markdown.
@@ -408,6 +410,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 for table in &outcome.tables {
                     table.print();
                 }
+                for h in &outcome.summary {
+                    println!("  => {h}");
+                }
                 failures.extend(outcome.failures.iter().map(|f| format!("{suite}: {f}")));
                 sections.push((*suite, outcome, t.elapsed()));
             }
@@ -509,6 +514,14 @@ fn render(
         }
         s.push('\n');
     }
+    let headlines: Vec<&String> = sections.iter().flat_map(|(_, o, _)| &o.summary).collect();
+    if !headlines.is_empty() {
+        s.push_str("## Summary\n\n");
+        for h in headlines {
+            let _ = writeln!(s, "- {h}");
+        }
+        s.push('\n');
+    }
     for (suite, outcome, took) in sections {
         let _ = writeln!(
             s,
@@ -539,8 +552,9 @@ fn suite_title(suite: &str) -> &'static str {
 fn suite_method(suite: &str) -> &'static str {
     match suite {
         "throughput" => {
-            "`redis-benchmark -t TEST -n N -c 50 -q --csv` (and with `-P 16`), one test per invocation so \
-             an error in one does not hide the others; for each test the rounds alternate cairn, Redis, \
+            "`redis-benchmark -t TEST -n N -c 50 -q --csv` (and with `-P 16`, where N is 10 times larger \
+             except for LRANGE, so a pipelined run lasts about a second rather than 0.1 s), one test per \
+             invocation so an error in one does not hide the others; for each test the rounds alternate cairn, Redis, \
              cairn, Redis, ... with FLUSHALL before each run, and the median is reported. Redis' \
              redis-benchmark stops at the first error reply: any error is a failure of the suite."
         }

@@ -63,7 +63,7 @@ fn ci(_rest: &[String]) -> Result<()> {
     ])?;
     // Root-only suites (real tmpfs faults) must run, not skip, where they can.
     let root_tests = cfg!(target_os = "linux") && cairn_tests::fixtures::is_root();
-    let mut test = util::cargo_command(&["test", "--workspace"]);
+    let mut test = util::cargo_command(&["test", "--workspace", "--no-fail-fast"]);
     if root_tests {
         test.env("CAIRN_REQUIRE_ROOT_TESTS", "1");
     }

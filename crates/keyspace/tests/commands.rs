@@ -447,3 +447,87 @@ fn ttl_index_churn() {
     assert_eq!(expired, 75);
     assert_eq!(ks.dbsize(0), 150);
 }
+
+/// Redis 7.0's `parseExtendedStringArgumentsOrReply` order: the syntax of
+/// every option first (an option may repeat, the last amount winning),
+/// then SET's expire amount before GET's type check, while GETEX looks
+/// at the key before the amount.
+#[test]
+fn set_and_getex_check_syntax_before_numbers() {
+    let (ks, clock) = clocked();
+    let mut s = ks.session();
+    let now = clock_now(&clock);
+    let syntax = e("ERR syntax error");
+    let not_int = e("ERR value is not an integer or out of range");
+    let wrongtype = e("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(
+        s.command(&["set", "k", "v", "ex", "10", "ex", "20"]),
+        Frame::ok()
+    );
+    assert_eq!(s.command(&["pttl", "k"]), i(20_000));
+    assert_eq!(
+        s.command(&["set", "k", "v", "keepttl", "keepttl"]),
+        Frame::ok()
+    );
+    assert_eq!(s.command(&["pttl", "k"]), i(20_000));
+    assert_eq!(
+        s.command(&["set", "k", "v", "ex", "keepttl", "ex", "100"]),
+        Frame::ok()
+    );
+    assert_eq!(s.command(&["pttl", "k"]), i(100_000));
+    assert_eq!(
+        s.command(&["set", "k", "v", "ex", "get", "ex", "100"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        s.command(&["set", "k", "v", "px", "-5", "px", "1000"]),
+        Frame::ok()
+    );
+    assert_eq!(s.command(&["pttl", "k"]), i(1000));
+    assert_eq!(s.command(&["set", "k", "v", "ex", "abc", "bogus"]), syntax);
+    assert_eq!(
+        s.command(&["set", "k", "v", "ex", "9223372036854775807", "bogus"]),
+        syntax
+    );
+    assert_eq!(
+        s.command(&["set", "k", "v", "ex", "10", "px", "10"]),
+        syntax
+    );
+    assert_eq!(s.command(&["set", "k", "v", "keepttl", "ex", "10"]), syntax);
+    assert_eq!(s.command(&["set", "k", "v", "ex", "10", "keepttl"]), syntax);
+    assert_eq!(s.command(&["set", "k", "v", "nx", "xx"]), syntax);
+    assert_eq!(s.command(&["set", "k", "v", "persist"]), syntax);
+    assert_eq!(s.command(&["set", "k", "v", "nx", "nx"]), Frame::Null);
+    assert_eq!(s.command(&["set", "k", "w", "get", "get"]), b("v"));
+    assert_eq!(s.command(&["rpush", "l", "x"]), i(1));
+    assert_eq!(
+        s.command(&["set", "l", "v", "get", "ex", "10", "ex", "20"]),
+        wrongtype
+    );
+    // SET reads the amount before GET's type check.
+    assert_eq!(s.command(&["set", "l", "v", "get", "ex", "abc"]), not_int);
+    assert_eq!(
+        s.command(&["set", "l", "v", "get", "ex", "0"]),
+        e("ERR invalid expire time in 'set' command")
+    );
+    // GETEX: a missing key or another type is found before the amount.
+    assert_eq!(s.command(&["getex", "nokey", "ex", "abc"]), Frame::Null);
+    assert_eq!(s.command(&["getex", "nokey", "ex", "0"]), Frame::Null);
+    assert_eq!(s.command(&["getex", "l", "ex", "abc"]), wrongtype);
+    assert_eq!(s.command(&["getex", "k", "pxat", "x", "bogus"]), syntax);
+    assert_eq!(s.command(&["getex", "k", "pxat", "-3", "nx"]), syntax);
+    assert_eq!(s.command(&["getex", "k", "ex", "10", "persist"]), syntax);
+    assert_eq!(s.command(&["getex", "k", "keepttl"]), syntax);
+    assert_eq!(s.command(&["getex", "k", "ex", "abc"]), not_int);
+    assert_eq!(
+        s.command(&["getex", "k", "ex", "0"]),
+        e("ERR invalid expire time in 'getex' command")
+    );
+    assert_eq!(s.command(&["getex", "k", "ex", "10", "ex", "20"]), b("w"));
+    assert_eq!(s.command(&["pttl", "k"]), i(20_000));
+    assert_eq!(s.command(&["getex", "k", "persist", "persist"]), b("w"));
+    assert_eq!(s.command(&["pttl", "k"]), i(-1));
+    let at = (now + 5000).to_string();
+    assert_eq!(s.command(&["getex", "k", "pxat", "1", "pxat", &at]), b("w"));
+    assert_eq!(s.command(&["pttl", "k"]), i(5000));
+}

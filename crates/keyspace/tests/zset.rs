@@ -932,3 +932,158 @@ fn negative_zero_follows_the_encoding_redis_would_use() {
         arr(vec![b("a"), b("1e+17"), b("b"), b("1e+19")])
     );
 }
+
+/// Redis 7.0 opens (and type-checks) the inputs of the set operations
+/// before it parses WEIGHTS/AGGREGATE/WITHSCORES/LIMIT; the arity of the
+/// keys comes first.
+#[test]
+fn set_operations_check_types_before_options() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    assert_eq!(s.command(&["set", "k", "v"]), Frame::ok());
+    assert_eq!(s.command(&["zadd", "zz", "1", "m"]), i(1));
+    for cmd in [
+        &["zunion", "2", "zz", "k", "aggregate", "avg"][..],
+        &["zunion", "2", "zz", "k", "weights", "x"],
+        &["zunion", "2", "zz", "k", "withscores", "bogus"],
+        &["zinter", "2", "zz", "k", "aggregate", "avg"],
+        &["zinter", "2", "zz", "k", "withscores", "bogus"],
+        &["zdiff", "2", "zz", "k", "bogus"],
+        &["zunionstore", "d", "2", "zz", "k", "weights", "x"],
+        &["zinterstore", "d", "2", "zz", "k", "aggregate", "avg"],
+        &["zdiffstore", "d", "2", "zz", "k", "bogus"],
+        &["zintercard", "2", "zz", "k", "limit", "x"],
+        &["zintercard", "2", "zz", "k", "bogus"],
+    ] {
+        assert_eq!(s.command(cmd), e(WRONGTYPE), "{cmd:?}");
+    }
+    assert_eq!(
+        s.command(&["zunion", "3", "zz", "k"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["zunion", "2", "zz", "nokey", "weights", "x"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["zunion", "2", "zz", "nokey", "weights", "1", "x"]),
+        e("ERR weight value is not a float")
+    );
+}
+
+#[test]
+fn mpop_zrandmember_and_zscan_argument_errors() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    assert_eq!(s.command(&["zadd", "zz", "1", "m"]), i(1));
+    assert_eq!(s.command(&["set", "k", "v"]), Frame::ok());
+    let numkeys = e("ERR numkeys should be greater than 0");
+    let count = e("ERR count should be greater than 0");
+    assert_eq!(s.command(&["zmpop", "x", "zz", "min"]), numkeys);
+    assert_eq!(
+        s.command(&["zmpop", "99999999999999999999", "zz", "min"]),
+        numkeys
+    );
+    assert_eq!(s.command(&["zmpop", "1", "zz", "min", "count", "x"]), count);
+    assert_eq!(s.command(&["bzmpop", "0", "x", "zz", "min"]), numkeys);
+    assert_eq!(
+        s.command(&["bzmpop", "0", "1", "zz", "min", "count", "x"]),
+        count
+    );
+    assert_eq!(s.command(&["lmpop", "x", "l", "left"]), numkeys);
+    assert_eq!(s.command(&["lmpop", "1", "l", "left", "count", "x"]), count);
+    assert_eq!(s.command(&["blmpop", "0", "x", "l", "left"]), numkeys);
+    assert_eq!(
+        s.command(&["blmpop", "0", "1", "l", "left", "count", "x"]),
+        count
+    );
+
+    let not_int = e("ERR value is not an integer or out of range");
+    let syntax = e("ERR syntax error");
+    assert_eq!(
+        s.command(&["zrandmember", "zz", "x", "withscores", "withscores"]),
+        not_int
+    );
+    assert_eq!(s.command(&["zrandmember", "zz", "x", "bogus"]), not_int);
+    assert_eq!(s.command(&["zrandmember", "nokey", "x", "bogus"]), not_int);
+    assert_eq!(
+        s.command(&["zrandmember", "zz", "1", "withscores", "withscores"]),
+        syntax
+    );
+    assert_eq!(s.command(&["zrandmember", "k", "1", "bogus"]), syntax);
+
+    let empty = arr(vec![b("0"), arr(vec![])]);
+    assert_eq!(s.command(&["zscan", "nokey", "0", "count", "x"]), empty);
+    assert_eq!(s.command(&["zscan", "nokey", "0", "count"]), empty);
+    assert_eq!(s.command(&["zscan", "k", "0", "count", "x"]), e(WRONGTYPE));
+    assert_eq!(s.command(&["zscan", "k", "0", "bogus"]), e(WRONGTYPE));
+    assert_eq!(s.command(&["zscan", "k", "x"]), e("ERR invalid cursor"));
+    let whole = arr(vec![b("0"), bulks(&["m", "1"])]);
+    assert_eq!(s.command(&["zscan", "zz", ""]), whole);
+    assert_eq!(s.command(&["zscan", "zz", "+0"]), whole);
+    assert_eq!(s.command(&["zscan", "zz", "0", "count", "0"]), syntax);
+}
+
+fn block(s: &mut Session, args: &[&str]) -> cairn_resp::Pending {
+    let args = args
+        .iter()
+        .map(|a| bytes::Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    match s.execute(args) {
+        cairn_resp::Outcome::Block(p) => p,
+        cairn_resp::Outcome::Reply(f) | cairn_resp::Outcome::Close(f) => {
+            panic!("expected to block, got {f:?}")
+        }
+    }
+}
+
+/// Resolves `p` if it is ready without waiting: with the tokio clock
+/// paused, a zero timeout fires only after the future was polled once.
+async fn ready_now(p: &mut cairn_resp::Pending) -> Option<Frame> {
+    tokio::time::timeout(std::time::Duration::ZERO, p)
+        .await
+        .ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn blocked_zset_pops_are_woken_by_every_zset_write() {
+    let ks = Keyspace::new();
+    let mut w = ks.session();
+    let mut s = ks.session();
+    let served = |k: &str, m: &str, sc: f64| arr(vec![b(k), b(m), d(sc)]);
+
+    let mut p = block(&mut w, &["bzpopmin", "z1", "z2", "0"]);
+    assert!(ready_now(&mut p).await.is_none());
+    assert_eq!(s.command(&["zadd", "z2", "1.5", "m", "2.5", "n"]), i(2));
+    assert_eq!(ready_now(&mut p).await, Some(served("z2", "m", 1.5)));
+    assert_eq!(s.command(&["zrange", "z2", "0", "-1"]), bulks(&["n"]));
+
+    let mut p = block(&mut w, &["bzmpop", "0", "1", "z3", "max", "count", "5"]);
+    assert!(ready_now(&mut p).await.is_none());
+    assert_eq!(s.command(&["zadd", "z3", "1.5", "m", "2.5", "n"]), i(2));
+    assert_eq!(
+        ready_now(&mut p).await,
+        Some(arr(vec![b("z3"), pairs(&[("n", 2.5), ("m", 1.5)])]))
+    );
+
+    let mut p = block(&mut w, &["bzpopmax", "z4", "0"]);
+    assert_eq!(s.command(&["zincrby", "z4", "3", "a"]), d(3.0));
+    assert_eq!(ready_now(&mut p).await, Some(served("z4", "a", 3.0)));
+
+    assert_eq!(s.command(&["zadd", "src", "1", "a", "2", "b"]), i(2));
+    for (store, dst) in [
+        (&["zunionstore", "d1", "1", "src"][..], "d1"),
+        (&["zinterstore", "d2", "1", "src"], "d2"),
+        (&["zdiffstore", "d3", "1", "src"], "d3"),
+        (&["zrangestore", "d4", "src", "0", "0"], "d4"),
+    ] {
+        let mut p = block(&mut w, &["bzpopmin", dst, "0"]);
+        assert!(ready_now(&mut p).await.is_none());
+        assert!(!s.command(store).is_error(), "{store:?}");
+        assert_eq!(
+            ready_now(&mut p).await,
+            Some(served(dst, "a", 1.0)),
+            "{store:?}"
+        );
+    }
+}

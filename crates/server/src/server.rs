@@ -495,7 +495,7 @@ impl Supervisor {
                 result = Err(ShutdownError::FinalSnapshot(e));
             }
         }
-        p.close();
+        p.close().await;
         info!("cairn is now ready to exit, bye bye...");
         let _ = self.done.send(true);
         Ok(result)

@@ -135,6 +135,8 @@ fn measure(server: &Server, plan: &Plan) -> Result<Measured> {
     let origin = Instant::now();
     let ns = move |t: Instant| u64::try_from((t - origin).as_nanos()).unwrap_or(u64::MAX);
     let stop = Arc::new(AtomicBool::new(false));
+    // Whatever way this function returns, the sampler and clients stop.
+    let _stop_guard = StopOnDrop(Arc::clone(&stop));
     let pid = server.pid();
 
     let sampler = {
@@ -222,7 +224,6 @@ fn measure(server: &Server, plan: &Plan) -> Result<Measured> {
             break Instant::now();
         }
         if t_bgsave.elapsed() > SNAPSHOT_TIMEOUT {
-            stop.store(true, Ordering::Relaxed);
             bail!(
                 "{} BGSAVE ({reply:?}) did not finish within {SNAPSHOT_TIMEOUT:?}",
                 server.kind.name()
@@ -235,7 +236,6 @@ fn measure(server: &Server, plan: &Plan) -> Result<Measured> {
         "rdb_last_bgsave_status",
     );
     if status.as_deref() != Some("ok") {
-        stop.store(true, Ordering::Relaxed);
         bail!(
             "{} BGSAVE finished with rdb_last_bgsave_status {status:?}",
             server.kind.name()
@@ -310,6 +310,15 @@ fn measure(server: &Server, plan: &Plan) -> Result<Measured> {
         children_seen,
         cow_size,
     })
+}
+
+/// Raises the stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn ms(ns: u64) -> String {
@@ -407,6 +416,28 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         let pss_ratio = m.pss_peak as f64 / (m.pss_before.max(1)) as f64;
         let p99_ratio = m.during.p99 as f64 / (m.base.p99.max(1)) as f64;
         let is_cairn = m.kind == Kind::Cairn;
+        out.summary.push(format!(
+            "{} under 50-client SET/GET load, during BGSAVE vs without: p99 {} vs {} ({}), max {} vs {}, \
+             memory peak/before {} (RSS{}){}.",
+            m.kind.name(),
+            ms(m.during.p99),
+            ms(m.base.p99),
+            fmt_ratio(p99_ratio),
+            ms(m.during.max),
+            ms(m.base.max),
+            fmt_ratio(rss_ratio),
+            if m.children_seen { " of parent + fork child" } else { "" },
+            if is_cairn {
+                format!(
+                    "; targets p99 ≤ 2x {}, max ≤ 10 ms {}, memory ≤ 1.1x {}",
+                    if p99_ratio <= 2.0 { "met" } else { "MISSED" },
+                    if m.during.max <= 10_000_000 { "met" } else { "MISSED" },
+                    if rss_ratio <= 1.1 { "met" } else { "MISSED" }
+                )
+            } else {
+                String::new()
+            }
+        ));
         mem.row(vec![
             if m.children_seen {
                 format!("{} (parent + fork child)", m.kind.name())

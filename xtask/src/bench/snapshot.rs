@@ -207,8 +207,30 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
          1,000 sampled values equal the generated data."
             .to_owned(),
     );
+    let show = |v: &[f64], fmt: fn(f64) -> String| median(v).map_or("—".into(), fmt);
+    let ratio = |a: &[f64], b: &[f64]| Some(median(a)? / median(b)?);
+    let summary = vec![
+        format!(
+            "SAVE of {n} keys: cairn {} vs Redis {}, ratio {} (target {}).",
+            show(&c.save, fmt_secs),
+            show(&r.save, fmt_secs),
+            ratio(&c.save, &r.save).map_or("—".into(), fmt_ratio),
+            target(ratio(&c.save, &r.save), 0.5)
+        ),
+        format!(
+            "Restart with {n} keys, spawn to ready: cairn {} vs Redis {}, ratio {} (target {}); \
+             on disk cairn {} vs Redis {}.",
+            show(&c.ready, fmt_secs),
+            show(&r.ready, fmt_secs),
+            ratio(&c.ready, &r.ready).map_or("—".into(), fmt_ratio),
+            target(ratio(&c.ready, &r.ready), 0.7),
+            show(&c.disk, fmt_bytes),
+            show(&r.disk, fmt_bytes)
+        ),
+    ];
     Ok(Outcome {
         tables: vec![t],
+        summary,
         ..Outcome::default()
     })
 }

@@ -76,6 +76,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     eprintln!("bench: view pause {mid} [{low} … {high}]");
     Ok(Outcome {
         tables: vec![t],
+        summary: vec![format!(
+            "View pause: taking a point-in-time view of 1,000,000 keys pauses writers for {mid} (in process)."
+        )],
         ..Outcome::default()
     })
 }

@@ -183,6 +183,7 @@ impl Proc {
     pub fn kill(mut self) -> Result<String> {
         self.child.kill().context("SIGKILL")?;
         self.child.wait()?;
+        cairn_tests::fixtures::port_closed(self.addr)?;
         Ok(self.log())
     }
 
@@ -225,6 +226,8 @@ impl Proc {
             }
         }
         let status = self.child.wait()?;
+        // A leak check: nothing may still listen on its port.
+        cairn_tests::fixtures::port_closed(self.addr)?;
         Ok((status, self.log()))
     }
 }

@@ -2,6 +2,7 @@
 //! FLUSHALL, SWAPDB.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use cairn_resp::Frame;
@@ -34,6 +35,22 @@ pub(crate) fn register(t: &mut TableBuilder) {
         S::new("info", -1, Flags::LOADING | Flags::STALE, g)
             .doc("Get information and statistics about the server", "1.0.0"),
         info,
+    );
+    t.add(
+        S::new(
+            "debug",
+            -2,
+            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
+            g,
+        )
+        .doc("A container for debugging commands", "1.0.0"),
+        debug,
+    );
+    t.add(
+        S::new("object", -2, Flags::READONLY, "generic")
+            .keys(2, 2, 1)
+            .doc("A container for object introspection commands", "2.2.3"),
+        object,
     );
     t.add(
         S::new("time", 1, Flags::LOADING | Flags::STALE | Flags::FAST, g)
@@ -169,7 +186,13 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match subcommand(
         "config",
         args,
-        &[("get", -3), ("set", -4), ("resetstat", 2)],
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
     ) {
         Err(e) => e,
         Ok("get") => {
@@ -187,7 +210,31 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             Frame::Map(out)
         }
         Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
-        Ok(_) => Frame::ok(),
+        Ok("rewrite") => err("ERR The server is running without a config file"),
+        Ok("resetstat") => {
+            ks.inner.commands_processed.store(0, Ordering::Relaxed);
+            ks.inner.clients.received.store(0, Ordering::Relaxed);
+            ks.engine().counters.expired_keys.store(0, Ordering::Relaxed);
+            Frame::ok()
+        }
+        Ok(_) => Frame::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        ),
     }
 }
 
@@ -196,11 +243,29 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
     }
-    let mut accepted = Vec::new();
+    let mut accepted: Vec<(String, String)> = Vec::new();
     for p in pairs.chunks_exact(2) {
         let [name, value] = p else { continue };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let known = ks.inner.params.read().contains_key(&name);
+        let default = ks.inner.params.read().get(&name).cloned();
+        let known = default.is_some();
+        let failed = |reason: &str| {
+            Frame::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+            ))
+        };
+        if accepted.iter().any(|(k, _)| *k == name) {
+            return failed("duplicate parameter");
+        }
+        if IMMUTABLE.contains(&name.as_str()) {
+            return failed("can't set immutable config");
+        }
+        let value = match default.as_deref().map(|d| normalize(&name, d, value)) {
+            Some(Err(reason)) => return failed(reason),
+            Some(Ok(v)) => Bytes::from(v),
+            None => value.clone(),
+        };
+        let value = &value;
         let mut verdict = None;
         for ext in &ks.inner.extensions {
             if let Some(v) = ext.config_set(ks, &name, value) {
@@ -335,8 +400,9 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\nmaxclients:{}\r\n\r\n",
             ks.connected_clients(),
+            ks.blocked_clients(),
             ks.config_param("maxclients")
                 .unwrap_or_else(|| "10000".into()),
         );
@@ -344,8 +410,27 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     if want("replication") {
         out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     }
+    if want("memory") {
+        let rss = rss_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+            rss as f64 / 1048576.0,
+            ks.config_param("maxmemory").unwrap_or_else(|| "0".into()),
+            ks.config_param("maxmemory-policy")
+                .unwrap_or_else(|| "noeviction".into()),
+        );
+    }
     if want("stats") {
-        let _ = write!(out, "# Stats\r\nexpired_keys:{}\r\n\r\n", ks.expired_keys());
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            ks.inner.clients.received.load(Ordering::Relaxed),
+            ks.inner.commands_processed.load(Ordering::Relaxed),
+            ks.expired_keys(),
+            ks.inner.pubsub.channels(None).len(),
+            ks.inner.pubsub.numpat(),
+        );
     }
     for ext in &ks.inner.extensions {
         for sec in ext.info_sections() {
@@ -394,4 +479,328 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         format: *b"txt",
         text: Bytes::from(text),
     }
+}
+
+/// Parameters Redis 7.0 refuses to change at runtime.
+const IMMUTABLE: [&str; 22] = [
+    "databases",
+    "daemonize",
+    "supervised",
+    "pidfile",
+    "logfile",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
+    "io-threads",
+    "io-threads-do-reads",
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-port",
+    "unixsocket",
+    "unixsocketperm",
+    "aclfile",
+    "always-show-logo",
+    "set-proc-title",
+    "appendfilename",
+    "appenddirname",
+    "disable-thp",
+    "tcp-backlog",
+];
+
+/// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
+const MEMORY: [&str; 12] = [
+    "maxmemory",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "active-defrag-ignore-bytes",
+    "repl-backlog-size",
+    "auto-aof-rewrite-min-size",
+    "hash-max-listpack-value",
+    "zset-max-listpack-value",
+    "stream-node-max-bytes",
+    "maxmemory-clients",
+    "hash-max-ziplist-value",
+    "zset-max-ziplist-value",
+];
+
+const POLICIES: [&str; 8] = [
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+/// Redis' `memtoull`: digits with an optional k/kb/m/mb/g/gb unit.
+fn parse_memory(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Checks a CONFIG SET value against the parameter's kind (guessed from
+/// its name and default) and returns the form CONFIG GET reports.
+fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static str> {
+    let v = String::from_utf8_lossy(value).into_owned();
+    if MEMORY.contains(&name) {
+        return parse_memory(&v)
+            .map(|n| n.to_string())
+            .ok_or("argument must be a memory value");
+    }
+    if name == "maxmemory-policy" {
+        let l = v.to_ascii_lowercase();
+        return if POLICIES.contains(&l.as_str()) {
+            Ok(l)
+        } else {
+            Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction")
+        };
+    }
+    if default == "yes" || default == "no" {
+        let l = v.to_ascii_lowercase();
+        return if l == "yes" || l == "no" {
+            Ok(l)
+        } else {
+            Err("argument must be 'yes' or 'no'")
+        };
+    }
+    if default.parse::<i64>().is_ok() {
+        return v
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| "argument couldn't be parsed into an integer");
+    }
+    Ok(v)
+}
+
+/// DEBUG: the subcommands tests and tools use.
+fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let sub = String::from_utf8_lossy(arg(args, 1)).to_ascii_lowercase();
+    let unknown = || {
+        Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(arg(args, 1))
+        ))
+    };
+    match (sub.as_str(), args.len()) {
+        ("sleep", 3) => {
+            let secs = super::parse_float(arg(args, 2)).unwrap_or(0.0);
+            if secs <= 0.0 || !secs.is_finite() {
+                return Frame::ok();
+            }
+            let d = std::time::Duration::from_secs_f64(secs.min(1e9));
+            // The client waits; the worker thread does not.
+            ctx.block(Box::pin(async move {
+                tokio::time::sleep(d).await;
+                Frame::ok()
+            }))
+        }
+        ("set-active-expire", 3) => match parse_int(arg(args, 2)) {
+            Ok(n) => {
+                ctx.keyspace()
+                    .inner
+                    .active_expire
+                    .store(n != 0, Ordering::Relaxed);
+                Frame::ok()
+            }
+            Err(e) => e,
+        },
+        ("object", 3) => {
+            let key = arg(args, 2);
+            let mut shard = ctx.shard(key);
+            let Some(v) = shard.value(key) else {
+                return err("ERR no such key");
+            };
+            let enc = encoding(v);
+            let mut text = format!(
+                "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
+                (v as *const _ as usize),
+                refcount(v),
+                enc,
+                serialized_len(v),
+            );
+            if let crate::value::Value::List(l) = v {
+                let _ = write!(
+                    text,
+                    " ql_nodes:1 ql_avg_node:{}.00 ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:{}",
+                    l.len(),
+                    l.iter().map(|e| e.len() + 2).sum::<usize>()
+                );
+            }
+            Frame::Simple(Bytes::from(text))
+        }
+        ("help", 2) => Frame::Array(
+            [
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "OBJECT <key>",
+                "    Show low level info about the key and associated value.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        ),
+        _ => unknown(),
+    }
+}
+
+fn serialized_len(v: &crate::value::Value) -> usize {
+    use crate::value::Value;
+    match v {
+        Value::Str(b) => b.len() + 1,
+        Value::Int(n) => n.to_string().len() + 1,
+        Value::List(l) => l.iter().map(|e| e.len() + 1).sum::<usize>() + 3,
+        Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() + 3,
+        Value::Set(s) => s.iter().map(|e| e.len() + 1).sum::<usize>() + 3,
+        Value::ZSet(z) => z.iter().map(|(m, _)| m.len() + 9).sum::<usize>() + 3,
+    }
+}
+
+/// Redis 7.0 shares the integers 0..10000 (OBJECT REFCOUNT shows
+/// INT_MAX for them).
+fn refcount(v: &crate::value::Value) -> i64 {
+    match v {
+        crate::value::Value::Int(n) if (0..10_000).contains(n) => i64::from(i32::MAX),
+        crate::value::Value::Str(b) if crate::value::parse_canonical_i64(b).is_some_and(|n| (0..10_000).contains(&n)) => {
+            i64::from(i32::MAX)
+        }
+        _ => 1,
+    }
+}
+
+/// The encoding Redis 7.0 would use for this value with default limits.
+/// Redis never converts back to a compact encoding when a collection
+/// shrinks; cairn reports what the current contents would get.
+fn encoding(v: &crate::value::Value) -> &'static str {
+    use crate::value::Value;
+    const LISTPACK_ENTRIES: usize = 128;
+    const LISTPACK_VALUE: usize = 64;
+    const INTSET_ENTRIES: usize = 512;
+    match v {
+        Value::Int(_) => "int",
+        Value::Str(b) => {
+            if b.len() <= 20 && crate::value::parse_canonical_i64(b).is_some() {
+                "int"
+            } else if b.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        Value::List(_) => "quicklist",
+        Value::Hash(h) => {
+            if h.len() <= LISTPACK_ENTRIES
+                && h.iter()
+                    .all(|(k, v)| k.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE)
+            {
+                "listpack"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::Set(s) => {
+            if s.len() <= INTSET_ENTRIES
+                && s.iter().all(|m| crate::value::parse_canonical_i64(m).is_some())
+            {
+                "intset"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::ZSet(z) => {
+            if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE) {
+                "listpack"
+            } else {
+                "skiplist"
+            }
+        }
+    }
+}
+
+/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP
+fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let subs = [
+        ("encoding", 3),
+        ("refcount", 3),
+        ("idletime", 3),
+        ("freq", 3),
+        ("help", 2),
+    ];
+    let sub = match subcommand("object", args, &subs) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    if sub == "help" {
+        return Frame::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        );
+    }
+    let lfu = ctx
+        .keyspace()
+        .config_param("maxmemory-policy")
+        .is_some_and(|p| p.contains("lfu"));
+    let key = arg(args, 2);
+    let mut shard = ctx.shard(key);
+    let Some(v) = shard.value(key) else {
+        return Frame::Null;
+    };
+    match sub {
+        "encoding" => Frame::bulk(encoding(v)),
+        "refcount" => Frame::Integer(refcount(v)),
+        // Access times are not tracked: every key reads as just used.
+        "idletime" if lfu => err(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ),
+        "idletime" => Frame::Integer(0),
+        "freq" if !lfu => err(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ),
+        _ => Frame::Integer(0),
+    }
+}
+
+/// Resident memory from /proc/self/statm (Linux), else 0. cairn does not
+/// count its allocations, so `used_memory` reports the RSS too.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use cairn_resp::Frame;
 
 use super::{
-    CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, Flags, TableBuilder, err,
-    int, is, parse_int,
+    CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, Flags, TableBuilder, err, int,
+    is, parse_int,
 };
 use crate::value::{Value, parse_canonical_i64};
 
@@ -137,37 +137,79 @@ fn parse_expire(
     }
 }
 
-fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = arg(args, 1);
-    let mut nx = false;
-    let mut xx = false;
-    let mut get = false;
-    let mut expiry = Expiry::Unset;
-    let mut i = 3;
+/// SET's and GETEX's options, checked for syntax only: the expire amount
+/// stays raw, because Redis 7.0 reads it after the syntax (and, for GETEX,
+/// after the key).
+#[derive(Default)]
+struct StringOpts<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    /// The last EX/PX/EXAT/PXAT: its amount, (unit is seconds, absolute).
+    expire: Option<(&'a [u8], (bool, bool))>,
+}
+
+impl StringOpts<'_> {
+    /// The expiry asked for, its amount checked as Redis'
+    /// `getExpireMillisecondsOrReply` does.
+    fn expiry(&self, ctx: &Ctx<'_>, cmd: &str) -> Result<Expiry, Frame> {
+        Ok(match self.expire {
+            Some((raw, (secs, abs))) => Expiry::At(parse_expire(ctx, raw, secs, abs, cmd)?),
+            None if self.keepttl => Expiry::Keep,
+            None if self.persist => Expiry::Persist,
+            None => Expiry::Unset,
+        })
+    }
+}
+
+/// Redis 7.0's `parseExtendedStringArgumentsOrReply`: options from
+/// `args[from..]`; an option may repeat (the last amount wins), but
+/// options that contradict each other are a syntax error.
+fn parse_string_opts(args: &[Bytes], from: usize, set: bool) -> Result<StringOpts<'_>, Frame> {
+    let mut o = StringOpts::default();
+    let mut i = from;
     while let Some(opt) = args.get(i) {
-        let has_expiry = !matches!(expiry, Expiry::Unset);
         let next = args.get(i + 1);
-        if is(opt, "nx") && !xx {
-            nx = true;
-        } else if is(opt, "xx") && !nx {
-            xx = true;
-        } else if is(opt, "get") {
-            get = true;
-        } else if is(opt, "keepttl") && !has_expiry {
-            expiry = Expiry::Keep;
-        } else if let (false, Some(v)) = (has_expiry, next)
-            && let Some((secs, abs)) = expire_word(opt)
+        if set && is(opt, "nx") && !o.xx {
+            o.nx = true;
+        } else if set && is(opt, "xx") && !o.nx {
+            o.xx = true;
+        } else if set && is(opt, "get") {
+            o.get = true;
+        } else if set && is(opt, "keepttl") && !o.persist && o.expire.is_none() {
+            o.keepttl = true;
+        } else if !set && is(opt, "persist") && !o.keepttl && o.expire.is_none() {
+            o.persist = true;
+        } else if let (Some(v), Some(kind)) = (next, expire_word(opt))
+            && !o.keepttl
+            && !o.persist
+            && o.expire.is_none_or(|(_, k)| k == kind)
         {
-            match parse_expire(ctx, v, secs, abs, "set") {
-                Ok(at) => expiry = Expiry::At(at),
-                Err(e) => return e,
-            }
+            o.expire = Some((&v[..], kind));
             i += 1;
         } else {
-            return err(ERR_SYNTAX);
+            return Err(err(ERR_SYNTAX));
         }
         i += 1;
     }
+    Ok(o)
+}
+
+fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    // Redis' order: the syntax, then the expire amount, then (for GET)
+    // the key's type.
+    let opts = match parse_string_opts(args, 3, true) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let expiry = match opts.expiry(ctx, "set") {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let StringOpts { nx, xx, get, .. } = opts;
     let value = Value::string(arg(args, 2));
     let mut shard = ctx.shard(key);
     let old = match shard.get(key) {
@@ -266,24 +308,12 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let mut expiry = Expiry::Unset;
-    let mut i = 2;
-    while let Some(opt) = args.get(i) {
-        let has = !matches!(expiry, Expiry::Unset);
-        if is(opt, "persist") && !has {
-            expiry = Expiry::Persist;
-        } else if let (false, Some(v), Some((secs, abs))) = (has, args.get(i + 1), expire_word(opt))
-        {
-            match parse_expire(ctx, v, secs, abs, "getex") {
-                Ok(at) => expiry = Expiry::At(at),
-                Err(e) => return e,
-            }
-            i += 1;
-        } else {
-            return err(ERR_SYNTAX);
-        }
-        i += 1;
-    }
+    // Redis' order: the syntax, then the key (missing: nil; WRONGTYPE),
+    // then the expire amount.
+    let opts = match parse_string_opts(args, 2, false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
     let now = ctx.now_ms();
     let mut shard = ctx.shard(key);
     let reply = match shard.value(key) {
@@ -293,6 +323,10 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if reply.is_error() {
         return reply;
     }
+    let expiry = match opts.expiry(ctx, "getex") {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
     match expiry {
         Expiry::At(at) if at <= now => {
             shard.remove(key);

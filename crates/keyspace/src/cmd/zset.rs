@@ -749,6 +749,8 @@ fn add_elements(ctx: &mut Ctx<'_>, key: &[u8], elems: &[(f64, &[u8])], f: AddFla
                 apply(&mut z, m, last);
             }
             shard.set(key, Value::ZSet(Arc::new(z)), None);
+            // Still under the key's lock, as `signal_key_ready` requires.
+            ctx.keyspace().signal_key_ready(ctx.db(), key);
             count_changes(&shard, added + updated);
             reply(added, updated, last)
         }
@@ -788,6 +790,9 @@ fn add_elements(ctx: &mut Ctx<'_>, key: &[u8], elems: &[(f64, &[u8])], f: AddFla
             let Some((added, updated, last)) = done else {
                 return wrongtype();
             };
+            if added > 0 {
+                ctx.keyspace().signal_key_ready(ctx.db(), key);
+            }
             count_changes(&shard, added + updated);
             reply(added, updated, last)
         }
@@ -1036,17 +1041,19 @@ fn range_store(
             out
         }
     };
-    store_result(locked.shard(db, dst), dst, result)
+    store_result(ctx, locked.shard(db, dst), dst, result)
 }
 
 /// Stores a computed sorted set at `dst` (deleting `dst` when it is empty,
-/// as Redis does) and replies with its size.
-fn store_result(shard: &mut Shard<'_>, dst: &[u8], result: SortedSet) -> Frame {
+/// as Redis does) and replies with its size. The caller holds `dst`'s
+/// shard, so a client blocked on `dst` is woken under the lock.
+fn store_result(ctx: &Ctx<'_>, shard: &mut Shard<'_>, dst: &[u8], result: SortedSet) -> Frame {
     let n = result.len();
     if n == 0 {
         shard.remove(dst);
     } else {
         shard.set(dst, Value::ZSet(Arc::new(result)), None);
+        ctx.keyspace().signal_key_ready(ctx.db(), dst);
     }
     int(n)
 }
@@ -1184,10 +1191,11 @@ pub(crate) struct MpopArgs<'a> {
 /// Parses ZMPOP's arguments starting at `numkeys` (`args[at]`), with Redis
 /// 7.0's error replies.
 pub(crate) fn parse_mpop(args: &[Bytes], at: usize) -> Result<MpopArgs<'_>, Frame> {
-    let numkeys = parse_int(arg(args, at))?;
-    if numkeys <= 0 {
-        return Err(err("ERR numkeys should be greater than 0"));
-    }
+    // Redis replies with the range message for a non-number as well.
+    let numkeys = match parse_int(arg(args, at)) {
+        Ok(n) if n > 0 => n,
+        _ => return Err(err("ERR numkeys should be greater than 0")),
+    };
     let first = at + 1;
     let nk = usize::try_from(numkeys).unwrap_or(usize::MAX);
     let Some(keys) = first.checked_add(nk).and_then(|e| args.get(first..e)) else {
@@ -1205,8 +1213,7 @@ pub(crate) fn parse_mpop(args: &[Bytes], at: usize) -> Result<MpopArgs<'_>, Fram
         if count.is_none() && is(a, "count") && args.get(i + 1).is_some() {
             match parse_int(arg(args, i + 1)) {
                 Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                Ok(_) => return Err(err("ERR count should be greater than 0")),
-                Err(e) => return Err(e),
+                _ => return Err(err("ERR count should be greater than 0")),
             }
             i += 2;
         } else {
@@ -1263,28 +1270,29 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let (count, withscores) = match args.len() {
-        2 => (None, false),
-        3 | 4 => {
-            let withscores = match args.get(3) {
-                None => false,
-                Some(w) if is(w, "withscores") => true,
-                Some(_) => return err(ERR_SYNTAX),
-            };
-            match parse_int(arg(args, 2)) {
-                Ok(i64::MIN) => {
-                    return err(
-                        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                    );
-                }
-                Ok(n) if withscores && !(-i64::MAX / 2..=i64::MAX / 2).contains(&n) => {
-                    return err("ERR value is out of range");
-                }
-                Ok(n) => (Some(n), withscores),
-                Err(e) => return e,
+    // Redis' order: the count first, then the arity and WITHSCORES, then
+    // the WITHSCORES range.
+    let (count, withscores) = if args.len() == 2 {
+        (None, false)
+    } else {
+        let n = match parse_int(arg(args, 2)) {
+            Ok(i64::MIN) => {
+                return err(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                );
             }
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let withscores = match args.get(3) {
+            None => false,
+            Some(w) if args.len() == 4 && is(w, "withscores") => true,
+            Some(_) => return err(ERR_SYNTAX),
+        };
+        if withscores && !(-i64::MAX / 2..=i64::MAX / 2).contains(&n) {
+            return err("ERR value is out of range");
         }
-        _ => return err(ERR_SYNTAX),
+        (Some(n), withscores)
     };
     let resp3 = resp3(ctx);
     let mut shard = ctx.shard(key);
@@ -1513,17 +1521,59 @@ fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(keys) = (at + 1).checked_add(nk).and_then(|e| args.get(at + 1..e)) else {
         return err(ERR_SYNTAX);
     };
+    let db = ctx.db();
+    let dst = arg(args, 1);
+    let resp3 = resp3(ctx);
+    let lock = keys
+        .iter()
+        .map(|k| (db, &k[..]))
+        .chain(store.then_some((db, dst)));
+    let mut locked = ctx.lock_keys(lock);
+    // Redis opens the inputs (WRONGTYPE) before it parses the options.
+    let sets = match inputs(&mut locked, db, keys) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let (weights, agg, withscores) = match setop_options(args, at + 1 + nk, nk, op, store) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let result = compute(op, &sets, &weights, agg);
+    if store {
+        let longest = result.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let mut z = SortedSet::with_size_hint(result.len(), longest);
+        for (m, s) in result {
+            z.insert(m, s);
+        }
+        return store_result(ctx, locked.shard(db, dst), dst, z);
+    }
+    let mut out = Vec::with_capacity(result.len() * if withscores && !resp3 { 2 } else { 1 });
+    for (m, s) in &result {
+        push_member(&mut out, m, *s, withscores, resp3);
+    }
+    Frame::Array(out)
+}
+
+/// WEIGHTS, AGGREGATE and WITHSCORES of ZUNION/ZINTER/ZDIFF (and their
+/// STORE forms) from `args[from..]`, with Redis 7.0's error replies.
+fn setop_options(
+    args: &[Bytes],
+    from: usize,
+    nk: usize,
+    op: SetOp,
+    store: bool,
+) -> Result<(Vec<f64>, Aggregate, bool), Frame> {
     let mut weights = Vec::new();
     let mut agg = Aggregate::Sum;
     let mut withscores = false;
-    let mut j = at + 1 + nk;
+    let mut j = from;
     while let Some(a) = args.get(j) {
         let left = args.len() - j - 1;
         if op != SetOp::Diff && is(a, "weights") && left >= nk {
             for w in args.get(j + 1..j + 1 + nk).unwrap_or_default() {
                 match parse_score(w) {
                     Some(v) => weights.push(v),
-                    None => return err("ERR weight value is not a float"),
+                    None => return Err(err("ERR weight value is not a float")),
                 }
             }
             j += nk;
@@ -1536,42 +1586,17 @@ fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             } else if is(w, "max") {
                 Aggregate::Max
             } else {
-                return err(ERR_SYNTAX);
+                return Err(err(ERR_SYNTAX));
             };
             j += 1;
         } else if !store && is(a, "withscores") {
             withscores = true;
         } else {
-            return err(ERR_SYNTAX);
+            return Err(err(ERR_SYNTAX));
         }
         j += 1;
     }
-    let db = ctx.db();
-    let dst = arg(args, 1);
-    let resp3 = resp3(ctx);
-    let lock = keys
-        .iter()
-        .map(|k| (db, &k[..]))
-        .chain(store.then_some((db, dst)));
-    let mut locked = ctx.lock_keys(lock);
-    let sets = match inputs(&mut locked, db, keys) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let result = compute(op, &sets, &weights, agg);
-    if store {
-        let longest = result.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-        let mut z = SortedSet::with_size_hint(result.len(), longest);
-        for (m, s) in result {
-            z.insert(m, s);
-        }
-        return store_result(locked.shard(db, dst), dst, z);
-    }
-    let mut out = Vec::with_capacity(result.len() * if withscores && !resp3 { 2 } else { 1 });
-    for (m, s) in &result {
-        push_member(&mut out, m, *s, withscores, resp3);
-    }
-    Frame::Array(out)
+    Ok((weights, agg, withscores))
 }
 
 fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -1586,6 +1611,13 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(keys) = 2usize.checked_add(nk).and_then(|e| args.get(2..e)) else {
         return err(ERR_SYNTAX);
     };
+    let db = ctx.db();
+    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
+    let sets = match inputs(&mut locked, db, keys) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    // As in Redis, the inputs' types are checked before LIMIT.
     let mut limit = 0usize;
     let mut j = 2 + nk;
     while let Some(a) = args.get(j) {
@@ -1599,12 +1631,6 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             return err(ERR_SYNTAX);
         }
     }
-    let db = ctx.db();
-    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
-    let sets = match inputs(&mut locked, db, keys) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
     let Some(small) = sets.iter().min_by_key(|s| s.len()) else {
         return Frame::Integer(0);
     };
@@ -1628,11 +1654,17 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// O(COUNT); a full scan of a large set here costs O(n^2 / COUNT)).
 fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let Some(cursor) = std::str::from_utf8(arg(args, 2))
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    // Redis' order of checks, as for HSCAN: cursor, then the key, then
+    // the options.
+    let Some(cursor) = super::hash::parse_cursor(arg(args, 2)) else {
         return err("ERR invalid cursor");
+    };
+    let hasher = ctx.keyspace().engine();
+    let mut shard = ctx.shard(key);
+    let z = match read(&mut shard, key) {
+        Err(e) => return e,
+        Ok(None) => return Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]),
+        Ok(Some(z)) => z,
     };
     let mut pattern: Option<&[u8]> = None;
     let mut count = 10usize;
@@ -1654,13 +1686,6 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         i += 2;
     }
-    let hasher = ctx.keyspace().engine();
-    let mut shard = ctx.shard(key);
-    let z = match read(&mut shard, key) {
-        Err(e) => return e,
-        Ok(None) => return Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]),
-        Ok(Some(z)) => z,
-    };
     let keep = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut out = Vec::new();
     let compact = z.is_compact();
