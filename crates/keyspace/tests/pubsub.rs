@@ -19,7 +19,7 @@ fn info(id: u64) -> ConnInfo {
 }
 
 fn push(parts: &[&str]) -> Frame {
-    Frame::Push(parts.iter().map(|p| Frame::bulk(p.to_string())).collect())
+    Frame::Push(parts.iter().map(|p| Frame::bulk(p)).collect())
 }
 
 fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<Frame> {
@@ -43,27 +43,51 @@ fn subscribe_confirms_each_channel_in_order() {
     let last = call(&mut s, &["SUBSCRIBE", "a", "b", "a"]);
     let mut all = drain(&mut rx);
     all.push(last);
-    let conf = |ch: &str, n| Frame::Push(vec![Frame::bulk("subscribe"), Frame::bulk(ch.to_string()), Frame::Integer(n)]);
+    let conf = |ch: &str, n| {
+        Frame::Push(vec![
+            Frame::bulk("subscribe"),
+            Frame::bulk(ch),
+            Frame::Integer(n),
+        ])
+    };
     assert_eq!(all, vec![conf("a", 1), conf("b", 2), conf("a", 2)]);
     assert_eq!(s.state().subscriptions(), 2);
     let r = call(&mut s, &["PSUBSCRIBE", "n*"]);
     assert_eq!(
         r,
-        Frame::Push(vec![Frame::bulk("psubscribe"), Frame::bulk("n*"), Frame::Integer(3)])
+        Frame::Push(vec![
+            Frame::bulk("psubscribe"),
+            Frame::bulk("n*"),
+            Frame::Integer(3)
+        ])
     );
     // UNSUBSCRIBE without arguments drops every channel, patterns stay.
     let last = call(&mut s, &["UNSUBSCRIBE"]);
     let mut all = drain(&mut rx);
     all.push(last);
-    let un = |ch: &str, n| Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::bulk(ch.to_string()), Frame::Integer(n)]);
+    let un = |ch: &str, n| {
+        Frame::Push(vec![
+            Frame::bulk("unsubscribe"),
+            Frame::bulk(ch),
+            Frame::Integer(n),
+        ])
+    };
     assert_eq!(all, vec![un("a", 2), un("b", 1)]);
     assert_eq!(
         call(&mut s, &["PUNSUBSCRIBE"]),
-        Frame::Push(vec![Frame::bulk("punsubscribe"), Frame::bulk("n*"), Frame::Integer(0)])
+        Frame::Push(vec![
+            Frame::bulk("punsubscribe"),
+            Frame::bulk("n*"),
+            Frame::Integer(0)
+        ])
     );
     assert_eq!(
         call(&mut s, &["UNSUBSCRIBE"]),
-        Frame::Push(vec![Frame::bulk("unsubscribe"), Frame::Null, Frame::Integer(0)])
+        Frame::Push(vec![
+            Frame::bulk("unsubscribe"),
+            Frame::Null,
+            Frame::Integer(0)
+        ])
     );
 }
 
@@ -78,10 +102,22 @@ fn publish_delivers_in_order_to_channels_then_patterns() {
     call(&mut other, &["PSUBSCRIBE", "*"]);
     drain(&mut rx);
     drain(&mut rx2);
-    assert_eq!(call(&mut publisher, &["PUBLISH", "news.tech", "m1"]), Frame::Integer(3));
-    assert_eq!(call(&mut publisher, &["PUBLISH", "news.tech", "m2"]), Frame::Integer(3));
-    assert_eq!(call(&mut publisher, &["PUBLISH", "xyz", "m3"]), Frame::Integer(2));
-    assert_eq!(call(&mut publisher, &["PUBLISH", "nobody", ""]), Frame::Integer(1));
+    assert_eq!(
+        call(&mut publisher, &["PUBLISH", "news.tech", "m1"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(
+        call(&mut publisher, &["PUBLISH", "news.tech", "m2"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(
+        call(&mut publisher, &["PUBLISH", "xyz", "m3"]),
+        Frame::Integer(2)
+    );
+    assert_eq!(
+        call(&mut publisher, &["PUBLISH", "nobody", ""]),
+        Frame::Integer(1)
+    );
     assert_eq!(
         drain(&mut rx),
         vec![
@@ -98,7 +134,10 @@ fn publish_delivers_in_order_to_channels_then_patterns() {
         call(&mut publisher, &["PUBSUB", "CHANNELS"]),
         Frame::Array(vec![Frame::bulk("news.tech")])
     );
-    assert_eq!(call(&mut publisher, &["PUBSUB", "CHANNELS", "x*"]), Frame::Array(vec![]));
+    assert_eq!(
+        call(&mut publisher, &["PUBSUB", "CHANNELS", "x*"]),
+        Frame::Array(vec![])
+    );
     assert_eq!(
         call(&mut publisher, &["PUBSUB", "NUMSUB", "news.tech", "none"]),
         Frame::Array(vec![
@@ -108,12 +147,21 @@ fn publish_delivers_in_order_to_channels_then_patterns() {
             Frame::Integer(0)
         ])
     );
-    assert_eq!(call(&mut publisher, &["PUBSUB", "NUMPAT"]), Frame::Integer(3));
+    assert_eq!(
+        call(&mut publisher, &["PUBSUB", "NUMPAT"]),
+        Frame::Integer(3)
+    );
     // Closing a session drops its subscriptions.
     drop(sub);
     drop(rx);
-    assert_eq!(call(&mut publisher, &["PUBSUB", "NUMPAT"]), Frame::Integer(1));
-    assert_eq!(call(&mut publisher, &["PUBLISH", "news.tech", "m"]), Frame::Integer(1));
+    assert_eq!(
+        call(&mut publisher, &["PUBSUB", "NUMPAT"]),
+        Frame::Integer(1)
+    );
+    assert_eq!(
+        call(&mut publisher, &["PUBLISH", "news.tech", "m"]),
+        Frame::Integer(1)
+    );
     other.closed();
 }
 
@@ -147,7 +195,16 @@ fn resp2_subscribed_mode_restricts_commands_resp3_does_not() {
 async fn read_until(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, want: &[u8]) {
     let mut chunk = [0u8; 4096];
     while !buf.windows(want.len()).any(|w| w == want) {
-        let n = stream.read(&mut chunk).await.unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out waiting for {:?}; got {:?}",
+                    String::from_utf8_lossy(want),
+                    String::from_utf8_lossy(buf)
+                )
+            })
+            .unwrap();
         assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(buf));
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -177,7 +234,9 @@ async fn pushes_arrive_over_tcp_in_resp2_and_resp3() {
         b2,
         b"*3\r\n$9\r\nsubscribe\r\n$3\r\nch1\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$3\r\nch2\r\n:2\r\n"
     );
-    sub3.write_all(b"HELLO 3\r\nPSUBSCRIBE ch*\r\n").await.unwrap();
+    sub3.write_all(b"HELLO 3\r\nPSUBSCRIBE ch*\r\n")
+        .await
+        .unwrap();
     read_until(&mut sub3, &mut b3, b"$3\r\nch*\r\n:1\r\n").await;
     assert!(b3.ends_with(b">3\r\n$10\r\npsubscribe\r\n$3\r\nch*\r\n:1\r\n"));
     b2.clear();
@@ -193,7 +252,9 @@ async fn pushes_arrive_over_tcp_in_resp2_and_resp3() {
         b">4\r\n$8\r\npmessage\r\n$3\r\nch*\r\n$3\r\nch2\r\n$5\r\nhello\r\n"
     );
     // CLIENT KILL of a subscriber closes its connection.
-    publ.write_all(b"CLIENT KILL TYPE pubsub\r\n").await.unwrap();
+    publ.write_all(b"CLIENT KILL TYPE pubsub\r\n")
+        .await
+        .unwrap();
     bp.clear();
     read_until(&mut publ, &mut bp, b"\r\n").await;
     assert_eq!(bp, b":2\r\n");

@@ -47,7 +47,10 @@ fn protocol_errors_and_nesting() {
     assert_eq!(s.command(&["EXEC"]), e("ERR EXEC without MULTI"));
     assert_eq!(s.command(&["DISCARD"]), e("ERR DISCARD without MULTI"));
     assert_eq!(s.command(&["MULTI"]), ok());
-    assert_eq!(s.command(&["MULTI"]), e("ERR MULTI calls can not be nested"));
+    assert_eq!(
+        s.command(&["MULTI"]),
+        e("ERR MULTI calls can not be nested")
+    );
     assert_eq!(
         s.command(&["WATCH", "x"]),
         e("ERR WATCH inside MULTI is not allowed")
@@ -67,7 +70,10 @@ fn queue_time_errors_abort_exec() {
         s.command(&["FOO"]),
         e("ERR unknown command 'FOO', with args beginning with: ")
     );
-    assert_eq!(s.command(&["EXEC"]), e("EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        s.command(&["EXEC"]),
+        e("EXECABORT Transaction discarded because of previous errors.")
+    );
     assert_eq!(s.command(&["GET", "a"]), Frame::Null);
 
     assert_eq!(s.command(&["MULTI"]), ok());
@@ -75,7 +81,10 @@ fn queue_time_errors_abort_exec() {
         s.command(&["SET", "a"]),
         e("ERR wrong number of arguments for 'set' command")
     );
-    assert_eq!(s.command(&["EXEC"]), e("EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        s.command(&["EXEC"]),
+        e("EXECABORT Transaction discarded because of previous errors.")
+    );
     // The flag does not leak into the next transaction.
     assert_eq!(s.command(&["MULTI"]), ok());
     assert_eq!(s.command(&["EXEC"]), Frame::Array(vec![]));
@@ -95,7 +104,10 @@ fn discard_drops_the_queue_and_the_watches() {
     // DISCARD cleared the dirty flag along with the watches.
     assert_eq!(s.command(&["MULTI"]), ok());
     assert_eq!(s.command(&["PING"]), queued());
-    assert_eq!(s.command(&["EXEC"]), Frame::Array(vec![Frame::simple("PONG")]));
+    assert_eq!(
+        s.command(&["EXEC"]),
+        Frame::Array(vec![Frame::simple("PONG")])
+    );
 }
 
 #[test]
@@ -289,7 +301,10 @@ fn write_refusals_doom_the_transaction() {
     assert_eq!(s.command(&["MULTI"]), ok());
     assert_eq!(s.command(&["GET", "a"]), queued());
     assert_eq!(s.command(&["SET", "a", "1"]), e("MISCONF refused"));
-    assert_eq!(s.command(&["EXEC"]), e("EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        s.command(&["EXEC"]),
+        e("EXECABORT Transaction discarded because of previous errors.")
+    );
     // Refusal starting after the writes were queued: EXEC itself refused.
     ks.set_config_param("test-deny", "no");
     assert_eq!(s.command(&["MULTI"]), ok());
@@ -306,7 +321,10 @@ fn write_refusals_doom_the_transaction() {
         s.command(&["NOMULTI"]),
         e("ERR Command not allowed inside a transaction")
     );
-    assert_eq!(s.command(&["EXEC"]), e("EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        s.command(&["EXEC"]),
+        e("EXECABORT Transaction discarded because of previous errors.")
+    );
 }
 
 /// A view taken while transactions run contains each one wholly or not at

@@ -37,8 +37,13 @@ pub(crate) fn register(t: &mut TableBuilder) {
         quit,
     );
     t.add(
-        S::new("reset", 1, Flags::NO_AUTH | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE | Flags::FAST, g)
-            .doc("Reset the connection", "6.2.0"),
+        S::new(
+            "reset",
+            1,
+            Flags::NO_AUTH | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE | Flags::FAST,
+            g,
+        )
+        .doc("Reset the connection", "6.2.0"),
         reset,
     );
     t.add(
@@ -477,7 +482,10 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             continue;
         }
         if let Some(t) = &ty {
-            let pubsub = c.view.lock().sub + c.view.lock().psub > 0;
+            let pubsub = {
+                let v = c.view.lock();
+                v.sub + v.psub > 0
+            };
             let ok = match &t[..] {
                 b"normal" => !pubsub,
                 b"pubsub" => pubsub,

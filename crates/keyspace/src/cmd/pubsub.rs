@@ -44,18 +44,17 @@ pub(crate) fn register(t: &mut TableBuilder) {
         subscribe,
     );
     t.add(
-        S::new("ssubscribe", -2, sub, g)
-            .keys(1, -1, 1)
-            .doc("Listen for messages published to the given shard channels", "7.0.0"),
+        S::new("ssubscribe", -2, sub, g).keys(1, -1, 1).doc(
+            "Listen for messages published to the given shard channels",
+            "7.0.0",
+        ),
         subscribe,
     );
     t.add(
-        S::new("sunsubscribe", -1, sub, g)
-            .keys(1, -1, 1)
-            .doc(
-                "Stop listening for messages posted to the given shard channels",
-                "7.0.0",
-            ),
+        S::new("sunsubscribe", -1, sub, g).keys(1, -1, 1).doc(
+            "Stop listening for messages posted to the given shard channels",
+            "7.0.0",
+        ),
         subscribe,
     );
     t.add(
@@ -80,8 +79,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
         publish,
     );
     t.add(
-        S::new("pubsub", -2, Flags::NONE, g)
-            .doc("A container for Pub/Sub commands", "2.8.0"),
+        S::new("pubsub", -2, Flags::NONE, g).doc("A container for Pub/Sub commands", "2.8.0"),
         pubsub,
     );
 }

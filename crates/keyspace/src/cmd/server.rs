@@ -214,7 +214,10 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok("resetstat") => {
             ks.inner.commands_processed.store(0, Ordering::Relaxed);
             ks.inner.clients.received.store(0, Ordering::Relaxed);
-            ks.engine().counters.expired_keys.store(0, Ordering::Relaxed);
+            ks.engine()
+                .counters
+                .expired_keys
+                .store(0, Ordering::Relaxed);
             Frame::ok()
         }
         Ok(_) => Frame::Array(
@@ -328,7 +331,9 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     e.flush_dbs(dbs);
     // Redis counts the flush itself too, so even an empty FLUSHALL makes
     // the dataset "changed" (and triggers save points).
-    e.counters.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    e.counters
+        .dirty
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Frame::ok()
 }
 
@@ -568,7 +573,9 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
         return if POLICIES.contains(&l.as_str()) {
             Ok(l)
         } else {
-            Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction")
+            Err(
+                "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+            )
         };
     }
     if default == "yes" || default == "no" {
@@ -679,7 +686,9 @@ fn serialized_len(v: &crate::value::Value) -> usize {
 fn refcount(v: &crate::value::Value) -> i64 {
     match v {
         crate::value::Value::Int(n) if (0..10_000).contains(n) => i64::from(i32::MAX),
-        crate::value::Value::Str(b) if crate::value::parse_canonical_i64(b).is_some_and(|n| (0..10_000).contains(&n)) => {
+        crate::value::Value::Str(b)
+            if crate::value::parse_canonical_i64(b).is_some_and(|n| (0..10_000).contains(&n)) =>
+        {
             i64::from(i32::MAX)
         }
         _ => 1,
@@ -718,7 +727,8 @@ fn encoding(v: &crate::value::Value) -> &'static str {
         }
         Value::Set(s) => {
             if s.len() <= INTSET_ENTRIES
-                && s.iter().all(|m| crate::value::parse_canonical_i64(m).is_some())
+                && s.iter()
+                    .all(|m| crate::value::parse_canonical_i64(m).is_some())
             {
                 "intset"
             } else {

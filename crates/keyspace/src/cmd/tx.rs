@@ -18,7 +18,8 @@ pub(crate) fn register(t: &mut TableBuilder) {
     let g = "transactions";
     let base = Flags::NOSCRIPT | Flags::LOADING | Flags::STALE;
     t.add(
-        S::new("multi", 1, base | Flags::FAST, g).doc("Mark the start of a transaction block", "1.2.0"),
+        S::new("multi", 1, base | Flags::FAST, g)
+            .doc("Mark the start of a transaction block", "1.2.0"),
         multi,
     );
     t.add(
