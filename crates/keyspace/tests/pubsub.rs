@@ -19,7 +19,7 @@ fn info(id: u64) -> ConnInfo {
 }
 
 fn push(parts: &[&str]) -> Frame {
-    Frame::Push(parts.iter().map(|p| Frame::bulk(p)).collect())
+    Frame::Push(parts.iter().map(Frame::bulk).collect())
 }
 
 fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<Frame> {
