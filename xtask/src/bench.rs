@@ -375,7 +375,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let seed = seed.unwrap_or_else(rand::random);
     let started = Instant::now();
     let load_start = loadavg();
-    let start_utc = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    // Read before building and running: the tree under test is the one at the start.
+    let mut facts = machine();
+    facts.push(("started".into(), sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])));
+    facts.push((
+        "load average (1/5/15 min) at start".into(),
+        load_start.clone(),
+    ));
     eprintln!("bench: seed {seed} (replay with --seed {seed}); load average at start {load_start}");
     let cairn_bin = if suites.iter().any(|s| *s != "view-pause") {
         servers::build_cairn()?
@@ -428,8 +434,7 @@ pub fn run(args: &[String]) -> Result<()> {
         &plan,
         &sections,
         &failures,
-        &start_utc,
-        &load_start,
+        &facts,
         &load_end,
         started.elapsed(),
     );
@@ -463,8 +468,7 @@ fn render(
     plan: &Plan,
     sections: &[(&str, Outcome, Duration)],
     failures: &[String],
-    start_utc: &str,
-    load_start: &str,
+    facts: &[(String, String)],
     load_end: &str,
     took: Duration,
 ) -> String {
@@ -481,11 +485,9 @@ fn render(
          (`redis-server`, `redis-benchmark`) must be installed: `cargo xtask deps`.\n\n",
     );
     s.push_str("## Machine and run\n\n| | |\n|---|---|\n");
-    for (k, v) in machine() {
+    for (k, v) in facts {
         let _ = writeln!(s, "| {k} | {v} |");
     }
-    let _ = writeln!(s, "| started | {start_utc} |");
-    let _ = writeln!(s, "| load average (1/5/15 min) at start | {load_start} |");
     let _ = writeln!(s, "| load average at end | {load_end} |");
     let _ = writeln!(
         s,

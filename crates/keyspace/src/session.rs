@@ -373,6 +373,12 @@ impl cairn_resp::Session for Session {
         self.state.protocol
     }
 
+    /// Until `AUTH` succeeds on a server with `requirepass`, the connection
+    /// server holds requests to Redis' unauthenticated limits.
+    fn authenticated(&self) -> bool {
+        self.state.authenticated
+    }
+
     fn closed(&mut self) {
         if !self.closed {
             self.closed = true;

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, OnCorrupt, SavePoint, format_save_points};
-use crate::persistence::commands::{GatedService, PersistenceCommands};
+use crate::persistence::commands::{FlushallService, PersistenceCommands, sync_settings};
 use crate::persistence::manager::{Persistence, RestoreError};
 use crate::persistence::{
     self, PersistenceStatus, SnapshotError, SnapshotEvents, SnapshotInfo, SnapshotTrigger,
@@ -323,7 +323,10 @@ impl Server {
             ..ServerConfig::default()
         };
         let mut serve_stop = stop_rx.clone();
-        let service = GatedService::new(keyspace.clone(), Arc::clone(&persistence));
+        let service = FlushallService {
+            ks: keyspace.clone(),
+            persistence: Arc::clone(&persistence),
+        };
         let serve = tokio::spawn(cairn_resp::run(
             listener,
             Arc::new(service),
@@ -385,6 +388,9 @@ fn spawn_snapshot_timer(
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    // CONFIG SET save / stop-writes-on-bgsave-error land in
+                    // the keyspace's parameters; apply them before deciding.
+                    sync_settings(&keyspace, &persistence);
                     if let Some(trigger) = persistence.due(&keyspace) {
                         // InProgress only means another one got there first.
                         let _ = persistence.start_background(&keyspace, trigger);

@@ -466,6 +466,106 @@ async fn config_get_set_save_and_dir() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn config_set_reaches_the_keyspace_and_save_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let handle = start(&dir).await;
+    let mut con = connect(handle.addr()).await;
+    let reader = con.clone();
+    let get = |name: &'static str| {
+        let mut con = reader.clone();
+        async move {
+            let v: Vec<String> = cmd(&mut con, &["CONFIG", "GET", name]).await;
+            assert_eq!(v.len(), 2, "{name}: {v:?}");
+            v[1].clone()
+        }
+    };
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory", "100mb"]).await;
+    assert_eq!(get("maxmemory").await, "104857600");
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "hz", "20"]).await;
+    assert_eq!(get("hz").await, "20");
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "save", "9 9", "hz", "30"]).await;
+    assert_eq!(
+        (get("save").await, get("hz").await),
+        ("9 9".into(), "30".into())
+    );
+
+    // A bad pair anywhere refuses the whole command, save included.
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "save", "10 10", "hz", "abc"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer"
+    );
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "hz", "40", "save", "10"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters"
+    );
+    assert_eq!(
+        (get("save").await, get("hz").await),
+        ("9 9".into(), "30".into())
+    );
+    // Redis 7.0's rules and texts, checked against redis-server.
+    for bad in ["0 3", "5", "5  7", "-1 5", "5 -1", "x 1", " "] {
+        let e = cmd_err(&mut con, &["CONFIG", "SET", "save", bad]).await;
+        assert_eq!(
+            e,
+            "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters",
+            "{bad:?}"
+        );
+    }
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "save", "1 1", "save", "2 2"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'save') - duplicate parameter"
+    );
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "dir", "/tmp"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"
+    );
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - cairn has no append-only file; it persists by snapshots only"
+    );
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "appendonly", "no"]).await;
+    assert_eq!(get("appendonly").await, "no");
+    let e = cmd_err(&mut con, &["CONFIG", "SET", "maxmemory", "lots"]).await;
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"
+    );
+    assert_eq!(get("maxmemory").await, "104857600");
+
+    // Inside MULTI the same validation and storage run at EXEC.
+    let mut tx = RawConn::open(handle.addr()).await;
+    assert_eq!(tx.line(&["MULTI"]).await, "+OK");
+    assert_eq!(
+        tx.line(&[
+            "CONFIG",
+            "SET",
+            "save",
+            "7 7",
+            "maxmemory-policy",
+            "allkeys-lru"
+        ])
+        .await,
+        "+QUEUED"
+    );
+    assert_eq!(tx.line(&["EXEC"]).await, "*1");
+    assert_eq!(tx.line(&["PING"]).await, "+OK", "the EXEC's one reply");
+    drop(tx);
+    assert_eq!(get("save").await, "7 7");
+    assert_eq!(get("maxmemory-policy").await, "allkeys-lru");
+    drop(con);
+    handle
+        .shutdown_with(ShutdownOptions::nosave())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn save_points_trigger_snapshots_and_flushall_saves() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
@@ -475,8 +575,9 @@ async fn save_points_trigger_snapshots_and_flushall_saves() {
     for i in 0..3 {
         let _: () = cmd(&mut con, &["SET", &format!("k{i}"), "v"]).await;
     }
-    // "0 3": due as soon as 3 changes exist and a second has passed.
-    let _: () = cmd(&mut con, &["CONFIG", "SET", "save", "0 3"]).await;
+    // "1 3": due as soon as 3 changes exist and a second has passed (Redis
+    // refuses 0 seconds).
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "save", "1 3"]).await;
     let o = tokio::time::timeout(Duration::from_secs(30), events.next())
         .await
         .unwrap();
@@ -661,6 +762,11 @@ async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
     handle.snapshot_now().await.unwrap();
     let _ = events.next().await;
 
+    // A transaction queued while snapshots still succeed, run after.
+    let mut queued_before = RawConn::open(handle.addr()).await;
+    assert_eq!(queued_before.line(&["MULTI"]).await, "+OK");
+    assert_eq!(queued_before.line(&["SET", "queued", "1"]).await, "+QUEUED");
+
     assert!(sh(&["mount", "-o", "remount,ro", m]), "remount ro failed");
     let _: () = cmd(&mut con, &["SET", "during", "1"]).await;
     assert_eq!(
@@ -686,6 +792,45 @@ async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
     );
     let v: String = cmd(&mut con, &["GET", "before"]).await;
     assert_eq!(v, "1", "reads continue");
+    // As Redis: a write refused while queueing dooms the transaction, and
+    // an EXEC whose queue holds a write is refused with the MISCONF text.
+    let misconf = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+    assert_eq!(
+        queued_before.line(&["EXEC"]).await,
+        format!("-EXECABORT Transaction discarded because of: {misconf}")
+    );
+    let mut tx = RawConn::open(handle.addr()).await;
+    assert_eq!(tx.line(&["MULTI"]).await, "+OK");
+    assert_eq!(tx.line(&["GET", "before"]).await, "+QUEUED");
+    assert_eq!(
+        tx.line(&["SET", "in-multi", "1"]).await,
+        format!("-{misconf}")
+    );
+    assert_eq!(
+        tx.line(&["EXEC"]).await,
+        "-EXECABORT Transaction discarded because of previous errors."
+    );
+    assert_eq!(tx.line(&["MULTI"]).await, "+OK");
+    assert_eq!(tx.line(&["GET", "before"]).await, "+QUEUED");
+    assert_eq!(tx.line(&["EXEC"]).await, "*1", "a read-only EXEC runs");
+    drop(tx);
+    // stop-writes-on-bgsave-error is the keyspace's parameter and applies
+    // at once, both ways.
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+    )
+    .await;
+    let _: () = cmd(&mut con, &["SET", "allowed", "1"]).await;
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+    )
+    .await;
+    assert_eq!(
+        raw(handle.addr(), &["DEL", "allowed"]).await.unwrap(),
+        format!("-{misconf}")
+    );
     // A plain SHUTDOWN fails on the snapshot and leaves the server running.
     assert_eq!(
         raw(handle.addr(), &["SHUTDOWN"]).await.unwrap(),
@@ -709,9 +854,10 @@ async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
     let handle = start(&dir).await;
     let ks = handle.keyspace().clone();
     assert_eq!(
-        ks.session()
-            .command(&["EXISTS", "before", "during", "after", "refused"]),
-        cairn_resp::Frame::Integer(3)
+        ks.session().command(&[
+            "EXISTS", "before", "during", "after", "allowed", "refused", "queued"
+        ]),
+        cairn_resp::Frame::Integer(4)
     );
     handle
         .shutdown_with(ShutdownOptions::nosave())

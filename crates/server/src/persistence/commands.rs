@@ -1,13 +1,14 @@
 //! The Redis persistence commands and the write gate.
 //!
 //! [`PersistenceCommands`] is a keyspace [`Extension`]: SAVE, BGSAVE
-//! [SCHEDULE], LASTSAVE, SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], and
-//! the `INFO persistence` section. [`GatedService`] wraps the keyspace's
-//! RESP service to do what must happen around any command: refuse writes
-//! with `-MISCONF` while snapshots fail, answer `CONFIG SET save`, and take
-//! Redis' FLUSHALL snapshot when save points are set.
+//! [SCHEDULE], LASTSAVE, SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], the
+//! `INFO persistence` section, the `-MISCONF` refusal of writes while
+//! snapshots fail (through the keyspace's `deny_write` hook, so MULTI and
+//! EXEC follow Redis), and the validation of `CONFIG SET save` / `dir`.
+//! Every other `CONFIG SET` parameter is the keyspace's. [`FlushallService`]
+//! wraps the keyspace's RESP service only to take Redis' FLUSHALL snapshot
+//! when save points are set: the keyspace has no hook after a command.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::SnapshotTrigger;
 use super::manager::Persistence;
-use crate::config::{format_save_points, parse_save_points};
+use crate::config::SavePoint;
 use crate::server::{ShutdownOptions, ShutdownRequest};
 
 /// Redis 7.0's `shared.bgsaveerr`, word for word, so tools that look for it
@@ -91,6 +92,108 @@ impl Extension for PersistenceCommands {
 
     fn info(&self, ks: &Keyspace, section: &str) -> Option<String> {
         (section == "persistence").then(|| info_persistence(&self.persistence, ks))
+    }
+
+    fn config_set(&self, _ks: &Keyspace, name: &str, value: &[u8]) -> Option<Result<(), String>> {
+        // Only validated here: the keyspace stores the value once every
+        // pair of the CONFIG SET passed (all or nothing), and the timer and
+        // FLUSHALL read it back through `sync_settings`.
+        match name {
+            "save" => Some(
+                parse_redis_save(value)
+                    .map(|_| ())
+                    .ok_or_else(|| "Invalid save parameters".to_string()),
+            ),
+            // The directory holds the LOCK and the generations: moving it
+            // under a running server is not supported (Redis 7 refuses it
+            // too unless enable-protected-configs is set).
+            "dir" => Some(Err("can't set protected config".to_string())),
+            // There is no AOF: `appendonly` stays `no` so that tools reading
+            // it are not told the data is logged.
+            "appendonly" if value != b"no" => Some(Err(
+                "cairn has no append-only file; it persists by snapshots only".to_string(),
+            )),
+            _ => None,
+        }
+    }
+
+    fn deny_write(&self, ks: &Keyspace) -> Option<Frame> {
+        // The cheap check first: the parameter is only read after a failure.
+        (self.persistence.snapshot_failing()
+            && ks
+                .config_param("stop-writes-on-bgsave-error")
+                .is_some_and(|v| v == "yes"))
+        .then(|| err(MISCONF))
+    }
+}
+
+/// Parses `CONFIG SET save` exactly as Redis 7.0 does: "" disables; else
+/// fields separated by single spaces, read like `strtoll` (so an empty field
+/// reads as 0 and overflow saturates), seconds >= 1, changes >= 0.
+pub(crate) fn parse_redis_save(value: &[u8]) -> Option<Vec<SavePoint>> {
+    if value.is_empty() {
+        return Some(Vec::new());
+    }
+    let fields: Vec<&[u8]> = value.split(|&b| b == b' ').collect();
+    if !fields.len().is_multiple_of(2) {
+        return None;
+    }
+    fields
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [secs, changes] => {
+                let seconds = strtoll_all(secs).filter(|&v| v >= 1)?;
+                let changes = strtoll_all(changes).filter(|&v| v >= 0)?;
+                Some(SavePoint {
+                    seconds: seconds.unsigned_abs(),
+                    changes: changes.unsigned_abs(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// C's `strtoll(s, &end, 10)` that must consume all of `s`.
+fn strtoll_all(s: &[u8]) -> Option<i64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let rest = s.trim_ascii_start();
+    let (neg, digits) = match rest.split_first() {
+        Some((b'-', d)) => (true, d),
+        Some((b'+', d)) => (false, d),
+        _ => (false, rest),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for d in digits {
+        let d = i64::from(d - b'0');
+        v = v.saturating_mul(10);
+        v = if neg {
+            v.saturating_sub(d)
+        } else {
+            v.saturating_add(d)
+        };
+    }
+    Some(v)
+}
+
+/// Brings the persistence settings in line with the keyspace's `save` and
+/// `stop-writes-on-bgsave-error` parameters (which `CONFIG SET` changes);
+/// called where they are used, so a change applies from the next check.
+pub(crate) fn sync_settings(ks: &Keyspace, p: &Persistence) {
+    if let Some(points) = ks
+        .config_param("save")
+        .and_then(|text| parse_redis_save(text.as_bytes()))
+        && points != p.save_points()
+    {
+        p.set_save_points(points);
+    }
+    if let Some(v) = ks.config_param("stop-writes-on-bgsave-error") {
+        p.set_stop_writes(v == "yes");
     }
 }
 
@@ -259,155 +362,64 @@ fn info_persistence(p: &Persistence, ks: &Keyspace) -> String {
     out
 }
 
-/// The keyspace's RESP service with the persistence checks around it.
-pub(crate) struct GatedService {
+/// The keyspace's RESP service, plus Redis' snapshot after FLUSHALL when
+/// save points are set.
+pub(crate) struct FlushallService {
     pub(crate) ks: Keyspace,
     pub(crate) persistence: Arc<Persistence>,
-    /// Lowercase names of the commands flagged `write`, read from the
-    /// keyspace's own command table (`COMMAND`), so new commands are
-    /// covered without a list here.
-    pub(crate) writes: Arc<HashSet<Vec<u8>>>,
 }
 
-impl GatedService {
-    pub(crate) fn new(ks: Keyspace, persistence: Arc<Persistence>) -> GatedService {
-        let writes = write_commands(&ks);
-        GatedService {
-            ks,
-            persistence,
-            writes: Arc::new(writes),
-        }
-    }
-}
+impl cairn_resp::Service for FlushallService {
+    type Session = FlushallSession;
 
-/// Reads the names of the write commands from `COMMAND`'s reply.
-fn write_commands(ks: &Keyspace) -> HashSet<Vec<u8>> {
-    let mut out = HashSet::new();
-    let Frame::Array(all) = ks.session().command(&["COMMAND"]) else {
-        return out;
-    };
-    for c in all {
-        let Frame::Array(fields) = c else { continue };
-        let (Some(Frame::Bulk(name)), Some(Frame::Set(flags) | Frame::Array(flags))) =
-            (fields.first(), fields.get(2))
-        else {
-            continue;
-        };
-        if flags
-            .iter()
-            .any(|f| matches!(f, Frame::Simple(s) | Frame::Bulk(s) if &s[..] == b"write"))
-        {
-            out.insert(name.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
-impl cairn_resp::Service for GatedService {
-    type Session = GatedSession;
-
-    fn open(&self, conn: ConnInfo) -> (GatedSession, mpsc::UnboundedReceiver<Event>) {
+    fn open(&self, conn: ConnInfo) -> (FlushallSession, mpsc::UnboundedReceiver<Event>) {
         let (inner, rx) = cairn_resp::Service::open(&self.ks, conn);
-        let session = GatedSession {
+        let session = FlushallSession {
             inner,
             ks: self.ks.clone(),
             persistence: Arc::clone(&self.persistence),
-            writes: Arc::clone(&self.writes),
         };
         (session, rx)
     }
 }
 
-/// One client's keyspace session behind the persistence checks.
-pub(crate) struct GatedSession {
+/// One client's keyspace session.
+pub(crate) struct FlushallSession {
     inner: Session,
     ks: Keyspace,
     persistence: Arc<Persistence>,
-    writes: Arc<HashSet<Vec<u8>>>,
 }
 
-impl GatedSession {
-    fn config_set(&mut self, args: &[Bytes]) -> Frame {
-        let pairs = args.get(2..).unwrap_or_default();
-        if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
-            return Frame::error(
-                "ERR wrong number of arguments for 'config|set' command".to_string(),
-            );
-        }
-        // Validate every pair before applying any, as Redis 7 does.
-        let mut new_save = None;
-        for pair in pairs.chunks(2) {
-            let [name, value] = pair else { continue };
-            let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
-            match lname.as_str() {
-                "save" => {
-                    let text = String::from_utf8_lossy(value);
-                    match parse_save_points(&text) {
-                        Ok(points) => new_save = Some(points),
-                        Err(_) => {
-                            return Frame::error(
-                                "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters".to_string(),
-                            );
-                        }
-                    }
-                }
-                "dir" => {
-                    return Frame::error(
-                        "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config".to_string(),
-                    );
-                }
-                _ => {
-                    return Frame::error(format!(
-                        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                        String::from_utf8_lossy(name)
-                    ));
-                }
-            }
-        }
-        if let Some(points) = new_save {
-            self.ks
-                .set_config_param("save", &format_save_points(&points));
-            self.persistence.set_save_points(points);
-        }
-        Frame::ok()
-    }
-}
-
-impl cairn_resp::Session for GatedSession {
+impl cairn_resp::Session for FlushallSession {
     fn call(&mut self, args: Vec<Bytes>) -> Outcome {
-        let authenticated = self.inner.state().authenticated;
-        let name = args
-            .first()
-            .map(|a| a.to_ascii_lowercase())
-            .unwrap_or_default();
-        if authenticated
-            && self.inner.state().multi.is_none()
-            && name == b"config"
-            && args.get(1).is_some_and(|a| is(a, "set"))
-        {
-            return Outcome::Reply(self.config_set(&args));
-        }
-        if authenticated && self.writes.contains(&name) && self.persistence.writes_refused() {
-            return Outcome::Reply(err(MISCONF));
-        }
+        let flushall = args.first().is_some_and(|a| is(a, "flushall"));
         let outcome = self.inner.execute(args);
-        let flushed_all = name == b"flushall"
-            && matches!(&outcome, Outcome::Reply(Frame::Simple(s)) if &s[..] == b"OK");
-        if flushed_all && self.persistence.enabled() && !self.persistence.save_points().is_empty() {
-            // Redis saves right after FLUSHALL when save points are set, so
-            // an old snapshot cannot bring the data back after a restart;
-            // the reply waits for that save.
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let p = Arc::clone(&self.persistence);
-                let ks = self.ks.clone();
-                let task = rt.spawn(async move { p.snapshot_for_flushall(&ks).await });
-                return Outcome::Block(Box::pin(async move {
-                    let _ = task.await;
-                    Frame::ok()
-                }));
-            }
+        // A FLUSHALL queued in MULTI answers QUEUED, not OK: only a flush
+        // that ran here is followed by a save.
+        if !flushall || !matches!(&outcome, Outcome::Reply(Frame::Simple(s)) if &s[..] == b"OK") {
+            return outcome;
         }
-        outcome
+        let p = &self.persistence;
+        if !p.enabled() {
+            return outcome;
+        }
+        sync_settings(&self.ks, p);
+        if p.save_points().is_empty() {
+            return outcome;
+        }
+        // Redis saves right after FLUSHALL when save points are set, so an
+        // old snapshot cannot bring the data back after a restart; the reply
+        // waits for that save.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return outcome;
+        };
+        let p = Arc::clone(p);
+        let ks = self.ks.clone();
+        let task = rt.spawn(async move { p.snapshot_for_flushall(&ks).await });
+        Outcome::Block(Box::pin(async move {
+            let _ = task.await;
+            Frame::ok()
+        }))
     }
 
     fn protocol(&self) -> Protocol {
@@ -420,5 +432,35 @@ impl cairn_resp::Session for GatedSession {
 
     fn closed(&mut self) {
         cairn_resp::Session::closed(&mut self.inner);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn points(v: &str) -> Option<Vec<(u64, u64)>> {
+        parse_redis_save(v.as_bytes()).map(|p| p.iter().map(|p| (p.seconds, p.changes)).collect())
+    }
+
+    #[test]
+    fn save_syntax_matches_redis_7_0() {
+        // Each case checked against redis-server 7.0.15 (CONFIG SET, GET).
+        assert_eq!(points(""), Some(vec![]));
+        assert_eq!(points("3600 1 300 100"), Some(vec![(3600, 1), (300, 100)]));
+        assert_eq!(points("+5 07"), Some(vec![(5, 7)]));
+        assert_eq!(points("\t5 7"), Some(vec![(5, 7)]));
+        assert_eq!(points("1 1 2 "), Some(vec![(1, 1), (2, 0)]));
+        assert_eq!(points("5 0"), Some(vec![(5, 0)]));
+        assert_eq!(
+            points("99999999999999999999 1"),
+            Some(vec![(i64::MAX as u64, 1)])
+        );
+        for bad in [
+            "0 3", "5", "5  7", "-1 5", "5 -1", "x 1", " ", "5 7 ", "5 +", "5\t7",
+        ] {
+            assert_eq!(points(bad), None, "{bad:?}");
+        }
     }
 }

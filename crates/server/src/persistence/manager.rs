@@ -544,6 +544,16 @@ impl Persistence {
         self.enabled && self.settings.lock().stop_writes && !self.state.lock().last_ok
     }
 
+    /// Whether the last snapshot failed (persistence enabled).
+    pub(crate) fn snapshot_failing(&self) -> bool {
+        self.enabled && !self.state.lock().last_ok
+    }
+
+    /// `CONFIG SET stop-writes-on-bgsave-error`, as the timer picks it up.
+    pub(crate) fn set_stop_writes(&self, yes: bool) {
+        self.settings.lock().stop_writes = yes;
+    }
+
     pub(crate) fn last_save_unix(&self) -> i64 {
         self.state.lock().last_save_unix
     }

@@ -48,6 +48,34 @@ pub async fn raw_on(mut stream: tokio::net::TcpStream, args: &[&str]) -> Option<
     (n > 0).then(|| line.trim_end().to_string())
 }
 
+/// One raw connection kept open across commands (MULTI ... EXEC), for
+/// replies that are a single line (`+OK`, `+QUEUED`, `-ERR ...`, `:1`).
+pub struct RawConn(tokio::io::BufReader<tokio::net::TcpStream>);
+
+impl RawConn {
+    pub async fn open(addr: SocketAddr) -> RawConn {
+        RawConn(tokio::io::BufReader::new(
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ))
+    }
+
+    /// Sends one command and returns its reply line without the CRLF.
+    pub async fn line(&mut self, args: &[&str]) -> String {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        self.0.get_mut().write_all(req.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(60), self.0.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{args:?}: connection closed");
+        line.trim_end().to_string()
+    }
+}
+
 pub async fn info(con: &mut MultiplexedConnection, section: &str) -> HashMap<String, String> {
     let text: String = redis::cmd("INFO")
         .arg(section)
