@@ -160,8 +160,10 @@ impl Session {
         };
         let spec = &cmd.spec;
         if !spec.arity_ok(args.len()) {
-            return reject(
+            return refuse(
+                ks,
                 state,
+                spec.name,
                 Frame::error(format!(
                     "ERR wrong number of arguments for '{}' command",
                     spec.name
@@ -169,7 +171,7 @@ impl Session {
             );
         }
         if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-            return reject(state, err("NOAUTH Authentication required."));
+            return refuse(ks, state, spec.name, err("NOAUTH Authentication required."));
         }
         let in_multi = state.multi.is_some();
         if in_multi && spec.flags.contains(Flags::NO_MULTI) {
@@ -180,24 +182,16 @@ impl Session {
             || spec.name == "ping"
             || (spec.name == "exec" && queues_write(ks, state));
         if writes && let Some(denied) = deny_write(ks) {
-            if spec.name == "exec" && in_multi {
-                discard(ks, state);
-                let text = match &denied {
-                    Frame::Error(e) => String::from_utf8_lossy(e).into_owned(),
-                    _ => String::new(),
-                };
-                return Outcome::Reply(Frame::error(format!(
-                    "EXECABORT Transaction discarded because of: {text}"
-                )));
-            }
-            return reject(state, denied);
+            return refuse(ks, state, spec.name, denied);
         }
         if state.protocol == Protocol::Resp2
             && state.subscriptions() > 0
             && !SUBSCRIBED_OK.contains(&spec.name)
         {
-            return reject(
+            return refuse(
+                ks,
                 state,
+                spec.name,
                 Frame::error(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     spec.name
@@ -242,6 +236,28 @@ fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
         state.multi_error = true;
     }
     Outcome::Reply(reply)
+}
+
+/// Refuses a known command before it runs. A refused EXEC (wrong arity,
+/// NOAUTH, MISCONF, subscribed context) discards the transaction, or just
+/// the WATCHes outside one, with `-EXECABORT` (Redis' `execCommandAbort`,
+/// which `rejectCommand` calls whenever the command is EXEC); any other
+/// refusal dooms a transaction in progress.
+fn refuse(ks: &Keyspace, state: &mut SessionState, name: &str, reply: Frame) -> Outcome {
+    if name != "exec" {
+        return reject(state, reply);
+    }
+    discard(ks, state);
+    let text = match &reply {
+        Frame::Error(e) => String::from_utf8_lossy(e).into_owned(),
+        _ => String::new(),
+    };
+    // Redis formats its own rejections (arity, subscribed context) without
+    // the `ERR ` code, and keeps the code of shared replies (NOAUTH, MISCONF).
+    let text = text.strip_prefix("ERR ").unwrap_or(&text);
+    Outcome::Reply(Frame::error(format!(
+        "EXECABORT Transaction discarded because of: {text}"
+    )))
 }
 
 /// Whether the MULTI queue holds a write command.

@@ -531,3 +531,15 @@ fn set_and_getex_check_syntax_before_numbers() {
     assert_eq!(s.command(&["getex", "k", "pxat", "1", "pxat", &at]), b("w"));
     assert_eq!(s.command(&["pttl", "k"]), i(5000));
 }
+
+/// Redis 7.0's SET stores a key whose EXAT/PXAT is already past: DBSIZE
+/// counts it until it is next touched.
+#[test]
+fn set_with_a_past_time_keeps_the_key_until_touched() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    assert_eq!(s.command(&["set", "a", "v", "pxat", "1"]), Frame::ok());
+    assert_eq!(s.command(&["dbsize"]), i(1));
+    assert_eq!(s.command(&["exists", "a"]), i(0));
+    assert_eq!(s.command(&["dbsize"]), i(0));
+}

@@ -7,6 +7,19 @@ use super::{
     CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int, subcommand,
 };
 
+const CLIENT_SUBS: &[(&str, i32)] = &[
+    ("setname", 3),
+    ("getname", 2),
+    ("id", 2),
+    ("setinfo", 4),
+    ("list", -2),
+    ("info", 2),
+    ("kill", -3),
+    ("no-evict", 3),
+    ("no-touch", 3),
+    ("reply", 3),
+];
+
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "connection";
     let f = Flags::FAST | Flags::LOADING | Flags::STALE;
@@ -53,6 +66,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
             Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
             g,
         )
+        .subs(CLIENT_SUBS)
         .doc("A container for client connection commands", "2.4.0"),
         client,
     );
@@ -201,19 +215,7 @@ fn valid_name(n: &[u8]) -> Result<(), Frame> {
 }
 
 fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let subs = [
-        ("setname", 3),
-        ("getname", 2),
-        ("id", 2),
-        ("setinfo", 4),
-        ("list", -2),
-        ("info", 2),
-        ("kill", -3),
-        ("no-evict", 3),
-        ("no-touch", 3),
-        ("reply", 3),
-    ];
-    match subcommand("client", args, &subs) {
+    match subcommand("client", args, CLIENT_SUBS) {
         Err(e) => e,
         Ok("setname") => {
             let n = arg(args, 2);

@@ -1163,9 +1163,17 @@ pub(crate) mod ld {
         let ld = if scale >= 0 {
             round(neg, &shl_dec(&digits, scale as u64), 0, false)
         } else {
+            // Scale by 2^t so the quotient has 66-68 bits: enough for a
+            // 64-bit significand plus guard and sticky bits, and within
+            // `div`'s 127-bit limit. A negative t (many integer digits
+            // before a fraction) shifts the divisor instead.
             let den = pow10(scale.unsigned_abs());
-            let t = (66 + bitlen(&den) as i64 - bitlen(&digits) as i64 + 1).max(0);
-            let (q, rem) = div(&shl(&digits, t as u64), &den);
+            let t = 66 + bitlen(&den) as i64 - bitlen(&digits) as i64 + 1;
+            let (q, rem) = if t >= 0 {
+                div(&shl(&digits, t as u64), &den)
+            } else {
+                div(&digits, &shl(&den, t.unsigned_abs()))
+            };
             round(neg, &from_u128(q), -t, rem)
         }?;
         // strtold reports underflow to zero as an error; string2ld refuses it.

@@ -10,6 +10,7 @@ pub(crate) mod connection;
 pub(crate) mod hash;
 pub(crate) mod keys;
 pub(crate) mod list;
+pub(crate) mod meta;
 pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
@@ -127,6 +128,9 @@ pub struct CommandSpec {
     pub summary: &'static str,
     /// Version since which the command exists, for `COMMAND DOCS`.
     pub since: &'static str,
+    /// A container's subcommands as (name, arity), for dispatch and for
+    /// `COMMAND INFO`/`COMMAND LIST`; empty for plain commands.
+    pub subs: &'static [(&'static str, i32)],
 }
 
 impl CommandSpec {
@@ -147,6 +151,7 @@ impl CommandSpec {
             group,
             summary: "",
             since: "1.0.0",
+            subs: &[],
         }
     }
 
@@ -164,6 +169,13 @@ impl CommandSpec {
     pub const fn doc(mut self, summary: &'static str, since: &'static str) -> CommandSpec {
         self.summary = summary;
         self.since = since;
+        self
+    }
+
+    /// Marks a container and names its subcommands.
+    #[must_use]
+    pub const fn subs(mut self, subs: &'static [(&'static str, i32)]) -> CommandSpec {
+        self.subs = subs;
         self
     }
 

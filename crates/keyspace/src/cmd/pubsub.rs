@@ -12,6 +12,15 @@ use cairn_resp::{Event, Frame};
 use super::{CommandSpec as S, Ctx, Flags, TableBuilder, int, subcommand};
 use crate::pubsub::{Subscriber, Subscriptions};
 
+const PUBSUB_SUBS: &[(&str, i32)] = &[
+    ("channels", -2),
+    ("numsub", -2),
+    ("numpat", 2),
+    ("shardchannels", -2),
+    ("shardnumsub", -2),
+    ("help", 2),
+];
+
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "pubsub";
     let sub = Flags::PUBSUB | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE;
@@ -79,7 +88,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
         publish,
     );
     t.add(
-        S::new("pubsub", -2, Flags::NONE, g).doc("A container for Pub/Sub commands", "2.8.0"),
+        S::new("pubsub", -2, Flags::NONE, g).subs(PUBSUB_SUBS).doc("A container for Pub/Sub commands", "2.8.0"),
         pubsub,
     );
 }
@@ -158,16 +167,8 @@ fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn pubsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let subs = [
-        ("channels", -2),
-        ("numsub", -2),
-        ("numpat", 2),
-        ("shardchannels", -2),
-        ("shardnumsub", -2),
-        ("help", 2),
-    ];
     let ps = &ctx.ks.inner.pubsub;
-    match subcommand("pubsub", args, &subs) {
+    match subcommand("pubsub", args, PUBSUB_SUBS) {
         Err(e) => e,
         Ok("channels" | "shardchannels") if args.len() > 3 => Frame::error(format!(
             "ERR wrong number of arguments for 'pubsub|{}' command",

@@ -18,6 +18,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
     let g = "server";
     t.add(
         S::new("command", -1, Flags::LOADING | Flags::STALE, g)
+            .subs(COMMAND_SUBS)
             .doc("Get array of Redis command details", "2.8.13"),
         command,
     );
@@ -28,6 +29,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
             Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
             g,
         )
+        .subs(CONFIG_SUBS)
         .doc("A container for server configuration commands", "2.0.0"),
         config,
     );
@@ -49,6 +51,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.add(
         S::new("object", -2, Flags::READONLY, "generic")
             .keys(2, 2, 1)
+            .subs(OBJECT_SUBS)
             .doc("A container for object introspection commands", "2.2.3"),
         object,
     );
@@ -86,12 +89,41 @@ pub(crate) fn register(t: &mut TableBuilder) {
     );
 }
 
+const COMMAND_SUBS: &[(&str, i32)] = &[("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
+const CONFIG_SUBS: &[(&str, i32)] = &[
+    ("get", -3),
+    ("set", -4),
+    ("resetstat", 2),
+    ("rewrite", 2),
+    ("help", 2),
+];
+const OBJECT_SUBS: &[(&str, i32)] = &[
+    ("encoding", 3),
+    ("refcount", 3),
+    ("idletime", 3),
+    ("freq", 3),
+    ("help", 2),
+];
+
 fn arg(args: &[Bytes], i: usize) -> &[u8] {
     args.get(i).map(|b| &b[..]).unwrap_or_default()
 }
 
+/// `COMMAND INFO` of a command: Redis' own entry when Redis has the command
+/// (subcommands limited to those cairn implements), else built from the spec.
 fn command_info(c: &Command) -> Frame {
     let s = &c.spec;
+    if let Some(info) = super::meta::redis_info(s.name) {
+        return super::meta::filter_subs(info, |full| {
+            let sub = full.rsplit(|&b| b == b'|').next().unwrap_or(full);
+            s.subs.iter().any(|(n, _)| is(sub, n))
+        });
+    }
+    let subs = s
+        .subs
+        .iter()
+        .map(|&(sub, arity)| sub_info(s.name, sub, arity))
+        .collect();
     let mut cats: Vec<Frame> = Vec::new();
     for (f, name) in [
         (Flags::WRITE, "@write"),
@@ -122,8 +154,39 @@ fn command_info(c: &Command) -> Frame {
         Frame::Set(cats),
         Frame::Set(Vec::new()),
         Frame::Array(Vec::new()),
+        Frame::Array(subs),
+    ])
+}
+
+/// `COMMAND INFO container|sub`.
+fn sub_info(container: &str, sub: &str, arity: i32) -> Frame {
+    let full = format!("{container}|{sub}");
+    if let Some(info) = super::meta::redis_info(&full) {
+        return info.clone();
+    }
+    Frame::Array(vec![
+        Frame::bulk(full),
+        Frame::Integer(i64::from(arity)),
+        Frame::Set(Vec::new()),
+        Frame::Integer(0),
+        Frame::Integer(0),
+        Frame::Integer(0),
+        Frame::Set(vec![Frame::simple("@slow")]),
+        Frame::Set(Vec::new()),
+        Frame::Array(Vec::new()),
         Frame::Array(Vec::new()),
     ])
+}
+
+/// `COMMAND INFO` of a name as a client gives it: `get` or `config|get`.
+fn info_by_name(table: &super::Table, name: &[u8]) -> Option<Frame> {
+    let Some(bar) = name.iter().position(|&b| b == b'|') else {
+        return table.lookup(name).map(command_info);
+    };
+    let (container, sub) = (name.get(..bar)?, name.get(bar + 1..)?);
+    let c = table.lookup(container)?;
+    let &(sub, arity) = c.spec.subs.iter().find(|(n, _)| is(sub, n))?;
+    Some(sub_info(c.spec.name, sub, arity))
 }
 
 fn command_docs(c: &Command) -> Frame {
@@ -140,9 +203,8 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if args.len() == 1 {
         return Frame::Array(table.commands.iter().map(command_info).collect());
     }
-    let subs = [("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
     let names = args.get(2..).unwrap_or_default();
-    match subcommand("command", args, &subs) {
+    match subcommand("command", args, COMMAND_SUBS) {
         Err(e) => e,
         Ok("count") => int(table.commands.len()),
         Ok("info") if names.is_empty() => {
@@ -151,12 +213,7 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok("info") => Frame::Array(
             names
                 .iter()
-                .map(|n| {
-                    table
-                        .lookup(n)
-                        .map(command_info)
-                        .unwrap_or(Frame::NullArray)
-                })
+                .map(|n| info_by_name(table, n).unwrap_or(Frame::NullArray))
                 .collect(),
         ),
         Ok("docs") => {
@@ -171,29 +228,23 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                     .collect(),
             )
         }
-        Ok(_) => Frame::Array(
-            table
-                .commands
-                .iter()
-                .map(|c| Frame::bulk(c.spec.name))
-                .collect(),
-        ),
+        Ok(_) => {
+            // Redis lists each container's subcommands after it.
+            let mut out = Vec::new();
+            for c in &table.commands {
+                out.push(Frame::bulk(c.spec.name));
+                for (sub, _) in c.spec.subs {
+                    out.push(Frame::bulk(format!("{}|{sub}", c.spec.name)));
+                }
+            }
+            Frame::Array(out)
+        }
     }
 }
 
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let ks = ctx.keyspace();
-    match subcommand(
-        "config",
-        args,
-        &[
-            ("get", -3),
-            ("set", -4),
-            ("resetstat", 2),
-            ("rewrite", 2),
-            ("help", 2),
-        ],
-    ) {
+    match subcommand("config", args, CONFIG_SUBS) {
         Err(e) => e,
         Ok("get") => {
             let params = ks.inner.params.read();
@@ -747,14 +798,7 @@ fn encoding(v: &crate::value::Value) -> &'static str {
 
 /// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP
 fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let subs = [
-        ("encoding", 3),
-        ("refcount", 3),
-        ("idletime", 3),
-        ("freq", 3),
-        ("help", 2),
-    ];
-    let sub = match subcommand("object", args, &subs) {
+    let sub = match subcommand("object", args, OBJECT_SUBS) {
         Ok(s) => s,
         Err(e) => return e,
     };

@@ -229,11 +229,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Expiry::Keep => {
             shard.set_keep_ttl(key, value);
         }
-        Expiry::At(at) if at <= ctx.now_ms() => {
-            // Already in the past (EXAT/PXAT): Redis deletes instead.
-            shard.remove(key);
-        }
         Expiry::At(at) => {
+            // Even a time already past is stored (Redis 7.0 has no
+            // `checkAlreadyExpired` in SET): the key counts in DBSIZE
+            // until it is next touched or reaped, as in Redis.
             shard.set(key, value, Some(at));
         }
         Expiry::Unset | Expiry::Persist => {
@@ -423,20 +422,23 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     use super::hash::ld;
     let key = arg(args, 1);
     let overflow = || err("ERR increment would produce NaN or Infinity");
-    let delta = match ld::parse(arg(args, 2)) {
-        None => return err(ERR_NOT_FLOAT),
-        Some(ld::Parsed::Inf) => return overflow(),
-        Some(ld::Parsed::Finite(d)) => d,
-    };
     let mut shard = ctx.shard(key);
+    // Redis' order: the key's type, then its value, then the increment;
+    // an infinity in either only fails once added.
     let cur = match shard.value(key) {
-        None => ld::Ld::ZERO,
+        None => ld::Parsed::Finite(ld::Ld::ZERO),
         Some(v) => match v.with_str(ld::parse) {
             Err(e) => return e.into(),
             Ok(None) => return err(ERR_NOT_FLOAT),
-            Ok(Some(ld::Parsed::Inf)) => return overflow(),
-            Ok(Some(ld::Parsed::Finite(c))) => c,
+            Ok(Some(c)) => c,
         },
+    };
+    let delta = match ld::parse(arg(args, 2)) {
+        None => return err(ERR_NOT_FLOAT),
+        Some(d) => d,
+    };
+    let (ld::Parsed::Finite(cur), ld::Parsed::Finite(delta)) = (cur, delta) else {
+        return overflow();
     };
     let Some(new) = ld::sum(cur, delta) else {
         return overflow();
