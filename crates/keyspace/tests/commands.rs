@@ -543,3 +543,51 @@ fn set_with_a_past_time_keeps_the_key_until_touched() {
     assert_eq!(s.command(&["exists", "a"]), i(0));
     assert_eq!(s.command(&["dbsize"]), i(0));
 }
+
+/// INCRBYFLOAT checks the key's type, then its value, then the increment,
+/// and an infinity fails only once added (as Redis' `incrbyfloatCommand`).
+#[test]
+fn incrbyfloat_order_of_checks_and_wide_values() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    let wrongtype = e("WRONGTYPE Operation against a key holding the wrong kind of value");
+    let not_float = e("ERR value is not a valid float");
+    let nan_inf = e("ERR increment would produce NaN or Infinity");
+    assert_eq!(s.command(&["rpush", "l", "x"]), i(1));
+    assert_eq!(s.command(&["incrbyfloat", "l", "abc"]), wrongtype);
+    assert_eq!(s.command(&["incrbyfloat", "l", "inf"]), wrongtype);
+    assert_eq!(s.command(&["set", "notnum", "abc"]), Frame::simple("OK"));
+    assert_eq!(s.command(&["incrbyfloat", "notnum", "+inf"]), not_float);
+    assert_eq!(s.command(&["set", "i", "inf"]), Frame::simple("OK"));
+    assert_eq!(s.command(&["incrbyfloat", "i", "abc"]), not_float);
+    assert_eq!(s.command(&["incrbyfloat", "i", "1"]), nan_inf);
+    assert_eq!(s.command(&["set", "n", "5"]), Frame::simple("OK"));
+    assert_eq!(s.command(&["incrbyfloat", "n", "inf"]), nan_inf);
+    assert_eq!(s.command(&["incrbyfloat", "missing", "abc"]), not_float);
+    assert_eq!(s.command(&["exists", "missing"]), i(0));
+    // 40+ integer digits before a fraction.
+    assert_eq!(
+        s.command(&["set", "d", "1000000000000000000000000000000000000000.5"]),
+        Frame::simple("OK")
+    );
+    assert_eq!(
+        s.command(&["incrbyfloat", "d", "0"]),
+        b("999999999999999999993126004485993267200")
+    );
+    assert_eq!(
+        s.command(&[
+            "incrbyfloat",
+            "big",
+            "123456789012345678901234567890123456789012345678901234567890.123456789"
+        ]),
+        b("123456789012345678904212663537885431876092564888614510526464")
+    );
+    assert_eq!(
+        s.command(&[
+            "incrbyfloat",
+            "neg",
+            "-99999999999999999999999999999999999999999999.9999"
+        ]),
+        b("-100000000000000000001038625398088182045605888")
+    );
+}

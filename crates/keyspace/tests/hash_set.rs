@@ -933,3 +933,46 @@ fn views_see_collections_as_of_the_cut() {
     assert_eq!(s.command(&["exists", "s"]), i(0));
     assert_eq!(s.command(&["hget", "h", "a"]), b("2"));
 }
+
+/// HINCRBYFLOAT parses the increment before looking at the key, and reads
+/// values with 40+ integer digits and a fraction exactly (redis 7.0.15).
+#[test]
+fn hincrbyfloat_order_of_checks_and_wide_values() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    assert_eq!(
+        s.command(&["hset", "hd", "f", "1000000000000000000000000000000000000000.5"]),
+        Frame::Integer(1)
+    );
+    assert_eq!(
+        s.command(&["hincrbyfloat", "hd", "f", "0"]),
+        Frame::bulk("999999999999999999993126004485993267200")
+    );
+    assert_eq!(
+        s.command(&["hincrbyfloat", "hd", "f", "abc"]),
+        Frame::error("ERR value is not a valid float")
+    );
+    assert_eq!(s.command(&["hset", "hd", "g", "abc"]), Frame::Integer(1));
+    assert_eq!(
+        s.command(&["hincrbyfloat", "hd", "g", "inf"]),
+        Frame::error("ERR value is NaN or Infinity")
+    );
+    assert_eq!(
+        s.command(&["hincrbyfloat", "hd", "g", "1"]),
+        Frame::error("ERR hash value is not a float")
+    );
+    assert_eq!(s.command(&["hset", "hd", "i", "inf"]), Frame::Integer(1));
+    assert_eq!(
+        s.command(&["hincrbyfloat", "hd", "i", "1"]),
+        Frame::error("ERR increment would produce NaN or Infinity")
+    );
+    assert_eq!(s.command(&["rpush", "l", "x"]), Frame::Integer(1));
+    assert_eq!(
+        s.command(&["hincrbyfloat", "l", "f", "1"]),
+        Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        s.command(&["hincrbyfloat", "l", "f", "abc"]),
+        Frame::error("ERR value is not a valid float")
+    );
+}

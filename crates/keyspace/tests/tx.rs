@@ -61,6 +61,33 @@ fn protocol_errors_and_nesting() {
 }
 
 #[test]
+fn exec_and_discard_with_extra_arguments() {
+    // Redis 7.0.15: a refused EXEC aborts the transaction (execCommandAbort);
+    // a refused DISCARD only dooms it.
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    let abort = e(
+        "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
+    );
+    assert_eq!(s.command(&["MULTI"]), ok());
+    assert_eq!(s.command(&["SET", "t", "2"]), queued());
+    assert_eq!(s.command(&["EXEC", "extra"]), abort);
+    assert_eq!(s.command(&["DISCARD"]), e("ERR DISCARD without MULTI"));
+    assert_eq!(s.command(&["EXEC", "x"]), abort);
+    assert_eq!(s.command(&["GET", "t"]), Frame::Null);
+    assert_eq!(s.command(&["MULTI"]), ok());
+    assert_eq!(
+        s.command(&["DISCARD", "x"]),
+        e("ERR wrong number of arguments for 'discard' command")
+    );
+    assert_eq!(
+        s.command(&["EXEC"]),
+        e("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(s.command(&["DISCARD"]), e("ERR DISCARD without MULTI"));
+}
+
+#[test]
 fn queue_time_errors_abort_exec() {
     let ks = Keyspace::new();
     let mut s = ks.session();

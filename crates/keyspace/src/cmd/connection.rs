@@ -174,7 +174,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     if !ctx.session().authenticated {
         return err(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         );
     }
     if let Some(n) = setname {

@@ -88,7 +88,9 @@ pub(crate) fn register(t: &mut TableBuilder) {
         publish,
     );
     t.add(
-        S::new("pubsub", -2, Flags::NONE, g).subs(PUBSUB_SUBS).doc("A container for Pub/Sub commands", "2.8.0"),
+        S::new("pubsub", -2, Flags::NONE, g)
+            .subs(PUBSUB_SUBS)
+            .doc("A container for Pub/Sub commands", "2.8.0"),
         pubsub,
     );
 }
