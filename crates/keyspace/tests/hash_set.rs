@@ -941,7 +941,12 @@ fn hincrbyfloat_order_of_checks_and_wide_values() {
     let ks = Keyspace::new();
     let mut s = ks.session();
     assert_eq!(
-        s.command(&["hset", "hd", "f", "1000000000000000000000000000000000000000.5"]),
+        s.command(&[
+            "hset",
+            "hd",
+            "f",
+            "1000000000000000000000000000000000000000.5"
+        ]),
         Frame::Integer(1)
     );
     assert_eq!(
