@@ -602,7 +602,10 @@ impl Persistence {
     /// of the store, and with it the directory lock, so returning earlier
     /// would let a new server on the same directory fail with `Locked`.
     pub(crate) async fn close(&self) {
-        let claimed = self.claim_when_free(SnapshotTrigger::Shutdown).await.is_ok();
+        let claimed = self
+            .claim_when_free(SnapshotTrigger::Shutdown)
+            .await
+            .is_ok();
         self.store.lock().take();
         if claimed {
             self.state.lock().running = None;
