@@ -591,3 +591,266 @@ fn incrbyfloat_order_of_checks_and_wide_values() {
         b("-100000000000000000001038625398088182045605888")
     );
 }
+
+fn resp(f: &Frame, proto: Protocol) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    cairn_resp::encode(f, proto, &mut out);
+    out.to_vec()
+}
+
+fn range(a: (i64, i64), b: (i64, i64), len: Option<i64>) -> Frame {
+    let pos = |(s, e)| Frame::Array(vec![i(s), i(e)]);
+    let mut m = vec![pos(a), pos(b)];
+    m.extend(len.map(i));
+    Frame::Array(m)
+}
+
+fn idx_reply(matches: Vec<Frame>, len: i64) -> Frame {
+    Frame::Map(vec![
+        (b("matches"), Frame::Array(matches)),
+        (b("len"), i(len)),
+    ])
+}
+
+#[test]
+fn lcs_docs_example() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    s.command(&["mset", "key1", "ohmytext", "key2", "mynewtext"]);
+    assert_eq!(s.command(&["lcs", "key1", "key2"]), b("mytext"));
+    assert_eq!(s.command(&["LCS", "key1", "key2", "LEN"]), i(6));
+    assert_eq!(
+        s.command(&["LCS", "key1", "key2", "IDX"]),
+        idx_reply(
+            vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)],
+            6
+        )
+    );
+    assert_eq!(
+        s.command(&["LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4"]),
+        idx_reply(vec![range((4, 7), (5, 8), None)], 6)
+    );
+    let with = s.command(&["LCS", "key1", "key2", "IDX", "WITHMATCHLEN"]);
+    assert_eq!(
+        with,
+        idx_reply(
+            vec![
+                range((4, 7), (5, 8), Some(4)),
+                range((2, 3), (0, 1), Some(2))
+            ],
+            6
+        )
+    );
+    // Wire bytes as redis-server 7.0.15 sends them, in both protocols.
+    let body = b"$7\r\nmatches\r\n*2\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n\
+*3\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n:2\r\n$3\r\nlen\r\n:6\r\n";
+    assert_eq!(
+        resp(&with, Protocol::Resp2),
+        [&b"*4\r\n"[..], &body[..]].concat()
+    );
+    assert_eq!(
+        resp(&with, Protocol::Resp3),
+        [&b"%2\r\n"[..], &body[..]].concat()
+    );
+    assert_eq!(
+        s.command(&[
+            "lcs",
+            "key1",
+            "key2",
+            "idx",
+            "minmatchlen",
+            "4",
+            "withmatchlen"
+        ]),
+        idx_reply(vec![range((4, 7), (5, 8), Some(4))], 6)
+    );
+}
+
+#[test]
+fn lcs_options_and_errors() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    s.command(&["mset", "key1", "ohmytext", "key2", "mynewtext", "n", "1234"]);
+    s.command(&["rpush", "l", "a"]);
+    // Missing keys read as empty strings.
+    assert_eq!(s.command(&["lcs", "a", "b"]), b(""));
+    assert_eq!(s.command(&["lcs", "a", "key1", "len"]), i(0));
+    assert_eq!(s.command(&["lcs", "a", "b", "idx"]), idx_reply(vec![], 0));
+    // Integer-encoded strings compare by their digits.
+    assert_eq!(s.command(&["set", "m", "9234"]), Frame::ok());
+    assert_eq!(s.command(&["lcs", "n", "m"]), b("234"));
+    // Redis 7.0's own type error, checked before the options are parsed.
+    let not_str = e("ERR The specified keys must contain string values");
+    assert_eq!(s.command(&["lcs", "key1", "l"]), not_str);
+    assert_eq!(s.command(&["lcs", "l", "nokey", "bogus"]), not_str);
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "len", "idx"]),
+        e("ERR If you want both the length and indexes, please just use IDX.")
+    );
+    // Syntax and integer errors come before the LEN+IDX clash.
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "len", "idx", "foo"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "minmatchlen", "x", "len", "idx"]),
+        e("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "minmatchlen"]),
+        e("ERR syntax error")
+    );
+    assert_eq!(
+        s.command(&[
+            "lcs",
+            "key1",
+            "key2",
+            "idx",
+            "minmatchlen",
+            "99999999999999999999"
+        ]),
+        e("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        s.command(&["lcs", "key1"]),
+        e("ERR wrong number of arguments for 'lcs' command")
+    );
+    // Negative MINMATCHLEN is 0; a huge one filters every range; the last
+    // MINMATCHLEN wins; repeated flags are fine.
+    let all = idx_reply(
+        vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)],
+        6,
+    );
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "idx", "minmatchlen", "-5"]),
+        all
+    );
+    assert_eq!(
+        s.command(&[
+            "lcs",
+            "key1",
+            "key2",
+            "idx",
+            "minmatchlen",
+            "9223372036854775807"
+        ]),
+        idx_reply(vec![], 6)
+    );
+    assert_eq!(
+        s.command(&[
+            "lcs",
+            "key1",
+            "key2",
+            "IDX",
+            "WITHMATCHLEN",
+            "WITHMATCHLEN",
+            "MINMATCHLEN",
+            "1",
+            "MINMATCHLEN",
+            "3"
+        ]),
+        idx_reply(vec![range((4, 7), (5, 8), Some(4))], 6)
+    );
+    assert_eq!(s.command(&["lcs", "key1", "key2", "len", "len"]), i(6));
+    // MINMATCHLEN without IDX only changes nothing.
+    assert_eq!(
+        s.command(&["lcs", "key1", "key2", "minmatchlen", "3"]),
+        b("mytext")
+    );
+    assert_eq!(s.command(&["lcs", "key1", "key1"]), b("ohmytext"));
+}
+
+#[test]
+fn lcs_memory_guard_follows_proto_max_bulk_len() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    assert_eq!(
+        s.command(&["config", "set", "proto-max-bulk-len", "1mb"]),
+        Frame::ok()
+    );
+    let a = "a".repeat(511);
+    let bb = "b".repeat(511);
+    s.command(&["mset", "a", &a, "b", &bb]);
+    // (511+1)^2 u32 cells is exactly 1mb: allowed.
+    assert_eq!(s.command(&["lcs", "a", "b", "len"]), i(0));
+    s.command(&["append", "b", "b"]);
+    let refused = e("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+    assert_eq!(s.command(&["lcs", "a", "b", "len"]), refused);
+    assert_eq!(s.command(&["lcs", "a", "b", "idx"]), refused);
+    assert_eq!(s.command(&["lcs", "a", "nokey"]), b(""));
+}
+
+mod lcs_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook LCS length, two rows at a time.
+    fn reference_len(a: &[u8], b: &[u8]) -> i64 {
+        let mut prev = vec![0i64; b.len() + 1];
+        for &x in a {
+            let mut cur = vec![0i64; b.len() + 1];
+            for (j, &y) in b.iter().enumerate() {
+                cur[j + 1] = if x == y {
+                    prev[j] + 1
+                } else {
+                    prev[j + 1].max(cur[j])
+                };
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    fn is_subsequence(sub: &[u8], of: &[u8]) -> bool {
+        let mut it = of.iter();
+        sub.iter().all(|c| it.any(|d| d == c))
+    }
+
+    fn int_of(f: &Frame) -> i64 {
+        match f {
+            Frame::Integer(n) => *n,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lcs_replies_agree(
+            a in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c')], 0..40),
+            bb in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c')], 0..40),
+        ) {
+            let ks = Keyspace::new();
+            let mut s = ks.session();
+            let (sa, sb) = (String::from_utf8(a.clone()).unwrap(), String::from_utf8(bb.clone()).unwrap());
+            s.command(&["set", "x", &sa]);
+            s.command(&["set", "y", &sb]);
+            let want = reference_len(&a, &bb);
+            prop_assert_eq!(s.command(&["lcs", "x", "y", "len"]), i(want));
+            let Frame::Bulk(common) = s.command(&["lcs", "x", "y"]) else { panic!() };
+            prop_assert_eq!(common.len() as i64, want);
+            prop_assert!(is_subsequence(&common, &a) && is_subsequence(&common, &bb));
+            let Frame::Map(m) = s.command(&["lcs", "x", "y", "idx", "withmatchlen"]) else { panic!() };
+            prop_assert_eq!(&m[1], &(b("len"), i(want)));
+            let Frame::Array(ranges) = &m[0].1 else { panic!() };
+            // Ranges come from the end backwards, each an equal substring,
+            // and together they spell the common subsequence.
+            let mut spelled = Vec::new();
+            let mut last: Option<(i64, i64)> = None;
+            for r in ranges {
+                let Frame::Array(parts) = r else { panic!() };
+                let (Frame::Array(ra), Frame::Array(rb)) = (&parts[0], &parts[1]) else { panic!() };
+                let (a0, a1, b0, b1) = (int_of(&ra[0]), int_of(&ra[1]), int_of(&rb[0]), int_of(&rb[1]));
+                prop_assert_eq!(int_of(&parts[2]), a1 - a0 + 1);
+                prop_assert_eq!(a1 - a0, b1 - b0);
+                let seg = &a[a0 as usize..=a1 as usize];
+                prop_assert_eq!(seg, &bb[b0 as usize..=b1 as usize]);
+                if let Some((pa, pb)) = last {
+                    prop_assert!(a1 < pa && b1 < pb);
+                }
+                last = Some((a0, b0));
+                spelled.splice(0..0, seg.iter().copied());
+            }
+            prop_assert_eq!(&spelled[..], &common[..]);
+        }
+    }
+}

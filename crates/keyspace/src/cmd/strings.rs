@@ -81,6 +81,12 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.add(S::new("getrange", 4, R, g).keys(1, 1, 1), getrange);
     t.add(S::new("substr", 4, R, g).keys(1, 1, 1), getrange);
     t.add(S::new("setrange", 4, W | DENY, g).keys(1, 1, 1), setrange);
+    t.add(
+        S::new("lcs", -3, R, g)
+            .keys(1, 2, 1)
+            .doc("Find longest common substring", "7.0.0"),
+        lcs,
+    );
 }
 
 fn arg(args: &[Bytes], i: usize) -> &[u8] {
@@ -561,4 +567,214 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     }
     int(len)
+}
+
+/// LCS's options after the two keys.
+struct LcsOpts {
+    len: bool,
+    idx: bool,
+    with_match_len: bool,
+    min_match_len: u64,
+}
+
+/// Parses LCS's options as Redis 7.0 does: last MINMATCHLEN wins, a
+/// negative one counts as 0, and the LEN+IDX clash is checked only after
+/// the whole line parsed.
+fn parse_lcs_opts(args: &[Bytes]) -> Result<LcsOpts, Frame> {
+    let mut o = LcsOpts {
+        len: false,
+        idx: false,
+        with_match_len: false,
+        min_match_len: 0,
+    };
+    let mut i = 3;
+    while let Some(opt) = args.get(i) {
+        if is(opt, "idx") {
+            o.idx = true;
+        } else if is(opt, "len") {
+            o.len = true;
+        } else if is(opt, "withmatchlen") {
+            o.with_match_len = true;
+        } else if is(opt, "minmatchlen") && i + 1 < args.len() {
+            i += 1;
+            o.min_match_len = parse_int(arg(args, i))?.max(0).unsigned_abs();
+        } else {
+            return Err(err(ERR_SYNTAX));
+        }
+        i += 1;
+    }
+    if o.idx && o.len {
+        return Err(err(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    Ok(o)
+}
+
+/// The string at `key` for LCS: a missing key reads as empty.
+fn lcs_operand(v: Option<&Value>) -> Result<Bytes, Frame> {
+    match v {
+        None => Ok(Bytes::new()),
+        // Redis 7.0's LCS has its own type error rather than WRONGTYPE.
+        Some(v) => v
+            .string_bytes()
+            .map_err(|_| err("ERR The specified keys must contain string values")),
+    }
+}
+
+fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (k1, k2) = (arg(args, 1), arg(args, 2));
+    let db = ctx.db();
+    // Copy both operands under one lock, then release it: the table below
+    // is O(n*m) work that must not hold other clients off the shards.
+    let (a, b) = {
+        let mut locked = ctx.lock_keys([(db, k1), (db, k2)]);
+        let a = lcs_operand(locked.shard(db, k1).value(k1));
+        let b = lcs_operand(locked.shard(db, k2).value(k2));
+        match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return e,
+        }
+    };
+    let opts = match parse_lcs_opts(args) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    // Redis refuses strings whose lengths would not fit its u32 table.
+    let limit = u32::MAX as usize - 1;
+    if a.len() >= limit || b.len() >= limit {
+        return err("ERR String too long for LCS");
+    }
+    let max_bulk = ctx
+        .keyspace()
+        .config_param("proto-max-bulk-len")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(MAX_STRING as u64);
+    let cells = (a.len() as u128 + 1) * (b.len() as u128 + 1);
+    if cells * 4 > u128::from(max_bulk) {
+        return err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+    }
+    let Some(table) = lcs_table(&a, &b) else {
+        return err("ERR Insufficient memory, failed allocating transient memory for LCS");
+    };
+    let total = table.at(a.len(), b.len());
+    if opts.len {
+        return Frame::Integer(i64::from(total));
+    }
+    let (common, matches) = lcs_walk(&table, &a, &b, &opts);
+    if opts.idx {
+        Frame::Map(vec![
+            (
+                Frame::Bulk(Bytes::from_static(b"matches")),
+                Frame::Array(matches),
+            ),
+            (
+                Frame::Bulk(Bytes::from_static(b"len")),
+                Frame::Integer(i64::from(total)),
+            ),
+        ])
+    } else {
+        Frame::Bulk(Bytes::from(common))
+    }
+}
+
+/// The DP table: `at(i, j)` is the LCS length of `a[..i]` and `b[..j]`.
+struct LcsTable {
+    cells: Vec<u32>,
+    width: usize,
+}
+
+impl LcsTable {
+    fn at(&self, i: usize, j: usize) -> u32 {
+        self.cells.get(i * self.width + j).copied().unwrap_or(0)
+    }
+}
+
+/// Fills the table in O(n*m); `None` when the allocation fails.
+fn lcs_table(a: &[u8], b: &[u8]) -> Option<LcsTable> {
+    let width = b.len() + 1;
+    let size = (a.len() + 1).checked_mul(width)?;
+    let mut cells = Vec::new();
+    cells.try_reserve_exact(size).ok()?;
+    cells.resize(size, 0u32);
+    for (i, &ai) in a.iter().enumerate() {
+        let (done, rest) = cells.split_at_mut((i + 1) * width);
+        let prev = done.get(i * width..).unwrap_or_default();
+        let cur = rest.get_mut(..width).unwrap_or_default();
+        let mut left = 0u32;
+        for ((&bj, up), out) in b.iter().zip(prev.windows(2)).zip(cur.iter_mut().skip(1)) {
+            let (diag, above) = match up {
+                [d, a] => (*d, *a),
+                _ => (0, 0),
+            };
+            let v = if ai == bj {
+                diag.saturating_add(1)
+            } else {
+                above.max(left)
+            };
+            *out = v;
+            left = v;
+        }
+    }
+    Some(LcsTable { cells, width })
+}
+
+/// Walks the table back from the end as Redis does, building the common
+/// subsequence and the IDX match ranges (from the last to the first), with
+/// Redis' tie rule so that the ranges are the same as Redis'.
+fn lcs_walk(t: &LcsTable, a: &[u8], b: &[u8], o: &LcsOpts) -> (Vec<u8>, Vec<Frame>) {
+    let total = t.at(a.len(), b.len()) as usize;
+    let mut common = vec![0u8; total];
+    let mut k = total;
+    let mut matches = Vec::new();
+    // The current range, inclusive, as (a_start, a_end, b_start, b_end).
+    let mut range: Option<(usize, usize, usize, usize)> = None;
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        let (ai, bj) = (
+            a.get(i - 1).copied().unwrap_or(0),
+            b.get(j - 1).copied().unwrap_or(1),
+        );
+        if ai == bj {
+            k = k.saturating_sub(1);
+            if let Some(c) = common.get_mut(k) {
+                *c = ai;
+            }
+            match &mut range {
+                None => range = Some((i - 1, i - 1, j - 1, j - 1)),
+                Some((a_start, _, b_start, _)) if *a_start == i && *b_start == j => {
+                    *a_start -= 1;
+                    *b_start -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if let Some((a_start, _, b_start, _)) = range
+                && (a_start == 0 || b_start == 0)
+            {
+                emit = true;
+            }
+            i -= 1;
+            j -= 1;
+        } else {
+            if t.at(i - 1, j) > t.at(i, j - 1) {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = range.is_some();
+        }
+        if emit && let Some((a_start, a_end, b_start, b_end)) = range.take() {
+            let len = a_end - a_start + 1;
+            if o.idx && (o.min_match_len == 0 || len as u64 >= o.min_match_len) {
+                let pos = |s: usize, e: usize| Frame::Array(vec![int(s), int(e)]);
+                let mut m = vec![pos(a_start, a_end), pos(b_start, b_end)];
+                if o.with_match_len {
+                    m.push(int(len));
+                }
+                matches.push(Frame::Array(m));
+            }
+        }
+    }
+    (common, matches)
 }
