@@ -1073,6 +1073,24 @@ pub(crate) mod ld {
         })
     }
 
+    /// The signed decimal exponent after `e`/`p`, as `strtold` reads it;
+    /// saturated far beyond any finite range, so it cannot overflow.
+    fn exponent(rest: &[u8]) -> Option<i64> {
+        let (neg, digits) = match rest.split_first() {
+            Some((b'-', r)) => (true, r),
+            Some((b'+', r)) => (false, r),
+            _ => (false, rest),
+        };
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut ex: i64 = 0;
+        for &d in digits {
+            ex = (ex * 10 + i64::from(d - b'0')).min(1 << 40);
+        }
+        Some(if neg { -ex } else { ex })
+    }
+
     /// Parses as Redis' `string2ld`: `strtold` on the whole input, no
     /// leading space, no NaN, overflow or underflow to zero refused.
     pub(crate) fn parse(raw: &[u8]) -> Option<Parsed> {
@@ -1125,20 +1143,7 @@ pub(crate) mod ld {
         if let Some(&c) = body.get(i)
             && (c == b'e' || c == b'E')
         {
-            let rest = body.get(i + 1..).unwrap_or_default();
-            let (eneg, ed) = match rest.split_first() {
-                Some((b'-', r)) => (true, r),
-                Some((b'+', r)) => (false, r),
-                _ => (false, rest),
-            };
-            if ed.is_empty() || !ed.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let mut ex: i64 = 0;
-            for &d in ed {
-                ex = (ex * 10 + i64::from(d - b'0')).min(1 << 40);
-            }
-            scale += if eneg { -ex } else { ex };
+            scale += exponent(body.get(i + 1..).unwrap_or_default())?;
             i = body.len();
         }
         if i != body.len() {
@@ -1211,20 +1216,7 @@ pub(crate) mod ld {
         if let Some(&c) = hex.get(i)
             && (c == b'p' || c == b'P')
         {
-            let rest = hex.get(i + 1..).unwrap_or_default();
-            let (eneg, ed) = match rest.split_first() {
-                Some((b'-', r)) => (true, r),
-                Some((b'+', r)) => (false, r),
-                _ => (false, rest),
-            };
-            if ed.is_empty() || !ed.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let mut ex: i64 = 0;
-            for &d in ed {
-                ex = (ex * 10 + i64::from(d - b'0')).min(1 << 40);
-            }
-            e += if eneg { -ex } else { ex };
+            e += exponent(hex.get(i + 1..).unwrap_or_default())?;
             i = hex.len();
         }
         if i != hex.len() {
