@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cairn_keyspace::{Keyspace, View};
+use cairn_keyspace::{Keyspace, View, ViewEntry};
 use cairn_snapshot::Chunker;
 use cairn_store::{LoadPolicy, Store};
 use parking_lot::Mutex;
@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{error, info, warn};
 
 use super::mapping::{self, KeyspaceSink};
+use super::priority;
 use super::{
     PersistenceStatus, SnapshotError, SnapshotEvents, SnapshotInfo, SnapshotOutcome,
     SnapshotTrigger,
@@ -666,74 +667,130 @@ fn runs_in_background(trigger: SnapshotTrigger) -> bool {
     }
 }
 
-/// Priority of a background snapshot's threads, on thread-priority's
-/// 0..=99 scale: 24 is `nice 10` on Linux. On a busy machine the snapshot
-/// then gets about a tenth of what a command-serving thread gets, so it
-/// adds little queueing delay to commands; on an idle one it runs at full
-/// speed. Measured with `cargo xtask bench latency` on 2 loaded cores: p99
-/// of SET/GET during a BGSAVE went from 5.8x the p99 without one to 1.5x,
-/// while the BGSAVE took 8 s instead of 3 s.
-const BACKGROUND_PRIORITY: u8 = 24;
-
-/// Runs [`write_view`] on a thread of its own, at a lowered priority for a
-/// background snapshot. Not on tokio's blocking pool: a thread cannot
-/// raise its priority back without privileges, and pool threads are reused.
-/// The store's ingestion thread, spawned from this one, inherits its
-/// priority. `Err`: the thread could not be started or panicked.
+/// Runs a snapshot on two threads of its own. A walker, at normal priority,
+/// copies the view out of the keyspace; the writer encodes the entries and
+/// hands them to the store (whose ingestion thread it spawns, and which
+/// inherits its priority). For a background snapshot the writer runs at the
+/// lowest priority the platform offers without privileges: most of a
+/// snapshot's CPU goes there, and commands should not queue behind it.
+///
+/// The walk stays at normal priority because it is the part that holds a
+/// shard's lock (for one chunk of entries at a time): a lock holder that the
+/// scheduler parks behind busy threads would stall every command on that
+/// shard until it ran again. Batches pass through a small bounded channel,
+/// so the walk never runs far ahead of the writer and memory stays flat.
+///
+/// Not on tokio's blocking pool: a thread cannot raise its priority back
+/// without privileges, and pool threads are reused. `Err`: a thread could
+/// not be started or panicked.
 async fn write_on_thread(
     store: Store,
     view: View,
     background: bool,
 ) -> Result<Result<(u64, u64, u64), cairn_store::Error>, String> {
+    let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel(WALK_BATCHES_IN_FLIGHT);
+    let walker = std::thread::Builder::new()
+        .name("cairn-snapshot-walk".into())
+        .spawn(move || walk_view(view, &batches_tx))
+        .map_err(|e| format!("cannot start the snapshot walker thread: {e}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
+    let writer = std::thread::Builder::new()
         .name("cairn-snapshot".into())
         .spawn(move || {
             if background {
-                lower_priority();
+                priority::lower_current_thread();
             }
-            let result = write_view(&store, view);
+            let result = write_walked(&store, &batches_rx);
+            // Stop the walker early when writing failed.
+            drop(batches_rx);
             // Release the store (and its directory lock) before reporting:
             // whoever awaits the result may close the store and expect the
             // directory free.
             drop(store);
             let _ = tx.send(result);
-        })
-        .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
-    rx.await
-        .map_err(|_| "the snapshot thread panicked".to_string())
-}
-
-fn lower_priority() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
-    let result = ThreadPriorityValue::try_from(BACKGROUND_PRIORITY)
-        .map_err(|e| e.to_string())
-        .and_then(|p| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(p)).map_err(|e| e.to_string())
         });
-    if let Err(e) = result {
-        // Only latency suffers; the snapshot itself is unaffected.
-        tracing::debug!(error = %e, "could not lower the snapshot thread's priority");
+    let writer = match writer {
+        Ok(handle) => handle,
+        Err(e) => {
+            // The walker stops once the receiver (moved into the failed
+            // closure) is gone.
+            let _ = walker.join();
+            return Err(format!("cannot start the snapshot thread: {e}"));
+        }
+    };
+    let result = rx.await;
+    // Both threads are finished or about to be: joining cannot block the
+    // runtime for long, and a panic in either must not go unnoticed.
+    let walked = tokio::task::spawn_blocking(move || (walker.join(), writer.join()))
+        .await
+        .map_err(|e| format!("cannot join the snapshot threads: {e}"))?;
+    match (result, walked) {
+        (Ok(Ok(Some(done))), (Ok(()), Ok(()))) => Ok(Ok(done)),
+        // A write error is the snapshot's error whatever the walker did.
+        (Ok(Err(e)), (_, Ok(()))) => Ok(Err(e)),
+        (Ok(Ok(None)), _) | (_, (Err(_), _)) => {
+            Err("the snapshot walker thread stopped before the end of the view".to_string())
+        }
+        _ => Err("the snapshot thread panicked".to_string()),
     }
 }
 
-/// Maps and writes every entry of `view` into a new generation and commits
-/// it. Runs on its own thread. Returns (generation, keys, bytes).
-fn write_view(store: &Store, mut view: View) -> Result<(u64, u64, u64), cairn_store::Error> {
-    let mut writer = store.begin()?;
-    let chunker = Chunker::new();
-    let mut keys = 0u64;
-    while let Some(batch) = view.next_batch(VIEW_BATCH) {
-        for entry in batch {
-            keys += 1;
-            for record in mapping::entry_records(entry, &chunker) {
-                writer.write(&record)?;
+/// What the walker sends the writer.
+enum Walked {
+    Batch(Vec<ViewEntry>),
+    /// The view is exhausted: only now may the generation be committed.
+    End,
+}
+
+/// Batches of view entries queued between the walker and the writer.
+const WALK_BATCHES_IN_FLIGHT: usize = 8;
+
+/// Copies the view out in batches of about [`VIEW_BATCH`] entries until it is
+/// exhausted or the writer hangs up; dropping the view at the end lets
+/// writers stop preserving old versions before the (fsync-heavy) commit.
+fn walk_view(mut view: View, out: &std::sync::mpsc::SyncSender<Walked>) {
+    let mut batch = Vec::with_capacity(VIEW_BATCH);
+    while let Some(mut chunk) = view.next_batch(VIEW_BATCH - batch.len()) {
+        batch.append(&mut chunk);
+        if batch.len() >= VIEW_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(VIEW_BATCH));
+            if out.send(Walked::Batch(full)).is_err() {
+                return;
             }
         }
     }
-    // The view is done: let writers stop preserving old versions before
-    // the (fsync-heavy) commit.
     drop(view);
+    if !batch.is_empty() && out.send(Walked::Batch(batch)).is_err() {
+        return;
+    }
+    let _ = out.send(Walked::End);
+}
+
+/// Maps and writes every entry the walker sends into a new generation and
+/// commits it once the walker reports the end of the view. Returns
+/// (generation, keys, bytes), or `None` when the walker vanished before the
+/// end (the unfinished generation is discarded, never committed).
+fn write_walked(
+    store: &Store,
+    walked: &std::sync::mpsc::Receiver<Walked>,
+) -> Result<Option<(u64, u64, u64)>, cairn_store::Error> {
+    let mut writer = store.begin()?;
+    let chunker = Chunker::new();
+    let mut keys = 0u64;
+    loop {
+        match walked.recv() {
+            Ok(Walked::Batch(batch)) => {
+                for entry in batch {
+                    keys += 1;
+                    for record in mapping::entry_records(entry, &chunker) {
+                        writer.write(&record)?;
+                    }
+                }
+            }
+            Ok(Walked::End) => break,
+            Err(_) => return Ok(None),
+        }
+    }
     let committed = writer.commit()?;
-    Ok((committed.generation, keys, committed.bytes))
+    Ok(Some((committed.generation, keys, committed.bytes)))
 }

@@ -10,6 +10,7 @@
 pub(crate) mod commands;
 pub(crate) mod manager;
 pub(crate) mod mapping;
+mod priority;
 
 use std::sync::Arc;
 use std::time::Duration;
