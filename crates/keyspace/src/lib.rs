@@ -35,6 +35,7 @@ mod clock;
 mod cmd;
 mod engine;
 mod glob;
+mod hashed;
 mod keyspace;
 mod pubsub;
 mod session;
@@ -52,10 +53,11 @@ pub use crate::{
     cmd::{CommandFn, CommandSpec, Ctx, Extension, Flags, TableBuilder},
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
+    hashed::seed_thread_rng,
     keyspace::{Keyspace, KeyspaceBuilder},
     session::{Session, SessionState},
     value::{
-        HashMapBytes, HashSetBytes, Key, Score, SortedSet, Value, ValueType, WrongType,
+        HashMapBytes, HashSetBytes, Key, MapIter, Score, SortedSet, Value, ValueType, WrongType,
         parse_canonical_i64,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},

@@ -65,10 +65,7 @@ impl From<&[u8]> for Key {
     }
 }
 
-/// The hash type used by hash values and sets.
-pub type HashMapBytes = hashbrown::HashMap<Bytes, Bytes>;
-/// The set type used by set values.
-pub type HashSetBytes = hashbrown::HashSet<Bytes>;
+pub use crate::hashed::{HashMapBytes, HashSetBytes, MapIter};
 
 /// A stored value. Collections sit behind `Arc` so that a point-in-time view
 /// can take them in O(1); writers go through `Arc::make_mut`, which copies

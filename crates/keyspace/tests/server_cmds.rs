@@ -321,3 +321,62 @@ fn client_list_info_names_and_kill() {
     drop(b);
     assert_eq!(text(a.command(&["CLIENT", "LIST"])).lines().count(), 1);
 }
+
+/// `COMMAND DOCS` without names documents every command, from Redis' own
+/// docs (complexity, arguments, ...); a subcommand's docs are found by
+/// `container|sub`, and a container lists only the subcommands cairn has.
+#[test]
+fn command_docs_cover_every_command() {
+    let ks = Keyspace::new();
+    let mut s = ks.session();
+    let Frame::Integer(count) = s.command(&["COMMAND", "COUNT"]) else {
+        panic!("COMMAND COUNT");
+    };
+    let Frame::Map(all) = s.command(&["COMMAND", "DOCS"]) else {
+        panic!("COMMAND DOCS is not a map");
+    };
+    assert_eq!(all.len() as i64, count);
+    let field = |docs: &Frame, name: &str| -> Option<Frame> {
+        let Frame::Map(fields) = docs else {
+            panic!("docs not a map: {docs:?}")
+        };
+        fields
+            .iter()
+            .find(|(k, _)| *k == Frame::bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    for (name, docs) in &all {
+        assert!(
+            field(docs, "complexity").is_some(),
+            "{name:?} has no complexity: {docs:?}"
+        );
+    }
+    let Frame::Map(sub) = s.command(&["COMMAND", "DOCS", "CONFIG|get"]) else {
+        panic!("COMMAND DOCS CONFIG|get");
+    };
+    assert_eq!(sub.len(), 1);
+    assert_eq!(sub[0].0, Frame::bulk("config|get"));
+    assert_eq!(field(&sub[0].1, "group"), Some(Frame::bulk("server")));
+    let Frame::Map(command) = s.command(&["COMMAND", "DOCS", "command"]) else {
+        panic!("COMMAND DOCS command");
+    };
+    let Some(Frame::Map(subs)) = field(&command[0].1, "subcommands") else {
+        panic!("no subcommands: {command:?}");
+    };
+    let mut names: Vec<String> = subs.iter().map(|(n, _)| text(n.clone())).collect();
+    names.sort();
+    // Redis also has COMMAND GETKEYS, GETKEYSANDFLAGS and HELP.
+    assert_eq!(
+        names,
+        [
+            "command|count",
+            "command|docs",
+            "command|info",
+            "command|list"
+        ]
+    );
+    assert_eq!(
+        s.command(&["COMMAND", "DOCS", "nosuch", "get|x", "config|nosuch"]),
+        Frame::Map(vec![])
+    );
+}

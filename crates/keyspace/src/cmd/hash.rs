@@ -22,13 +22,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_resp::{Frame, Protocol};
-use rand::Rng;
-use rand::seq::IteratorRandom;
 
 use super::{
     CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
 };
 use crate::glob::glob_match;
+use crate::hashed::with_rng;
 use crate::value::{HashMapBytes, Value, parse_canonical_i64};
 
 const W: Flags = Flags::WRITE;
@@ -453,63 +452,27 @@ pub(super) fn parse_random_count(raw: &[u8]) -> Result<i64, Frame> {
     }
 }
 
-/// Picks the elements HRANDFIELD/SRANDMEMBER with a count reply: distinct
-/// ones for a positive count (all of them when it exceeds the size), with
-/// repetitions for a negative one. `None` when a negative count asks for
-/// more than [`MAX_RANDOM_REPLY`].
-pub(super) fn pick_random<T: CloneRef>(
-    items: impl ExactSizeIterator<Item = T>,
-    count: i64,
-) -> Option<Vec<T>> {
-    let mut rng = rand::rng();
-    let len = items.len();
+/// What HRANDFIELD/SRANDMEMBER with a count pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RandomCount {
+    /// A positive count: this many distinct elements (all of them when it
+    /// exceeds the size).
+    Distinct(usize),
+    /// A negative count: this many elements, repetitions allowed.
+    Repeated(usize),
+}
+
+/// Reads a parsed count as HRANDFIELD/SRANDMEMBER do; `None` when a
+/// negative count asks for more than [`MAX_RANDOM_REPLY`].
+pub(super) fn random_count(count: i64) -> Option<RandomCount> {
     if count >= 0 {
-        let want = usize::try_from(count).unwrap_or(usize::MAX);
-        if want >= len {
-            return Some(items.collect());
-        }
-        let mut picked = items.choose_multiple(&mut rng, want);
-        // choose_multiple keeps the iteration order of its first picks;
-        // Redis' order is random too.
-        rand::seq::SliceRandom::shuffle(&mut picked[..], &mut rng);
-        return Some(picked);
+        return Some(RandomCount::Distinct(
+            usize::try_from(count).unwrap_or(usize::MAX),
+        ));
     }
     let want = count.unsigned_abs();
-    if want > MAX_RANDOM_REPLY {
-        return None;
-    }
-    let pool: Vec<T> = items.collect();
-    if pool.is_empty() {
-        return Some(Vec::new());
-    }
     // `want` <= MAX_RANDOM_REPLY fits any usize.
-    let want = want as usize;
-    let mut out = Vec::with_capacity(want);
-    for _ in 0..want {
-        let i = rng.random_range(0..pool.len());
-        if let Some(x) = pool.get(i) {
-            out.push(x.clone_ref());
-        }
-    }
-    Some(out)
-}
-
-/// Copyable handles to elements (references), so picks with repetition can
-/// duplicate them.
-pub(super) trait CloneRef {
-    fn clone_ref(&self) -> Self;
-}
-
-impl<T: ?Sized> CloneRef for &T {
-    fn clone_ref(&self) -> Self {
-        self
-    }
-}
-
-impl<A: ?Sized, B: ?Sized> CloneRef for (&A, &B) {
-    fn clone_ref(&self) -> Self {
-        *self
-    }
+    (want <= MAX_RANDOM_REPLY).then_some(RandomCount::Repeated(want as usize))
 }
 
 fn out_of_range() -> Frame {
@@ -523,8 +486,8 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return match read_hash(shard.value(key)) {
             Err(e) => e,
             Ok(None) => Frame::Null,
-            Ok(Some(h)) => match h.keys().choose(&mut rand::rng()) {
-                Some(f) => Frame::Bulk(f.clone()),
+            Ok(Some(h)) => match with_rng(|rng| h.random(rng)) {
+                Some((f, _)) => Frame::Bulk(f.clone()),
                 None => Frame::Null,
             },
         };
@@ -549,8 +512,10 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(None) => return Frame::Array(Vec::new()),
         Ok(Some(h)) => h,
     };
-    let Some(picked) = pick_random(h.iter(), count) else {
-        return out_of_range();
+    let picked = match random_count(count) {
+        None => return out_of_range(),
+        Some(RandomCount::Distinct(n)) => with_rng(|rng| h.sample_distinct(n, rng)),
+        Some(RandomCount::Repeated(n)) => with_rng(|rng| h.sample_repeated(n, rng)),
     };
     let bulk = |b: &Bytes| Frame::Bulk(b.clone());
     Frame::Array(match (withvalues, resp3) {
@@ -830,22 +795,20 @@ mod tests {
     }
 
     #[test]
-    fn random_picks_respect_count_rules() {
-        let items: Vec<u32> = (0..50).collect();
-        let refs = || items.iter();
-        let p = pick_random(refs(), 10).unwrap();
-        let mut d = p.clone();
-        d.sort();
-        d.dedup();
-        assert_eq!(d.len(), 10, "positive counts give distinct elements");
-        assert_eq!(pick_random(refs(), 500).unwrap().len(), 50);
-        assert_eq!(pick_random(refs(), 0).unwrap().len(), 0);
-        assert_eq!(pick_random(refs(), -500).unwrap().len(), 500);
-        assert!(pick_random(refs(), -(MAX_RANDOM_REPLY as i64) - 1).is_none());
+    fn random_counts_follow_their_sign() {
+        assert_eq!(random_count(10), Some(RandomCount::Distinct(10)));
+        assert_eq!(random_count(0), Some(RandomCount::Distinct(0)));
         assert_eq!(
-            pick_random(std::iter::empty::<&u32>(), -5).unwrap().len(),
-            0
+            random_count(i64::MAX),
+            Some(RandomCount::Distinct(i64::MAX as usize))
         );
+        assert_eq!(random_count(-500), Some(RandomCount::Repeated(500)));
+        let max = MAX_RANDOM_REPLY as i64;
+        assert_eq!(
+            random_count(-max),
+            Some(RandomCount::Repeated(MAX_RANDOM_REPLY as usize))
+        );
+        assert_eq!(random_count(-max - 1), None);
     }
 }
 

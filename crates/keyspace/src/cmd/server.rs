@@ -189,13 +189,39 @@ fn info_by_name(table: &super::Table, name: &[u8]) -> Option<Frame> {
     Some(sub_info(c.spec.name, sub, arity))
 }
 
+/// `COMMAND DOCS` of a command: Redis' own docs when Redis has the command
+/// (subcommands limited to those cairn implements), else the spec's
+/// summary, since and group.
 fn command_docs(c: &Command) -> Frame {
     let s = &c.spec;
+    if let Some(docs) = super::meta::redis_docs(s.name) {
+        return super::meta::filter_doc_subs(docs, |full| {
+            let sub = full.rsplit(|&b| b == b'|').next().unwrap_or(full);
+            s.subs.iter().any(|(n, _)| is(sub, n))
+        });
+    }
     Frame::Map(vec![
         (Frame::bulk("summary"), Frame::bulk(s.summary)),
         (Frame::bulk("since"), Frame::bulk(s.since)),
         (Frame::bulk("group"), Frame::bulk(s.group)),
     ])
+}
+
+/// `COMMAND DOCS` of a name as a client gives it (`get` or `config|get`):
+/// the full name and its docs, or `None` for an unknown command.
+fn docs_by_name(table: &super::Table, name: &[u8]) -> Option<(Frame, Frame)> {
+    let Some(bar) = name.iter().position(|&b| b == b'|') else {
+        let c = table.lookup(name)?;
+        return Some((Frame::bulk(c.spec.name), command_docs(c)));
+    };
+    let (container, sub) = (name.get(..bar)?, name.get(bar + 1..)?);
+    let c = table.lookup(container)?;
+    let &(sub, _) = c.spec.subs.iter().find(|(n, _)| is(sub, n))?;
+    let full = format!("{}|{sub}", c.spec.name);
+    // A subcommand Redis lacks has no docs of its own; Redis would not
+    // know the name at all, so neither does cairn.
+    let docs = super::meta::redis_docs(&full)?.clone();
+    Some((Frame::bulk(full), docs))
 }
 
 fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -216,18 +242,20 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 .map(|n| info_by_name(table, n).unwrap_or(Frame::NullArray))
                 .collect(),
         ),
-        Ok("docs") => {
-            let list: Vec<&Command> = if names.is_empty() {
-                table.commands.iter().collect()
-            } else {
-                names.iter().filter_map(|n| table.lookup(n)).collect()
-            };
-            Frame::Map(
-                list.into_iter()
-                    .map(|c| (Frame::bulk(c.spec.name), command_docs(c)))
-                    .collect(),
-            )
-        }
+        Ok("docs") if names.is_empty() => Frame::Map(
+            table
+                .commands
+                .iter()
+                .map(|c| (Frame::bulk(c.spec.name), command_docs(c)))
+                .collect(),
+        ),
+        // Unknown names are left out; repeated ones repeat, as in Redis.
+        Ok("docs") => Frame::Map(
+            names
+                .iter()
+                .filter_map(|n| docs_by_name(table, n))
+                .collect(),
+        ),
         Ok(_) => {
             // Redis lists each container's subcommands after it.
             let mut out = Vec::new();

@@ -9,26 +9,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_resp::Frame;
-use rand::Rng;
-use rand::seq::IteratorRandom;
 
 use super::hash::{
-    arg, empty_scan, owned, parse_cursor, parse_random_count, parse_scan_opts, pick_random,
-    scan_step,
+    RandomCount, arg, empty_scan, owned, parse_cursor, parse_random_count, parse_scan_opts,
+    random_count, scan_step,
 };
 use super::{
     CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int, wrongtype,
 };
 use crate::engine::Locked;
+use crate::hashed::with_rng;
 use crate::value::{HashSetBytes, Value};
 
 const W: Flags = Flags::WRITE;
 const R: Flags = Flags::READONLY;
 const DENY: Flags = Flags::DENYOOM;
 const FAST: Flags = Flags::FAST;
-
-/// SPOP without a count picks among this many members; see [`spop`].
-const SPOP_WINDOW: usize = 64;
 
 pub(crate) fn register(t: &mut TableBuilder) {
     let g = "set";
@@ -282,32 +278,18 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             shard.add_changes(all.len().saturating_sub(1) as u64);
             return Frame::Set(all);
         }
-        Some(n) => {
-            let mut rng = rand::rng();
-            let mut p: Vec<Bytes> = s
-                .iter()
-                .choose_multiple(&mut rng, n)
-                .into_iter()
-                .cloned()
-                .collect();
-            rand::seq::SliceRandom::shuffle(&mut p[..], &mut rng);
-            p
-        }
-        None => {
-            // The set has no random access: a uniform pick walks half of
-            // it on average. Popping one of the first SPOP_WINDOW members
-            // in table order is O(1) instead and still random to a client,
-            // since table order is a permutation keyed by the set's random
-            // hash seed (SRANDMEMBER, which does not remove, stays uniform).
-            let i = rand::rng().random_range(0..s.len().min(SPOP_WINDOW));
-            s.iter().nth(i).cloned().into_iter().collect()
-        }
+        // Each pop is a uniform pick among the members left, so the
+        // popped ones are a uniform subset in random order; each costs
+        // O(1) expected, and shrinking the emptied table is amortized.
+        Some(n) => match e.value_mut().as_set_mut() {
+            Ok(s) => with_rng(|rng| (0..n).filter_map(|_| s.pop_random(rng)).collect()),
+            Err(w) => return w.into(),
+        },
+        None => match e.value_mut().as_set_mut() {
+            Ok(s) => with_rng(|rng| s.pop_random(rng)).into_iter().collect(),
+            Err(w) => return w.into(),
+        },
     };
-    if let Ok(s) = e.value_mut().as_set_mut() {
-        for m in &picked {
-            s.remove(m);
-        }
-    }
     shard.remove_if_empty(key);
     shard.add_changes(picked.len().saturating_sub(1) as u64);
     match count {
@@ -339,12 +321,14 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(Some(s)) => s,
     };
     let Some(count) = count else {
-        return s.iter().choose(&mut rand::rng()).map_or(Frame::Null, bulk);
+        return with_rng(|rng| s.random(rng)).map_or(Frame::Null, bulk);
     };
-    match pick_random(s.iter(), count) {
-        Some(p) => Frame::Array(p.into_iter().map(bulk).collect()),
-        None => err("ERR value is out of range"),
-    }
+    let picked = match random_count(count) {
+        None => return err("ERR value is out of range"),
+        Some(RandomCount::Distinct(n)) => with_rng(|rng| s.sample_distinct(n, rng)),
+        Some(RandomCount::Repeated(n)) => with_rng(|rng| s.sample_repeated(n, rng)),
+    };
+    Frame::Array(picked.into_iter().map(bulk).collect())
 }
 
 fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -556,7 +540,7 @@ fn compute(op: Op, sets: &Sets, limit: usize) -> Vec<&Bytes> {
             let rest: Vec<&HashSetBytes> = sets.iter().skip(1).flatten().map(|s| &**s).collect();
             first
                 .iter()
-                .filter(|m| !rest.iter().any(|s| s.contains(*m)))
+                .filter(|m| !rest.iter().any(|s| s.contains(m)))
                 .collect()
         }
     }
