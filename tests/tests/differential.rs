@@ -65,7 +65,6 @@ const NOT_COMPARED: &[(&[&str], &str)] = &[
     (&["CLIENT", "LIST"], "connection ids, addresses, ages"),
     (&["CLIENT", "INFO"], "connection ids, addresses, ages"),
     (&["CLIENT", "ID"], "connection ids"),
-    (&["COMMAND", "DOCS", "get"], "documentation text"),
     (&["TIME"], "clock values"),
     (&["LASTSAVE"], "clock values"),
     (&["HELLO", "3"], "server name, version and client id fields"),
@@ -2462,6 +2461,122 @@ async fn command_table_matches_redis() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `COMMAND DOCS` of every command and subcommand cairn implements equals
+/// Redis', in RESP2 and RESP3: field order, simple versus bulk strings,
+/// sets, nested arguments. Redis' `subcommands` are first limited to those
+/// cairn lists (the missing ones are reported by the command-table test),
+/// and compared in name order on both sides: Redis lists them in the
+/// order of its subcommand hash table, which changes while it rehashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_docs_match_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("command_docs_match_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    let list = duo.cairn.resp2.call(&["COMMAND", "LIST"]).await?;
+    let mut names = Vec::new();
+    flatten_leaves(&list, &mut names);
+    let keep = |sub: &str| names.iter().any(|n| n == sub);
+    // Several names at once: unknown ones left out, repeats repeated,
+    // case-insensitive lookups answered with the lowercase full name.
+    let mut probes: Vec<Vec<String>> = vec![
+        v![
+            "COMMAND",
+            "DOCS",
+            "get",
+            "nosuchcmd",
+            "GET",
+            "Config|Get",
+            "hset"
+        ],
+        v![
+            "COMMAND",
+            "DOCS",
+            "config|nosuchsub",
+            "get|x",
+            "config|get|x"
+        ],
+    ];
+    probes.extend(names.iter().map(|n| v!["COMMAND", "DOCS", n.clone()]));
+    let mut problems = Vec::new();
+    for resp3 in [false, true] {
+        for cmd in &probes {
+            let (r, c) = duo.both(resp3, cmd).await?;
+            let (r, c) = (keep_doc_subs(&r, &keep), keep_doc_subs(&c, &|_| true));
+            if r != c {
+                problems.push(format!(
+                    "{} ({}):\n    redis {r}\n    cairn {c}",
+                    render(cmd),
+                    if resp3 { "RESP3" } else { "RESP2" }
+                ));
+            }
+        }
+    }
+    println!(
+        "COMMAND DOCS compared for {} names in RESP2 and RESP3; {} differ",
+        names.len(),
+        problems.len()
+    );
+    for p in &problems {
+        println!("  {p}");
+    }
+    cairn.shutdown().await?;
+    drop(redis);
+    if !problems.is_empty() {
+        bail!("{} COMMAND DOCS replies differ from Redis", problems.len());
+    }
+    Ok(())
+}
+
+/// A map reply (RESP3 map or RESP2 flat array) with each pair mapped or
+/// dropped by `f`, sorted by key text when `sort`; any other reply
+/// unchanged.
+fn map_pairs(
+    r: &Reply,
+    sort: bool,
+    mut f: impl FnMut(&Reply, &Reply) -> Option<(Reply, Reply)>,
+) -> Reply {
+    let pairs: Vec<(&Reply, &Reply)> = match r {
+        Reply::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        Reply::Array(flat) => flat
+            .chunks(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((k, v)),
+                _ => None,
+            })
+            .collect(),
+        other => return other.clone(),
+    };
+    let mut pairs: Vec<(Reply, Reply)> = pairs.into_iter().filter_map(|(k, v)| f(k, v)).collect();
+    if sort {
+        pairs.sort_by_key(|(k, _)| leaf_text(k));
+    }
+    match r {
+        Reply::Map(_) => Reply::Map(pairs),
+        _ => Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+    }
+}
+
+/// A `COMMAND DOCS` reply with each command's `subcommands` limited to the
+/// full names `keep` accepts, in name order.
+fn keep_doc_subs(reply: &Reply, keep: &dyn Fn(&str) -> bool) -> Reply {
+    map_pairs(reply, false, |name, docs| {
+        let docs = map_pairs(docs, false, |field, value| {
+            let value = if leaf_text(field).as_deref() == Some("subcommands") {
+                map_pairs(value, true, |sub, sub_docs| {
+                    leaf_text(sub)
+                        .filter(|s| keep(s))
+                        .map(|_| (sub.clone(), sub_docs.clone()))
+                })
+            } else {
+                value.clone()
+            };
+            Some((field.clone(), value))
+        });
+        Some((name.clone(), docs))
+    })
+}
+
 /// Prints, per Redis command group, which of Redis' commands cairn has:
 /// the table in docs/compatibility.md is this output.
 async fn print_coverage(duo: &mut Duo, cairn_names: &[String]) -> anyhow::Result<()> {
@@ -2522,6 +2637,11 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["NOSUCH"], Cmp::Exact),
     (&["nosuch", "arg1", "arg 2", ""], Cmp::Exact),
     (&[""], Cmp::Exact),
+    // CLIENT REPLY OFF/SKIP answer nothing: client_reply_matches_redis
+    (&["CLIENT", "REPLY", "ON"], Cmp::Exact),
+    (&["CLIENT", "REPLY"], Cmp::Exact),
+    (&["CLIENT", "REPLY", "ON", "x"], Cmp::Exact),
+    (&["CLIENT", "REPLY", "maybe"], Cmp::Exact),
     // strings: numbers and their formatting
     (&["SET", "n", "10.50"], Cmp::Exact),
     (&["INCRBYFLOAT", "n", "0"], Cmp::Exact),
@@ -3288,6 +3408,178 @@ async fn pubsub_matches_redis() -> anyhow::Result<()> {
     }
     println!(
         "pubsub: {compared} replies compared, {} mismatches",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
+
+/// CLIENT REPLY OFF/SKIP, which answer nothing: each step sends its
+/// commands together on one connection (or one command on the second
+/// client) and compares the replies that should come, in both protocols.
+/// Every step ends with a command that must answer, so a reply that should
+/// have been dropped shifts the comparison and shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reply_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("client_reply_matches_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    // (on the main connection?, commands sent together, replies expected)
+    let script: &[(bool, &[&[&str]], usize)] = &[
+        (true, &[&["CLIENT", "REPLY", "ON"]], 1),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "OFF"],
+                &["SET", "cr", "v"],
+                &["GET"],
+                &["NOSUCH"],
+                &["CLIENT", "REPLY", "FOO"],
+                &["PING"],
+                &["client", "reply", "oN"],
+                &["GET", "cr"],
+            ],
+            2,
+        ),
+        (
+            true,
+            &[&["CLIENT", "REPLY", "SKIP"], &["PING", "a"], &["PING", "b"]],
+            1,
+        ),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "SKIP"],
+                &["CLIENT", "REPLY", "SKIP"],
+                &["PING", "c"],
+                &["PING", "d"],
+            ],
+            1,
+        ),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "SKIP"],
+                &["CLIENT", "REPLY", "ON"],
+                &["PING", "e"],
+            ],
+            2,
+        ),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "SKIP"],
+                &["NOSUCH"],
+                &["CLIENT", "REPLY", "SKIP"],
+                &["GET"],
+                &["CLIENT", "REPLY", "SKIP"],
+                &["CLIENT", "REPLY", "X"],
+                &["PING", "f"],
+            ],
+            1,
+        ),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "OFF"],
+                &["CLIENT", "REPLY", "SKIP"],
+                &["PING", "g"],
+                &["CLIENT", "REPLY", "ON"],
+                &["PING", "h"],
+            ],
+            2,
+        ),
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "OFF"],
+                &["BLPOP", "cr:none", "0.01"],
+                &["CLIENT", "REPLY", "ON"],
+            ],
+            1,
+        ),
+        // Pushes are written under OFF: confirmations and messages.
+        (
+            true,
+            &[
+                &["CLIENT", "REPLY", "OFF"],
+                &["SUBSCRIBE", "cr:ch", "cr:ch2"],
+            ],
+            2,
+        ),
+        (false, &[&["PUBLISH", "cr:ch", "m"]], 1),
+        (true, &[], 1),
+        // RESET turns replies back on (and returns to RESP2)...
+        (true, &[&["RESET"]], 1),
+        (
+            true,
+            &[&["CLIENT", "REPLY", "OFF"], &["RESET"], &["PING", "i"]],
+            2,
+        ),
+        // ... but a SKIP still covers it.
+        (
+            true,
+            &[&["CLIENT", "REPLY", "SKIP"], &["RESET"], &["PING", "j"]],
+            1,
+        ),
+    ];
+    let mut compared = 0;
+    for resp3 in [false, true] {
+        let (mut rs, mut cs) = if resp3 {
+            (
+                Conn::connect_resp3(redis.addr()).await?,
+                Conn::connect_resp3(cairn.addr()).await?,
+            )
+        } else {
+            (
+                Conn::connect(redis.addr()).await?,
+                Conn::connect(cairn.addr()).await?,
+            )
+        };
+        for (i, (main, cmds, replies)) in script.iter().enumerate() {
+            let shown: Vec<String> = if cmds.is_empty() {
+                v!["(messages)"]
+            } else {
+                // The commands one after the other, separated by `;`.
+                let mut all = Vec::new();
+                for c in cmds.iter() {
+                    if !all.is_empty() {
+                        all.push(";".to_owned());
+                    }
+                    all.extend(c.iter().map(|a| (*a).to_owned()));
+                }
+                all
+            };
+            if !main {
+                for cmd in cmds.iter() {
+                    let cmd: Vec<String> = cmd.iter().map(|a| (*a).to_owned()).collect();
+                    let (r, c) = duo.both_other(&cmd).await?;
+                    if let Some(why) = plain_diff(&r, &c, Cmp::Exact) {
+                        duo.record(i, false, &cmd, &r, &c, &why);
+                    }
+                    compared += 1;
+                }
+                continue;
+            }
+            for cmd in cmds.iter() {
+                rs.send(cmd).await?;
+                cs.send(cmd).await?;
+            }
+            for _ in 0..*replies {
+                let r = reply_within(&mut rs, PUBSUB_PATIENCE).await;
+                let c = reply_within(&mut cs, PUBSUB_PATIENCE).await;
+                if let Some(why) = plain_diff(&r, &c, Cmp::Exact) {
+                    duo.record(i, resp3, &shown, &r, &c, &why);
+                }
+                compared += 1;
+            }
+        }
+    }
+    println!(
+        "client reply: {compared} replies compared, {} mismatches",
         duo.mismatches.len()
     );
     report(&duo)?;

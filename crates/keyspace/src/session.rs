@@ -49,6 +49,18 @@ pub struct SessionState {
     /// `CLIENT NO-EVICT` / `CLIENT NO-TOUCH` settings.
     pub(crate) no_evict: bool,
     pub(crate) no_touch: bool,
+    /// Replies are switched off (`CLIENT REPLY OFF`, Redis' `CLIENT_REPLY_OFF`).
+    pub(crate) reply_off: bool,
+    /// The command being executed is not answered (`CLIENT REPLY SKIP`
+    /// came before it; Redis' `CLIENT_REPLY_SKIP`).
+    pub(crate) reply_skip: bool,
+    /// `CLIENT REPLY SKIP` ran: the next command is not answered (Redis'
+    /// `CLIENT_REPLY_SKIP_NEXT`).
+    pub(crate) reply_skip_next: bool,
+    /// Whether the reply of the last executed command is dropped.
+    pub(crate) reply_dropped: bool,
+    /// The running command was queued in MULTI and runs inside EXEC.
+    pub(crate) in_exec: bool,
 }
 
 impl SessionState {
@@ -74,6 +86,11 @@ impl SessionState {
             patterns: Vec::new(),
             no_evict: false,
             no_touch: false,
+            reply_off: false,
+            reply_skip: false,
+            reply_skip_next: false,
+            reply_dropped: false,
+            in_exec: false,
         }
     }
 
@@ -132,8 +149,10 @@ impl Session {
         &self.state
     }
 
-    /// Executes a command given as strings and returns its reply (blocking
-    /// outcomes reply `Null`); for tests and embedding.
+    /// Executes a command given as strings and returns its reply; for tests
+    /// and embedding. Blocking outcomes and commands answered only by
+    /// pushes (SUBSCRIBE and friends) return `Null`; replies switched off
+    /// by `CLIENT REPLY` are returned all the same.
     pub fn command<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
         let args = args
             .iter()
@@ -141,14 +160,39 @@ impl Session {
             .collect();
         match self.execute(args) {
             Outcome::Reply(f) | Outcome::Close(f) => f,
-            Outcome::Block(_) => Frame::Null,
+            Outcome::Block(_) | Outcome::NoReply => Frame::Null,
         }
     }
 
     /// Executes one command: lookup, arity, authentication, the MULTI
     /// queue and the subscribed-mode and write-refusal checks, then the
-    /// handler under the keyspace gate.
+    /// handler under the keyspace gate. Afterwards
+    /// [`reply_suppressed`](cairn_resp::Session::reply_suppressed) tells
+    /// whether `CLIENT REPLY` drops this command's reply.
     pub fn execute(&mut self, args: Vec<Bytes>) -> Outcome {
+        // Redis checks the reply flags when a reply is added: at the end of
+        // a command, after CLIENT REPLY ON/OFF/SKIP changed them, but for
+        // EXEC when it starts its reply array, before the queued commands
+        // (a CLIENT REPLY among them applies from the next command on).
+        let exec = args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"));
+        let dropped_before = self.state.reply_off || self.state.reply_skip;
+        let outcome = self.dispatch(args);
+        let s = &mut self.state;
+        s.reply_dropped = if exec {
+            dropped_before
+        } else {
+            s.reply_off || s.reply_skip
+        };
+        // Redis' `resetClient`, after every command however it ended: a
+        // SKIP covers exactly the command after it.
+        s.reply_skip = std::mem::take(&mut s.reply_skip_next);
+        outcome
+    }
+
+    /// [`execute`](Self::execute) without the reply bookkeeping.
+    fn dispatch(&mut self, args: Vec<Bytes>) -> Outcome {
         let ks = &self.ks;
         let state = &mut self.state;
         ks.inner.commands_processed.fetch_add(1, Ordering::Relaxed);
@@ -194,7 +238,7 @@ impl Session {
                 spec.name,
                 Frame::error(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                    spec.name
+                    full_name(spec, &args)
                 )),
             );
         }
@@ -226,6 +270,19 @@ impl Session {
         if v.name != s.name {
             v.name.clone_from(&s.name);
         }
+    }
+}
+
+/// Redis' `fullname`: `container|subcommand` for a known subcommand.
+fn full_name(spec: &crate::cmd::CommandSpec, args: &[Bytes]) -> String {
+    let sub = args.get(1).and_then(|a| {
+        spec.subs
+            .iter()
+            .find(|(n, _)| a.eq_ignore_ascii_case(n.as_bytes()))
+    });
+    match sub {
+        Some((n, _)) => format!("{}|{n}", spec.name),
+        None => spec.name.to_owned(),
     }
 }
 
@@ -335,6 +392,8 @@ pub(crate) fn run(
         None
     };
     let now = engine.clock.now_ms();
+    // Only EXEC runs commands without taking the gate itself.
+    let was_in_exec = std::mem::replace(&mut state.in_exec, !gate);
     let mut ctx = Ctx {
         ks,
         session: state,
@@ -346,13 +405,15 @@ pub(crate) fn run(
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
+    let special = ctx.special.take();
+    state.in_exec = was_in_exec;
     if gate {
         // Clients blocked on keys this command filled are served before
         // its reply goes out, still under the gate (as Redis does after
         // each command; after EXEC as a whole, never inside it).
         ks.serve_blocked();
     }
-    match ctx.special.take() {
+    match special {
         Some(o) => o,
         None => Outcome::Reply(reply),
     }
@@ -393,6 +454,11 @@ impl cairn_resp::Session for Session {
     /// server holds requests to Redis' unauthenticated limits.
     fn authenticated(&self) -> bool {
         self.state.authenticated
+    }
+
+    /// `CLIENT REPLY OFF` / `SKIP` in effect for the command just executed.
+    fn reply_suppressed(&self) -> bool {
+        self.state.reply_dropped
     }
 
     fn closed(&mut self) {

@@ -442,6 +442,7 @@ fn block(s: &mut Session, args: &[&str]) -> Pending {
     match s.execute(args) {
         Outcome::Block(p) => p,
         Outcome::Reply(f) | Outcome::Close(f) => panic!("expected to block, got {f:?}"),
+        Outcome::NoReply => panic!("expected to block, got no reply"),
     }
 }
 

@@ -2,11 +2,14 @@
 //! subscribed-mode restrictions, cleanup, and pushes over real TCP.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_keyspace::Keyspace;
-use cairn_resp::{ConnInfo, Event, Frame, Service, Session as _};
+use cairn_resp::{ConnInfo, Event, Frame, Outcome, Service, Session as _};
+use support::{Client, Server, cmd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -36,13 +39,36 @@ fn call(s: &mut cairn_keyspace::Session, args: &[&str]) -> Frame {
     s.command(args)
 }
 
+trait Kind {
+    fn kind(&self) -> &'static str;
+}
+
+impl Kind for Outcome {
+    fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Reply(_) => "reply",
+            Outcome::NoReply => "no reply",
+            Outcome::Block(_) => "block",
+            Outcome::Close(_) => "close",
+        }
+    }
+}
+
 #[test]
 fn subscribe_confirms_each_channel_in_order() {
     let ks = Keyspace::new();
     let (mut s, mut rx) = ks.open(info(1));
-    let last = call(&mut s, &["SUBSCRIBE", "a", "b", "a"]);
-    let mut all = drain(&mut rx);
-    all.push(last);
+    // Every confirmation is a push; the command itself has no reply.
+    assert_eq!(
+        s.execute(vec![
+            Bytes::from("SUBSCRIBE"),
+            Bytes::from("a"),
+            Bytes::from("b"),
+            Bytes::from("a"),
+        ])
+        .kind(),
+        "no reply"
+    );
     let conf = |ch: &str, n| {
         Frame::Push(vec![
             Frame::bulk("subscribe"),
@@ -50,21 +76,22 @@ fn subscribe_confirms_each_channel_in_order() {
             Frame::Integer(n),
         ])
     };
-    assert_eq!(all, vec![conf("a", 1), conf("b", 2), conf("a", 2)]);
-    assert_eq!(s.state().subscriptions(), 2);
-    let r = call(&mut s, &["PSUBSCRIBE", "n*"]);
     assert_eq!(
-        r,
-        Frame::Push(vec![
+        drain(&mut rx),
+        vec![conf("a", 1), conf("b", 2), conf("a", 2)]
+    );
+    assert_eq!(s.state().subscriptions(), 2);
+    assert_eq!(call(&mut s, &["PSUBSCRIBE", "n*"]), Frame::Null);
+    assert_eq!(
+        drain(&mut rx),
+        vec![Frame::Push(vec![
             Frame::bulk("psubscribe"),
             Frame::bulk("n*"),
             Frame::Integer(3)
-        ])
+        ])]
     );
     // UNSUBSCRIBE without arguments drops every channel, patterns stay.
-    let last = call(&mut s, &["UNSUBSCRIBE"]);
-    let mut all = drain(&mut rx);
-    all.push(last);
+    call(&mut s, &["UNSUBSCRIBE"]);
     let un = |ch: &str, n| {
         Frame::Push(vec![
             Frame::bulk("unsubscribe"),
@@ -72,23 +99,48 @@ fn subscribe_confirms_each_channel_in_order() {
             Frame::Integer(n),
         ])
     };
-    assert_eq!(all, vec![un("a", 2), un("b", 1)]);
+    assert_eq!(drain(&mut rx), vec![un("a", 2), un("b", 1)]);
+    call(&mut s, &["PUNSUBSCRIBE"]);
     assert_eq!(
-        call(&mut s, &["PUNSUBSCRIBE"]),
-        Frame::Push(vec![
+        drain(&mut rx),
+        vec![Frame::Push(vec![
             Frame::bulk("punsubscribe"),
             Frame::bulk("n*"),
             Frame::Integer(0)
-        ])
+        ])]
     );
+    call(&mut s, &["UNSUBSCRIBE"]);
     assert_eq!(
-        call(&mut s, &["UNSUBSCRIBE"]),
-        Frame::Push(vec![
+        drain(&mut rx),
+        vec![Frame::Push(vec![
             Frame::bulk("unsubscribe"),
             Frame::Null,
             Frame::Integer(0)
+        ])]
+    );
+}
+
+#[test]
+fn subscribe_inside_exec_answers_inline_like_redis() {
+    // Redis writes the confirmations into the EXEC reply; with one channel
+    // that is exactly the command's element.
+    let ks = Keyspace::new();
+    let (mut s, mut rx) = ks.open(info(1));
+    call(&mut s, &["MULTI"]);
+    call(&mut s, &["SUBSCRIBE", "a"]);
+    call(&mut s, &["PING"]);
+    assert_eq!(
+        call(&mut s, &["EXEC"]),
+        Frame::Array(vec![
+            Frame::Push(vec![
+                Frame::bulk("subscribe"),
+                Frame::bulk("a"),
+                Frame::Integer(1)
+            ]),
+            Frame::Array(vec![Frame::bulk("pong"), Frame::bulk("")]),
         ])
     );
+    assert!(drain(&mut rx).is_empty());
 }
 
 #[test]
@@ -211,9 +263,6 @@ async fn read_until(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, want:
 }
 
 #[tokio::test]
-#[ignore = "hung (0% CPU) in 3 of ~600 runs on a loaded machine, at CLIENT KILL or server shutdown; \
-            under investigation — run with --include-ignored; the same pushes are covered over TCP \
-            by tests/tests/differential.rs (pub/sub against real Redis)"]
 async fn pushes_arrive_over_tcp_in_resp2_and_resp3() {
     let ks = Arc::new(Keyspace::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -275,5 +324,87 @@ async fn pushes_arrive_over_tcp_in_resp2_and_resp3() {
         .expect("the server did not shut down within 10 s")
         .unwrap()
         .unwrap();
-    let _: Bytes = Bytes::new();
+}
+
+/// The kind of a pub/sub frame (`subscribe`, `message`, ...).
+fn pubsub_kind(f: &Frame) -> String {
+    match f {
+        Frame::Array(v) | Frame::Push(v) => match v.first() {
+            Some(Frame::Bulk(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => panic!("not a pub/sub frame: {f:?}"),
+        },
+        _ => panic!("not a pub/sub frame: {f:?}"),
+    }
+}
+
+/// SUBSCRIBE to many channels while another client publishes to them
+/// without pause: every confirmation reaches the subscriber before any
+/// message on those channels, as in Redis. (Before, only the last
+/// confirmation was the command's reply, and a message published between
+/// the registration and that reply could be written first.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_precede_messages_under_concurrent_publishing() {
+    const CHANNELS: usize = 16;
+    const ROUNDS: usize = 300;
+    let server = Server::start().await;
+    let names: Vec<String> = (0..CHANNELS).map(|i| format!("c{i}")).collect();
+    let publish: Vec<Vec<String>> = names.iter().map(|c| cmd(&["PUBLISH", c, "m"])).collect();
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let publisher = {
+        let running = Arc::clone(&running);
+        let mut p = Client::connect(server.addr).await;
+        tokio::spawn(async move {
+            let mut started_tx = Some(started_tx);
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                p.send(&publish).await;
+                for _ in 0..CHANNELS {
+                    assert!(matches!(p.frame().await, Frame::Integer(_)));
+                }
+                if let Some(tx) = started_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        })
+    };
+    started.await.unwrap();
+    let mut sub = Client::connect(server.addr).await;
+    let mut subscribe = vec!["SUBSCRIBE".to_owned()];
+    subscribe.extend(names.iter().cloned());
+    let mut messages = 0;
+    for round in 0..ROUNDS {
+        sub.send(&[subscribe.clone()]).await;
+        let mut confirmed = 0;
+        while confirmed < CHANNELS {
+            let f = sub.frame().await;
+            let kind = pubsub_kind(&f);
+            assert_eq!(
+                kind, "subscribe",
+                "round {round}: {f:?} after {confirmed} of {CHANNELS} confirmations"
+            );
+            confirmed += 1;
+        }
+        // The last round waits for a message, which shows the publisher
+        // was running throughout.
+        if round == ROUNDS - 1 && messages == 0 {
+            assert_eq!(pubsub_kind(&sub.frame().await), "message");
+            messages += 1;
+        }
+        sub.send(&[cmd(&["UNSUBSCRIBE"])]).await;
+        let mut left = CHANNELS;
+        while left > 0 {
+            match pubsub_kind(&sub.frame().await).as_str() {
+                "message" => messages += 1,
+                "unsubscribe" => left -= 1,
+                other => panic!("round {round}: unexpected {other}"),
+            }
+        }
+    }
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::timeout(std::time::Duration::from_secs(10), publisher)
+        .await
+        .expect("the publisher did not stop")
+        .unwrap();
+    println!("{ROUNDS} rounds, {messages} messages between confirmations");
+    server.stop().await;
 }

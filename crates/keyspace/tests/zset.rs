@@ -1034,6 +1034,7 @@ fn block(s: &mut Session, args: &[&str]) -> cairn_resp::Pending {
         cairn_resp::Outcome::Reply(f) | cairn_resp::Outcome::Close(f) => {
             panic!("expected to block, got {f:?}")
         }
+        cairn_resp::Outcome::NoReply => panic!("expected to block, got no reply"),
     }
 }
 

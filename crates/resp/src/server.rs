@@ -196,6 +196,16 @@ enum Flow {
     Close,
 }
 
+/// What interrupted a write in progress.
+enum FlushWake {
+    Wrote(io::Result<usize>),
+    Event(Option<Event>),
+    /// Shutdown started (`timed_out` false) or its flush timeout passed.
+    Stop {
+        timed_out: bool,
+    },
+}
+
 /// What woke an idle or blocked connection.
 enum Wake {
     Read(io::Result<usize>),
@@ -276,6 +286,11 @@ impl<T: Session> Connection<T> {
     /// replies into the output buffer.
     async fn execute_buffered(&mut self) -> io::Result<Flow> {
         loop {
+            // A killed client runs nothing more, not even input that was
+            // already buffered when the kill arrived.
+            if self.killed || *self.stop.borrow() {
+                return Ok(Flow::Close);
+            }
             self.decoder
                 .set_authenticated(self.session.0.authenticated());
             let args = match self.decoder.decode(&mut self.input, &self.config.limits) {
@@ -289,24 +304,30 @@ impl<T: Session> Connection<T> {
                 }
             };
             let outcome = self.session.0.call(args);
+            let quiet = self.session.0.reply_suppressed();
             // Pushes caused by the command itself (a PUBLISH to a channel
-            // this client subscribes to) precede its reply, as in Redis.
+            // this client subscribes to, SUBSCRIBE's confirmations) precede
+            // its reply, as in Redis.
             self.drain_events();
             let proto = self.session.0.protocol();
             match outcome {
-                Outcome::Reply(f) => encode(&f, proto, &mut self.output),
+                Outcome::Reply(f) => {
+                    if !quiet {
+                        encode(&f, proto, &mut self.output);
+                    }
+                }
+                Outcome::NoReply => {}
                 Outcome::Close(f) => {
-                    encode(&f, proto, &mut self.output);
+                    if !quiet {
+                        encode(&f, proto, &mut self.output);
+                    }
                     return Ok(Flow::Close);
                 }
                 Outcome::Block(fut) => {
-                    if self.block(fut).await? == Flow::Close {
+                    if self.block(fut, quiet).await? == Flow::Close {
                         return Ok(Flow::Close);
                     }
                 }
-            }
-            if self.killed || *self.stop.borrow() {
-                return Ok(Flow::Close);
             }
             if self.output.len() > FLUSH_ABOVE {
                 self.flush().await?;
@@ -316,9 +337,14 @@ impl<T: Session> Connection<T> {
 
     /// Waits for a blocked command's reply while still reading (but not
     /// executing) input, so a disconnect is noticed and cancels the command.
-    async fn block(&mut self, mut fut: Pending) -> io::Result<Flow> {
+    /// `quiet`: the reply is dropped when it comes (`CLIENT REPLY OFF`).
+    async fn block(&mut self, mut fut: Pending, quiet: bool) -> io::Result<Flow> {
         self.flush().await?;
         loop {
+            if self.killed {
+                // Dropping `fut` withdraws the blocked command.
+                return Ok(Flow::Close);
+            }
             self.reserve_input();
             let wake = tokio::select! {
                 f = &mut fut => Wake::Ready(f),
@@ -328,8 +354,10 @@ impl<T: Session> Connection<T> {
             };
             match wake {
                 Wake::Ready(f) => {
-                    let proto = self.session.0.protocol();
-                    encode(&f, proto, &mut self.output);
+                    if !quiet {
+                        let proto = self.session.0.protocol();
+                        encode(&f, proto, &mut self.output);
+                    }
                     return Ok(Flow::Continue);
                 }
                 Wake::Read(r) => {
@@ -339,12 +367,8 @@ impl<T: Session> Connection<T> {
                 }
                 Wake::Event(ev) => {
                     self.on_event(ev);
-                    if self.killed {
-                        return Ok(Flow::Close);
-                    }
                     self.flush().await?;
                 }
-                // Dropping `fut` withdraws the blocked command.
                 Wake::Stop => return Ok(Flow::Close),
             }
         }
@@ -387,25 +411,65 @@ impl<T: Session> Connection<T> {
         }
     }
 
-    /// Writes the output buffer; once shutdown has started, gives up after
-    /// the flush timeout so a client that never reads cannot hold it up.
+    /// Writes the output buffer.
+    ///
+    /// Events are still taken while writing, so a client that does not read
+    /// cannot make the connection miss a kill: pushes join the output
+    /// behind what is being written, and a kill drops the unwritten rest
+    /// (the caller sees `killed` and closes). Once shutdown has started, it
+    /// gives up after the flush timeout so such a client cannot hold up
+    /// shutdown either.
     async fn flush(&mut self) -> io::Result<()> {
-        if self.output.is_empty() {
-            return Ok(());
+        let mut written = 0;
+        // Most writes complete at once: no need to wait on anything else.
+        while written < self.output.len() && !self.killed {
+            match self.stream.try_write(&self.output[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
         }
-        let grace = self.config.shutdown_flush_timeout;
-        let stop = &mut self.stop;
-        let deadline = async move {
-            let _ = stop.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            r = self.stream.write_all(&self.output) => r?,
-            () = deadline => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "client did not read its replies during shutdown",
-                ));
+        let mut deadline: Option<tokio::time::Instant> = None;
+        while written < self.output.len() && !self.killed {
+            let stop = &mut self.stop;
+            // Until shutdown starts, wait for it (false); then for the
+            // deadline (true). A dropped sender counts as shutdown.
+            let give_up = async move {
+                match deadline {
+                    Some(d) => {
+                        tokio::time::sleep_until(d).await;
+                        true
+                    }
+                    None => {
+                        let _ = stop.wait_for(|s| *s).await;
+                        false
+                    }
+                }
+            };
+            // `write` (not `write_all`) so that progress survives another
+            // branch winning: a write either happened, and is counted, or
+            // did not happen.
+            let wake = tokio::select! {
+                r = self.stream.write(&self.output[written..]) => FlushWake::Wrote(r),
+                ev = next_event(&mut self.events) => FlushWake::Event(ev),
+                timed_out = give_up => FlushWake::Stop { timed_out },
+            };
+            match wake {
+                FlushWake::Wrote(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                FlushWake::Wrote(Ok(n)) => written += n,
+                FlushWake::Wrote(Err(e)) => return Err(e),
+                FlushWake::Event(ev) => self.on_event(ev),
+                FlushWake::Stop { timed_out: false } => {
+                    deadline =
+                        Some(tokio::time::Instant::now() + self.config.shutdown_flush_timeout);
+                }
+                FlushWake::Stop { timed_out: true } => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client did not read its replies during shutdown",
+                    ));
+                }
             }
         }
         self.output.clear();

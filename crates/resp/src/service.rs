@@ -24,6 +24,11 @@ pub type Pending = Pin<Box<dyn Future<Output = Frame> + Send + 'static>>;
 pub enum Outcome {
     /// Send this reply and carry on with the next command.
     Reply(Frame),
+    /// Send nothing and carry on: the command's answer went out as pushes
+    /// through the connection's [`Event`] channel (`SUBSCRIBE` confirms
+    /// each channel with a push, queued under the lock that publishers
+    /// take, so no message can overtake a confirmation).
+    NoReply,
     /// Wait for this future, then send its reply. Later pipelined commands of
     /// the same connection wait too, as in Redis.
     Block(Pending),
@@ -35,9 +40,13 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum Event {
     /// A push frame (a pub/sub message); written as soon as the connection is
-    /// between commands.
+    /// between commands, in the order sent, and never suppressed by
+    /// [`Session::reply_suppressed`].
     Push(Frame),
-    /// Close the connection after the command in progress (`CLIENT KILL`).
+    /// Close the connection once the command in progress has finished
+    /// (`CLIENT KILL`), without writing what it has not written yet: Redis
+    /// frees a killed client at once, so a client that stopped reading
+    /// cannot keep its connection open.
     Kill,
 }
 
@@ -78,6 +87,17 @@ pub trait Session: Send + 'static {
     /// 16384 bytes) and closes the connection beyond them. Default `true`.
     fn authenticated(&self) -> bool {
         true
+    }
+
+    /// Whether the reply of the command [`call`](Session::call) just
+    /// executed must be dropped instead of written (Redis' `CLIENT REPLY
+    /// OFF` and `SKIP`). Asked once after each `call`; applies to the frame
+    /// of [`Outcome::Reply`], to that of [`Outcome::Close`] (the connection
+    /// still closes) and to the eventual reply of [`Outcome::Block`].
+    /// [`Event::Push`]es are written regardless, as in Redis 7.0. Default
+    /// `false`.
+    fn reply_suppressed(&self) -> bool {
+        false
     }
 
     /// Called once when the connection ends, whatever the reason.

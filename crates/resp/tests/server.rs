@@ -49,6 +49,8 @@ struct TestSession {
     shared: Arc<Shared>,
     notes: mpsc::UnboundedSender<Note>,
     own_events: mpsc::UnboundedSender<Event>,
+    /// `QUIET 1`: replies are suppressed from the next command on.
+    quiet: bool,
 }
 
 impl Service for TestService {
@@ -68,6 +70,7 @@ impl Service for TestService {
             shared: Arc::clone(&self.shared),
             notes: self.notes.clone(),
             own_events: tx,
+            quiet: false,
         };
         (s, rx)
     }
@@ -107,6 +110,17 @@ impl Session for TestSession {
                 )]))
             }
             (b"QUIT", 1) => Outcome::Close(Frame::ok()),
+            (b"QUIET", 2) => {
+                self.quiet = &args[1][..] == b"1";
+                Outcome::Reply(Frame::ok())
+            }
+            (b"NOREPLY", 1) => {
+                let _ = self.own_events.send(Event::Push(Frame::Push(vec![
+                    Frame::bulk("answered"),
+                    Frame::bulk("by push"),
+                ])));
+                Outcome::NoReply
+            }
             (b"PUSHME", 1) => {
                 let _ = self.own_events.send(Event::Push(Frame::Push(vec![
                     Frame::bulk("message"),
@@ -156,6 +170,10 @@ impl Session for TestSession {
 
     fn protocol(&self) -> Protocol {
         self.proto
+    }
+
+    fn reply_suppressed(&self) -> bool {
+        self.quiet
     }
 
     fn closed(&mut self) {
@@ -319,6 +337,38 @@ async fn blocked_command_waits_and_later_commands_follow() {
     let gate = h.shared.gates.lock().unwrap()[&Bytes::from("g")].clone();
     gate.notify_one();
     expect(&mut a, b"$4\r\nwoke\r\n+PONG\r\n").await;
+    h.shutdown().await;
+}
+
+/// `Outcome::NoReply` writes nothing but the pushes; `reply_suppressed`
+/// drops replies (of plain, blocked and closing commands) but not pushes.
+#[tokio::test]
+async fn suppressed_and_absent_replies_write_only_pushes() {
+    let mut h = start(ServerConfig::default()).await;
+    let mut a = h.connect().await;
+    a.write_all(b"NOREPLY\r\nPING\r\n").await.unwrap();
+    expect(
+        &mut a,
+        b"*2\r\n$8\r\nanswered\r\n$7\r\nby push\r\n+PONG\r\n",
+    )
+    .await;
+    a.write_all(b"QUIET 1\r\nPING\r\nPUSHME\r\nNOREPLY\r\nWAIT q\r\n")
+        .await
+        .unwrap();
+    assert!(matches!(h.note().await, Note::Blocked(_)));
+    let gate = h.shared.gates.lock().unwrap()[&Bytes::from("q")].clone();
+    gate.notify_one();
+    a.write_all(b"QUIET 0\r\nQUIET 1\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    // The pushes of PUSHME and NOREPLY, QUIET 0's +OK, then the end of the
+    // stream: the replies of PING, PUSHME, WAIT and QUIT were dropped.
+    expect(
+        &mut a,
+        b"*2\r\n$7\r\nmessage\r\n$4\r\nself\r\n*2\r\n$8\r\nanswered\r\n$7\r\nby push\r\n+OK\r\n",
+    )
+    .await;
+    expect_eof(&mut a).await;
     h.shutdown().await;
 }
 
@@ -549,4 +599,34 @@ async fn shutdown_does_not_wait_forever_for_a_client_that_never_reads() {
     assert!(began.elapsed() >= Duration::from_millis(200));
     assert_eq!(h.notes.recv().await, Some(Note::Closed(id)));
     drop(a);
+}
+
+/// A kill reaches a connection stuck writing to a client that does not
+/// read: it closes at once instead of waiting for the client (or for
+/// shutdown). Before, the kill waited in the event channel until the write
+/// finished, so `CLIENT KILL` of a subscriber that had stopped reading
+/// never took effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_closes_a_client_that_does_not_read() {
+    let mut h = start(ServerConfig::default()).await;
+    let mut a = h.connect().await;
+    let id = client_id(&mut a).await;
+    // 64 MiB: more than both sockets can buffer, so the write cannot finish
+    // while `a` does not read.
+    a.write_all(b"BIG\r\n").await.unwrap();
+    assert_eq!(h.note().await, Note::BigStarted(id));
+    // The reply's first bytes: the server is writing it now.
+    expect(&mut a, b"$67108864\r\n").await;
+    h.events(id).send(Event::Kill).unwrap();
+    assert_eq!(h.note().await, Note::Closed(id));
+    // What was not written is dropped: the client sees the end of the
+    // stream before the end of the reply.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(LIMIT, a.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert!(read.is_err() || got.len() < 64 << 20, "{} bytes", got.len());
+    // Pushes queued behind the kill are not written either, and the
+    // server still shuts down promptly.
+    h.shutdown().await;
 }

@@ -265,20 +265,33 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             Frame::ok()
         }
-        Ok("reply") => {
-            if is(arg(args, 2), "on") {
-                Frame::ok()
-            } else if is(arg(args, 2), "off") || is(arg(args, 2), "skip") {
-                // Suppressing replies needs a "no reply" outcome from the
-                // connection layer, which cairn_resp does not offer.
-                err("ERR CLIENT REPLY OFF/SKIP is not supported by cairn")
-            } else {
-                err(ERR_SYNTAX)
-            }
-        }
+        Ok("reply") => client_reply(ctx.session(), arg(args, 2)),
         // Redis 7.2's library-name/version report; accepted and ignored.
         Ok(_) => Frame::ok(),
     }
+}
+
+/// CLIENT REPLY ON|OFF|SKIP, as Redis 7.0's flags. The session drops the
+/// replies (see `Session::execute`); pushes are written regardless. OFF and
+/// SKIP answer nothing themselves: their `+OK` is only seen as an element
+/// of an EXEC reply, where cairn applies them after the EXEC.
+fn client_reply(s: &mut crate::SessionState, mode: &[u8]) -> Frame {
+    if is(mode, "on") {
+        s.reply_off = false;
+        s.reply_skip = false;
+    } else if is(mode, "off") {
+        s.reply_off = true;
+    } else if is(mode, "skip") {
+        // Under OFF a SKIP changes nothing (Redis ignores it too).
+        if !s.reply_off {
+            s.reply_skip_next = true;
+        }
+        // SKIP's own reply is not sent either.
+        s.reply_skip = true;
+    } else {
+        return err(ERR_SYNTAX);
+    }
+    Frame::ok()
 }
 
 /// One `CLIENT LIST` line in Redis 7.0's field order. Memory and buffer
@@ -533,6 +546,10 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     s.name = None;
     s.no_evict = false;
     s.no_touch = false;
+    // Redis' `clearClientConnectionState` turns replies back on but leaves
+    // a SKIP that covers this very command (RESET is then not answered).
+    s.reply_off = false;
+    s.reply_skip_next = false;
     s.authenticated = ks.inner.requirepass.is_none();
     Frame::simple("RESET")
 }

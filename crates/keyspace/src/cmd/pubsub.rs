@@ -1,13 +1,17 @@
 //! Pub/sub: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH,
 //! PUBSUB, and the sharded variants (a single shard here).
 //!
-//! A command that confirms several channels answers with several frames:
-//! all but the last go out as pushes through the session's event channel
-//! (the connection writes those before the command's reply), the last is
-//! the reply itself.
+//! A command that confirms several channels answers with several frames,
+//! all pushed through the session's event channel while the registry is
+//! locked for writing; the command itself has no reply
+//! ([`Outcome::NoReply`]). PUBLISH sends under the same lock (for reading),
+//! so a message on these channels is queued either before the command or
+//! after its last confirmation, as in Redis where both are sequential. Being
+//! pushes, confirmations are written even under `CLIENT REPLY OFF`, as in
+//! Redis 7.0.
 
 use bytes::Bytes;
-use cairn_resp::{Event, Frame};
+use cairn_resp::{Event, Frame, Outcome};
 
 use super::{CommandSpec as S, Ctx, Flags, TableBuilder, int, subcommand};
 use crate::pubsub::{Subscriber, Subscriptions};
@@ -124,11 +128,11 @@ fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         } else {
             st.channels.clone()
         };
-        if names.is_empty() {
-            return confirmation(kind(cmd), None, st.subscriptions());
-        }
     }
-    let mut frames = Vec::with_capacity(names.len());
+    let mut frames = Vec::with_capacity(names.len().max(1));
+    if names.is_empty() {
+        frames.push(confirmation(kind(cmd), None, st.subscriptions()));
+    }
     for name in &names {
         let (mine, map) = if patterns {
             (&mut st.patterns, &mut reg.patterns)
@@ -144,13 +148,23 @@ fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         frames.push(confirmation(kind(cmd), Some(name), st.subscriptions()));
     }
-    let last = frames.pop().unwrap_or(Frame::Null);
+    // Inside EXEC the last confirmation is the command's element of the
+    // EXEC reply (as in Redis, which writes it inline there); the earlier
+    // ones go out before that reply.
+    let last = if st.in_exec { frames.pop() } else { None };
     // Sent while the registry is still locked, so no message published to
     // these channels can overtake the confirmations.
     for f in frames {
         let _ = st.events.send(Event::Push(f));
     }
-    last
+    drop(reg);
+    match last {
+        Some(f) => f,
+        None => {
+            ctx.special = Some(Outcome::NoReply);
+            Frame::Null
+        }
+    }
 }
 
 fn kind(cmd: &'static str) -> &'static str {

@@ -122,6 +122,9 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
             // Blocking commands do not block inside EXEC (`may_block`);
             // anything else that would wait (DEBUG SLEEP) answers at once.
             Outcome::Block(_) => Frame::ok(),
+            // Commands answered by pushes reply inline inside EXEC
+            // (`SessionState::in_exec`); this is a safe default.
+            Outcome::NoReply => Frame::Null,
         });
     }
     Frame::Array(replies)

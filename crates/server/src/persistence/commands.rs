@@ -430,6 +430,10 @@ impl cairn_resp::Session for FlushallSession {
         cairn_resp::Session::authenticated(&self.inner)
     }
 
+    fn reply_suppressed(&self) -> bool {
+        cairn_resp::Session::reply_suppressed(&self.inner)
+    }
+
     fn closed(&mut self) {
         cairn_resp::Session::closed(&mut self.inner);
     }
