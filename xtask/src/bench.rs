@@ -48,7 +48,10 @@ pub struct Plan {
     bench_requests: u64,
     /// Alternating redis-benchmark rounds per test.
     bench_rounds: usize,
-    /// Baseline seconds of the latency suite before BGSAVE.
+    /// Latency suite: baseline + BGSAVE rounds per server.
+    latency_rounds: usize,
+    /// Latency suite: the shortest baseline window before a BGSAVE (later
+    /// rounds stretch it to the server's previous snapshot window).
     latency_base: Duration,
 }
 
@@ -397,7 +400,8 @@ pub fn run(args: &[String]) -> Result<()> {
         snapshot_reps: if quick { 1 } else { 3 },
         bench_requests: if quick { 20_000 } else { 100_000 },
         bench_rounds: rounds.unwrap_or(if quick { 1 } else { 3 }),
-        latency_base: Duration::from_secs(if quick { 3 } else { 8 }),
+        latency_rounds: rounds.unwrap_or(if quick { 1 } else { 3 }),
+        latency_base: Duration::from_secs(3),
     };
     let mut sections = Vec::new();
     let mut failures = Vec::new();
@@ -481,7 +485,7 @@ fn render(
          Run: `cargo xtask bench` (all suites, about 10 minutes; rewrites this file), \
          `cargo xtask bench --quick` (smaller sizes, a couple of minutes), or name suites: \
          `cargo xtask bench throughput snapshot latency view-pause`, with `--rounds N` for the \
-         throughput rounds. Partial and quick runs write only `target/bench-report.md`. Redis 7.0 \
+         throughput and latency rounds. Partial and quick runs write only `target/bench-report.md`. Redis 7.0 \
          (`redis-server`, `redis-benchmark`) must be installed: `cargo xtask deps`.\n\n",
     );
     s.push_str("## Machine and run\n\n| | |\n|---|---|\n");
@@ -570,12 +574,20 @@ fn suite_method(suite: &str) -> &'static str {
              cairn SAVE ≤ 0.5x Redis, cairn restart ≤ 0.7x Redis."
         }
         "latency" => {
-            "With the keys loaded, one client thread drives 50 connections, each sending one request at a \
-             time (SET or GET with equal probability, random key of the loaded set, 100-byte values) and \
-             recording every request's latency. After the baseline, BGSAVE starts while the load continues. \
-             Redis forks for it; cairn takes a point-in-time view and writes it on another thread. \
-             Targets for cairn: p99 during the snapshot ≤ 2x p99 without, no request above 10 ms, \
-             RSS peak during the snapshot ≤ 1.1x RSS before."
+            "Both servers hold the same keys. The suite runs several rounds (`--rounds`, 3 by default, 1 \
+             with `--quick`); each round visits cairn and Redis in turn, alternating which goes first \
+             (cairn, Redis, Redis, cairn, ...) so slow drift of the shared machine hits both alike. In a \
+             visit one client thread drives 50 connections, each sending one request at a time (SET or GET \
+             with equal probability, random key of the loaded set, 100-byte values) and recording every \
+             request's latency; the load runs through a 1 s warm-up, a baseline window (at least 3 s, and at \
+             least as long as that server's previous snapshot window), a BGSAVE, and 1 s of settling after \
+             INFO reports the save finished. Redis forks for it; cairn takes a point-in-time view and writes \
+             it on another thread. One window is mostly noise on a small machine, so the percentiles pool \
+             every baseline request and every request during a snapshot over all rounds, and the per-round \
+             p99 ratios and their median show the spread. Targets for cairn: pooled p99 during the \
+             snapshot ≤ 2x pooled p99 without; no request above 10 ms during a snapshot (the max without a \
+             snapshot is shown beside it, to tell the snapshot's spikes from the machine's); RSS peak during \
+             a snapshot ≤ 1.1x RSS just before it, worst round."
         }
         _ => {
             "`cargo bench -p cairn-keyspace --bench view -- take_view_pause`: how long writers are paused \
