@@ -667,18 +667,13 @@ fn runs_in_background(trigger: SnapshotTrigger) -> bool {
     }
 }
 
-/// Runs a snapshot on two threads of its own. A walker, at normal priority,
-/// copies the view out of the keyspace; the writer encodes the entries and
-/// hands them to the store (whose ingestion thread it spawns, and which
-/// inherits its priority). For a background snapshot the writer runs at the
-/// lowest priority the platform offers without privileges: most of a
-/// snapshot's CPU goes there, and commands should not queue behind it.
-///
-/// The walk stays at normal priority because it is the part that holds a
-/// shard's lock (for one chunk of entries at a time): a lock holder that the
-/// scheduler parks behind busy threads would stall every command on that
-/// shard until it ran again. Batches pass through a small bounded channel,
-/// so the walk never runs far ahead of the writer and memory stays flat.
+/// Runs a snapshot on two threads of its own. A walker copies the view out
+/// of the keyspace; the writer encodes the entries and hands them to the
+/// store (whose ingestion thread it spawns, and which inherits its
+/// priority). For a background snapshot the writer runs at `SCHED_IDLE` and
+/// the walker, which holds shard locks, at `nice 10`: see [`priority`].
+/// Batches pass through a small bounded channel, so the walk never runs far
+/// ahead of the writer and memory stays flat.
 ///
 /// Not on tokio's blocking pool: a thread cannot raise its priority back
 /// without privileges, and pool threads are reused. `Err`: a thread could
@@ -691,14 +686,19 @@ async fn write_on_thread(
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel(WALK_BATCHES_IN_FLIGHT);
     let walker = std::thread::Builder::new()
         .name("cairn-snapshot-walk".into())
-        .spawn(move || walk_view(view, &batches_tx))
+        .spawn(move || {
+            if background {
+                priority::lower_to_nice_10();
+            }
+            walk_view(view, &batches_tx)
+        })
         .map_err(|e| format!("cannot start the snapshot walker thread: {e}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let writer = std::thread::Builder::new()
         .name("cairn-snapshot".into())
         .spawn(move || {
             if background {
-                priority::lower_current_thread();
+                priority::lower_to_idle();
             }
             let result = write_walked(&store, &batches_rx);
             // Stop the walker early when writing failed.

@@ -1,25 +1,32 @@
-//! The scheduling priority of a background snapshot's writer thread.
+//! The scheduling priorities of a background snapshot's threads.
 //!
 //! A background snapshot should use the CPU that commands leave idle and
-//! yield it the moment a command-serving thread wakes up. On Linux that is
-//! `SCHED_IDLE`: such a thread only runs when nothing else wants the CPU and
-//! is preempted at once by any normal thread that wakes (a low nice value
-//! only weighs it down: a woken command thread can still wait behind it for
-//! part of a time slice, which is what p99 latency sees). Elsewhere, and if
-//! `SCHED_IDLE` is refused, the thread gets `nice 10`.
+//! give it back the moment a command-serving thread wakes up. Most of its
+//! CPU goes to the writer (encoding, the store's ingestion, fjall), which
+//! holds no lock commands wait for: on Linux it runs at `SCHED_IDLE`, so it
+//! only runs when nothing else wants the CPU and any normal thread that wakes
+//! preempts it at once.
 //!
-//! Measured with `cargo xtask bench latency` (see docs/benchmarks.md).
+//! The walker copies entries out of the keyspace holding one shard's lock per
+//! chunk. At `SCHED_IDLE` a walker preempted while holding a lock could keep
+//! that shard's commands waiting for as long as other threads keep the CPU
+//! busy; at normal priority it competes with commands on equal terms (it
+//! roughly tripled p99 in `cargo xtask bench latency`). It runs at `nice 10`:
+//! weighed down, yet scheduled again within a time slice.
+//!
+//! Where `SCHED_IDLE` does not exist or is refused, the writer gets `nice 10`
+//! too.
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
-/// `nice 10` on thread-priority's 0..=99 scale, the fallback.
-const FALLBACK_PRIORITY: u8 = 24;
+/// `nice 10` on thread-priority's 0..=99 scale.
+const NICE_10: u8 = 24;
 
-/// Lowers the calling thread's priority for good: an unprivileged thread
-/// cannot raise it back, so call it only on a thread of its own. Threads it
-/// spawns afterwards inherit the priority. Failure only costs latency, so it
-/// is logged, not returned.
-pub(crate) fn lower_current_thread() {
+/// Lowers the calling thread to `SCHED_IDLE` where the platform has it,
+/// `nice 10` otherwise. For good: an unprivileged thread cannot raise its
+/// priority back, so call it only on a thread of its own. Threads it spawns
+/// afterwards inherit it. Failure only costs latency: logged, not returned.
+pub(crate) fn lower_to_idle() {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{
@@ -35,12 +42,18 @@ pub(crate) fn lower_current_thread() {
             Err(e) => tracing::debug!(error = ?e, "SCHED_IDLE refused; lowering the nice value"),
         }
     }
-    let result = ThreadPriorityValue::try_from(FALLBACK_PRIORITY)
+    lower_to_nice_10();
+}
+
+/// Lowers the calling thread to `nice 10` (same caveats as
+/// [`lower_to_idle`]).
+pub(crate) fn lower_to_nice_10() {
+    let result = ThreadPriorityValue::try_from(NICE_10)
         .map_err(|e| e.to_string())
         .and_then(|p| {
             set_current_thread_priority(ThreadPriority::Crossplatform(p)).map_err(|e| e.to_string())
         });
     if let Err(e) = result {
-        tracing::debug!(error = %e, "could not lower the snapshot thread's priority");
+        tracing::debug!(error = %e, "could not lower a snapshot thread's priority");
     }
 }
