@@ -80,57 +80,13 @@ pub fn build_cairn() -> Result<PathBuf> {
         "--bin",
         "cairn-server",
     ])?;
-    let path = target_dir()?
+    let path = crate::util::target_dir()?
         .join("release")
         .join(format!("cairn-server{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         bail!("{} not found after the build", path.display());
     }
     Ok(path)
-}
-
-/// The target directory the build above used. Asked of cargo itself, with
-/// the same working directory and environment as the build, so
-/// `CARGO_TARGET_DIR`, `CARGO_BUILD_TARGET_DIR` and `build.target-dir` in a
-/// config file are all honoured: assuming `<root>/target` would bench a
-/// stale binary whenever one of them points elsewhere.
-fn target_dir() -> Result<PathBuf> {
-    let out = crate::util::cargo_command(&["metadata", "--format-version", "1", "--no-deps"])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo metadata")?;
-    if !out.status.success() {
-        bail!("cargo metadata failed with {}", out.status);
-    }
-    let json = String::from_utf8(out.stdout).context("cargo metadata printed non-UTF-8")?;
-    json_string_field(&json, "target_directory")
-        .map(PathBuf::from)
-        .context("cargo metadata printed no target_directory")
-}
-
-/// The value of the first `"key":"..."` in `json`, unescaped. Enough for
-/// cargo metadata's top-level path fields, without a JSON dependency: the
-/// pattern cannot match inside another string, where quotes are escaped.
-fn json_string_field(json: &str, key: &str) -> Option<String> {
-    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let mut out = String::new();
-    let mut chars = json.get(start..)?.chars();
-    loop {
-        match chars.next()? {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                c @ ('"' | '\\' | '/') => out.push(c),
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                _ => return None,
-            },
-            c => out.push(c),
-        }
-    }
 }
 
 /// A port nobody listens on right now (Redis has no `--port 0`).
@@ -456,20 +412,6 @@ mod tests {
         assert_eq!(cairn_ready_addr("no"), None);
         let r = "INFO m: restored generation=3 keys=10 expired=0 generation=3 keys=10 expired=0 skipped_bad_db=0 ms=412";
         assert_eq!(field_after(r, " ms="), Some("412"));
-    }
-
-    #[test]
-    fn reads_cargo_metadata_paths() {
-        let j = r#"{"packages":[{"name":"x","d":"say \"target_directory\":\"no\""}],"target_directory":"/w/t\\a\"b\u00e9","version":1}"#;
-        assert_eq!(
-            json_string_field(j, "target_directory").as_deref(),
-            Some("/w/t\\a\"b\u{e9}")
-        );
-        assert_eq!(json_string_field(j, "workspace_root"), None);
-        assert_eq!(
-            json_string_field(r#"{"target_directory":"/unterminated"#, "target_directory"),
-            None
-        );
     }
 
     #[test]

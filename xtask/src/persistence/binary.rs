@@ -65,8 +65,7 @@ impl Binary {
             "--bin",
             "cairn-server",
         ])?;
-        let path = crate::util::root()
-            .join("target")
+        let path = crate::util::target_dir()?
             .join("release")
             .join(format!("cairn-server{}", std::env::consts::EXE_SUFFIX));
         if !path.exists() {
