@@ -104,6 +104,11 @@ impl Table {
     }
 
     /// The entry in bucket `index`, if that bucket is full.
+    pub(crate) fn bucket(&self, index: usize) -> Option<(&Key, &Entry)> {
+        self.table.get_bucket(index).map(|(k, e)| (k, e))
+    }
+
+    /// The entry in bucket `index`, if that bucket is full.
     pub(crate) fn bucket_mut(&mut self, index: usize) -> Option<(&Key, &mut Entry)> {
         self.table.get_bucket_mut(index).map(|(k, e)| (&*k, e))
     }
@@ -800,6 +805,19 @@ impl<'a> Shard<'a> {
     /// Whether the shard stores no keys.
     pub fn is_empty(&self) -> bool {
         self.data.map.is_empty()
+    }
+
+    /// The key in one uniformly chosen bucket of this shard's table, if that
+    /// bucket holds a live key. Drawing again until one does picks every
+    /// live key with the same probability, in O(1) expected draws while the
+    /// table is not sparse.
+    pub fn random_bucket_key<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&Key> {
+        let buckets = self.data.map.num_buckets();
+        if buckets == 0 || self.data.map.is_empty() {
+            return None;
+        }
+        let (k, e) = self.data.map.bucket(rng.random_range(0..buckets))?;
+        (!e.is_expired(self.now)).then_some(k)
     }
 
     /// Live keys of this shard (expired ones skipped, not deleted).

@@ -412,3 +412,51 @@ fn sparse_tables_pick_uniformly() {
     assert_eq!(popped, want);
     assert!(set.is_empty());
 }
+
+/// RANDOMKEY draws random buckets of random shards (O(1) expected), so it is
+/// only roughly uniform: a key in a shard whose table has more buckets comes
+/// up less often (at most by the ratio of table sizes, 2x for these few
+/// keys per shard). Every key must come up, none at a rate far from fair;
+/// expired keys never; an empty or wholly expired database answers nil.
+#[test]
+fn randomkey_returns_live_keys_roughly_evenly() {
+    let seed = seed();
+    let clock = std::sync::Arc::new(cairn_keyspace::ManualClock::new(1_700_000_000_000));
+    let ks = Keyspace::builder().clock(clock.clone()).build();
+    let mut s = ks.session();
+    assert_eq!(s.command(&["randomkey"]), Frame::Null);
+    let all = members(N);
+    for k in &all {
+        s.command(&["set", k, "v"]);
+    }
+    // Many keys that expire: they must never be returned once dead.
+    for i in 0..2_000 {
+        s.command(&["set", &format!("dying-{i}"), "v", "px", "10"]);
+    }
+    clock.advance(20);
+    let mut counts = zeros(all.clone());
+    for _ in 0..DRAWS {
+        let k = text(&s.command(&["randomkey"]));
+        let Some(c) = counts.get_mut(&k) else {
+            panic!("RANDOMKEY returned {k:?}, not a live key (seed {seed})");
+        };
+        *c += 1;
+    }
+    let fair = DRAWS as f64 / N as f64;
+    for (k, &c) in &counts {
+        let rate = c as f64 / fair;
+        assert!(
+            (1.0 / 3.0..=3.0).contains(&rate),
+            "{k} came up {c} times, {rate:.2}x its fair share (seed {seed})"
+        );
+    }
+    // Only expired keys left: nil, through the bounded fallback.
+    for k in &all {
+        s.command(&["del", k]);
+    }
+    for i in 0..50 {
+        s.command(&["set", &format!("late-{i}"), "v", "px", "10"]);
+    }
+    clock.advance(20);
+    assert_eq!(s.command(&["randomkey"]), Frame::Null);
+}

@@ -394,22 +394,42 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ])
 }
 
+/// Random (shard, bucket) draws RANDOMKEY makes before it falls back to
+/// walking the shards; a draw is a lock and an index, so this bounds the
+/// cost for an empty or very sparse database.
+const RANDOMKEY_DRAWS: usize = 64;
+
+/// RANDOMKEY: draws a random shard of the database and a random bucket of
+/// its table until the bucket holds a live key, O(1) expected. Keys of
+/// shards with smaller tables come up somewhat more often (Redis' own pick
+/// is not exactly uniform either). After [`RANDOMKEY_DRAWS`] misses (an
+/// empty, sparse or mostly expired database) it walks the shards from a
+/// random one, so a live key is always found when one exists.
 fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let e = ctx.keyspace().engine();
     let shards = e.db_shards(ctx.db());
-    let mut rng = rand::rng();
-    let start = rng.random_range(0..shards.len().max(1));
-    for step in 0..shards.len() {
-        let idx = shards.start + (start + step) % shards.len();
-        let s = e.lock_index(idx, ctx.now_ms());
-        let live: usize = s.keys().count();
-        if live == 0 {
-            continue;
+    let now = ctx.now_ms();
+    crate::hashed::with_rng(|rng| {
+        for _ in 0..RANDOMKEY_DRAWS {
+            let idx = shards.start + rng.random_range(0..shards.len().max(1));
+            let s = e.lock_index(idx, now);
+            if let Some(k) = s.random_bucket_key(&mut *rng) {
+                return Frame::Bulk(k.to_bytes());
+            }
         }
-        let pick = rng.random_range(0..live);
-        if let Some((k, _)) = s.keys().nth(pick) {
-            return Frame::Bulk(k.to_bytes());
+        let start = rng.random_range(0..shards.len().max(1));
+        for step in 0..shards.len() {
+            let idx = shards.start + (start + step) % shards.len();
+            let s = e.lock_index(idx, now);
+            let live: usize = s.keys().count();
+            if live == 0 {
+                continue;
+            }
+            let pick = rng.random_range(0..live);
+            if let Some((k, _)) = s.keys().nth(pick) {
+                return Frame::Bulk(k.to_bytes());
+            }
         }
-    }
-    Frame::Null
+        Frame::Null
+    })
 }
