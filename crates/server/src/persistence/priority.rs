@@ -7,15 +7,15 @@
 //! only runs when nothing else wants the CPU and any normal thread that wakes
 //! preempts it at once.
 //!
-//! The walker copies entries out of the keyspace holding one shard's lock per
-//! chunk. At `SCHED_IDLE` a walker preempted while holding a lock could keep
-//! that shard's commands waiting for as long as other threads keep the CPU
-//! busy; at normal priority it competes with commands on equal terms (it
-//! roughly tripled p99 in `cargo xtask bench latency`). It runs at `nice 10`:
-//! weighed down, yet scheduled again within a time slice.
+//! The walker, which copies entries out of the keyspace holding one shard's
+//! lock per chunk, is not lowered: a low-priority lock holder preempted by
+//! a woken command thread would keep that shard's commands waiting for as
+//! long as other threads keep the CPU busy (at `SCHED_IDLE`, 28 ms stalls in
+//! `cargo xtask bench latency`; at `nice 10`, p99 3.5x the p99 without a
+//! snapshot). It stays at normal priority and yields after every chunk
+//! instead (`manager::walk_view`).
 //!
-//! Where `SCHED_IDLE` does not exist or is refused, the writer gets `nice 10`
-//! too.
+//! Where `SCHED_IDLE` does not exist or is refused, the writer gets `nice 10`.
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
@@ -47,7 +47,7 @@ pub(crate) fn lower_to_idle() {
 
 /// Lowers the calling thread to `nice 10` (same caveats as
 /// [`lower_to_idle`]).
-pub(crate) fn lower_to_nice_10() {
+fn lower_to_nice_10() {
     let result = ThreadPriorityValue::try_from(NICE_10)
         .map_err(|e| e.to_string())
         .and_then(|p| {
