@@ -183,53 +183,45 @@ fn chi2_survival_matches_known_values() {
     assert!(chi2_sf(200.0, 19) < 1e-30);
 }
 
-#[test]
-fn srandmember_single_is_uniform() {
+/// Fills a collection of [`N`] members with `fill`, draws one with `draw`
+/// [`DRAWS`] times (`draw` may put it back), and checks the counts.
+fn single_pick_is_uniform(
+    fill: fn(&mut Session, &str, &[String]),
+    draw: &[&str],
+    put_back: Option<&str>,
+    what: &str,
+) {
     let seed = seed();
     let ks = Keyspace::new();
     let mut s = ks.session();
     let all = members(N);
-    sadd(&mut s, "s", &all);
+    let key = draw[1];
+    fill(&mut s, key, &all);
     let mut counts = zeros(all);
     for _ in 0..DRAWS {
-        *counts
-            .get_mut(&text(&s.command(&["srandmember", "s"])))
-            .unwrap() += 1;
+        let m = text(&s.command(draw));
+        *counts.get_mut(&m).unwrap() += 1;
+        if let Some(add) = put_back {
+            // Every pop is from the same members.
+            assert_eq!(s.command(&[add, key, &m]), Frame::Integer(1));
+        }
     }
-    assert_uniform(&counts, N, "SRANDMEMBER", seed);
+    assert_uniform(&counts, N, what, seed);
+}
+
+#[test]
+fn srandmember_single_is_uniform() {
+    single_pick_is_uniform(sadd, &["srandmember", "s"], None, "SRANDMEMBER");
 }
 
 #[test]
 fn hrandfield_single_is_uniform() {
-    let seed = seed();
-    let ks = Keyspace::new();
-    let mut s = ks.session();
-    let all = members(N);
-    hset(&mut s, "h", &all);
-    let mut counts = zeros(all);
-    for _ in 0..DRAWS {
-        *counts
-            .get_mut(&text(&s.command(&["hrandfield", "h"])))
-            .unwrap() += 1;
-    }
-    assert_uniform(&counts, N, "HRANDFIELD", seed);
+    single_pick_is_uniform(hset, &["hrandfield", "h"], None, "HRANDFIELD");
 }
 
 #[test]
 fn spop_single_is_uniform() {
-    let seed = seed();
-    let ks = Keyspace::new();
-    let mut s = ks.session();
-    let all = members(N);
-    sadd(&mut s, "s", &all);
-    let mut counts = zeros(all);
-    for _ in 0..DRAWS {
-        let m = text(&s.command(&["spop", "s"]));
-        *counts.get_mut(&m).unwrap() += 1;
-        // Put it back: every pop is from the same 20 members.
-        assert_eq!(s.command(&["sadd", "s", &m]), Frame::Integer(1));
-    }
-    assert_uniform(&counts, N, "SPOP", seed);
+    single_pick_is_uniform(sadd, &["spop", "s"], Some("sadd"), "SPOP");
 }
 
 /// A set much larger than 64 members: every member is popped about as
