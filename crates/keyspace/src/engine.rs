@@ -807,17 +807,27 @@ impl<'a> Shard<'a> {
         self.data.map.is_empty()
     }
 
-    /// The key in one uniformly chosen bucket of this shard's table, if that
-    /// bucket holds a live key. Drawing again until one does picks every
-    /// live key with the same probability, in O(1) expected draws while the
-    /// table is not sparse.
-    pub fn random_bucket_key<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&Key> {
-        let buckets = self.data.map.num_buckets();
-        if buckets == 0 || self.data.map.is_empty() {
+    /// The key at an index drawn uniformly from `0..bound`, if that index is
+    /// a bucket of this shard's table holding a live key. With one `bound`
+    /// at least every shard's [`Self::num_buckets`], each draw (of a shard,
+    /// then an index) hits every live key of the database with the same
+    /// probability, so drawing until a hit is an exactly uniform pick, in
+    /// O(1) expected draws while the tables are not sparse.
+    pub fn random_bucket_key<R: Rng + ?Sized>(&self, rng: &mut R, bound: usize) -> Option<&Key> {
+        if bound == 0 || self.data.map.is_empty() {
             return None;
         }
-        let (k, e) = self.data.map.bucket(rng.random_range(0..buckets))?;
+        let index = rng.random_range(0..bound);
+        if index >= self.data.map.num_buckets() {
+            return None;
+        }
+        let (k, e) = self.data.map.bucket(index)?;
         (!e.is_expired(self.now)).then_some(k)
+    }
+
+    /// Number of buckets of this shard's table (see [`Self::random_bucket_key`]).
+    pub fn num_buckets(&self) -> usize {
+        self.data.map.num_buckets()
     }
 
     /// Live keys of this shard (expired ones skipped, not deleted).

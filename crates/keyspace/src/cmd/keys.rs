@@ -399,37 +399,80 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// cost for an empty or very sparse database.
 const RANDOMKEY_DRAWS: usize = 64;
 
-/// RANDOMKEY: draws a random shard of the database and a random bucket of
-/// its table until the bucket holds a live key, O(1) expected. Keys of
-/// shards with smaller tables come up somewhat more often (Redis' own pick
-/// is not exactly uniform either). After [`RANDOMKEY_DRAWS`] misses (an
-/// empty, sparse or mostly expired database) it walks the shards from a
-/// random one, so a live key is always found when one exists.
+/// RANDOMKEY: an exactly uniform pick among the live keys, O(1) expected.
+/// Each draw takes a random shard of the database and a random index below
+/// the largest table's bucket count; it hits when that index is a bucket
+/// holding a live key, which every live key is equally likely to be. After
+/// [`RANDOMKEY_DRAWS`] misses (an empty, sparse or mostly expired database)
+/// it counts the live keys and picks one by rank, still uniformly.
 fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let e = ctx.keyspace().engine();
     let shards = e.db_shards(ctx.db());
     let now = ctx.now_ms();
     crate::hashed::with_rng(|rng| {
+        let mut bound = shards
+            .clone()
+            .map(|idx| e.lock_index(idx, now).num_buckets())
+            .max()
+            .unwrap_or(0);
         for _ in 0..RANDOMKEY_DRAWS {
             let idx = shards.start + rng.random_range(0..shards.len().max(1));
             let s = e.lock_index(idx, now);
-            if let Some(k) = s.random_bucket_key(&mut *rng) {
-                return Frame::Bulk(k.to_bytes());
-            }
-        }
-        let start = rng.random_range(0..shards.len().max(1));
-        for step in 0..shards.len() {
-            let idx = shards.start + (start + step) % shards.len();
-            let s = e.lock_index(idx, now);
-            let live: usize = s.keys().count();
-            if live == 0 {
+            if s.num_buckets() > bound {
+                // The table grew since the bound was taken: a hit now would
+                // favour this shard's keys, so widen the bound and redraw.
+                bound = s.num_buckets();
                 continue;
             }
-            let pick = rng.random_range(0..live);
-            if let Some((k, _)) = s.keys().nth(pick) {
+            if let Some(k) = s.random_bucket_key(&mut *rng, bound) {
                 return Frame::Bulk(k.to_bytes());
             }
         }
-        Frame::Null
+        random_key_by_rank(ctx, rng, shards, now)
     })
+}
+
+/// RANDOMKEY's fallback, O(keys): counts the live keys of every shard, draws
+/// a rank among them and returns the key at that rank. A shard that changed
+/// between the count and the pick (other clients run in between) gives its
+/// nearest live key instead, or passes the draw to the next shard.
+fn random_key_by_rank(
+    ctx: &Ctx<'_>,
+    rng: &mut dyn rand::RngCore,
+    shards: std::ops::Range<usize>,
+    now: i64,
+) -> Frame {
+    let e = ctx.keyspace().engine();
+    let counts: Vec<usize> = shards
+        .clone()
+        .map(|idx| e.lock_index(idx, now).keys().count())
+        .collect();
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return Frame::Null;
+    }
+    let mut rank = rng.random_range(0..total);
+    let first = counts
+        .iter()
+        .position(|&c| {
+            if rank < c {
+                true
+            } else {
+                rank -= c;
+                false
+            }
+        })
+        .unwrap_or(0);
+    for step in 0..counts.len() {
+        let idx = shards.start + (first + step) % counts.len();
+        let s = e.lock_index(idx, now);
+        let live = s.keys().count();
+        if live == 0 {
+            continue;
+        }
+        if let Some((k, _)) = s.keys().nth(rank.min(live - 1)) {
+            return Frame::Bulk(k.to_bytes());
+        }
+    }
+    Frame::Null
 }
