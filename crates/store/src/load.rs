@@ -15,54 +15,51 @@ use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
 
 /// fjall block cache while loading a generation.
 const LOAD_CACHE_BYTES: u64 = 2 * 1024 * 1024;
-/// Records per batch handed from the fjall reader thread.
-const READ_BATCH: usize = 1024;
-/// Bytes of record data per batch handed from the fjall reader thread.
-/// Kept under glibc's initial mmap threshold (128 KiB): a batch buffer
-/// then comes from the reader's heap, and that allocation also makes
-/// glibc tidy the small blocks fjall frees on that thread as it goes,
-/// instead of all at once (and cache-cold) when the thread exits.
-const READ_BATCH_BYTES: usize = 96 * 1024;
+/// fjall values (pages of records) queued between the reader thread and
+/// the verifying one: a few blocks' worth, to ride out either side's
+/// hiccups.
+const PAGES_IN_FLIGHT: usize = 16;
 
-/// Records read from fjall, copied back to back into one buffer.
-///
-/// One allocation per batch instead of one per record: per-record buffers
-/// allocated on the reader thread and freed on the decoding one made the
-/// allocator the largest cost of a load. Records handed to the sink are
-/// slices of the batch buffer; a sink that keeps bytes for long copies
-/// them (the keyspace copies every key and value into its own storage), so
-/// a kept slice never pins a whole batch by accident of the loader.
-struct ReadBatch {
-    buf: Vec<u8>,
-    /// (fjall key, end offset in `buf`) per record.
-    items: Vec<(u64, usize)>,
+/// Splits a page (one fjall value) into its framed records: each is a
+/// 4-byte little-endian payload length, the payload and a 4-byte CRC, back
+/// to back. Only the lengths are read here; CRCs are checked by the codec.
+/// Generations written before pages existed hold one record per value,
+/// which is a page of one.
+struct Frames {
+    page: Bytes,
+    at: usize,
 }
 
-impl ReadBatch {
-    fn new() -> ReadBatch {
-        ReadBatch {
-            buf: Vec::with_capacity(READ_BATCH_BYTES + 16 * 1024),
-            items: Vec::with_capacity(READ_BATCH),
+impl Iterator for Frames {
+    type Item = Result<Bytes, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.page.get(self.at..)?;
+        if rest.is_empty() {
+            return None;
         }
-    }
-
-    fn push(&mut self, key: u64, value: &[u8]) {
-        self.buf.extend_from_slice(value);
-        self.items.push((key, self.buf.len()));
-    }
-
-    fn is_full(&self) -> bool {
-        self.items.len() >= READ_BATCH || self.buf.len() >= READ_BATCH_BYTES
-    }
-
-    fn into_records(self) -> impl Iterator<Item = (u64, Bytes)> {
-        let shared = Bytes::from(self.buf);
-        let mut start = 0;
-        self.items.into_iter().map(move |(key, end)| {
-            let value = shared.slice(start..end);
-            start = end;
-            (key, value)
-        })
+        let Some(len) = rest.first_chunk::<4>() else {
+            self.at = self.page.len();
+            return Some(Err(format!(
+                "{} stray bytes at the end of a page",
+                rest.len()
+            )));
+        };
+        let framed = u64::from(u32::from_le_bytes(*len)) + cairn_snapshot::FRAME_OVERHEAD as u64;
+        match usize::try_from(framed) {
+            Ok(n) if n <= rest.len() => {
+                let record = self.page.slice(self.at..self.at + n);
+                self.at += n;
+                Some(Ok(record))
+            }
+            _ => {
+                self.at = self.page.len();
+                Some(Err(format!(
+                    "record of {framed} bytes overruns its page ({} bytes left)",
+                    rest.len()
+                )))
+            }
+        }
     }
 }
 
@@ -94,8 +91,8 @@ pub trait LoadSink {
     /// One verified record (its CRC has been checked).
     ///
     /// The record's keys and values are slices of a buffer shared with
-    /// the records around it: copy what you keep, or the whole buffer stays
-    /// allocated as long as any slice of it.
+    /// the records around it (a block of the generation): copy what you
+    /// keep, or the whole buffer stays allocated as long as any slice of it.
     ///
     /// # Errors
     ///
@@ -276,83 +273,77 @@ pub(crate) fn verify_generation(
     let mut begun = false;
     let limits = Limits::DEFAULT;
 
-    // fjall iteration (block reads, checksums, copying out) runs on a
-    // helper thread while this one checks, decodes and feeds the sink: the
-    // two halves cost about the same.
+    // fjall iteration (block reads, decompression, checksums) runs on a
+    // helper thread while this one splits pages, checks, decodes and feeds
+    // the sink.
     let result = std::thread::scope(|scope| -> Result<(), Failure> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<ReadBatch, Failure>>(4);
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Result<(u64, Bytes), Failure>>(PAGES_IN_FLIGHT);
         let ks_ref = &ks;
         let db_path_ref = &db_path;
         scope.spawn(move || {
-            let mut batch = ReadBatch::new();
             for guard in ks_ref.iter() {
                 let item = guard
                     .into_inner()
                     .map_err(|e| classify(db_path_ref, e))
                     .and_then(|(key, value)| match <[u8; 8]>::try_from(&*key) {
-                        Ok(k) => Ok((u64::from_be_bytes(k), value)),
+                        // A view of the block fjall decoded: no copy.
+                        Ok(k) => Ok((u64::from_be_bytes(k), Bytes::from_owner(value))),
                         Err(_) => {
                             Err(Damage::Sequence(format!("key of {} bytes", key.len())).into())
                         }
                     });
-                match item {
-                    Ok((key, value)) => {
-                        batch.push(key, &value);
-                        if batch.is_full() {
-                            let full = std::mem::replace(&mut batch, ReadBatch::new());
-                            if tx.send(Ok(full)).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(f) => {
-                        let _ = tx.send(Ok(batch));
-                        let _ = tx.send(Err(f));
-                        return;
-                    }
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    return;
                 }
             }
-            let _ = tx.send(Ok(batch));
         });
-        for batch in rx {
-            for (key, value) in batch?.into_records() {
-                if footer.is_some() {
-                    return Err(Damage::Sequence("entry after footer".into()).into());
-                }
-                if key == FOOTER_KEY {
-                    let f = Footer::decode(&value)
-                        .map_err(|e| Damage::Record(format!("footer: {e}")))?;
-                    footer = Some(f);
-                    continue;
-                }
-                if key != next_key {
-                    return Err(
-                        Damage::Sequence(format!("expected key {next_key}, found {key}")).into(),
-                    );
-                }
-                next_key += 1;
-                if key == HEADER_KEY {
-                    let h = Header::decode(&value).map_err(|e| match e {
-                        cairn_snapshot::Error::UnsupportedVersion { found, .. } => {
-                            Damage::Version(found)
-                        }
-                        e => Damage::Record(format!("header: {e}")),
-                    })?;
-                    if h.format_version != seal.format_version
-                        || h.created_at_ms != seal.created_at_ms
-                    {
-                        return Err(Damage::Seal("header disagrees with seal".into()).into());
+        for item in rx {
+            let (key, value) = item?;
+            if footer.is_some() {
+                return Err(Damage::Sequence("entry after footer".into()).into());
+            }
+            if key == FOOTER_KEY {
+                let f =
+                    Footer::decode(&value).map_err(|e| Damage::Record(format!("footer: {e}")))?;
+                footer = Some(f);
+                continue;
+            }
+            if key != next_key {
+                return Err(
+                    Damage::Sequence(format!("expected key {next_key}, found {key}")).into(),
+                );
+            }
+            next_key += 1;
+            if key == HEADER_KEY {
+                let h = Header::decode(&value).map_err(|e| match e {
+                    cairn_snapshot::Error::UnsupportedVersion { found, .. } => {
+                        Damage::Version(found)
                     }
-                    sink.begin(generation)
-                        .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
-                    sink.expect_records(seal.record_count);
-                    begun = true;
-                    continue;
+                    e => Damage::Record(format!("header: {e}")),
+                })?;
+                if h.format_version != seal.format_version || h.created_at_ms != seal.created_at_ms
+                {
+                    return Err(Damage::Seal("header disagrees with seal".into()).into());
                 }
-                digest.update(&value);
-                bytes += value.len() as u64;
-                let record = cairn_snapshot::decode_record_shared(&value, &limits)
-                    .map_err(|e| Damage::Record(format!("record {}: {e}", key - 1)))?;
+                sink.begin(generation)
+                    .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
+                sink.expect_records(seal.record_count);
+                begun = true;
+                continue;
+            }
+            if value.is_empty() {
+                return Err(Damage::Record(format!("page {key} is empty")).into());
+            }
+            for framed in (Frames { page: value, at: 0 }) {
+                let index = digest.count();
+                let framed =
+                    framed.map_err(|why| Damage::Record(format!("record {index}: {why}")))?;
+                digest.update(&framed);
+                bytes += framed.len() as u64;
+                let record = cairn_snapshot::decode_record_shared(&framed, &limits)
+                    .map_err(|e| Damage::Record(format!("record {index}: {e}")))?;
                 sink.record(record)
                     .map_err(|e| Failure::Fatal(Error::Sink(e)))?;
             }
@@ -465,4 +456,63 @@ fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
         len += n as u64;
     }
     dst.set_len(len)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn framed(tag: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let record = Record::new(
+            0,
+            tag.as_bytes().to_vec(),
+            cairn_snapshot::Value::String(Bytes::from(tag.repeat(3))),
+        );
+        cairn_snapshot::encode_record(&record, &mut out).unwrap();
+        out
+    }
+
+    fn frames_of(page: Vec<u8>) -> Vec<Result<Bytes, String>> {
+        Frames {
+            page: Bytes::from(page),
+            at: 0,
+        }
+        .collect()
+    }
+
+    #[test]
+    fn a_page_splits_into_its_records() {
+        let (a, b, c) = (framed("a"), framed("bb"), framed("ccc"));
+        let page = [a.clone(), b.clone(), c.clone()].concat();
+        let got: Vec<Bytes> = frames_of(page).into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            got,
+            vec![Bytes::from(a.clone()), Bytes::from(b), Bytes::from(c)]
+        );
+        // One record per value, as generations before pages: a page of one.
+        assert_eq!(frames_of(a.clone()), vec![Ok(Bytes::from(a))]);
+        assert!(frames_of(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_damaged_page_is_an_error_not_a_panic() {
+        let a = framed("a");
+        // The second record's length field says more than the page holds.
+        let mut page = [a.clone(), a.clone()].concat();
+        let at = a.len();
+        page[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let got = frames_of(page);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_ok());
+        assert!(got[1].as_ref().unwrap_err().contains("overruns"));
+        // Fewer than four bytes after the last record.
+        let got = frames_of([a.clone(), vec![1, 2]].concat());
+        assert_eq!(got.len(), 2);
+        assert!(got[1].as_ref().unwrap_err().contains("stray"));
+        // A cut record.
+        let got = frames_of(a[..a.len() - 1].to_vec());
+        assert!(got[0].is_err());
+    }
 }
