@@ -78,6 +78,9 @@ pub struct View {
     resume: Option<Resume>,
     now_ms: i64,
     stats: ViewStats,
+    /// Largest chunk buffer so far: the next one is allocated at that size
+    /// before the shard is locked.
+    chunk_bytes: usize,
 }
 
 impl View {
@@ -108,6 +111,7 @@ impl View {
             resume: None,
             now_ms,
             stats: ViewStats::default(),
+            chunk_bytes: 0,
         })
     }
 
@@ -144,14 +148,26 @@ impl View {
     /// Copies up to `CHUNK` not-yet-walked entries of the current shard into
     /// `pending`; when the shard has none left, also takes its preserved
     /// buffer and moves to the next shard.
+    ///
+    /// The shard stays locked only for what must happen under the lock
+    /// (finding and re-stamping the entries, copying their bytes): key and
+    /// string bytes go back to back into one buffer, and the allocations
+    /// that give each entry its own value happen after unlocking. Before
+    /// copying, one pass reads the first byte of every key and value of the
+    /// chunk, so their cache misses overlap instead of being waited for one
+    /// by one. Measured (`cargo xtask bench latency`, 2 cores): the walk
+    /// holding the lock through one allocation and one cache-missing copy
+    /// per key and per value made writers to the shard wait long enough to
+    /// be switched out.
     fn walk_chunk(&mut self) {
         let idx = self.next_shard;
         let epoch = self.epoch;
         let now = self.now_ms;
+        let mut bytes = Vec::with_capacity(self.chunk_bytes);
+        let mut staged: Vec<Staged> = Vec::with_capacity(CHUNK);
         let mut s = self.engine.lock_index(idx, now);
         let db = s.db() as u32;
         let d = &mut *s.data;
-        let mut copied = 0;
         // Resume at the bucket index where the last chunk stopped while the
         // table has the same size: entries move only when it is resized
         // (removals leave other entries where they are). After a resize,
@@ -161,6 +177,8 @@ impl View {
             Some(r) if r.buckets == buckets => r.next,
             _ => 0,
         };
+        touch_ahead(&d.map, pos, buckets, epoch);
+        let mut done = true;
         while pos < buckets {
             let here = pos;
             pos += 1;
@@ -175,32 +193,107 @@ impl View {
                 self.stats.expired_skipped += 1;
                 continue;
             }
+            bytes.extend_from_slice(k.as_bytes());
+            let key_end = bytes.len();
+            let value = match e.value() {
+                Value::Str(v) => {
+                    bytes.extend_from_slice(v);
+                    StagedValue::Str(bytes.len())
+                }
+                other => StagedValue::Shared(other.clone()),
+            };
+            staged.push(Staged {
+                key_end,
+                expires_at_ms: e.expires_at_ms(),
+                value,
+            });
+            if staged.len() >= CHUNK {
+                self.resume = Some(Resume { next: pos, buckets });
+                done = false;
+                break;
+            }
+        }
+        let preserved = if done { d.preserved.take() } else { None };
+        if done {
+            self.resume = None;
+            self.next_shard += 1;
+        }
+        s.unlock_fair();
+
+        self.chunk_bytes = self.chunk_bytes.max(bytes.len());
+        let bytes = Bytes::from(bytes);
+        let mut start = 0;
+        for st in staged {
+            let key = bytes.slice(start..st.key_end);
+            let value = match st.value {
+                StagedValue::Str(end) => {
+                    let v = Value::Str(Box::from(bytes.get(st.key_end..end).unwrap_or_default()));
+                    start = end;
+                    v
+                }
+                StagedValue::Shared(v) => {
+                    start = st.key_end;
+                    v
+                }
+            };
             self.pending.push(ViewEntry {
                 db,
-                key: k.to_bytes(),
-                expires_at_ms: e.expires_at_ms(),
-                value: e.value().clone(),
+                key,
+                expires_at_ms: st.expires_at_ms,
+                value,
             });
-            copied += 1;
-            if copied >= CHUNK {
-                self.resume = Some(Resume { next: pos, buckets });
-                s.unlock_fair();
-                return;
+        }
+        for entry in preserved.into_iter().flat_map(Preserved::into_entries) {
+            if entry.expires_at_ms.is_some_and(|t| t <= now) {
+                self.stats.expired_skipped += 1;
+            } else {
+                self.stats.preserved += 1;
+                self.pending.push(entry);
             }
         }
-        self.resume = None;
-        if let Some(buf) = d.preserved.take() {
-            for entry in buf.into_entries() {
-                if entry.expires_at_ms.is_some_and(|t| t <= now) {
-                    self.stats.expired_skipped += 1;
-                } else {
-                    self.stats.preserved += 1;
-                    self.pending.push(entry);
-                }
-            }
-        }
-        self.next_shard += 1;
     }
+}
+
+/// One entry copied under the shard lock, waiting for its own allocations.
+struct Staged {
+    /// End of the key in the chunk's byte buffer (it starts where the
+    /// previous entry ended).
+    key_end: usize,
+    expires_at_ms: Option<i64>,
+    value: StagedValue,
+}
+
+enum StagedValue {
+    /// A string, in the chunk's byte buffer from the key's end to here.
+    Str(usize),
+    /// A number or a collection (shared, not copied).
+    Shared(Value),
+}
+
+/// Reads the first byte of the key and string value of up to [`CHUNK`]
+/// not-yet-walked entries from bucket `from` on. The loads do not depend on
+/// one another, so the processor has many of their cache misses in flight
+/// at once; the copying pass that follows then finds them cached.
+fn touch_ahead(map: &crate::engine::Table, from: usize, buckets: usize, epoch: u32) {
+    let mut sum = 0u8;
+    let mut seen = 0;
+    for i in from..buckets {
+        let Some((k, e)) = map.bucket(i) else {
+            continue;
+        };
+        if e.version() >= epoch {
+            continue;
+        }
+        sum ^= k.as_bytes().first().copied().unwrap_or(0);
+        if let Value::Str(v) = e.value() {
+            sum ^= v.first().copied().unwrap_or(0);
+        }
+        seen += 1;
+        if seen >= CHUNK {
+            break;
+        }
+    }
+    std::hint::black_box(sum);
 }
 
 #[derive(Clone, Copy)]
