@@ -269,3 +269,63 @@ fn chunked_walk_survives_resizes_and_removals_between_chunks() {
         assert_eq!(v, &Value::string(format!("old{n}").as_bytes()), "k{n}");
     }
 }
+
+/// Keys and strings of every size class a view's walk treats differently
+/// (empty, small, at and past the size staged in a chunk's buffer, large),
+/// next to numbers and collections, come out byte for byte, also when they
+/// are overwritten while the walk is under way.
+#[test]
+fn view_copies_keys_and_values_of_every_size_exactly() {
+    let ks = Keyspace::builder().databases(1).shards_per_db(1).build();
+    let mut s = ks.session();
+    let sizes = [0usize, 1, 100, 4095, 4096, 4097, 70_000, 1 << 20];
+    let mut expected: HashMap<Bytes, Value> = HashMap::new();
+    for (i, &ksize) in sizes.iter().enumerate() {
+        for (j, &vsize) in sizes.iter().enumerate() {
+            // Distinct keys of length at least `ksize`: a tag, padded.
+            let mut key = format!("{i}.{j}.").into_bytes();
+            key.resize(key.len().max(ksize), b'k');
+            let value: Vec<u8> = (0..vsize).map(|n| (n % 251) as u8).collect();
+            s.command(&[b"set".as_slice(), &key, &value]);
+            expected.insert(Bytes::from(key), Value::string(&value));
+        }
+    }
+    s.command(&["set", "number", "12345"]);
+    expected.insert(Bytes::from_static(b"number"), Value::Int(12345));
+    // Enough keys for several chunks, so most are still unwalked (and so
+    // preserved when written) after the first batch.
+    for n in 0..1_000 {
+        let (key, value) = (format!("filler{n}"), format!("v{n}"));
+        s.command(&["set", &key, &value]);
+        expected.insert(Bytes::from(key), Value::string(value.as_bytes()));
+    }
+    s.command(&["rpush", "list", "a", "b"]);
+    let mut view = ks.view().unwrap();
+    let mut got: HashMap<Bytes, Value> = HashMap::new();
+    let mut first = true;
+    while let Some(batch) = view.next_batch(5) {
+        if first {
+            // Overwrite everything after the first batch: the rest must come
+            // out as it was when the view was taken.
+            first = false;
+            for key in expected.keys() {
+                s.command(&[b"set".as_slice(), key, b"new"]);
+            }
+            s.command(&["rpush", "list", "c"]);
+        }
+        for e in batch {
+            let key = e.key.clone();
+            assert!(got.insert(e.key, e.value).is_none(), "{key:?} twice");
+        }
+    }
+    assert!(ks.preserved_entries() > 500, "{}", ks.preserved_entries());
+    let list = got.remove(&Bytes::from_static(b"list")).unwrap();
+    match list {
+        Value::List(l) => assert_eq!(l.len(), 2),
+        other => panic!("not a list: {other:?}"),
+    }
+    assert_eq!(got.len(), expected.len());
+    for (key, value) in &expected {
+        assert_eq!(got.get(key), Some(value), "key of {} bytes", key.len());
+    }
+}
