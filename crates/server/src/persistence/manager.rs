@@ -23,7 +23,7 @@ use crate::config::{Config, OnCorrupt, SavePoint};
 
 /// Entries taken from the view per batch on the writer thread: large enough
 /// that the view's per-batch locking costs little per key.
-const VIEW_BATCH: usize = 4096;
+const VIEW_BATCH: usize = 1024;
 /// After a failed snapshot, save points and the interval retry no sooner
 /// than this (Redis' `CONFIG_BGSAVE_RETRY_DELAY`).
 const RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -739,7 +739,7 @@ enum Walked {
 }
 
 /// Batches of view entries queued between the walker and the writer.
-const WALK_BATCHES_IN_FLIGHT: usize = 8;
+const WALK_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Copies the view out in batches of about [`VIEW_BATCH`] entries until it is
 /// exhausted or the writer hangs up; dropping the view at the end lets
