@@ -21,8 +21,12 @@ use super::{
 };
 use crate::config::{Config, OnCorrupt, SavePoint};
 
-/// Entries taken from the view per batch on the writer thread: large enough
-/// that the view's per-batch locking costs little per key.
+/// Entries the walker sends the writer per batch: enough that the channel
+/// costs little per key, few enough that the batches queued between the two
+/// (each entry ~300 bytes with its copied key and value) add little to the
+/// memory a snapshot takes (4096 entries × 8 batches in flight were most of
+/// a 1.10x RSS peak during a BGSAVE of 1M keys under writes; 1024 × 4 make
+/// it 1.05x, SAVE as fast).
 const VIEW_BATCH: usize = 1024;
 /// After a failed snapshot, save points and the interval retry no sooner
 /// than this (Redis' `CONFIG_BGSAVE_RETRY_DELAY`).
