@@ -56,11 +56,18 @@ async fn main() -> Result<()> {
             Err(e) => return Err(e).context("shutdown failed"),
         }
     }
+    // The process is about to exit: its memory goes back to the system
+    // whole, so the keys need not be freed one by one (for 1M keys that took
+    // 1.45 s after the final snapshot was committed, most of a SHUTDOWN).
+    // Holding a reference past the handle and leaking it keeps the keyspace
+    // from being dropped; it owns nothing but memory.
+    let keyspace = handle.keyspace().clone();
     // Join the tasks; the server has already stopped.
     handle
         .shutdown_with(ShutdownOptions::nosave())
         .await
         .context("shutdown failed")?;
+    std::mem::forget(keyspace);
     Ok(())
 }
 
