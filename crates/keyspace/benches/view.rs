@@ -5,8 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use cairn_keyspace::{Keyspace, LoadEntry, Value};
+use cairn_keyspace::{Key, Keyspace, LoadEntry, Value};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const KEYS: usize = 1_000_000;
@@ -24,7 +23,7 @@ fn filled() -> Keyspace {
     let t = Instant::now();
     let stats = ks.load_entries((0..KEYS).map(|n| LoadEntry {
         db: 0,
-        key: Bytes::from(format!("key:{n:08}")),
+        key: Key::new(format!("key:{n:08}").as_bytes()),
         expires_at_ms: None,
         value: Value::string(&value),
     }));

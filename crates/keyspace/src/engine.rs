@@ -890,13 +890,11 @@ impl<'a> Shard<'a> {
     /// Inserts a loaded entry without counting a change.
     ///
     /// `hash` is [`Engine::key_hash`] of the key (the shard's table hashes
-    /// with the engine's hasher). `key` is moved into the table without a
-    /// copy when it is the sole owner of an exact-size buffer.
-    pub(crate) fn load(&mut self, hash: u64, key: Bytes, value: Value, expires_at_ms: Option<i64>) {
+    /// with the engine's hasher).
+    pub(crate) fn load(&mut self, hash: u64, key: Key, value: Value, expires_at_ms: Option<i64>) {
         let d = &mut *self.data;
         let expires_at = expires_at_ms.unwrap_or(NO_EXPIRY);
         let has = expires_at != NO_EXPIRY;
-        let key = Key::from_bytes(key);
         let ttl_key = has.then(|| key.clone());
         let old = d.map.insert_hashed(
             hash,

@@ -274,7 +274,7 @@ impl Keyspace {
                     stats.expired_skipped += 1;
                     continue;
                 }
-                let h = self.engine().key_hash(&e.key);
+                let h = self.engine().key_hash(e.key.as_bytes());
                 // Shard in the high half, position in the low half: sorting
                 // groups by shard and keeps the input order within a shard
                 // (a key loaded twice keeps the later value).
@@ -326,7 +326,7 @@ impl Keyspace {
             };
             // Under the shard lock, as a command's push signals: a client
             // blocking on this key registers under the same lock.
-            self.signal_key_ready(e.db as usize, &e.key);
+            self.signal_key_ready(e.db as usize, e.key.as_bytes());
             let value = std::mem::replace(&mut e.value, crate::Value::Int(0));
             s.load(*h, std::mem::take(&mut e.key), value, e.expires_at_ms);
             stats.loaded += 1;

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use crate::engine::{Engine, Held, Preserved};
-use crate::value::Value;
+use crate::value::{Key, Value};
 
 /// Entries copied per shard lock acquisition: small enough that a writer
 /// waiting on the shard is not held up for long (views-probe.md measured
@@ -357,8 +357,9 @@ impl Drop for View {
 pub struct LoadEntry {
     /// Database index; entries for databases that do not exist are refused.
     pub db: u32,
-    /// The key.
-    pub key: Bytes,
+    /// The key: built by whoever produces the entries (a restore's decoding
+    /// thread), so the inserting thread only moves it into place.
+    pub key: Key,
     /// Absolute expiry in unix milliseconds.
     pub expires_at_ms: Option<i64>,
     /// The value.

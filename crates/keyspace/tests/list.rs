@@ -655,7 +655,7 @@ fn zset(members: &[(&str, f64)]) -> cairn_keyspace::Value {
 fn load(ks: &Keyspace, key: &str, value: cairn_keyspace::Value) {
     let entry = cairn_keyspace::LoadEntry {
         db: 0,
-        key: Bytes::copy_from_slice(key.as_bytes()),
+        key: cairn_keyspace::Key::new(key.as_bytes()),
         expires_at_ms: None,
         value,
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use cairn_keyspace::{Keyspace, LoadEntry, ManualClock, Value, ViewEntry, ViewError};
+use cairn_keyspace::{Key, Keyspace, LoadEntry, ManualClock, Value, ViewEntry, ViewError};
 use cairn_resp::Frame;
 use rand::{Rng, SeedableRng};
 
@@ -188,7 +188,7 @@ fn view_skips_entries_expired_at_its_instant_and_load_skips_expired() {
     let ks = Keyspace::builder().clock(clock.clone()).build();
     let stats = ks.load_entries((0..100).map(|n| LoadEntry {
         db: (n % 3) as u32,
-        key: Bytes::from(format!("k{n}")),
+        key: Key::new(format!("k{n}").as_bytes()),
         expires_at_ms: Some(if n < 10 { 999_999 } else { 2_000_000 }),
         value: Value::Int(n),
     }));
@@ -196,7 +196,7 @@ fn view_skips_entries_expired_at_its_instant_and_load_skips_expired() {
     assert_eq!(stats.expired_skipped, 10);
     let bad = ks.load_entries([LoadEntry {
         db: 99,
-        key: Bytes::from_static(b"x"),
+        key: Key::new(b"x"),
         expires_at_ms: None,
         value: Value::Int(1),
     }]);

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use cairn_keyspace::{LoadEntry, Value};
+use cairn_keyspace::{Key, LoadEntry, Value};
 use cairn_server::Server;
 
 #[tokio::main]
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fill = Instant::now();
     handle.keyspace().load_entries((0..keys).map(|i| LoadEntry {
         db: 0,
-        key: Bytes::from(format!("key:{i:012}")),
+        key: Key::new(format!("key:{i:012}").as_bytes()),
         expires_at_ms: None,
         value: Value::Str(Box::from(&value[..])),
     }));

@@ -13,8 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use cairn_keyspace::{LoadEntry, Value};
+use cairn_keyspace::{Key, LoadEntry, Value};
 use cairn_server::{Server, ShutdownOptions};
 
 fn rss_bytes() -> u64 {
@@ -89,7 +88,7 @@ async fn fill(n: usize, dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         rng.fill(&mut v);
         LoadEntry {
             db: 0,
-            key: Bytes::from(format!("key:{i:08}")),
+            key: Key::new(format!("key:{i:08}").as_bytes()),
             expires_at_ms: None,
             value: Value::Str(Box::from(&v[..])),
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_keyspace::{LoadEntry, Value};
+use cairn_keyspace::{Key, LoadEntry, Value};
 use cairn_server::{
     OnCorrupt, SavePoint, Server, ServerBuilder, ServerHandle, ShutdownOptions, SnapshotTrigger,
 };
@@ -31,7 +31,7 @@ async fn start(dir: &Path) -> ServerHandle {
 fn bulk(handle: &ServerHandle, n: usize) {
     let entries = (0..n).map(|i| LoadEntry {
         db: 0,
-        key: Bytes::from(format!("bulk:{i:08}")),
+        key: Key::new(format!("bulk:{i:08}").as_bytes()),
         expires_at_ms: None,
         value: Value::Str(vec![b'x'; 100].into_boxed_slice()),
     });
@@ -240,7 +240,7 @@ async fn keys_that_expired_while_down_are_skipped_and_counted() {
     }
     handle.keyspace().load_entries([LoadEntry {
         db: 2,
-        key: Bytes::from_static(b"short:list"),
+        key: Key::new(b"short:list"),
         expires_at_ms: Some(deadline),
         value: Value::List(std::sync::Arc::new(
             [Bytes::from_static(b"a")].into_iter().collect(),

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use cairn_keyspace::{
-    HashMapBytes, HashSetBytes, Keyspace, LoadEntry, LoadStats, SortedSet, Value, ViewEntry,
+    HashMapBytes, HashSetBytes, Key, Keyspace, LoadEntry, LoadStats, SortedSet, Value, ViewEntry,
 };
 use cairn_snapshot::{Assembler, Chunker, Chunks, Record, Value as RecValue};
 use cairn_store::{Damage, LoadSink, SinkError};
@@ -71,10 +71,9 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
     };
     Some(LoadEntry {
         db: record.db,
-        // An exact-size buffer of its own: the keyspace adopts it as the
-        // stored key without copying again (on the inserting thread, which
-        // is the busier one of a restore).
-        key: Bytes::from(record.key.to_vec()),
+        // Built here, on the decoding thread: the inserting thread, the
+        // busier one of a restore, only moves it into the table.
+        key: Key::new(&record.key),
         expires_at_ms: record.expires_at_ms,
         value,
     })
@@ -306,7 +305,7 @@ mod tests {
 
     fn same(a: &ViewEntry, b: &LoadEntry) {
         assert_eq!(a.db, b.db);
-        assert_eq!(a.key, b.key);
+        assert_eq!(a.key, b.key.as_bytes());
         assert_eq!(a.expires_at_ms, b.expires_at_ms);
         assert_eq!(a.value, b.value, "key {:?}", a.key);
     }

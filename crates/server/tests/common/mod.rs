@@ -225,7 +225,7 @@ fn load_collection(ks: &cairn_keyspace::Keyspace, db: u32, c: &[&str]) {
     };
     ks.load_entries([LoadEntry {
         db,
-        key: b(c[1]),
+        key: cairn_keyspace::Key::new(c[1].as_bytes()),
         expires_at_ms: None,
         value,
     }]);
