@@ -48,6 +48,10 @@ mod zset;
 /// behaviour it follows.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+/// The reply value and the deferred reply of a blocking command, re-exported so
+/// extensions (persistence, scripting) need not depend on `cairn-resp`.
+pub use cairn_resp::{Frame, Pending};
+
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     cmd::{CommandFn, CommandSpec, Ctx, Extension, Flags, TableBuilder},

@@ -370,6 +370,12 @@ impl<'a> Ctx<'a> {
         self.command
     }
 
+    /// Whether this command runs inside EXEC (queued in MULTI): its effects
+    /// must stay within the transaction (BGSAVE then only schedules).
+    pub fn in_exec(&self) -> bool {
+        self.session.in_exec
+    }
+
     /// The selected database.
     pub fn db(&self) -> usize {
         self.session.db
