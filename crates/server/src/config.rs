@@ -9,84 +9,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cairn_persist::PersistConfig;
 use clap::Parser;
 use serde::Deserialize;
 
-/// What to do when the newest snapshot generation fails verification at start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnCorrupt {
-    /// Quarantine the bad generation and load the previous good one.
-    #[default]
-    Fallback,
-    /// Quarantine the bad generation and refuse to start.
-    Refuse,
-    /// Quarantine every bad generation and start with an empty keyspace.
-    Empty,
-}
+pub use cairn_persist::{OnCorrupt, SavePoint};
 
-impl std::str::FromStr for OnCorrupt {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "fallback" => Ok(OnCorrupt::Fallback),
-            "refuse" => Ok(OnCorrupt::Refuse),
-            "empty" => Ok(OnCorrupt::Empty),
-            _ => Err(ConfigError::Invalid {
-                option: "on_corrupt",
-                value: s.to_owned(),
-                expected: "one of fallback, refuse, empty",
-            }),
-        }
-    }
-}
-
-/// A Redis save point: snapshot when at least `changes` writes happened in
-/// the last `seconds` seconds (`save 3600 1 300 100 60 10000`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SavePoint {
-    /// The window, in seconds.
-    pub seconds: u64,
-    /// The number of changes that triggers a snapshot within the window.
-    pub changes: u64,
-}
-
-/// Parses Redis' `save` syntax: pairs of `seconds changes`; an empty string
-/// disables save points.
-///
-/// # Errors
-/// An odd number of fields or a field that is not a non-negative integer.
-pub fn parse_save_points(s: &str) -> Result<Vec<SavePoint>, ConfigError> {
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    let invalid = || ConfigError::Invalid {
-        option: "save",
-        value: s.to_owned(),
-        expected: "pairs of <seconds> <changes>, or \"\" to disable",
-    };
-    if !fields.len().is_multiple_of(2) {
-        return Err(invalid());
-    }
-    fields
-        .chunks(2)
-        .map(|pair| match pair {
-            [secs, changes] => Ok(SavePoint {
-                seconds: secs.parse().map_err(|_| invalid())?,
-                changes: changes.parse().map_err(|_| invalid())?,
-            }),
-            _ => Err(invalid()),
-        })
-        .collect()
-}
-
-/// Formats save points back into Redis' syntax (for `CONFIG GET save`).
-pub fn format_save_points(points: &[SavePoint]) -> String {
-    points
-        .iter()
-        .map(|p| format!("{} {}", p.seconds, p.changes))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::shutdown::SignalAction;
 
 /// A configuration that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +82,10 @@ pub struct Config {
     pub stop_writes_on_snapshot_error: bool,
     /// Log a warning when a snapshot takes longer than this. Default 10 s.
     pub slow_snapshot_threshold: Duration,
+    /// What SIGTERM does (`shutdown-on-sigterm`). Default `default`.
+    pub shutdown_on_sigterm: SignalAction,
+    /// What SIGINT does (`shutdown-on-sigint`). Default `default`.
+    pub shutdown_on_sigint: SignalAction,
 }
 
 impl Default for Config {
@@ -173,11 +106,27 @@ impl Default for Config {
             retain_generations: 2,
             stop_writes_on_snapshot_error: true,
             slow_snapshot_threshold: Duration::from_secs(10),
+            shutdown_on_sigterm: SignalAction::default(),
+            shutdown_on_sigint: SignalAction::default(),
         }
     }
 }
 
 impl Config {
+    /// The snapshot pipeline's part of the configuration.
+    pub fn persist_config(&self) -> PersistConfig {
+        let mut p = PersistConfig::default();
+        p.enabled = self.persistence;
+        p.data_dir = self.data_dir.clone();
+        p.snapshot_interval = self.snapshot_interval;
+        p.save = self.save.clone();
+        p.on_corrupt = self.on_corrupt;
+        p.retain_generations = self.retain_generations;
+        p.stop_writes_on_snapshot_error = self.stop_writes_on_snapshot_error;
+        p.slow_snapshot_threshold = self.slow_snapshot_threshold;
+        p
+    }
+
     /// Checks relations between options that each parse fine alone.
     ///
     /// # Errors
@@ -271,6 +220,12 @@ pub struct Args {
     /// Warn when a snapshot takes longer than this [default: 10s].
     #[arg(long, env = "CAIRN_SLOW_SNAPSHOT_THRESHOLD", value_name = "DURATION", value_parser = parse_duration)]
     pub slow_snapshot_threshold: Option<Duration>,
+    /// What SIGTERM does: default, save, nosave, now, force, or several, e.g. "nosave force" [default: default].
+    #[arg(long, env = "CAIRN_SHUTDOWN_ON_SIGTERM", value_name = "ACTION")]
+    pub shutdown_on_sigterm: Option<SignalAction>,
+    /// What SIGINT does, as --shutdown-on-sigterm [default: default].
+    #[arg(long, env = "CAIRN_SHUTDOWN_ON_SIGINT", value_name = "ACTION")]
+    pub shutdown_on_sigint: Option<SignalAction>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -297,6 +252,8 @@ struct ServerSection {
     #[serde(alias = "max_clients")]
     maxclients: Option<usize>,
     databases: Option<usize>,
+    shutdown_on_sigterm: Option<String>,
+    shutdown_on_sigint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,7 +266,7 @@ struct PersistenceSection {
     save: Option<String>,
     snapshot_on_shutdown: Option<bool>,
     restore_on_startup: Option<bool>,
-    on_corrupt: Option<OnCorrupt>,
+    on_corrupt: Option<String>,
     retain_generations: Option<usize>,
     stop_writes_on_snapshot_error: Option<bool>,
     slow_snapshot_threshold: Option<String>,
@@ -340,9 +297,38 @@ impl Args {
                 .transpose()
             };
         let save = match self.save.or(p.save) {
-            Some(text) => parse_save_points(&text)?,
+            Some(text) => cairn_persist::parse_save(text.as_bytes()).map_err(|_| {
+                ConfigError::Invalid {
+                    option: "save",
+                    value: text.clone(),
+                    expected: "pairs of <seconds> <changes> separated by single spaces, or \"\" to disable",
+                }
+            })?,
             None => d.save,
         };
+        let file_on_corrupt = p
+            .on_corrupt
+            .map(|text| {
+                text.parse::<OnCorrupt>().map_err(|_| ConfigError::Invalid {
+                    option: "on_corrupt",
+                    value: text.clone(),
+                    expected: "one of fallback, refuse, empty",
+                })
+            })
+            .transpose()?;
+        let file_signal = |v: Option<String>, option: &'static str| {
+            v.map(|text| {
+                text.parse::<SignalAction>()
+                    .map_err(|_| ConfigError::Invalid {
+                        option,
+                        value: text.clone(),
+                        expected: "default, save, nosave, now or force (several separated by spaces)",
+                    })
+            })
+            .transpose()
+        };
+        let file_sigterm = file_signal(s.shutdown_on_sigterm, "shutdown_on_sigterm")?;
+        let file_sigint = file_signal(s.shutdown_on_sigint, "shutdown_on_sigint")?;
         let config = Config {
             bind: self.bind.or(s.bind).unwrap_or(d.bind),
             port: self.port.or(s.port).unwrap_or(d.port),
@@ -364,7 +350,7 @@ impl Args {
                 .restore_on_startup
                 .or(p.restore_on_startup)
                 .unwrap_or(d.restore_on_startup),
-            on_corrupt: self.on_corrupt.or(p.on_corrupt).unwrap_or(d.on_corrupt),
+            on_corrupt: self.on_corrupt.or(file_on_corrupt).unwrap_or(d.on_corrupt),
             retain_generations: self
                 .retain_generations
                 .or(p.retain_generations)
@@ -380,6 +366,14 @@ impl Args {
                     "slow_snapshot_threshold",
                 )?)
                 .unwrap_or(d.slow_snapshot_threshold),
+            shutdown_on_sigterm: self
+                .shutdown_on_sigterm
+                .or(file_sigterm)
+                .unwrap_or(d.shutdown_on_sigterm),
+            shutdown_on_sigint: self
+                .shutdown_on_sigint
+                .or(file_sigint)
+                .unwrap_or(d.shutdown_on_sigint),
         };
         config.validate()?;
         Ok(config)
@@ -464,12 +458,23 @@ mod tests {
     }
 
     #[test]
-    fn save_points_round_trip_and_empty_disables() {
-        let points = parse_save_points("3600 1 300 100 60 10000").unwrap();
-        assert_eq!(points.len(), 3);
-        assert_eq!(format_save_points(&points), "3600 1 300 100 60 10000");
-        assert!(parse_save_points("").unwrap().is_empty());
-        assert!(parse_save_points("1 x").is_err());
+    fn signal_actions_come_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(&file, "[server]\nshutdown_on_sigint = \"nosave\"\n").unwrap();
+        let c = args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--shutdown-on-sigterm",
+            "force nosave",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.shutdown_on_sigterm.to_string(), "nosave force");
+        assert_eq!(c.shutdown_on_sigint.to_string(), "nosave");
+        assert!(
+            Args::try_parse_from(["cairn-server", "--shutdown-on-sigterm", "save nosave"]).is_err()
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! cairn: a Redis-compatible in-memory server whose data survives restarts.
 //!
 //! This crate composes the others: [`Server`] builds a keyspace
-//! (`cairn-keyspace`), serves it over RESP (`cairn-resp`), and persists it as
-//! snapshot generations (`cairn-snapshot`, `cairn-store`). The `cairn-server`
-//! binary is a thin wrapper over the same API.
+//! (`cairn-keyspace`), serves it over RESP (`cairn-resp`), persists it as
+//! snapshot generations (`cairn-persist`, over `cairn-snapshot` and
+//! `cairn-store`), and owns the shutdown sequence: the SHUTDOWN command and
+//! what SIGTERM and SIGINT do. The `cairn-server` binary is a thin wrapper
+//! over the same API.
 //!
 //! A [`ServerHandle`] reports its address, takes snapshots on demand
 //! ([`ServerHandle::snapshot_now`]), reports every snapshot's outcome
@@ -36,14 +38,16 @@
 #![deny(missing_docs)]
 
 pub mod config;
-mod persistence;
 mod server;
+mod shutdown;
+
+pub use cairn_persist::{
+    OnCorrupt, PersistenceStatus, RestoreError, SavePoint, SnapshotError, SnapshotEvents,
+    SnapshotInfo, SnapshotOutcome, SnapshotTrigger,
+};
 
 pub use crate::{
-    config::{Config, ConfigError, OnCorrupt, SavePoint},
-    persistence::{
-        PersistenceStatus, SnapshotError, SnapshotEvents, SnapshotInfo, SnapshotOutcome,
-        SnapshotTrigger, manager::RestoreError,
-    },
-    server::{Server, ServerBuilder, ServerHandle, ShutdownError, ShutdownOptions, StartError},
+    config::{Config, ConfigError},
+    server::{Server, ServerBuilder, ServerHandle, StartError},
+    shutdown::{ShutdownError, ShutdownOptions, Signal, SignalAction},
 };

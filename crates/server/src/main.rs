@@ -2,7 +2,7 @@
 //! signal (or SHUTDOWN), stop gracefully.
 
 use anyhow::{Context, Result};
-use cairn_server::{Server, ShutdownError, ShutdownOptions, config::Args};
+use cairn_server::{Server, ShutdownError, ShutdownOptions, Signal, config::Args};
 use clap::Parser;
 use tracing::{error, info, warn};
 
@@ -33,24 +33,32 @@ async fn main() -> Result<()> {
             () = handle.stopped() => break,
             signal = signals.next() => signal,
         };
-        info!("received {signal}, scheduling shutdown...");
-        // As Redis 7: a signal shuts down like a plain SHUTDOWN; if the
-        // shutdown snapshot fails the server keeps running (a later signal
-        // retries; SHUTDOWN NOSAVE or SIGKILL stop it without a snapshot).
-        // A second signal while the snapshot is still being written exits
-        // at once: the last committed generation is always loadable.
-        let outcome = tokio::select! {
-            r = handle.request_shutdown(ShutdownOptions::default()) => r,
-            again = signals.next() => {
-                warn!("received {again} during shutdown: you insist... exiting now without finishing the snapshot");
-                std::process::exit(1);
+        info!("Received {} scheduling shutdown...", signal.name());
+        // As Redis 7.0: `shutdown-on-sigterm` / `shutdown-on-sigint` say
+        // what the signal does; with `default` it shuts down like a plain
+        // SHUTDOWN, and if the shutdown snapshot fails the server keeps
+        // running (a later signal retries; `force` or `nosave` in the
+        // setting, SHUTDOWN NOSAVE or SIGKILL stop it). A second SIGINT while
+        // the snapshot is being written exits at once, as Redis does: the
+        // last committed generation is always loadable.
+        let outcome = loop {
+            tokio::select! {
+                r = handle.signal(signal) => break r,
+                again = signals.next() => {
+                    if again == Signal::Int {
+                        warn!("Received SIGINT during shutdown: you insist... exiting now without finishing the snapshot");
+                        std::process::exit(1);
+                    }
+                    info!("Received {} while shutting down; the shutdown goes on", again.name());
+                }
             }
         };
         match outcome {
             Ok(()) => break,
             Err(e @ (ShutdownError::Snapshot(_) | ShutdownError::Aborted)) => {
                 error!(
-                    "{signal} received but errors trying to shut down the server, check the logs for more information: {e}"
+                    "{} received but errors trying to shut down the server, check the logs for more information: {e}",
+                    signal.name()
                 );
             }
             Err(e) => return Err(e).context("shutdown failed"),
@@ -96,19 +104,19 @@ impl Signals {
         }
     }
 
-    /// Waits for the next signal and names it.
-    async fn next(&mut self) -> &'static str {
+    /// Waits for the next signal.
+    async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         {
             tokio::select! {
-                _ = self.term.recv() => "SIGTERM",
-                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => Signal::Term,
+                _ = self.int.recv() => Signal::Int,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
+            Signal::Int
         }
     }
 }

@@ -10,13 +10,17 @@ use cairn_resp::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::config::{Config, OnCorrupt, SavePoint, format_save_points};
-use crate::persistence::commands::{FlushallService, PersistenceCommands, sync_settings};
-use crate::persistence::manager::{Persistence, RestoreError};
-use crate::persistence::{
-    self, PersistenceStatus, SnapshotError, SnapshotEvents, SnapshotInfo, SnapshotTrigger,
+use cairn_persist::{
+    OnCorrupt, Persistence, PersistenceStatus, RestoreError, SavePoint, SnapshotError,
+    SnapshotEvents, SnapshotInfo, SnapshotTrigger,
+};
+
+use crate::config::Config;
+use crate::shutdown::{
+    ShutdownCommand, ShutdownError, ShutdownOptions, ShutdownRequest, ShutdownState, Signal,
+    SignalAction, Supervisor,
 };
 
 /// How often the active expiry cycle runs, and its time budget per run
@@ -42,70 +46,6 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
-}
-
-/// Why a shutdown did not happen as asked.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShutdownError {
-    /// The shutdown snapshot failed; the shutdown was abandoned and the
-    /// server keeps running (Redis' behaviour), unless it was asked with
-    /// `force` or through [`ServerHandle::shutdown`], which stops anyway.
-    #[error("the shutdown snapshot failed: {0}")]
-    Snapshot(SnapshotError),
-    /// `SHUTDOWN ABORT` cancelled it while the snapshot was being written.
-    #[error("the shutdown was aborted (SHUTDOWN ABORT)")]
-    Aborted,
-    /// The server stopped, but the snapshot of the writes made while the
-    /// shutdown snapshot was being written failed; those writes are lost.
-    #[error("the server stopped but its final catch-up snapshot failed: {0}")]
-    FinalSnapshot(SnapshotError),
-    /// The connection server ended with an error.
-    #[error("the connection server failed: {0}")]
-    Serve(std::io::Error),
-}
-
-/// How to shut down; the defaults are what a plain `SHUTDOWN`, SIGTERM and
-/// [`ServerHandle::shutdown`] do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ShutdownOptions {
-    /// `Some(true)`: take a snapshot (`SHUTDOWN SAVE`); `Some(false)`: do
-    /// not (`SHUTDOWN NOSAVE`); `None`: as `snapshot_on_shutdown` says.
-    pub save: Option<bool>,
-    /// Stop even when the snapshot fails (`SHUTDOWN FORCE`).
-    pub force: bool,
-}
-
-impl ShutdownOptions {
-    /// Skip the shutdown snapshot (`SHUTDOWN NOSAVE`).
-    pub fn nosave() -> ShutdownOptions {
-        ShutdownOptions {
-            save: Some(false),
-            force: false,
-        }
-    }
-
-    /// Always take a shutdown snapshot (`SHUTDOWN SAVE`).
-    pub fn save() -> ShutdownOptions {
-        ShutdownOptions {
-            save: Some(true),
-            force: false,
-        }
-    }
-
-    /// Stop even if the snapshot fails (`SHUTDOWN FORCE`).
-    #[must_use]
-    pub fn force(mut self, yes: bool) -> ShutdownOptions {
-        self.force = yes;
-        self
-    }
-}
-
-/// A request to the task that owns the shutdown sequence.
-pub(crate) struct ShutdownRequest {
-    pub(crate) opts: ShutdownOptions,
-    pub(crate) reply: oneshot::Sender<Result<(), ShutdownError>>,
 }
 
 /// Builds a [`Server`] from a [`Config`]; every setter mirrors a flag of the
@@ -258,36 +198,34 @@ impl Server {
     pub async fn start(self) -> Result<ServerHandle, StartError> {
         let config = self.config;
         config.validate()?;
-        let persistence = Arc::new(Persistence::open(&config)?);
+        let persistence = Persistence::open(&config.persist_config())?;
         let (requests, requests_rx) = mpsc::unbounded_channel();
-        let commands = PersistenceCommands {
-            persistence: Arc::clone(&persistence),
-            shutdown: requests.clone(),
+        let shutdown_state = Arc::new(ShutdownState::default());
+        let shutdown = ShutdownCommand {
+            requests: requests.clone(),
+            state: Arc::clone(&shutdown_state),
         };
-        let keyspace = Keyspace::builder()
+        let mut builder = Keyspace::builder()
             .databases(config.databases)
             .requirepass(config.requirepass.clone())
-            .extension(Arc::new(commands))
-            .config_param("save", &format_save_points(&config.save))
-            .config_param("dir", &persistence.data_dir().display().to_string())
-            .config_param("appendonly", "no")
+            .extension(persistence.extension())
+            .extension(Arc::new(shutdown))
             .config_param(
-                "stop-writes-on-bgsave-error",
-                if config.stop_writes_on_snapshot_error {
-                    "yes"
-                } else {
-                    "no"
-                },
+                Signal::Term.parameter(),
+                &config.shutdown_on_sigterm.to_string(),
             )
-            .build();
+            .config_param(
+                Signal::Int.parameter(),
+                &config.shutdown_on_sigint.to_string(),
+            );
+        for (name, value) in persistence.config_params() {
+            builder = builder.config_param(name, &value);
+        }
+        let keyspace = builder.build();
 
         if config.persistence && config.restore_on_startup {
-            let (p, ks, on_corrupt) = (
-                Arc::clone(&persistence),
-                keyspace.clone(),
-                config.on_corrupt,
-            );
-            tokio::task::spawn_blocking(move || p.restore(&ks, on_corrupt))
+            let (p, ks) = (Arc::clone(&persistence), keyspace.clone());
+            tokio::task::spawn_blocking(move || p.restore(&ks))
                 .await
                 .map_err(|e| RestoreError::Load {
                     dir: config.data_dir.clone(),
@@ -316,20 +254,21 @@ impl Server {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let expiry = spawn_active_expiry(keyspace.clone(), stop_rx.clone());
-        let timer =
-            spawn_snapshot_timer(keyspace.clone(), Arc::clone(&persistence), stop_rx.clone());
+        let mut timer_stop = stop_rx.clone();
+        let timer = tokio::spawn(Arc::clone(&persistence).run_timer(
+            keyspace.clone(),
+            async move {
+                let _ = timer_stop.wait_for(|stop| *stop).await;
+            },
+        ));
         let net_config = ServerConfig {
             max_clients: config.max_clients,
             ..ServerConfig::default()
         };
         let mut serve_stop = stop_rx.clone();
-        let service = FlushallService {
-            ks: keyspace.clone(),
-            persistence: Arc::clone(&persistence),
-        };
         let serve = tokio::spawn(cairn_resp::run(
             listener,
-            Arc::new(service),
+            Arc::new(keyspace.clone()),
             net_config,
             async move {
                 let _ = serve_stop.wait_for(|stop| *stop).await;
@@ -339,6 +278,7 @@ impl Server {
         let supervisor = Supervisor {
             ks: keyspace.clone(),
             persistence: Arc::clone(&persistence),
+            state: shutdown_state,
             snapshot_on_shutdown: config.snapshot_on_shutdown,
             stop_tx,
             serve: Some(serve),
@@ -371,141 +311,6 @@ fn spawn_active_expiry(keyspace: Keyspace, mut stop: watch::Receiver<bool>) -> J
             }
         }
     })
-}
-
-/// Starts background snapshots when a save point or the interval is due.
-fn spawn_snapshot_timer(
-    keyspace: Keyspace,
-    persistence: Arc<Persistence>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if !persistence.enabled() {
-            return;
-        }
-        let mut tick = tokio::time::interval(persistence::manager::TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    // CONFIG SET save / stop-writes-on-bgsave-error land in
-                    // the keyspace's parameters; apply them before deciding.
-                    sync_settings(&keyspace, &persistence);
-                    if let Some(trigger) = persistence.due(&keyspace) {
-                        // InProgress only means another one got there first.
-                        let _ = persistence.start_background(&keyspace, trigger);
-                    }
-                }
-                _ = stop.wait_for(|stop| *stop) => break,
-            }
-        }
-    })
-}
-
-/// Owns the shutdown sequence, so that a SHUTDOWN command, a signal and
-/// [`ServerHandle::shutdown`] all stop the server the same way, one at a
-/// time.
-struct Supervisor {
-    ks: Keyspace,
-    persistence: Arc<Persistence>,
-    snapshot_on_shutdown: bool,
-    stop_tx: watch::Sender<bool>,
-    serve: Option<JoinHandle<std::io::Result<()>>>,
-    tasks: Vec<JoinHandle<()>>,
-    done: watch::Sender<bool>,
-}
-
-impl Supervisor {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<ShutdownRequest>) {
-        // The keyspace (held here) holds a sender, so this never ends by
-        // itself: only a successful shutdown breaks the loop.
-        while let Some(req) = requests.recv().await {
-            match self.try_stop(req.opts).await {
-                Ok(result) => {
-                    let _ = req.reply.send(result);
-                    break;
-                }
-                Err(e) => {
-                    let _ = req.reply.send(Err(e));
-                }
-            }
-        }
-        // Later requests (a second SHUTDOWN racing the first) see the
-        // server already stopped.
-        requests.close();
-        while let Ok(req) = requests.try_recv() {
-            let _ = req.reply.send(Ok(()));
-        }
-    }
-
-    /// `Err`: the server keeps running. `Ok(r)`: it stopped, and `r` says
-    /// whether everything went well.
-    async fn try_stop(
-        &mut self,
-        opts: ShutdownOptions,
-    ) -> Result<Result<(), ShutdownError>, ShutdownError> {
-        let p = Arc::clone(&self.persistence);
-        p.begin_shutdown();
-        let want_save = opts
-            .save
-            .unwrap_or(self.snapshot_on_shutdown && p.enabled());
-        let mut saved = false;
-        if want_save {
-            if p.enabled() {
-                info!("User requested shutdown... Saving the final snapshot before exiting.");
-            }
-            match p
-                .snapshot_after_running(&self.ks, SnapshotTrigger::Shutdown)
-                .await
-            {
-                Ok(_) => saved = true,
-                Err(e) if opts.force => {
-                    warn!(error = %e, "shutdown snapshot failed; stopping anyway (FORCE)");
-                }
-                Err(e) => {
-                    error!(error = %e, "Error trying to save the DB, can't exit.");
-                    p.end_shutdown();
-                    return Err(ShutdownError::Snapshot(e));
-                }
-            }
-        }
-        if p.shutdown_aborted() {
-            p.end_shutdown();
-            warn!("shutdown aborted by SHUTDOWN ABORT; the server keeps running");
-            return Err(ShutdownError::Aborted);
-        }
-        // Stop serving: no new commands after this, in-flight ones finish.
-        let _ = self.stop_tx.send(true);
-        let mut result = Ok(());
-        if let Some(serve) = self.serve.take() {
-            match serve.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(ShutdownError::Serve(e)),
-                Err(e) => result = Err(ShutdownError::Serve(std::io::Error::other(e))),
-            }
-        }
-        for t in self.tasks.drain(..) {
-            if let Err(e) = t.await {
-                warn!(error = %e, "background task ended abnormally");
-            }
-        }
-        // Clients kept writing while the shutdown snapshot was written; save
-        // those writes too, now that nothing can change any more.
-        if saved && self.ks.changes() > p.changes_base() {
-            info!("saving the writes made during the shutdown snapshot");
-            if let Err(e) = p
-                .snapshot_after_running(&self.ks, SnapshotTrigger::Shutdown)
-                .await
-            {
-                error!(error = %e, "final catch-up snapshot failed; writes since the shutdown snapshot are lost");
-                result = Err(ShutdownError::FinalSnapshot(e));
-            }
-        }
-        p.close().await;
-        info!("cairn is now ready to exit, bye bye...");
-        let _ = self.done.send(true);
-        Ok(result)
-    }
 }
 
 /// A running server.
@@ -598,6 +403,23 @@ impl ServerHandle {
         }
         // A dropped reply means another request stopped the server first.
         rx.await.unwrap_or(Ok(()))
+    }
+
+    /// Shuts down as `signal` says: the current `shutdown-on-sigterm` or
+    /// `shutdown-on-sigint` setting (which `CONFIG SET` may have changed)
+    /// picks the options, as in Redis 7.0. The binary calls this for
+    /// SIGTERM and SIGINT.
+    ///
+    /// # Errors
+    /// As [`request_shutdown`](Self::request_shutdown): with `default`,
+    /// a failed shutdown snapshot keeps the server running.
+    pub async fn signal(&self, signal: Signal) -> Result<(), ShutdownError> {
+        let action = self
+            .keyspace
+            .config_param(signal.parameter())
+            .and_then(|v| v.parse::<SignalAction>().ok())
+            .unwrap_or_default();
+        self.request_shutdown(action.into()).await
     }
 
     /// Stops the server gracefully, taking the shutdown snapshot when

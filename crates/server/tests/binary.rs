@@ -39,7 +39,7 @@ async fn sigterm_saves_and_the_data_comes_back() {
     drop(con);
     server.signal(SIGTERM);
     assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
-    assert!(server.log_contains("received SIGTERM"));
+    assert!(server.log_contains("Received SIGTERM scheduling shutdown"));
     assert!(
         server.log_contains("snapshot committed generation=1"),
         "{:?}",

@@ -223,6 +223,133 @@ async fn save_during_bgsave_gets_redis_error_and_schedule_is_accepted() {
         .unwrap();
 }
 
+/// Sends `commands` pipelined on one fresh connection and reads one line
+/// per command (each reply here is a one-line status, error or integer).
+async fn pipelined_lines(addr: std::net::SocketAddr, commands: &[&[&str]]) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut out = Vec::new();
+    for c in commands {
+        out.extend_from_slice(format!("*{}\r\n", c.len()).as_bytes());
+        for a in *c {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut r = tokio::io::BufReader::new(stream);
+    let mut lines = Vec::new();
+    for _ in commands {
+        let mut l = String::new();
+        r.read_line(&mut l).await.unwrap();
+        lines.push(l.trim_end().to_string());
+    }
+    lines
+}
+
+/// Issue #13, defect 2: BGSAVE's snapshot is the state at the command, as
+/// Redis' fork is. Before the fix the view was taken later by another task,
+/// so a `DEL k` pipelined right after BGSAVE was (nearly always) already
+/// applied in the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bgsave_captures_the_state_at_the_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let rounds = 20;
+    for round in 0..rounds {
+        let handle = start(&dir).await;
+        let mut events = handle.subscribe_snapshots();
+        let mut con = connect(handle.addr()).await;
+        let k = format!("k{round}");
+        let _: () = cmd(&mut con, &["SET", &k, "before"]).await;
+        let lines = pipelined_lines(
+            handle.addr(),
+            &[
+                &["BGSAVE"],
+                &["DEL", &k],
+                &["SET", "after", "x"],
+                &["FLUSHALL"],
+            ],
+        )
+        .await;
+        assert_eq!(
+            lines,
+            ["+Background saving started", ":1", "+OK", "+OK"],
+            "round {round}"
+        );
+        let outcome = events.next().await;
+        assert_eq!(outcome.trigger, SnapshotTrigger::Bgsave);
+        let generation = outcome.result.unwrap().generation;
+        handle
+            .shutdown_with(ShutdownOptions::nosave())
+            .await
+            .unwrap();
+
+        let handle = start(&dir).await;
+        assert_eq!(
+            handle.persistence_status().current_generation,
+            Some(generation)
+        );
+        let mut con = connect(handle.addr()).await;
+        let got: Option<String> = cmd(&mut con, &["GET", &k]).await;
+        assert_eq!(
+            got.as_deref(),
+            Some("before"),
+            "round {round}: the key deleted right after BGSAVE must be in its snapshot"
+        );
+        let after: Option<String> = cmd(&mut con, &["GET", "after"]).await;
+        assert_eq!(after, None, "round {round}: a later write is not in it");
+        // Start the next round from an empty directory state.
+        let _: () = cmd(&mut con, &["FLUSHALL"]).await;
+        drop(con);
+        handle.shutdown().await.unwrap();
+    }
+}
+
+/// Inside MULTI/EXEC Redis only schedules a BGSAVE and takes it after the
+/// EXEC: the snapshot holds the whole transaction's effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bgsave_inside_exec_is_scheduled_after_the_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let handle = start(&dir).await;
+    let mut events = handle.subscribe_snapshots();
+    let mut con = connect(handle.addr()).await;
+    let _: () = cmd(&mut con, &["SET", "a", "1"]).await;
+    let exec: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("BGSAVE")
+        .cmd("DEL")
+        .arg("a")
+        .cmd("SET")
+        .arg("b")
+        .arg("2")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let text = format!("{exec:?}");
+    assert!(
+        text.contains("Background saving scheduled"),
+        "BGSAVE inside EXEC answers as Redis does: {text}"
+    );
+    let outcome = events.next().await;
+    assert_eq!(outcome.trigger, SnapshotTrigger::Bgsave);
+    assert!(outcome.result.is_ok(), "{outcome:?}");
+    handle
+        .shutdown_with(ShutdownOptions::nosave())
+        .await
+        .unwrap();
+    let handle = start(&dir).await;
+    let mut con = connect(handle.addr()).await;
+    let a: Option<String> = cmd(&mut con, &["GET", "a"]).await;
+    let b: Option<String> = cmd(&mut con, &["GET", "b"]).await;
+    assert_eq!(
+        (a, b.as_deref()),
+        (None, Some("2")),
+        "the whole EXEC is in it"
+    );
+    handle.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_that_expired_while_down_are_skipped_and_counted() {
     let tmp = tempfile::tempdir().unwrap();

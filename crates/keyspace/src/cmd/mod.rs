@@ -246,6 +246,20 @@ pub trait Extension: Send + Sync + 'static {
     fn deny_write(&self, _ks: &Keyspace) -> Option<Frame> {
         None
     }
+
+    /// Called by FLUSHALL right after the flush, while it still holds the
+    /// gate for write. A top-level FLUSHALL replies only once the returned
+    /// future resolved; inside EXEC the future is dropped, so dropping it
+    /// must not cancel the work.
+    fn after_flushall(
+        &self,
+        _ks: &Keyspace,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
+        None
+    }
+
+    /// Called after a `CONFIG SET` stored its values, once per parameter.
+    fn config_applied(&self, _ks: &Keyspace, _name: &str, _value: &str) {}
 }
 
 /// A built-in command handler.

@@ -369,9 +369,16 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
             _ => accepted.push((name, String::from_utf8_lossy(value).into_owned())),
         }
     }
-    let mut params = ks.inner.params.write();
-    for (k, v) in accepted {
-        params.insert(k, v);
+    {
+        let mut params = ks.inner.params.write();
+        for (k, v) in &accepted {
+            params.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in &accepted {
+        for ext in &ks.inner.extensions {
+            ext.config_applied(ks, k, v);
+        }
     }
     Frame::ok()
 }
@@ -413,6 +420,23 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     e.counters
         .dirty
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if ctx.command() == "flushall" {
+        let waits: Vec<_> = ctx
+            .keyspace()
+            .inner
+            .extensions
+            .iter()
+            .filter_map(|ext| ext.after_flushall(ctx.keyspace()))
+            .collect();
+        if !waits.is_empty() && !ctx.in_exec() {
+            return ctx.block(Box::pin(async move {
+                for w in waits {
+                    w.await;
+                }
+                Frame::ok()
+            }));
+        }
+    }
     Frame::ok()
 }
 

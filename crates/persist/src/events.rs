@@ -1,16 +1,5 @@
-//! Persistence: snapshots of the keyspace as store generations, the Redis
-//! persistence commands, restore at start, and the numbers INFO reports.
-//!
-//! - [`mapping`]: keyspace entries to snapshot records and back.
-//! - [`manager`]: the snapshot manager (one snapshot at a time, save
-//!   points, the periodic timer, restore).
-//! - [`commands`]: SAVE, BGSAVE, LASTSAVE, SHUTDOWN, CONFIG SET save, the
-//!   `INFO persistence` section, and the write gate (`-MISCONF`).
-
-pub(crate) mod commands;
-pub(crate) mod manager;
-pub(crate) mod mapping;
-mod priority;
+//! What the pipeline reports: what started a snapshot, how it ended, the
+//! subscription to outcomes, and the numbers `INFO persistence` shows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +22,7 @@ pub enum SnapshotTrigger {
     Flushall,
     /// The shutdown snapshot.
     Shutdown,
-    /// [`ServerHandle::snapshot_now`](crate::ServerHandle::snapshot_now).
+    /// `snapshot_now` of the embedding API (`Persistence::snapshot_now`).
     Api,
 }
 
@@ -102,7 +91,7 @@ pub struct SnapshotOutcome {
 }
 
 /// A subscription to snapshot outcomes; see
-/// [`ServerHandle::subscribe_snapshots`](crate::ServerHandle::subscribe_snapshots).
+/// [`Persistence::subscribe`](crate::Persistence::subscribe).
 pub struct SnapshotEvents {
     pub(crate) rx: broadcast::Receiver<SnapshotOutcome>,
 }

@@ -85,6 +85,15 @@ const LOAD_BATCH: usize = 4096;
 /// batch on either side, few enough to bound the memory in flight.
 const BATCHES_IN_FLIGHT: usize = 4;
 
+/// Why a restore's sink refused the generation once it was read.
+#[derive(Debug)]
+pub(crate) enum SinkFailure {
+    /// Keys in databases the keyspace does not have; the highest index.
+    Databases { highest_db: u32 },
+    /// The last entry's chunks were incomplete.
+    Chunks(cairn_snapshot::Error),
+}
+
 /// Counts of one restore.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RestoreCounts {
@@ -92,9 +101,6 @@ pub(crate) struct RestoreCounts {
     pub(crate) loaded: u64,
     /// Keys skipped because their expiry had passed.
     pub(crate) expired: u64,
-    /// Keys skipped because their database does not exist here (a snapshot
-    /// taken with more databases).
-    pub(crate) bad_db: u64,
     /// Empty collections skipped.
     pub(crate) empty: u64,
 }
@@ -147,6 +153,10 @@ pub(crate) struct KeyspaceSink {
     assembler: Assembler,
     batch: Vec<LoadEntry>,
     counts: RestoreCounts,
+    /// The highest database index seen that the keyspace does not have:
+    /// such a snapshot is refused as a whole (loading the rest would drop
+    /// those keys, and the next snapshot would make the loss permanent).
+    missing_db: Option<u32>,
     /// Started with the first full batch; `None` before and after.
     inserter: Option<Inserter>,
 }
@@ -158,6 +168,7 @@ impl KeyspaceSink {
             assembler: Assembler::new(),
             batch: Vec::with_capacity(LOAD_BATCH),
             counts: RestoreCounts::default(),
+            missing_db: None,
             inserter: None,
         }
     }
@@ -165,7 +176,6 @@ impl KeyspaceSink {
     fn add(&mut self, stats: LoadStats) {
         self.counts.loaded += stats.loaded;
         self.counts.expired += stats.expired_skipped;
-        self.counts.bad_db += stats.bad_db_skipped;
     }
 
     /// Hands the batch to the inserting thread (inserting here if that
@@ -200,16 +210,20 @@ impl KeyspaceSink {
         }
     }
 
-    /// Loads what is still batched and checks no chunked entry was left
-    /// incomplete; returns the counts.
+    /// Loads what is still batched and checks that every database existed
+    /// and no chunked entry was left incomplete; returns the counts.
     ///
     /// # Errors
-    /// The assembler's error when the last entry's chunks are incomplete.
-    pub(crate) fn finish(mut self) -> Result<RestoreCounts, cairn_snapshot::Error> {
+    /// Keys in a database the keyspace does not have, or the assembler's
+    /// error when the last entry's chunks are incomplete.
+    pub(crate) fn finish(mut self) -> Result<RestoreCounts, SinkFailure> {
         self.flush();
         self.drain();
         self.ks.trim_after_load();
-        self.assembler.finish()?;
+        if let Some(highest_db) = self.missing_db {
+            return Err(SinkFailure::Databases { highest_db });
+        }
+        self.assembler.finish().map_err(SinkFailure::Chunks)?;
         Ok(self.counts)
     }
 }
@@ -228,6 +242,7 @@ impl LoadSink for KeyspaceSink {
         self.assembler = Assembler::new();
         self.batch.clear();
         self.counts = RestoreCounts::default();
+        self.missing_db = None;
         Ok(())
     }
 
@@ -247,6 +262,11 @@ impl LoadSink for KeyspaceSink {
         let Some(whole) = self.assembler.push(record)? else {
             return Ok(());
         };
+        if whole.db as usize >= self.ks.databases() {
+            // Read on to the end, so the error names every database needed.
+            self.missing_db = self.missing_db.max(Some(whole.db));
+            return Ok(());
+        }
         match record_entry(whole) {
             Some(e) => self.batch.push(e),
             None => self.counts.empty += 1,
@@ -265,6 +285,7 @@ impl LoadSink for KeyspaceSink {
         self.batch.clear();
         self.assembler = Assembler::new();
         self.counts = RestoreCounts::default();
+        self.missing_db = None;
         self.ks.flush_all();
     }
 }
@@ -432,14 +453,26 @@ mod tests {
         .unwrap();
         sink.record(Record::new(1, "forever", RecValue::String("v".into())))
             .unwrap();
-        sink.record(Record::new(999, "nodb", RecValue::String("v".into())))
-            .unwrap();
         let counts = sink.finish().unwrap();
         assert_eq!(counts.loaded, 2);
         assert_eq!(counts.expired, 1);
-        assert_eq!(counts.bad_db, 1);
         assert_eq!(ks.dbsize(0), 1);
         assert_eq!(ks.dbsize(1), 1);
+    }
+
+    #[test]
+    fn sink_refuses_keys_in_databases_the_keyspace_lacks() {
+        let ks = Keyspace::builder().databases(4).build();
+        let mut sink = KeyspaceSink::new(ks.clone());
+        sink.begin(1).unwrap();
+        for (db, key) in [(0, "a"), (9, "b"), (3, "c"), (20, "d"), (5, "e")] {
+            sink.record(Record::new(db, key, RecValue::String("v".into())))
+                .unwrap();
+        }
+        match sink.finish() {
+            Err(SinkFailure::Databases { highest_db }) => assert_eq!(highest_db, 20),
+            other => panic!("expected a refusal naming database 20, got {other:?}"),
+        }
     }
 
     #[test]
