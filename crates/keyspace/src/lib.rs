@@ -50,7 +50,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
-    cmd::{CommandFn, CommandSpec, Ctx, Extension, Flags, TableBuilder},
+    cmd::{CommandFn, CommandSpec, Completion, Ctx, Extension, Flags, TableBuilder},
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,
