@@ -66,12 +66,22 @@ impl Entry {
 /// offer: reading a bucket by its index. A view walks a shard in chunks,
 /// releasing the lock between them; resuming at a bucket index is O(1),
 /// where resuming a map iterator meant skipping every item already passed
-/// (quadratic in the shard size). Bucket indices stay valid until the
-/// table is resized, and removals do not move other entries.
+/// (quadratic in the shard size).
+///
+/// A bucket index is only worth resuming at while no entry has moved, and
+/// entries move not only when the table is resized: hashbrown also
+/// rehashes in place (same bucket count) when an insert finds no free slot
+/// left while at most half the capacity is used, the steady state of a
+/// table with delete/insert churn. So every operation that may move
+/// entries goes through this type and bumps [`Table::layout`]; removals and
+/// in-place value changes never move other entries and leave it alone.
 #[derive(Default)]
 pub(crate) struct Table {
     table: HashTable<(Key, Entry)>,
     hasher: hashbrown::DefaultHashBuilder,
+    /// Bumped by every operation that may have moved entries between
+    /// buckets: equal readings mean every entry is where it was.
+    layout: u64,
 }
 
 impl Table {
@@ -79,7 +89,19 @@ impl Table {
         Table {
             table: HashTable::new(),
             hasher,
+            layout: 0,
         }
+    }
+
+    /// Changes whenever entries may have moved between buckets (a resize
+    /// or an in-place rehash): a bucket index taken under one reading
+    /// still points at the same entry under the same reading.
+    pub(crate) fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    fn entries_may_move(&mut self) {
+        self.layout = self.layout.wrapping_add(1);
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -113,6 +135,22 @@ impl Table {
         self.table.get_bucket_mut(index).map(|(k, e)| (&*k, e))
     }
 
+    /// The bucket index holding `key`: lets tests see entries move.
+    #[cfg(test)]
+    pub(crate) fn bucket_index(&self, key: &[u8]) -> Option<usize> {
+        let h = self.hash(key);
+        self.table
+            .find_bucket_index(h, |(k, _)| k.as_bytes() == key)
+    }
+
+    /// Where hashbrown starts probing for `key` (the low bits of its
+    /// hash): a key sitting a group (16 buckets) or more past it is one
+    /// that a rehash moves.
+    #[cfg(test)]
+    pub(crate) fn home_index(&self, key: &[u8]) -> usize {
+        (self.hash(key) as usize) & (self.num_buckets().max(1) - 1)
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
         let h = self.hash(key);
         self.table
@@ -136,6 +174,13 @@ impl Table {
     /// [`insert`](Self::insert) with the key's hash already computed by
     /// this table's hasher.
     fn insert_hashed(&mut self, h: u64, key: Key, entry: Entry) -> Option<Entry> {
+        // hashbrown 0.17's `entry` reserves room for one more item before
+        // looking (even for a key that exists), and reserving reorganises
+        // the table, resizing it or rehashing in place, exactly when no
+        // free slot is left (`growth_left == 0`, i.e. len == capacity).
+        if self.table.len() == self.table.capacity() {
+            self.entries_may_move();
+        }
         let hasher = &self.hasher;
         match self.table.entry(
             h,
@@ -188,16 +233,23 @@ impl Table {
     }
 
     fn drain(&mut self) -> impl Iterator<Item = (Key, Entry)> {
+        self.entries_may_move();
         self.table.drain()
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
+        // hashbrown reorganises exactly when the room asked for exceeds
+        // the free slots (`growth_left` = capacity - len).
+        if additional > self.table.capacity() - self.table.len() {
+            self.entries_may_move();
+        }
         let hasher = &self.hasher;
         self.table
             .reserve(additional, |(k, _)| hasher.hash_one(k.as_bytes()));
     }
 
     pub(crate) fn shrink_to_fit(&mut self) {
+        self.entries_may_move();
         let hasher = &self.hasher;
         self.table
             .shrink_to_fit(|(k, _)| hasher.hash_one(k.as_bytes()));
@@ -205,7 +257,19 @@ impl Table {
 
     /// Empties the table and gives its memory back.
     fn clear_and_free(&mut self) {
+        self.entries_may_move();
         self.table = HashTable::new();
+    }
+
+    /// Exchanges contents with `other` (SWAPDB). Each table's layout
+    /// reading moves past both old ones, so a walk that took a reading on
+    /// either shard cannot mistake the other table's for its own.
+    fn swap_contents(&mut self, other: &mut Table) {
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.hasher, &mut other.hasher);
+        let next = self.layout.max(other.layout).wrapping_add(1);
+        self.layout = next;
+        other.layout = next;
     }
 }
 
@@ -510,7 +574,7 @@ impl Engine {
             s_hi.preserve_all();
             let d_lo = &mut *s_lo.data;
             let d_hi = &mut *s_hi.data;
-            std::mem::swap(&mut d_lo.map, &mut d_hi.map);
+            d_lo.map.swap_contents(&mut d_hi.map);
             std::mem::swap(&mut d_lo.ttl_keys, &mut d_hi.ttl_keys);
             std::mem::swap(&mut d_lo.ttl_count, &mut d_hi.ttl_count);
             // Entries moved into a shard must not look older than its
@@ -1075,5 +1139,205 @@ impl<'a> Locked<'a> {
             Some((_, s)) => s,
             None => panic!("key's shard {idx} was not locked"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::VecDeque;
+
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    fn entry(n: i64) -> Entry {
+        Entry {
+            value: Value::Int(n),
+            expires_at: NO_EXPIRY,
+            version: 0,
+            in_ttl_index: false,
+        }
+    }
+
+    /// The premise of resuming a view's walk by bucket index: while
+    /// [`Table::layout`] reads the same, no entry has changed bucket.
+    ///
+    /// Rounds of: fill a table to its last free slot (so many keys sit
+    /// past their probe's first group), delete most keys, then churn
+    /// (insert a new key and delete the oldest new one, now and then
+    /// overwrite a survivor) until hashbrown rehashes in place, moving the
+    /// displaced survivors; then reserve and shrink, which resize it. After
+    /// every operation each entry present before and after must sit where
+    /// it sat unless the reading changed. Pins the hashbrown behaviour
+    /// `Table` relies on: an upgrade that reorganises tables on other
+    /// calls fails here.
+    #[test]
+    fn entries_stay_in_their_buckets_while_the_layout_reading_holds() {
+        #[derive(Clone, Copy)]
+        enum Op {
+            InsertSurvivor,
+            InsertNew,
+            Overwrite,
+            RemoveOldestNew,
+            RemoveSurvivor,
+            Reserve(usize),
+            Shrink,
+        }
+        struct Run {
+            t: Table,
+            survivors: Vec<u32>,
+            window: VecDeque<u32>,
+            next_key: u32,
+            rng: rand::rngs::StdRng,
+            ops: u64,
+            in_place_moves: u64,
+        }
+        fn key(k: u32) -> Key {
+            Key::new(&k.to_le_bytes())
+        }
+        impl Run {
+            fn fresh_key(&mut self) -> u32 {
+                self.next_key += 1;
+                self.next_key
+            }
+
+            /// Applies `op`; true if the table was reorganised in place.
+            fn step(&mut self, op: Op) -> bool {
+                let before: Vec<(usize, Key)> = (0..self.t.num_buckets())
+                    .filter_map(|i| self.t.bucket(i).map(|(k, _)| (i, k.clone())))
+                    .collect();
+                let (layout, buckets) = (self.t.layout(), self.t.num_buckets());
+                match op {
+                    Op::InsertSurvivor => {
+                        let k = self.fresh_key();
+                        self.t.insert(key(k), entry(1));
+                        self.survivors.push(k);
+                    }
+                    Op::InsertNew => {
+                        let k = self.fresh_key();
+                        self.t.insert(key(k), entry(1));
+                        self.window.push_back(k);
+                    }
+                    Op::Overwrite => {
+                        let at = self.rng.random_range(0..self.survivors.len().max(1));
+                        if let Some(&k) = self.survivors.get(at) {
+                            self.t.insert(key(k), entry(2));
+                        }
+                    }
+                    Op::RemoveOldestNew => {
+                        if let Some(k) = self.window.pop_front() {
+                            self.t.remove_entry(&k.to_le_bytes()).unwrap();
+                        }
+                    }
+                    Op::RemoveSurvivor => {
+                        let at = self.rng.random_range(0..self.survivors.len().max(1));
+                        if at < self.survivors.len() {
+                            let k = self.survivors.swap_remove(at);
+                            self.t.remove_entry(&k.to_le_bytes()).unwrap();
+                        }
+                    }
+                    Op::Reserve(n) => self.t.reserve(n),
+                    Op::Shrink => self.t.shrink_to_fit(),
+                }
+                self.ops += 1;
+                let t = &self.t;
+                let moved = before
+                    .iter()
+                    .filter(|(i, k)| {
+                        t.bucket(*i).map(|(now, _)| now) != Some(k) && t.get(k.as_bytes()).is_some()
+                    })
+                    .count();
+                if t.layout() == layout {
+                    assert_eq!(
+                        moved, 0,
+                        "op {}: {moved} entries moved, layout unchanged",
+                        self.ops
+                    );
+                }
+                let in_place = t.layout() != layout && t.num_buckets() == buckets;
+                if in_place && moved > 0 {
+                    self.in_place_moves += 1;
+                }
+                in_place
+            }
+        }
+
+        let seed: u64 = rand::rng().random();
+        println!("seed {seed}");
+        let mut run = Run {
+            t: Table::with_hasher(hashbrown::DefaultHashBuilder::default()),
+            survivors: Vec::new(),
+            window: VecDeque::new(),
+            next_key: 0,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            ops: 0,
+            in_place_moves: 0,
+        };
+        // Not every in-place rehash moves a survivor; go on until several
+        // have (a round takes a few thousand operations).
+        let mut rounds = 0;
+        while run.in_place_moves < 5 {
+            rounds += 1;
+            assert!(
+                rounds <= 500,
+                "{rounds} rounds and {} in-place rehashes that moved entries",
+                run.in_place_moves
+            );
+            run.t = Table::with_hasher(hashbrown::DefaultHashBuilder::default());
+            run.survivors.clear();
+            run.window.clear();
+            while !(run.t.num_buckets() >= 256 && run.t.len() == run.t.capacity()) {
+                run.step(Op::InsertSurvivor);
+            }
+            while run.survivors.len() > run.t.capacity() / 3 {
+                run.step(Op::RemoveSurvivor);
+            }
+            // Measured: the first in-place rehash comes after a few
+            // thousand operations; the bound is a safety net.
+            for _ in 0..1_000_000 {
+                let mut in_place = run.step(Op::InsertNew);
+                if run.window.len() > 8 {
+                    in_place |= run.step(Op::RemoveOldestNew);
+                }
+                if run.rng.random_range(0..50) == 0 {
+                    in_place |= run.step(Op::Overwrite);
+                }
+                if in_place {
+                    break;
+                }
+            }
+            let n = run.rng.random_range(0..run.t.capacity());
+            run.step(Op::Reserve(n));
+            run.step(Op::Shrink);
+        }
+        println!(
+            "{} operations in {rounds} rounds; in-place rehashes that moved entries: {}",
+            run.ops, run.in_place_moves
+        );
+    }
+
+    /// FLUSHALL/FLUSHDB empty a table and SWAPDB exchanges two: a walk
+    /// holding a reading of either shard must see it change, even when the
+    /// two shards' readings were equal before.
+    #[test]
+    fn clearing_and_swapping_tables_change_their_layout_readings() {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut a = Table::with_hasher(hasher.clone());
+        let mut b = Table::with_hasher(hasher);
+        a.insert(Key::new(b"a"), entry(1));
+        b.insert(Key::new(b"b"), entry(2));
+        let (la, lb) = (a.layout(), b.layout());
+        a.swap_contents(&mut b);
+        assert!(a.layout() != la && a.layout() != lb);
+        assert!(b.layout() != la && b.layout() != lb);
+        assert!(a.get(b"b").is_some() && b.get(b"a").is_some());
+        let l = a.layout();
+        a.drain().for_each(drop);
+        assert_ne!(a.layout(), l);
+        let l = b.layout();
+        b.clear_and_free();
+        assert_ne!(b.layout(), l);
     }
 }

@@ -135,6 +135,7 @@ impl KeyspaceBuilder {
                 requirepass: self.requirepass,
                 extensions: self.extensions,
                 params: RwLock::new(params),
+                config_set_serial: parking_lot::Mutex::new(()),
                 started: Instant::now(),
                 next_client_id: AtomicU64::new(1),
                 connected: AtomicUsize::new(0),
@@ -163,6 +164,9 @@ pub(crate) struct Inner {
     pub(crate) requirepass: Option<Bytes>,
     pub(crate) extensions: Vec<Arc<dyn Extension>>,
     pub(crate) params: RwLock<BTreeMap<String, String>>,
+    /// Held through a whole `CONFIG SET`, notifications to the extensions
+    /// included.
+    pub(crate) config_set_serial: parking_lot::Mutex<()>,
     pub(crate) started: Instant,
     pub(crate) next_client_id: AtomicU64,
     pub(crate) connected: AtomicUsize,
@@ -371,7 +375,8 @@ impl Keyspace {
     }
 
     /// Removes every key of every database atomically; `None` when called
-    /// from a command that is not `EXCLUSIVE` (it would deadlock).
+    /// from a command that is not `EXCLUSIVE` (it would deadlock). Unlike
+    /// the `FLUSHALL` command it calls no [`Extension::after_flushall`].
     pub fn flush_all(&self) -> Option<usize> {
         let e = self.engine();
         let _all = e.enter(Held::Write)?;

@@ -54,7 +54,7 @@ pub use cairn_resp::{Frame, Pending};
 
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
-    cmd::{CommandFn, CommandSpec, Ctx, Extension, Flags, TableBuilder},
+    cmd::{CommandFn, CommandSpec, Completion, Ctx, Extension, Flags, TableBuilder},
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,

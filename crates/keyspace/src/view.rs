@@ -74,7 +74,7 @@ pub struct View {
     next_shard: usize,
     pending: Vec<ViewEntry>,
     /// Where the walk of the current shard resumes: a bucket index, valid
-    /// while the shard's table has not been resized.
+    /// while no entry of the shard's table has moved.
     resume: Option<Resume>,
     now_ms: i64,
     stats: ViewStats,
@@ -169,13 +169,17 @@ impl View {
         let mut s = self.engine.lock_index(idx, now);
         let db = s.db() as u32;
         let d = &mut *s.data;
-        // Resume at the bucket index where the last chunk stopped while the
-        // table has the same size: entries move only when it is resized
-        // (removals leave other entries where they are). After a resize,
-        // start over; versions make revisiting an entry harmless.
+        // Resume at the bucket index where the last chunk stopped only if
+        // no entry has moved since: every bucket below it was walked, and an
+        // entry not yet walked could have been moved there by a resize or
+        // by an in-place rehash (same bucket count), which churn alone
+        // brings about. Otherwise start over; versions make revisiting an
+        // entry harmless, and reorganisations are rare (one per growth
+        // step, or per about half a table's worth of inserts).
         let buckets = d.map.num_buckets();
+        let layout = d.map.layout();
         let mut pos = match self.resume {
-            Some(r) if r.buckets == buckets => r.next,
+            Some(r) if r.layout == layout => r.next,
             _ => 0,
         };
         touch_ahead(&d.map, pos, buckets, epoch);
@@ -208,7 +212,7 @@ impl View {
                 value,
             });
             if staged.len() >= CHUNK {
-                self.resume = Some(Resume { next: pos, buckets });
+                self.resume = Some(Resume { next: pos, layout });
                 done = false;
                 break;
             }
@@ -313,8 +317,9 @@ fn touch_ahead(map: &crate::engine::Table, from: usize, buckets: usize, epoch: u
 struct Resume {
     /// The bucket index to continue at.
     next: usize,
-    /// The table's bucket count when that index was taken.
-    buckets: usize,
+    /// The table's [`layout`](crate::engine::Table::layout) reading when
+    /// that index was taken.
+    layout: u64,
 }
 
 fn mark_walked(e: &mut crate::engine::Entry, epoch: u32) {
@@ -375,4 +380,164 @@ pub struct LoadStats {
     pub expired_skipped: u64,
     /// Entries skipped because their database index does not exist.
     pub bad_db_skipped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::{HashMap, VecDeque};
+
+    use super::*;
+    use crate::keyspace::Keyspace;
+
+    fn str_value(v: &Value) -> Vec<u8> {
+        match v {
+            Value::Str(b) => b.to_vec(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    /// hashbrown rehashes a table in place (same bucket count, entries
+    /// moved) when an insert finds no free slot left while the table holds
+    /// at most half its capacity: the steady state of a table with
+    /// delete/insert churn. Such a rehash between two chunks of a walk can
+    /// move a not-yet-walked entry below the bucket index the walk resumes
+    /// at; the walk must still yield it.
+    ///
+    /// The test picks which keys survive so that the first chunk ends just
+    /// before an entry `x` that sits a whole group past the bucket where
+    /// its probe starts: once the shard is sparse, any rehash puts `x` back
+    /// in that first group, below the resume index. Churn (insert a new
+    /// key, delete the oldest new one) runs until the table rehashes in
+    /// place and `x` has provably moved; then the walk finishes and must
+    /// yield every key of the cut exactly once with its value at the cut.
+    #[test]
+    fn walk_yields_every_key_when_its_shard_rehashes_in_place_mid_walk() {
+        /// hashbrown's group width on x86_64 (SSE2), and its widest.
+        const GROUP: usize = 16;
+        /// Keys written after the view that churn keeps alive at a time.
+        const WINDOW: usize = 16;
+        /// A safety net: measured, the first in-place rehash of this
+        /// 2,048-bucket table comes after about 20,000 operations.
+        const MAX_CHURN: usize = 2_000_000;
+        let ks = Keyspace::builder().databases(1).shards_per_db(1).build();
+        let engine = ks.engine();
+        let now = ks.now_ms();
+        let value = |i: usize| format!("v{i}").into_bytes();
+        let mut s = engine.lock_index(0, now);
+        // Fill to the last free slot of 2,048 buckets (87.5% full), so many
+        // keys sit past their probe's first group.
+        let mut filled = 0;
+        while !(s.data.map.num_buckets() == 2048 && s.data.map.len() == s.data.map.capacity()) {
+            s.set(
+                format!("k{filled}").as_bytes(),
+                Value::Str(value(filled).into()),
+                None,
+            );
+            filled += 1;
+        }
+        let mut by_pos: Vec<(usize, usize)> = (0..filled)
+            .map(|i| {
+                (
+                    s.data.map.bucket_index(format!("k{i}").as_bytes()).unwrap(),
+                    i,
+                )
+            })
+            .collect();
+        by_pos.sort_unstable();
+        let key = |i: usize| format!("k{i}").into_bytes();
+        let x = by_pos
+            .iter()
+            .map(|&(pos, i)| (pos, i, s.data.map.home_index(&key(i))))
+            .find(|&(pos, _, home)| {
+                pos >= 600
+                    && home >= 300
+                    && home + GROUP <= pos
+                    && s.data.map.bucket(pos - 1).is_some()
+            })
+            .unwrap();
+        let (x_pos, x_key, x_home) = x;
+        // The survivors: the 127 lowest keys and the one just before `x`
+        // (the first chunk), `x`, and every fifth key after it.
+        let mut cut: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        for (n, &(pos, i)) in by_pos.iter().enumerate() {
+            let survives =
+                n < CHUNK - 1 || pos + 1 == x_pos || pos == x_pos || (pos > x_pos && i % 5 == 0);
+            if survives {
+                cut.insert(key(i), value(i));
+            } else {
+                s.remove(&key(i));
+            }
+        }
+        drop(s);
+
+        let mut view = ks.view().unwrap();
+        let mut yielded: Vec<ViewEntry> = view.next_batch(CHUNK).unwrap();
+        assert_eq!(yielded.len(), CHUNK);
+        let resume_at = match view.resume {
+            Some(r) if view.next_shard == 0 => r.next,
+            _ => panic!("the first chunk did not stop inside the shard"),
+        };
+        assert_eq!(resume_at, x_pos, "the first chunk ends just before x");
+
+        let mut window = VecDeque::new();
+        let mut ops = 0;
+        loop {
+            assert!(ops < MAX_CHURN, "no in-place rehash after {ops} operations");
+            let mut s = engine.lock_index(0, now);
+            let buckets = s.data.map.num_buckets();
+            // hashbrown reorganises the table on an insert exactly when it
+            // has no free slot left (`growth_left == 0`).
+            let reorganises = s.data.map.len() == s.data.map.capacity();
+            let new_key = format!("new{ops}").into_bytes();
+            s.set(&new_key, Value::Str(Box::from(&b"new"[..])), None);
+            window.push_back(new_key);
+            if window.len() > WINDOW
+                && let Some(old) = window.pop_front()
+            {
+                s.remove(&old);
+            }
+            ops += 1;
+            if reorganises {
+                assert_eq!(
+                    s.data.map.num_buckets(),
+                    buckets,
+                    "the table resized instead of rehashing in place"
+                );
+                let now_at = s.data.map.bucket_index(&key(x_key)).unwrap();
+                assert!(
+                    now_at < resume_at,
+                    "the rehash left x at {now_at} (probe start {x_home}, was at {x_pos})"
+                );
+                println!(
+                    "in-place rehash after {ops} churn operations moved x from {x_pos} to {now_at}, below the resume index {resume_at}"
+                );
+                break;
+            }
+        }
+
+        while let Some(batch) = view.next_batch(1000) {
+            yielded.extend(batch);
+        }
+        let mut seen: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        for e in &yielded {
+            assert_eq!(e.db, 0);
+            assert!(
+                seen.insert(e.key.to_vec(), str_value(&e.value)).is_none(),
+                "{:?} yielded twice",
+                e.key
+            );
+        }
+        let missing: Vec<_> = cut
+            .keys()
+            .filter(|k| !seen.contains_key(*k))
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys of the cut not yielded: {missing:?}"
+        );
+        assert_eq!(seen, cut);
+    }
 }

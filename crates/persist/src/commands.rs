@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_keyspace::{CommandSpec, Ctx, Extension, Flags, Frame, Keyspace};
+use cairn_keyspace::{CommandSpec, Completion, Ctx, Extension, Flags, Frame, Keyspace};
 
 use crate::SnapshotError;
 use crate::config::parse_save;
@@ -125,10 +125,7 @@ impl Extension for PersistenceCommands {
         self.persistence.writes_refused().then(|| err(MISCONF))
     }
 
-    fn after_flushall(
-        &self,
-        ks: &Keyspace,
-    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
+    fn after_flushall(&self, ks: &Keyspace) -> Option<Completion> {
         // Redis saves right after FLUSHALL when save points are set, so an
         // old snapshot cannot bring the data back after a restart; a
         // top-level FLUSHALL replies once that save is done.

@@ -18,6 +18,8 @@ pub(crate) mod strings;
 pub(crate) mod tx;
 pub(crate) mod zset;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -211,10 +213,17 @@ impl CommandSpec {
     }
 }
 
+/// Work an extension has started that a command's reply waits for (see
+/// [`Extension::after_flushall`]). Dropping it must not cancel the work.
+pub type Completion = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// A command added by the embedding program (SAVE, SHUTDOWN, ...).
 ///
 /// Extensions see the same [`Ctx`] as built-in commands and can contribute
-/// sections to `INFO`.
+/// sections to `INFO`. A command whose spec has [`Flags::EXCLUSIVE`] runs
+/// with the gate held for write, so its handler can call
+/// [`Keyspace::view`]: the view's cut falls exactly between that command
+/// and the next one (BGSAVE).
 pub trait Extension: Send + Sync + 'static {
     /// The commands this extension handles.
     fn commands(&self) -> Vec<CommandSpec>;
@@ -239,6 +248,36 @@ pub trait Extension: Send + Sync + 'static {
         None
     }
 
+    /// Called after a `CONFIG SET` succeeded and stored its values (all or
+    /// nothing), once per parameter it set, in the command's order, with
+    /// the lowercase name and the value as stored (as `CONFIG GET` now
+    /// reports it), parameters this extension validated in
+    /// [`config_set`](Self::config_set) included. Every extension sees
+    /// every parameter.
+    ///
+    /// `CONFIG SET`s are serialised from validation to the last of these
+    /// calls, so the last call for a name carries the value in effect. It
+    /// runs inside the command (the gate held for read): it must not run
+    /// `CONFIG SET` itself nor take a view.
+    fn config_applied(&self, _ks: &Keyspace, _name: &str, _value: &str) {}
+
+    /// Called by `FLUSHALL` (`SYNC` or `ASYNC`, on its own or inside
+    /// `EXEC`) right after the flush, its change counted, while the gate
+    /// is still held for write: a [`Keyspace::view`] taken here is the
+    /// empty keyspace, before any other command.
+    ///
+    /// Returning `Some(work)` makes a top-level `FLUSHALL` answer `+OK`
+    /// only once `work` has completed, as Redis answers after the save it
+    /// makes when save points are set; the wait holds neither the gate nor
+    /// a worker thread, and later commands of the same connection wait
+    /// behind it. Inside `EXEC` the transaction's reply does not wait: the
+    /// future is dropped unpolled. So the extension must start the work
+    /// itself (spawn it) and return a future that only waits for it:
+    /// dropping that future must not cancel the work.
+    fn after_flushall(&self, _ks: &Keyspace) -> Option<Completion> {
+        None
+    }
+
     /// Consulted before a write command (or PING, or an EXEC whose queue
     /// holds a write) is queued or run: `Some(error)` refuses it, e.g.
     /// `-MISCONF` while snapshots fail. A refusal inside MULTI dooms the
@@ -246,20 +285,6 @@ pub trait Extension: Send + Sync + 'static {
     fn deny_write(&self, _ks: &Keyspace) -> Option<Frame> {
         None
     }
-
-    /// Called by FLUSHALL right after the flush, while it still holds the
-    /// gate for write. A top-level FLUSHALL replies only once the returned
-    /// future resolved; inside EXEC the future is dropped, so dropping it
-    /// must not cancel the work.
-    fn after_flushall(
-        &self,
-        _ks: &Keyspace,
-    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
-        None
-    }
-
-    /// Called after a `CONFIG SET` stored its values, once per parameter.
-    fn config_applied(&self, _ks: &Keyspace, _name: &str, _value: &str) {}
 }
 
 /// A built-in command handler.

@@ -9,7 +9,8 @@ use cairn_resp::Frame;
 
 use super::subcommand;
 use super::{
-    Command, CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
+    Command, CommandSpec as S, Completion, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is,
+    parse_int,
 };
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
@@ -320,11 +321,15 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0.
+/// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
+/// then each extension's `config_applied` for every parameter set.
 fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
     }
+    // Serialised from validation to the last notification, so the
+    // extensions hear of concurrent CONFIG SETs in the order they stored.
+    let _serial = ks.inner.config_set_serial.lock();
     let mut accepted: Vec<(String, String)> = Vec::new();
     for p in pairs.chunks_exact(2) {
         let [name, value] = p else { continue };
@@ -375,6 +380,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
             params.insert(k.clone(), v.clone());
         }
     }
+    // After the parameters' lock is released: an extension reads them back.
     for (k, v) in &accepted {
         for ext in &ks.inner.extensions {
             ext.config_applied(ks, k, v);
@@ -404,8 +410,10 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(m) if args.len() == 2 && (is(m, "async") || is(m, "sync")) => {}
         Some(_) => return err(ERR_SYNTAX),
     }
-    let e = ctx.keyspace().engine();
-    let dbs = if ctx.command() == "flushall" {
+    let ks = ctx.keyspace();
+    let e = ks.engine();
+    let flushall = ctx.command() == "flushall";
+    let dbs = if flushall {
         0..e.databases()
     } else {
         ctx.db()..ctx.db() + 1
@@ -420,24 +428,31 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     e.counters
         .dirty
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if ctx.command() == "flushall" {
-        let waits: Vec<_> = ctx
-            .keyspace()
-            .inner
-            .extensions
-            .iter()
-            .filter_map(|ext| ext.after_flushall(ctx.keyspace()))
-            .collect();
-        if !waits.is_empty() && !ctx.in_exec() {
-            return ctx.block(Box::pin(async move {
-                for w in waits {
-                    w.await;
-                }
-                Frame::ok()
-            }));
-        }
+    if !flushall {
+        return Frame::ok();
     }
-    Frame::ok()
+    // Still under the gate held for write: the extensions see the flushed
+    // keyspace before any other command does.
+    let work: Vec<Completion> = ks
+        .inner
+        .extensions
+        .iter()
+        .filter_map(|x| x.after_flushall(ks))
+        .collect();
+    // Inside EXEC the transaction's reply does not wait; the extensions
+    // started their work themselves, so dropping the futures cancels
+    // nothing.
+    if work.is_empty() || ctx.session.in_exec {
+        return Frame::ok();
+    }
+    // The gate is released when this handler returns; the reply waits on
+    // the connection's task, not on a worker thread.
+    ctx.block(Box::pin(async move {
+        for w in work {
+            w.await;
+        }
+        Frame::ok()
+    }))
 }
 
 /// Touches the keys watched in `db` that exist there or, for SWAPDB, in
