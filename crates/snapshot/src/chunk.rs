@@ -1201,3 +1201,90 @@ fn empty(kind: ValueKind) -> Value {
         ValueKind::SortedSet => Value::SortedSet(Vec::new()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Where the buffer being filled lives and how much it can hold:
+    /// the string's, else the split element's, else the split key's.
+    fn buffer(a: &Assembler) -> (*const u8, usize) {
+        let p = a.pending.as_ref().unwrap();
+        let g = match (&p.value, &p.split, &p.key) {
+            (Acc::String(g), ..) => g,
+            (_, Some(s), _) => &s.bytes,
+            (_, None, KeyAcc::Partial(g)) => g,
+            _ => panic!("nothing is being joined"),
+        };
+        (g.buf.as_ptr(), g.buf.capacity())
+    }
+
+    /// A hinted item is built in one allocation of exactly its size, which
+    /// never moves and becomes the assembled entry's `Bytes` as it is.
+    fn allocated_once(record: Record, chunker: Chunker, total: usize) -> Bytes {
+        let chunks: Vec<Record> = chunker.split(record).collect();
+        assert!(chunks.len() > 3);
+        let mut a = Assembler::new();
+        let mut first = None;
+        let mut out = None;
+        for c in chunks {
+            if let Some(whole) = a.push(c).unwrap() {
+                out = Some(whole);
+                break;
+            }
+            if a.pending.as_ref().is_some_and(|p| {
+                p.split.is_some()
+                    || matches!(p.value, Acc::String(_))
+                    || matches!(p.key, KeyAcc::Partial(_))
+            }) {
+                let now = buffer(&a);
+                assert_eq!(now.1, total, "capacity is the hinted length");
+                assert_eq!(*first.get_or_insert(now), now, "the buffer moved");
+            }
+        }
+        let (ptr, _) = first.unwrap();
+        let out = out.unwrap();
+        let joined = match out.value {
+            Value::String(b) if b.len() == total => b,
+            Value::List(v) => v.into_iter().find(|b| b.len() == total).unwrap(),
+            _ => out.key,
+        };
+        assert_eq!(joined.as_ptr(), ptr, "handed over without a copy");
+        joined
+    }
+
+    #[test]
+    fn hinted_items_are_allocated_once_and_never_copied() {
+        let big = Bytes::from((0..10_000_003u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let joined = allocated_once(
+            Record::new(0, "s", Value::String(big.clone())),
+            Chunker::new(),
+            big.len(),
+        );
+        assert_eq!(joined, big);
+        let joined = allocated_once(
+            Record::new(0, "l", Value::List(vec![Bytes::from("x"), big.clone()])),
+            Chunker::new(),
+            big.len(),
+        );
+        assert_eq!(joined, big);
+        let key = big.slice(..5000);
+        let joined = allocated_once(
+            Record::new(0, key.clone(), Value::Set(vec![])),
+            Chunker::new().target_bytes(1000),
+            key.len(),
+        );
+        assert_eq!(joined, key);
+    }
+
+    #[test]
+    fn a_hint_beyond_the_limit_allocates_only_the_limit() {
+        let g = Growing::new(Some(u64::MAX), 1 << 10);
+        assert_eq!(g.buf.capacity(), 1 << 10);
+        let g = Growing::new(Some(3), 1 << 10);
+        assert_eq!(g.buf.capacity(), 3);
+        let g = Growing::new(None, 1 << 10);
+        assert_eq!(g.buf.capacity(), 0);
+    }
+}
