@@ -16,8 +16,8 @@ Brief overview:
 - [`StreamWriter`] / [`StreamReader`]: the single-file form (header, records,
   footer) used for export, backup and the offline checker.
 - [`Chunker`] / [`split_entry`] / [`EntryChunker`] and [`Assembler`]:
-  bounded-size chunk records for large values, and their reassembly with
-  ordering checks.
+  bounded-size chunk records for large entries (keys and single elements
+  larger than a chunk included), and their reassembly with ordering checks.
 - [`Limits`]: caps that keep hostile input from allocating without bound.
 
 The byte-level format is specified in `docs/snapshot-format.md`.
