@@ -30,6 +30,15 @@ pub(crate) const TAG_SET: u32 = 11;
 pub(crate) const TAG_SORTED_SET: u32 = 12;
 pub(crate) const VALUE_TAGS: std::ops::RangeInclusive<u32> = 8..=63;
 
+// Field numbers of `Chunk`; 3..=7 were added in format version 2.
+const CHUNK_INDEX: u32 = 1;
+const CHUNK_LAST: u32 = 2;
+const CHUNK_CONTINUES: u32 = 3;
+const CHUNK_KEY_CONTINUES: u32 = 4;
+const CHUNK_KEY_LEN: u32 = 5;
+const CHUNK_STRING_LEN: u32 = 6;
+const CHUNK_ELEMENT_LEN: u32 = 7;
+
 const WT_VARINT: u8 = 0;
 const WT_I64: u8 = 1;
 const WT_LEN: u8 = 2;
@@ -245,7 +254,17 @@ fn chunk_body_len(chunk: &Chunk) -> usize {
     } else {
         1 + varint_len(u64::from(chunk.index))
     };
-    index + if chunk.last { 2 } else { 0 }
+    let flags = [chunk.last, chunk.continues, chunk.key_continues]
+        .iter()
+        .filter(|&&set| set)
+        .count()
+        * 2;
+    let hints: usize = [chunk.key_len, chunk.string_len, chunk.element_len]
+        .iter()
+        .flatten()
+        .map(|&n| 1 + varint_len(n))
+        .sum();
+    index + flags + hints
 }
 
 fn payload_len(record: &Record, limits: &Limits) -> Result<usize> {
@@ -318,12 +337,28 @@ fn write_payload(record: &Record, dst: &mut Vec<u8>) {
         put_key(dst, TAG_CHUNK, WT_LEN);
         put_varint(dst, chunk_body_len(chunk) as u64);
         if chunk.index != 0 {
-            put_key(dst, 1, WT_VARINT);
+            put_key(dst, CHUNK_INDEX, WT_VARINT);
             put_varint(dst, u64::from(chunk.index));
         }
-        if chunk.last {
-            put_key(dst, 2, WT_VARINT);
-            dst.push(1);
+        for (tag, set) in [
+            (CHUNK_LAST, chunk.last),
+            (CHUNK_CONTINUES, chunk.continues),
+            (CHUNK_KEY_CONTINUES, chunk.key_continues),
+        ] {
+            if set {
+                put_key(dst, tag, WT_VARINT);
+                dst.push(1);
+            }
+        }
+        for (tag, hint) in [
+            (CHUNK_KEY_LEN, chunk.key_len),
+            (CHUNK_STRING_LEN, chunk.string_len),
+            (CHUNK_ELEMENT_LEN, chunk.element_len),
+        ] {
+            if let Some(n) = hint {
+                put_key(dst, tag, WT_VARINT);
+                put_varint(dst, n);
+            }
         }
     }
     let (body, _) = value_body_len(&record.value);
@@ -572,25 +607,36 @@ pub(crate) fn decode_payload(
 }
 
 fn decode_chunk(mut c: Cursor<'_>) -> Result<Chunk> {
-    let mut chunk = Chunk {
-        index: 0,
-        last: false,
-    };
+    let mut chunk = Chunk::new(0, false);
     while !c.at_end() {
         let (tag, wt) = c.key()?;
         match tag {
-            1 => {
+            CHUNK_INDEX => {
                 c.expect(wt, WT_VARINT)?;
                 chunk.index = u32::try_from(c.varint()?)
                     .map_err(|_| c.malformed("chunk index exceeds u32"))?;
             }
-            2 => {
+            CHUNK_LAST | CHUNK_CONTINUES | CHUNK_KEY_CONTINUES => {
                 c.expect(wt, WT_VARINT)?;
-                chunk.last = match c.varint()? {
+                let set = match c.varint()? {
                     0 => false,
                     1 => true,
                     _ => return Err(c.malformed("bool is neither 0 nor 1")),
                 };
+                match tag {
+                    CHUNK_LAST => chunk.last = set,
+                    CHUNK_CONTINUES => chunk.continues = set,
+                    _ => chunk.key_continues = set,
+                }
+            }
+            CHUNK_KEY_LEN | CHUNK_STRING_LEN | CHUNK_ELEMENT_LEN => {
+                c.expect(wt, WT_VARINT)?;
+                let n = Some(c.varint()?);
+                match tag {
+                    CHUNK_KEY_LEN => chunk.key_len = n,
+                    CHUNK_STRING_LEN => chunk.string_len = n,
+                    _ => chunk.element_len = n,
+                }
             }
             _ => c.skip(wt)?,
         }

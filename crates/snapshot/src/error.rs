@@ -175,13 +175,55 @@ pub enum ChunkError {
         last_index: u32,
     },
     /// A chunk belongs to a different key, database, expiry or value type
-    /// than the chunks before it.
+    /// than the chunks before it, or a sorted-set member's fragments carry
+    /// different scores (`field` is `"score"`).
     #[error("chunk {index} does not match the entry being assembled ({field} differs)")]
     Mismatch {
         /// The chunk's index.
         index: u32,
         /// Which field differs.
         field: &'static str,
+    },
+    /// An element continuation is misused: set on the last chunk, on a
+    /// string, on a chunk without elements, not followed by the continued
+    /// element, or a hash field fragment after the pair's value began.
+    #[error("chunk {index}: bad element continuation: {reason}")]
+    Continuation {
+        /// The chunk's index.
+        index: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A key fragment is misused: on the last chunk, with value data, or
+    /// after the key was complete.
+    #[error("chunk {index}: bad key fragment: {reason}")]
+    KeyFragment {
+        /// The chunk's index.
+        index: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A length hint where the format has none (`key_len` without a split
+    /// key or after chunk 0, `string_len` on a non-string or after chunk 0,
+    /// `element_len` where no element begins to continue).
+    #[error("chunk {index}: {field} is not allowed here")]
+    Misplaced {
+        /// The chunk's index.
+        index: u32,
+        /// The hint's field name.
+        field: &'static str,
+    },
+    /// A key, string or element differs in length from its length hint.
+    #[error("chunk {index}: {what} of {found} bytes where its length hint says {expected}")]
+    LengthMismatch {
+        /// The chunk where the difference showed.
+        index: u32,
+        /// `"key"`, `"string"` or `"element"`.
+        what: &'static str,
+        /// The hint.
+        expected: u64,
+        /// The bytes found (so far, when they already exceed the hint).
+        found: u64,
     },
 }
 

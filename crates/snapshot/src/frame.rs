@@ -5,7 +5,15 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 writes a chunked entry's key once and splits keys and single
+/// elements larger than a chunk (see [`Chunk`](crate::Chunk)). It reads
+/// version 1 too: a version-1 record is a valid version-2 record, and the
+/// [`Assembler`](crate::Assembler) accepts version 1's key in every chunk.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Magic bytes opening a [`Header`].
 pub const HEADER_MAGIC: [u8; 8] = *b"CAIRNSNP";
@@ -58,8 +66,8 @@ impl Header {
     ///
     /// [`Error::Truncated`] if shorter, [`Error::Malformed`] if longer,
     /// [`Error::BadMagic`], [`Error::ChecksumMismatch`], and
-    /// [`Error::UnsupportedVersion`] for a version 0 or newer than
-    /// [`FORMAT_VERSION`].
+    /// [`Error::UnsupportedVersion`] for a version older than
+    /// [`OLDEST_FORMAT_VERSION`] (i.e. 0) or newer than [`FORMAT_VERSION`].
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let b = exact::<HEADER_LEN>(bytes, "header")?;
         let (body, crc) = b.split_at(HEADER_LEN - 4);
@@ -71,7 +79,7 @@ impl Header {
         }
         check_crc(body, crc)?;
         let format_version = u32::from_le_bytes(array(body, 8));
-        if format_version == 0 || format_version > FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format_version) {
             return Err(Error::UnsupportedVersion {
                 found: format_version,
                 supported: FORMAT_VERSION,

@@ -16,8 +16,8 @@ Brief overview:
 - [`StreamWriter`] / [`StreamReader`]: the single-file form (header, records,
   footer) used for export, backup and the offline checker.
 - [`Chunker`] / [`split_entry`] / [`EntryChunker`] and [`Assembler`]:
-  bounded-size chunk records for large values, and their reassembly with
-  ordering checks.
+  bounded-size chunk records for large entries (keys and single elements
+  larger than a chunk included), and their reassembly with ordering checks.
 - [`Limits`]: caps that keep hostile input from allocating without bound.
 
 The byte-level format is specified in `docs/snapshot-format.md`.
@@ -44,7 +44,8 @@ assert!(matches!(decode_record(&framed), Err(cairn_snapshot::Error::ChecksumMism
 
 pub use crate::{
     chunk::{
-        Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, EntryChunker, split_entry,
+        Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, DEFAULT_PREALLOC_LIMIT,
+        EntryChunker, split_entry,
     },
     codec::{
         FRAME_OVERHEAD, decode_record, decode_record_shared, decode_record_with, encode_record,
@@ -53,7 +54,7 @@ pub use crate::{
     error::{ChunkError, Error, Result},
     frame::{
         Digest, FOOTER_LEN, FOOTER_MAGIC, FOOTER_MARKER, FORMAT_VERSION, Footer, HEADER_LEN,
-        HEADER_MAGIC, Header,
+        HEADER_MAGIC, Header, OLDEST_FORMAT_VERSION,
     },
     model::{Chunk, Limits, Record, Value, ValueKind},
     stream::{StreamReader, StreamWriter},

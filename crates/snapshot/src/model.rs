@@ -11,7 +11,8 @@ use bytes::Bytes;
 pub struct Record {
     /// Database index (`SELECT n`).
     pub db: u32,
-    /// The key, any bytes, any length (including empty).
+    /// The key, any bytes, any length (including empty). Empty on the chunk
+    /// records of an entry after the one(s) holding its key (see [`Chunk`]).
     pub key: Bytes,
     /// Absolute expiry in unix milliseconds, or `None` for a key without TTL.
     /// Any `i64` round-trips, including 0 and negative values.
@@ -43,19 +44,69 @@ impl Record {
     }
 }
 
-/// Position of a chunk record inside its entry.
+/// Position of a chunk record inside its entry, and how its key and last
+/// element continue into the next chunk.
 ///
-/// The chunks of one entry are consecutive records with the same `db`, `key`,
+/// The chunks of one entry are consecutive records with the same `db`,
 /// `expires_at_ms` and value type, numbered from 0; the last one has
-/// `last == true`. Each chunk's value is a valid value of the entry's type
-/// (a byte range of a string, a run of elements of a collection), so a loader
-/// may apply chunks one by one instead of assembling them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `last == true`. The key is written once, in the first chunk (or split
+/// across the first chunks when it is larger than a chunk, see
+/// [`key_continues`](Self::key_continues)); later chunks carry an empty key.
+/// (Format version 1 repeated the key in every chunk; the
+/// [`Assembler`](crate::Assembler) still accepts that.) Each chunk's value
+/// is a value of the entry's type holding the next part of it: a byte range
+/// of a string, or a run of elements of a collection, whose last element may
+/// be the beginning of an element finished in the next chunk (see
+/// [`continues`](Self::continues)).
+///
+/// The `*_len` fields are length hints that let a reader allocate a split
+/// item's buffer once; the [`Assembler`](crate::Assembler) checks each
+/// against the bytes that actually arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct Chunk {
     /// 0-based index of this chunk in its entry.
     pub index: u32,
     /// True on the final chunk of the entry.
     pub last: bool,
+    /// This chunk's last element is incomplete: the next chunk's first
+    /// element continues it, and the two are one element whose bytes are
+    /// concatenated (hash pairs: field with field, value with value; sorted
+    /// sets: member with member, the score repeated in each part). Never set
+    /// on a string (strings are byte ranges anyway) or on the last chunk.
+    /// Format version 2.
+    pub continues: bool,
+    /// This chunk's key is a fragment that the next chunk's key continues;
+    /// such a chunk holds no value data (an empty value of the entry's
+    /// type). The key is complete at the first chunk without this flag.
+    /// Never set on the last chunk. Format version 2.
+    pub key_continues: bool,
+    /// On chunk 0 of an entry whose key is split: the key's total length.
+    /// Format version 2.
+    pub key_len: Option<u64>,
+    /// On chunk 0 of a string entry: the string's total length. Format
+    /// version 2.
+    pub string_len: Option<u64>,
+    /// On a chunk with [`continues`](Self::continues) whose last element
+    /// begins in it: that element's total length in bytes (hash pair: field
+    /// plus value). Format version 2.
+    pub element_len: Option<u64>,
+}
+
+impl Chunk {
+    /// Chunk `index` of an entry, the last one when `last`; no continuation,
+    /// no hints (a chunk as format version 1 wrote it).
+    pub const fn new(index: u32, last: bool) -> Self {
+        Chunk {
+            index,
+            last,
+            continues: false,
+            key_continues: false,
+            key_len: None,
+            string_len: None,
+            element_len: None,
+        }
+    }
 }
 
 /// A value of one of the Redis data types.

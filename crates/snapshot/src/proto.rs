@@ -21,7 +21,15 @@
 //!     SortedSet sorted_set = 12;
 //!   }
 //! }
-//! message Chunk { uint32 index = 1; bool last = 2; }
+//! message Chunk {
+//!   uint32 index = 1;
+//!   bool last = 2;
+//!   bool continues = 3;              // version 2: last element continues in the next chunk
+//!   bool key_continues = 4;          // version 2: key continues in the next chunk
+//!   optional uint64 key_len = 5;     // version 2: chunk 0 of a split key
+//!   optional uint64 string_len = 6;  // version 2: chunk 0 of a string
+//!   optional uint64 element_len = 7; // version 2: with continues, where the element begins
+//! }
 //! message List { repeated bytes items = 1; }
 //! message Hash { repeated bytes fields = 1; repeated bytes values = 2; }
 //! message Set { repeated bytes members = 1; }
@@ -50,7 +58,7 @@ pub struct Record {
     pub value: Option<ValueKind>,
 }
 
-/// Position of a chunk in its entry.
+/// Position of a chunk in its entry; see [`crate::Chunk`].
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct Chunk {
     /// 0-based chunk index.
@@ -59,6 +67,21 @@ pub struct Chunk {
     /// True on the last chunk.
     #[prost(bool, tag = "2")]
     pub last: bool,
+    /// The last element continues in the next chunk's first element.
+    #[prost(bool, tag = "3")]
+    pub continues: bool,
+    /// The key continues in the next chunk's key.
+    #[prost(bool, tag = "4")]
+    pub key_continues: bool,
+    /// Total key length, on chunk 0 of a split key.
+    #[prost(uint64, optional, tag = "5")]
+    pub key_len: Option<u64>,
+    /// Total string length, on chunk 0 of a string.
+    #[prost(uint64, optional, tag = "6")]
+    pub string_len: Option<u64>,
+    /// Total length of the continuing element, where it begins.
+    #[prost(uint64, optional, tag = "7")]
+    pub element_len: Option<u64>,
 }
 
 /// The value oneof.
@@ -146,6 +169,11 @@ impl From<&crate::Record> for Record {
             chunk: r.chunk.map(|c| Chunk {
                 index: c.index,
                 last: c.last,
+                continues: c.continues,
+                key_continues: c.key_continues,
+                key_len: c.key_len,
+                string_len: c.string_len,
+                element_len: c.element_len,
             }),
             value: Some(value),
         }

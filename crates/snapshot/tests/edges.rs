@@ -213,17 +213,30 @@ fn unknown_value_types_are_typed_errors_and_skippable_in_streams() {
 fn headers_and_footers_check_themselves() {
     let h = Header::new(-5);
     assert_eq!(Header::decode(&h.encode()).unwrap(), h);
-    let mut future = h.encode();
-    future[8] = 2;
-    let crc = crc32fast::hash(&future[..20]);
-    future[20..].copy_from_slice(&crc.to_le_bytes());
-    assert!(matches!(
-        Header::decode(&future),
-        Err(Error::UnsupportedVersion {
-            found: 2,
-            supported: 1
-        })
-    ));
+    assert_eq!(h.format_version, 2);
+    let with_version = |v: u32| {
+        let mut b = h.encode();
+        b[8..12].copy_from_slice(&v.to_le_bytes());
+        let crc = crc32fast::hash(&b[..20]);
+        b[20..].copy_from_slice(&crc.to_le_bytes());
+        b
+    };
+    // Version 1 (keys repeated in every chunk, no split elements) is read.
+    assert_eq!(
+        Header::decode(&with_version(1)).unwrap(),
+        Header {
+            format_version: 1,
+            created_at_ms: -5
+        }
+    );
+    for v in [0, 3, u32::MAX] {
+        let err = Header::decode(&with_version(v)).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedVersion { found, supported: 2 } if found == v),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("unsupported format version"));
+    }
     assert!(matches!(
         Header::decode(b"REDIS0011..............."),
         Err(Error::BadMagic { what: "header", .. })
@@ -281,14 +294,18 @@ fn digest_depends_on_order_and_count() {
 
 fn chunks(kind: u8) -> Vec<Record> {
     let value = match kind {
-        0 => Value::String(Bytes::from(vec![7u8; 10])),
+        0 => Value::String(Bytes::from(vec![7u8; 20])),
         _ => Value::List((0..10u8).map(|i| Bytes::from(vec![i])).collect()),
     };
     let chunks: Vec<Record> = Chunker::new()
-        .target_bytes(3)
+        .target_bytes(6)
         .split(Record::new(1, "big", value))
         .collect();
     assert!(chunks.len() >= 4);
+    assert!(
+        chunks[1..].iter().all(|c| c.key.is_empty()),
+        "key written once"
+    );
     chunks
 }
 
@@ -318,7 +335,7 @@ fn assembler_reports_bad_sequences() {
         let good =
             assemble([vec![whole.clone()], c.clone(), vec![whole.clone()]].concat()).unwrap();
         assert_eq!(good.len(), 3);
-        assert_eq!(good[1].value.len(), 10);
+        assert_eq!(good[1].value.len(), if kind == 0 { 20 } else { 10 });
         assert_eq!(good[1].chunk, None);
 
         let mut swapped = c.clone();
@@ -412,21 +429,13 @@ fn assembler_reports_bad_sequences() {
             );
         }
 
-        // check() validates the same way without assembling.
+        // The assembler is idle again after each complete entry.
         let mut a = Assembler::new();
-        for r in &c {
-            assert_eq!(&a.check(r.clone()).unwrap(), r);
+        for (i, r) in c.iter().enumerate() {
+            let out = a.push(r.clone()).unwrap();
+            assert_eq!(out.is_some(), i + 1 == n);
+            assert_eq!(a.is_idle(), i + 1 == n);
         }
-        assert!(a.is_idle());
-        let mut a = Assembler::new();
-        a.check(c[0].clone()).unwrap();
-        assert!(matches!(
-            a.check(c[2].clone()),
-            Err(Error::Chunk {
-                kind: ChunkError::OutOfOrder { .. },
-                ..
-            })
-        ));
     }
 }
 
@@ -437,10 +446,7 @@ fn a_single_chunk_entry_assembles_to_itself() {
         "k",
         Value::Hash(vec![(Bytes::from("f"), Bytes::from("v"))]),
     );
-    r.chunk = Some(Chunk {
-        index: 0,
-        last: true,
-    });
+    r.chunk = Some(Chunk::new(0, true));
     let out = assemble(vec![r.clone()]).unwrap();
     r.chunk = None;
     assert_eq!(out, vec![r]);

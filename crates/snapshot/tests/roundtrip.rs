@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use cairn_snapshot::{
-    Assembler, Chunker, Header, Limits, Record, StreamReader, StreamWriter, Value, decode_record,
-    decode_record_shared, encode_record, framed_len, proto,
+    Assembler, Chunk, Chunker, Header, Limits, Record, StreamReader, StreamWriter, Value,
+    decode_record, decode_record_shared, encode_record, framed_len, proto,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -51,9 +51,17 @@ fn value(max_len: usize, max_item: usize) -> impl Strategy<Value = Value> {
 }
 
 fn record(max_len: usize, max_item: usize) -> impl Strategy<Value = Record> {
+    record_with_key(max_len, max_item, 24)
+}
+
+fn record_with_key(
+    max_len: usize,
+    max_item: usize,
+    max_key: usize,
+) -> impl Strategy<Value = Record> {
     (
         prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()],
-        bytes(24),
+        bytes(max_key),
         expiry(),
         value(max_len, max_item),
     )
@@ -64,6 +72,36 @@ fn record(max_len: usize, max_item: usize) -> impl Strategy<Value = Record> {
             value,
             chunk: None,
         })
+}
+
+fn hint() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(0)),
+        Just(Some(u64::MAX)),
+        any::<u64>().prop_map(Some)
+    ]
+}
+
+/// Any chunk position, flags and hints, including ones the assembler
+/// refuses: the codec carries them all.
+fn chunk() -> impl Strategy<Value = Chunk> {
+    (
+        prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()],
+        any::<[bool; 3]>(),
+        [hint(), hint(), hint()],
+    )
+        .prop_map(
+            |(index, [last, continues, key_continues], [key_len, string_len, element_len])| {
+                let mut c = Chunk::new(index, last);
+                c.continues = continues;
+                c.key_continues = key_continues;
+                c.key_len = key_len;
+                c.string_len = string_len;
+                c.element_len = element_len;
+                c
+            },
+        )
 }
 
 /// Equality that tells -0.0 from 0.0 (`PartialEq` on f64 does not).
@@ -97,8 +135,8 @@ proptest! {
     /// Our payload is byte for byte what prost writes for the schema, and
     /// prost reads it back to the same message.
     #[test]
-    fn payload_matches_prost(mut r in record(8, 8), chunk in prop::option::of((any::<u32>(), any::<bool>()))) {
-        r.chunk = chunk.map(|(index, last)| cairn_snapshot::Chunk { index, last });
+    fn payload_matches_prost(mut r in record(8, 8), chunk in prop::option::of(chunk())) {
+        r.chunk = chunk;
         let mut framed = Vec::new();
         encode_record(&r, &mut framed).unwrap();
         let payload = &framed[4..framed.len() - 4];
@@ -125,12 +163,13 @@ proptest! {
         }
     }
 
-    /// Big collections with a small chunk target give many chunks, each
-    /// within its bounds, numbered in order, and together holding exactly
-    /// the entry's elements.
+    /// Big entries with a small chunk target give many chunks, each within
+    /// its bounds, numbered in order, the key written once, and together
+    /// holding exactly the entry's key and elements (joined by hand here,
+    /// independently of the assembler).
     #[test]
     fn chunks_respect_their_bounds(
-        r in record(300, 40),
+        r in record_with_key(300, 40, 80),
         target in 1usize..2048,
         max_elements in 1usize..64,
     ) {
@@ -139,32 +178,120 @@ proptest! {
         prop_assert!(!chunks.is_empty());
         if chunks.len() == 1 && chunks[0].chunk.is_none() {
             prop_assert!(same(&chunks[0], &r));
-            match &r.value {
-                Value::String(b) => prop_assert!(b.len() <= target),
-                v => prop_assert!(v.len() <= max_elements),
-            }
-        } else {
-            // Chunked only when needed.
-            match &r.value {
-                Value::String(b) => prop_assert!(b.len() > target),
-                v => prop_assert!(v.len() > max_elements || chunks.len() > 1),
-            }
-            let mut elements = 0;
-            for (i, c) in chunks.iter().enumerate() {
-                let info = c.chunk.unwrap();
-                prop_assert_eq!(info.index as usize, i);
-                prop_assert_eq!(info.last, i + 1 == chunks.len());
-                prop_assert_eq!((c.db, &c.key, c.expires_at_ms), (r.db, &r.key, r.expires_at_ms));
-                prop_assert_eq!(c.value.kind(), r.value.kind());
-                prop_assert!(!c.value.is_empty());
-                match &c.value {
-                    Value::String(b) => prop_assert!(b.len() <= target),
-                    v => prop_assert!(v.len() <= max_elements),
-                }
-                elements += c.value.len();
-            }
-            prop_assert_eq!(elements, r.value.len());
+            prop_assert!(r.value.len() <= max_elements || matches!(r.value, Value::String(_)));
+            return Ok(());
         }
+        let content = |c: &Record| c.key.len() + encoded_value_size(&c.value);
+        // Chunked only when needed.
+        prop_assert!(content(&r) > target || r.value.len() > max_elements);
+        let mut key = Vec::new();
+        let mut key_done = false;
+        let mut joined = Joined::new(&r.value);
+        for (i, c) in chunks.iter().enumerate() {
+            let info = c.chunk.unwrap();
+            prop_assert_eq!(info.index as usize, i);
+            prop_assert_eq!(info.last, i + 1 == chunks.len());
+            prop_assert_eq!((c.db, c.expires_at_ms), (r.db, r.expires_at_ms));
+            prop_assert_eq!(c.value.kind(), r.value.kind());
+            if key_done {
+                prop_assert!(c.key.is_empty(), "key repeated in chunk {i}");
+            } else {
+                key.extend_from_slice(&c.key);
+                key_done = !info.key_continues;
+            }
+            prop_assert!(!info.key_continues || (c.value.is_empty() && c.key.len() == target));
+            // Within the target, except the one element or byte a target
+            // smaller than an element's framing must still let through.
+            prop_assert!(
+                content(c) <= target || (c.key.is_empty() && c.value.len() == 1 && content(c) <= 11),
+                "chunk {i} holds {} bytes, target {target}", content(c)
+            );
+            prop_assert!(framed_len(c).unwrap() <= target.max(11) + 100);
+            if !matches!(c.value, Value::String(_)) {
+                prop_assert!(c.value.len() <= max_elements);
+            }
+            joined.add(c);
+        }
+        prop_assert_eq!(&key[..], &r.key[..]);
+        prop_assert!(joined.finish() == r.value, "joined value differs");
+    }
+}
+
+/// Encoded size of a value's elements, as the chunker counts it.
+fn encoded_value_size(v: &Value) -> usize {
+    let field = |n: usize| 1 + (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7) + n;
+    match v {
+        Value::String(b) => b.len(),
+        Value::List(v) | Value::Set(v) => v.iter().map(|b| field(b.len())).sum(),
+        Value::Hash(v) => v.iter().map(|(f, x)| field(f.len()) + field(x.len())).sum(),
+        Value::SortedSet(v) => v.iter().map(|(m, _)| field(m.len()) + 8).sum(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Joins chunk values by the format's rules, independently of
+/// [`Assembler`]: strings concatenate; a chunk flagged `continues` has its
+/// last element joined with the next chunk's first.
+struct Joined {
+    value: Value,
+    open: bool,
+}
+
+impl Joined {
+    fn new(like: &Value) -> Self {
+        let value = match like {
+            Value::String(_) => Value::String(Bytes::new()),
+            Value::List(_) => Value::List(vec![]),
+            Value::Set(_) => Value::Set(vec![]),
+            Value::Hash(_) => Value::Hash(vec![]),
+            Value::SortedSet(_) => Value::SortedSet(vec![]),
+            other => panic!("unexpected {other:?}"),
+        };
+        Joined { value, open: false }
+    }
+
+    fn add(&mut self, c: &Record) {
+        let cat = |a: &Bytes, b: &Bytes| Bytes::from([&a[..], &b[..]].concat());
+        let open = self.open;
+        self.open = c.chunk.is_some_and(|c| c.continues);
+        match (&mut self.value, &c.value) {
+            (Value::String(a), Value::String(b)) => *a = cat(a, b),
+            (Value::List(a), Value::List(b)) | (Value::Set(a), Value::Set(b)) => {
+                let mut b = b.iter();
+                if open {
+                    let (last, first) = (a.pop().unwrap(), b.next().unwrap());
+                    a.push(cat(&last, first));
+                }
+                a.extend(b.cloned());
+            }
+            (Value::Hash(a), Value::Hash(b)) => {
+                let mut b = b.iter();
+                if open {
+                    let ((f, v), (g, w)) = (a.pop().unwrap(), b.next().unwrap());
+                    a.push((cat(&f, g), cat(&v, w)));
+                }
+                a.extend(b.cloned());
+            }
+            (Value::SortedSet(a), Value::SortedSet(b)) => {
+                let mut b = b.iter();
+                if open {
+                    let ((m, s), (n, t)) = (a.pop().unwrap(), b.next().unwrap());
+                    assert_eq!(
+                        s.to_bits(),
+                        t.to_bits(),
+                        "fragments of one member disagree on its score"
+                    );
+                    a.push((cat(&m, n), s));
+                }
+                a.extend(b.cloned());
+            }
+            (a, b) => panic!("{a:?} and {b:?} differ in type"),
+        }
+    }
+
+    fn finish(self) -> Value {
+        assert!(!self.open, "the last chunk continues");
+        self.value
     }
 }
 
@@ -194,7 +321,7 @@ proptest! {
 
     #[test]
     fn assembled_entries_equal_originals(
-        records in prop::collection::vec(record(200, 30), 0..10),
+        records in prop::collection::vec(record_with_key(200, 30, 64), 0..10),
         target in 1usize..1024,
         max_elements in 1usize..50,
     ) {
@@ -312,7 +439,7 @@ proptest! {
     /// the whole entry.
     #[test]
     fn entry_chunker_matches_split(
-        r in record(120, 30).prop_filter("collections", |r| !matches!(r.value, Value::String(_))),
+        r in record_with_key(120, 60, 80).prop_filter("collections", |r| !matches!(r.value, Value::String(_))),
         target in 1usize..1024,
         max_elements in 1usize..40,
     ) {
@@ -323,23 +450,23 @@ proptest! {
         match r.value {
             Value::List(items) => {
                 let mut e = chunker.list(db, key, exp);
-                got.extend(items.into_iter().filter_map(|i| e.push(i)));
-                got.push(e.finish());
+                got.extend(items.into_iter().flat_map(|i| e.push(i)));
+                got.extend(e.finish());
             }
             Value::Set(items) => {
                 let mut e = chunker.set(db, key, exp);
-                got.extend(items.into_iter().filter_map(|i| e.push(i)));
-                got.push(e.finish());
+                got.extend(items.into_iter().flat_map(|i| e.push(i)));
+                got.extend(e.finish());
             }
             Value::Hash(pairs) => {
                 let mut e = chunker.hash(db, key, exp);
-                got.extend(pairs.into_iter().filter_map(|p| e.push(p)));
-                got.push(e.finish());
+                got.extend(pairs.into_iter().flat_map(|p| e.push(p)));
+                got.extend(e.finish());
             }
             Value::SortedSet(pairs) => {
                 let mut e = chunker.sorted_set(db, key, exp);
-                got.extend(pairs.into_iter().filter_map(|p| e.push(p)));
-                got.push(e.finish());
+                got.extend(pairs.into_iter().flat_map(|p| e.push(p)));
+                got.extend(e.finish());
             }
             other => prop_assert!(false, "unexpected {other:?}"),
         }
