@@ -45,10 +45,14 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
 /// Every byte kept is copied out of the record: the store hands out slices
 /// of a buffer shared by many records, and a kept slice would pin it all.
 pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
-    let own = |b: Bytes| Bytes::copy_from_slice(&b);
+    // A slice of a shared page is copied out; a buffer the assembler built
+    // for a large string or element (nothing else holds it) is taken over
+    // without a copy, so a 500 MB value is not held twice while loading.
+    let own = |b: Bytes| Bytes::from(Vec::<u8>::from(b));
     let value = match record.value {
         // `Value::string` keeps a canonical integer as a number, as SET does.
-        RecValue::String(b) => Value::string(&b),
+        RecValue::String(b) if b.len() <= MAX_INT_TEXT => Value::string(&b),
+        RecValue::String(b) => Value::Str(Vec::<u8>::from(b).into_boxed_slice()),
         RecValue::List(v) if !v.is_empty() => {
             Value::List(Arc::new(v.into_iter().map(own).collect::<VecDeque<_>>()))
         }
@@ -78,6 +82,10 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
         value,
     })
 }
+
+/// The longest text a canonical `i64` can have ("-9223372036854775808");
+/// longer strings are never numbers.
+const MAX_INT_TEXT: usize = 20;
 
 /// Entries handed to the keyspace per bulk load call.
 const LOAD_BATCH: usize = 4096;

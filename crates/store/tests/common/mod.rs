@@ -123,10 +123,7 @@ pub fn chunked(tag: u8) -> Vec<Record> {
                 Bytes::from("big"),
                 Value::String(Bytes::from(vec![tag; 1000])),
             );
-            r.chunk = Some(Chunk {
-                index: i,
-                last: i == 2,
-            });
+            r.chunk = Some(Chunk::new(i, i == 2));
             r
         })
         .collect()
