@@ -37,7 +37,7 @@
 //!     }
 //! }
 //! let mut sink = Collect(Vec::new());
-//! let report = store.load(&mut sink, LoadPolicy::Refuse)?;
+//! let report = store.load(&mut sink, LoadPolicy::Fallback)?;
 //! assert_eq!(report.generation, Some(committed.generation));
 //! assert_eq!(&sink.0[0].key[..], b"greeting");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -46,18 +46,26 @@
 #![deny(missing_docs)]
 
 pub use crate::{
-    error::{Damage, Error, Result, SinkError},
+    error::{Corruption, Damage, Error, Result, SinkError},
     load::LoadSink,
     pointer::GenerationMeta,
-    store::{FailedGeneration, LoadPolicy, LoadReport, Store, StoreBuilder},
+    quarantine::QuarantineInfo,
+    store::{
+        DEFAULT_QUARANTINE_RETAIN, DiskUsage, FailedGeneration, LoadPolicy, LoadReport, Store,
+        StoreBuilder,
+    },
     writer::{Committed, Writer},
 };
 
 mod error;
+mod fault;
 mod layout;
 mod load;
 mod manifest;
 mod pointer;
+mod quarantine;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod validate;
 mod writer;

@@ -32,9 +32,11 @@ impl LoadSink for Collect {
     }
 }
 
+/// Loads under [`LoadPolicy::Fallback`] (the server's default), which must
+/// succeed.
 pub fn load(store: &Store) -> (LoadReport, Collect) {
     let mut sink = Collect::default();
-    let report = store.load(&mut sink, LoadPolicy::Refuse).unwrap();
+    let report = store.load(&mut sink, LoadPolicy::Fallback).unwrap();
     (report, sink)
 }
 
