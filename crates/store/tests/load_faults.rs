@@ -282,8 +282,24 @@ impl Drop for FaultyFile {
         {
             eprintln!("{e}");
         }
+        // Whatever is still mounted from the device (the bind mount moves
+        // with its directory if a broken build of the store quarantined the
+        // generation), newest first, so the device can go.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for line in mounts.lines().rev() {
+            let mut fields = line.split_whitespace();
+            if fields.next() == Some(self.loop_dev.as_str())
+                && let Some(point) = fields.next()
+                && let Err(e) = sh(&["umount", point])
+            {
+                eprintln!("{e}");
+            }
+        }
         if let Err(e) = sh(&["losetup", "-d", &self.loop_dev]) {
-            eprintln!("{e}");
+            // Gone already when the last unmount released it (autoclear).
+            if !e.contains("No such device") {
+                eprintln!("{e}");
+            }
         }
     }
 }
