@@ -715,11 +715,13 @@ pub fn read_generation(
         .context("generation number")?;
     copy_tree(gen_dir, &scratch.join(name))?;
     // Without CURRENT the store considers every sealed generation, and this
-    // copy has only one.
+    // copy has only one. `Fallback`, because `Refuse` refuses a directory
+    // whose CURRENT is missing; a damaged copy still fails (nothing else to
+    // fall back to).
     let store = cairn_store::Store::open(scratch).context("opening the copy")?;
     let mut sink = Records(Vec::new());
     let report = store
-        .load(&mut sink, cairn_store::LoadPolicy::Refuse)
+        .load(&mut sink, cairn_store::LoadPolicy::Fallback)
         .context("loading the copy")?;
     anyhow::ensure!(
         report.generation == Some(want),

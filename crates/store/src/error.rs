@@ -81,6 +81,34 @@ impl std::fmt::Display for Damage {
     }
 }
 
+/// What [`LoadPolicy::Refuse`](crate::LoadPolicy::Refuse) found damaged
+/// (see [`Error::Refused`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// `CURRENT` is unreadable (bad length, magic or checksum), or it is
+    /// missing while sealed generations exist.
+    Current(String),
+    /// The generation `CURRENT` names failed verification.
+    Generation {
+        /// Its number.
+        generation: u64,
+        /// What was wrong.
+        damage: Damage,
+    },
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Corruption::Current(why) => write!(f, "CURRENT is damaged ({why})"),
+            Corruption::Generation { generation, damage } => {
+                write!(f, "generation {generation} is damaged ({damage})")
+            }
+        }
+    }
+}
+
 /// Errors returned by the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -94,7 +122,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// fjall failed while writing a generation.
+    /// fjall failed while writing a generation, or failed while reading
+    /// one for a reason that is not proof of damage (for example its
+    /// database lock is held elsewhere).
     #[error("cairn store: fjall error in {path}: {source}")]
     Fjall {
         /// The generation's database directory.
@@ -119,7 +149,7 @@ pub enum Error {
     #[error("cairn store: a snapshot write is already in progress")]
     Busy,
     /// No committed generation passed verification and the policy was
-    /// [`LoadPolicy::Refuse`](crate::LoadPolicy::Refuse).
+    /// [`LoadPolicy::Fallback`](crate::LoadPolicy::Fallback).
     #[error(
         "cairn store: no valid generation in {dir} ({failures} failed \
          verification)"
@@ -130,9 +160,26 @@ pub enum Error {
         /// How many candidate generations were rejected.
         failures: usize,
     },
-    /// A freshly written generation failed verify-after-write; it was
-    /// quarantined and `CURRENT` was not switched.
-    #[error("cairn store: new generation {generation} failed verification: {damage}")]
+    /// Damage was found and the policy was
+    /// [`LoadPolicy::Refuse`](crate::LoadPolicy::Refuse): the load stopped
+    /// before changing anything in the data directory (nothing quarantined,
+    /// `CURRENT` and `VERIFIED` as they were), so every later load with
+    /// that policy refuses again until one with another policy runs.
+    #[error(
+        "cairn store: {corruption} in {dir}; nothing was changed (load \
+         policy refuse)"
+    )]
+    Refused {
+        /// The data directory.
+        dir: PathBuf,
+        /// What is damaged.
+        corruption: Corruption,
+    },
+    /// A generation that had to be good failed verification: a freshly
+    /// written one under verify-after-write (it was quarantined and
+    /// `CURRENT` was not switched), or the one given to
+    /// `testing::rewrite_generation`.
+    #[error("cairn store: generation {generation} failed verification: {damage}")]
     Damaged {
         /// The generation.
         generation: u64,

@@ -17,6 +17,13 @@ pub(crate) const MANIFEST: &str = "MANIFEST";
 pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
 /// The fjall database lives one level down, so fjall never sees `SEAL`.
 pub(crate) const DB: &str = "db";
+/// The one fjall keyspace of a generation.
+pub(crate) const KEYSPACE: &str = "records";
+/// fjall key of the header; pages of records use `1..=n`, so ingestion
+/// order is the stream order and no user key ever becomes a fjall key.
+pub(crate) const HEADER_KEY: u64 = 0;
+/// fjall key of the footer: sorts after every record.
+pub(crate) const FOOTER_KEY: u64 = u64::MAX;
 const GEN_PREFIX: &str = "gen-";
 const PARTIAL_SUFFIX: &str = ".partial";
 const DELETING_SUFFIX: &str = ".deleting";

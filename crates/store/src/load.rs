@@ -7,11 +7,11 @@ use cairn_snapshot::{Digest, Footer, Header, Limits, Record};
 use fjall::{Database, KeyspaceCreateOptions};
 
 use crate::error::{Damage, Error, SinkError};
-use crate::layout::{DB, MANIFEST, SEAL};
+use crate::fault::{self, Verdict};
+use crate::layout::{DB, FOOTER_KEY, HEADER_KEY, KEYSPACE, MANIFEST, SEAL};
 use crate::manifest;
 use crate::pointer::{GenerationMeta, Kind};
 use crate::validate;
-use crate::writer::{FOOTER_KEY, HEADER_KEY, KEYSPACE};
 
 /// fjall block cache while loading a generation.
 const LOAD_CACHE_BYTES: u64 = 2 * 1024 * 1024;
@@ -25,9 +25,17 @@ const PAGES_IN_FLIGHT: usize = 16;
 /// to back. Only the lengths are read here; CRCs are checked by the codec.
 /// Generations written before pages existed hold one record per value,
 /// which is a page of one.
-struct Frames {
+pub(crate) struct Frames {
     page: Bytes,
     at: usize,
+}
+
+impl Frames {
+    /// The framed records of one page.
+    #[cfg(feature = "testing")]
+    pub(crate) fn of(page: Bytes) -> Self {
+        Frames { page, at: 0 }
+    }
 }
 
 impl Iterator for Frames {
@@ -110,8 +118,8 @@ pub trait LoadSink {
 pub(crate) enum Failure {
     /// The generation is damaged: quarantine it and fall back.
     Damage(Damage),
-    /// Not the generation's fault (sink refused, read-only or exhausted
-    /// environment): stop loading and report.
+    /// Not the generation's fault (sink refused, any I/O error that does
+    /// not prove damage, see [`crate::fault`]): stop loading and report.
     Fatal(Error),
 }
 
@@ -121,64 +129,57 @@ impl From<Damage> for Failure {
     }
 }
 
-/// I/O errors that say something about the machine, not about the data:
-/// quarantining a generation because of them would punish good data.
-fn is_environmental(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::PermissionDenied
-            | K::ReadOnlyFilesystem
-            | K::StorageFull
-            | K::QuotaExceeded
-            | K::OutOfMemory
-            | K::ResourceBusy
-            | K::Interrupted
-    ) || too_many_files(e)
-}
-
-#[cfg(unix)]
-fn too_many_files(e: &std::io::Error) -> bool {
-    // ENFILE, EMFILE: the same numbers on Linux and macOS.
-    matches!(e.raw_os_error(), Some(23 | 24))
-}
-
-#[cfg(not(unix))]
-fn too_many_files(_: &std::io::Error) -> bool {
-    false
-}
-
-fn environmental(e: &fjall::Error) -> Option<&std::io::Error> {
-    match e {
-        fjall::Error::Io(io) | fjall::Error::Storage(fjall::LsmError::Io(io))
-            if is_environmental(io) =>
-        {
-            Some(io)
+impl Failure {
+    /// An I/O error on `path`: damage (described by `damage`) only when the
+    /// error proves the content wrong, see [`crate::fault`].
+    pub(crate) fn io(
+        path: &Path,
+        e: std::io::Error,
+        damage: impl FnOnce(&std::io::Error) -> Damage,
+    ) -> Self {
+        match fault::io_verdict(&e) {
+            Verdict::Damage => Failure::Damage(damage(&e)),
+            Verdict::Transient | Verdict::Fatal => Failure::Fatal(Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
         }
-        _ => None,
+    }
+
+    /// A fjall error while opening or reading the database at `db_path`.
+    fn fjall(db_path: &Path, e: fjall::Error) -> Self {
+        if fault::fjall_verdict(&e) == Verdict::Damage {
+            return Failure::Damage(Damage::Fjall(e.to_string()));
+        }
+        match e {
+            fjall::Error::Io(source) | fjall::Error::Storage(fjall::LsmError::Io(source)) => {
+                Failure::Fatal(Error::Io {
+                    path: db_path.to_path_buf(),
+                    source,
+                })
+            }
+            source => Failure::Fatal(Error::Fjall {
+                path: db_path.to_path_buf(),
+                source,
+            }),
+        }
     }
 }
 
-fn classify(db_path: &Path, e: fjall::Error) -> Failure {
-    if let Some(io) = environmental(&e) {
-        return Failure::Fatal(Error::Io {
-            path: db_path.to_path_buf(),
-            source: std::io::Error::new(io.kind(), e.to_string()),
-        });
-    }
-    Failure::Damage(Damage::Fjall(e.to_string()))
+/// Reads a whole small file, retrying transient errors.
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    fault::retry_io(path, || std::fs::read(path))
 }
 
 pub(crate) fn read_seal(gen_dir: &Path) -> Result<GenerationMeta, Failure> {
     let path = gen_dir.join(SEAL);
-    match std::fs::read(&path) {
+    match read_file(&path) {
         Ok(bytes) => GenerationMeta::decode(Kind::Seal, &bytes)
             .map_err(|why| Failure::Damage(Damage::Seal(why))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(Failure::Damage(Damage::Seal("missing".into())))
         }
-        Err(e) if is_environmental(&e) => Err(Failure::Fatal(Error::Io { path, source: e })),
-        Err(e) => Err(Failure::Damage(Damage::Seal(e.to_string()))),
+        Err(e) => Err(Failure::io(&path, e, |e| Damage::Seal(e.to_string()))),
     }
 }
 
@@ -195,8 +196,12 @@ pub(crate) fn verify_generation(
     expected: Option<&GenerationMeta>,
     sink: &mut dyn LoadSink,
 ) -> Result<GenerationMeta, Failure> {
-    if !gen_dir.is_dir() {
-        return Err(Damage::Missing.into());
+    match fault::retry_io(gen_dir, || std::fs::symlink_metadata(gen_dir)) {
+        Ok(md) if md.is_dir() => {}
+        // Something else under a generation's name: quarantined like any
+        // foreign entry (nothing else would ever move it).
+        Ok(_) => return Err(Damage::ForeignEntry(gen_dir.to_path_buf()).into()),
+        Err(e) => return Err(Failure::io(gen_dir, e, |_| Damage::Missing)),
     }
     let seal = read_seal(gen_dir)?;
     if seal.generation != generation {
@@ -218,24 +223,12 @@ pub(crate) fn verify_generation(
 
     let db_path = gen_dir.join(DB);
     let manifest_path = gen_dir.join(MANIFEST);
-    let manifest = match std::fs::read(&manifest_path) {
-        Ok(m) => m,
-        Err(e) if is_environmental(&e) => {
-            return Err(Failure::Fatal(Error::Io {
-                path: manifest_path,
-                source: e,
-            }));
-        }
-        Err(e) => return Err(Damage::Files(format!("MANIFEST: {e}")).into()),
-    };
-    match manifest::verify(&db_path, &manifest, &seal.files_digest) {
-        Ok(()) => {}
-        Err(Ok(damage)) => return Err(damage.into()),
-        Err(Err(Error::Io { path, source })) if !is_environmental(&source) => {
-            return Err(Damage::Files(format!("{}: {source}", path.display())).into());
-        }
-        Err(Err(e)) => return Err(Failure::Fatal(e)),
-    }
+    let manifest = read_file(&manifest_path).map_err(|e| {
+        Failure::io(&manifest_path, e, |e| {
+            Damage::Files(format!("MANIFEST: {e}"))
+        })
+    })?;
+    manifest::verify(&db_path, &manifest, &seal.files_digest)?;
     // Declared before `db` so the copy is removed only after fjall closed.
     let mut _copy: Option<TempCopy> = None;
     let db = match open_db(&db_path) {
@@ -264,7 +257,7 @@ pub(crate) fn verify_generation(
     }
     let ks = db
         .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
-        .map_err(|e| classify(&db_path, e))?;
+        .map_err(|e| Failure::fjall(&db_path, e))?;
 
     let mut digest = Digest::new();
     let mut bytes: u64 = 0;
@@ -285,7 +278,7 @@ pub(crate) fn verify_generation(
             for guard in ks_ref.iter() {
                 let item = guard
                     .into_inner()
-                    .map_err(|e| classify(db_path_ref, e))
+                    .map_err(|e| Failure::fjall(db_path_ref, e))
                     .and_then(|(key, value)| match <[u8; 8]>::try_from(&*key) {
                         // A view of the block fjall decoded: no copy.
                         Ok(k) => Ok((u64::from_be_bytes(k), Bytes::from_owner(value))),
@@ -381,14 +374,20 @@ pub(crate) fn verify_generation(
 }
 
 fn open_db(path: &Path) -> Result<Database, Failure> {
-    Database::builder(path)
-        .worker_threads(1)
-        // A load reads every block once, in order: a block cache only
-        // holds memory (fjall's default is 32 MiB) that the allocator may
-        // not give back after the load, next to the restored keyspace.
-        .cache_size(LOAD_CACHE_BYTES)
-        .open()
-        .map_err(|e| classify(path, e))
+    let open = || {
+        Database::builder(path)
+            .worker_threads(1)
+            // A load reads every block once, in order: a block cache only
+            // holds memory (fjall's default is 32 MiB) that the allocator
+            // may not give back after the load, next to the restored
+            // keyspace.
+            .cache_size(LOAD_CACHE_BYTES)
+            .open()
+    };
+    fault::retry(path, open, |e| {
+        fault::fjall_verdict(e) == Verdict::Transient
+    })
+    .map_err(|e| Failure::fjall(path, e))
 }
 
 /// A copy of a generation's database in the system temp directory, removed

@@ -19,6 +19,8 @@ use std::path::Path;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::error::{Damage, Error, IoContext, Result};
+use crate::fault;
+use crate::load::Failure;
 
 const MAGIC: &[u8; 8] = b"CAIRNMAN";
 /// Far above what fjall creates for one generation (a few dozen files).
@@ -55,27 +57,29 @@ pub(crate) fn build(db_dir: &Path) -> Result<Vec<u8>> {
 }
 
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<Entry>) -> Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .at(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<std::io::Result<_>>()
-        .at(dir)?;
+    let mut names: Vec<_> = fault::retry_io(dir, || {
+        std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+    })
+    .at(dir)?;
     names.sort();
     for name in names {
         let path = dir.join(&name);
         let name = name.into_string().map_err(|_| Error::Io {
             path: path.clone(),
-            source: std::io::Error::other("non-UTF-8 file name"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "non-UTF-8 file name"),
         })?;
         let rel = if prefix.is_empty() {
             name
         } else {
             format!("{prefix}/{name}")
         };
-        if std::fs::symlink_metadata(&path).at(&path)?.is_dir() {
+        let md = fault::retry_io(&path, || std::fs::symlink_metadata(&path)).at(&path)?;
+        if md.is_dir() {
             walk(&path, &rel, out)?;
         } else {
-            let (size, hash) = hash_file(&path).at(&path)?;
+            let (size, hash) = fault::retry_io(&path, || hash_file(&path)).at(&path)?;
             out.push(Entry {
                 path: rel,
                 size,
@@ -141,49 +145,42 @@ fn decode(bytes: &[u8]) -> std::result::Result<Vec<Entry>, String> {
 /// Checks that `db_dir` holds exactly the files of `encoded` with their
 /// sizes and hashes, and that `encoded` is the manifest the seal names.
 ///
-/// Returns `Err(Ok(damage))` for damage and `Err(Err(io))` for an I/O error
-/// that is not about the data (the caller classifies).
+/// An I/O error while reading the files is damage only when it proves it
+/// (a file vanished); otherwise it stops the load (see [`crate::fault`]).
 pub(crate) fn verify(
     db_dir: &Path,
     encoded: &[u8],
     expected_digest: &[u8; 16],
-) -> std::result::Result<(), std::result::Result<Damage, Error>> {
+) -> std::result::Result<(), Failure> {
     if digest(encoded) != *expected_digest {
-        return Err(Ok(Damage::Files("manifest does not match the seal".into())));
+        return Err(Damage::Files("manifest does not match the seal".into()).into());
     }
-    let want = decode(encoded).map_err(|why| Ok(Damage::Files(format!("manifest: {why}"))))?;
+    let want = decode(encoded).map_err(|why| Damage::Files(format!("manifest: {why}")))?;
     let mut have = Vec::new();
     walk(db_dir, "", &mut have).map_err(|e| match e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Damage::Files(format!("file vanished: {source}")))
-        }
-        e => Err(e),
+        Error::Io { path, source } => Failure::io(&path, source, |e| {
+            Damage::Files(format!("{}: {e}", path.display()))
+        }),
+        e => Failure::Fatal(e),
     })?;
     if have.len() != want.len() {
-        return Err(Ok(Damage::Files(format!(
-            "{} files instead of {}",
-            have.len(),
-            want.len()
-        ))));
+        return Err(
+            Damage::Files(format!("{} files instead of {}", have.len(), want.len())).into(),
+        );
     }
     for (h, w) in have.iter().zip(&want) {
         if h.path != w.path {
-            return Err(Ok(Damage::Files(format!(
-                "found {}, expected {}",
-                h.path, w.path
-            ))));
+            return Err(Damage::Files(format!("found {}, expected {}", h.path, w.path)).into());
         }
         if h.size != w.size {
-            return Err(Ok(Damage::Files(format!(
+            return Err(Damage::Files(format!(
                 "{}: {} bytes instead of {}",
                 h.path, h.size, w.size
-            ))));
+            ))
+            .into());
         }
         if h.hash != w.hash {
-            return Err(Ok(Damage::Files(format!(
-                "{}: content hash mismatch",
-                h.path
-            ))));
+            return Err(Damage::Files(format!("{}: content hash mismatch", h.path)).into());
         }
     }
     Ok(())
@@ -206,12 +203,21 @@ mod tests {
         assert!(verify(db, &m, &d).is_ok());
 
         std::fs::write(db.join("top"), b"xyZ").unwrap();
-        assert!(matches!(verify(db, &m, &d), Err(Ok(Damage::Files(_)))));
+        assert!(matches!(
+            verify(db, &m, &d),
+            Err(Failure::Damage(Damage::Files(_)))
+        ));
         std::fs::write(db.join("top"), b"xy").unwrap();
-        assert!(matches!(verify(db, &m, &d), Err(Ok(Damage::Files(_)))));
+        assert!(matches!(
+            verify(db, &m, &d),
+            Err(Failure::Damage(Damage::Files(_)))
+        ));
         std::fs::write(db.join("top"), b"xyz").unwrap();
         std::fs::write(db.join("extra"), b"").unwrap();
-        assert!(matches!(verify(db, &m, &d), Err(Ok(Damage::Files(_)))));
+        assert!(matches!(
+            verify(db, &m, &d),
+            Err(Failure::Damage(Damage::Files(_)))
+        ));
         std::fs::remove_file(db.join("extra")).unwrap();
         assert!(verify(db, &m, &d).is_ok());
 

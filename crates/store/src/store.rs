@@ -1,15 +1,16 @@
 //! [`Store`]: the data directory, its lock, and the generation lifecycle.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{Damage, Error, IoContext, Result};
-use crate::layout::{self, CURRENT, CURRENT_TMP, EntryName, LOCK, QUARANTINE};
+use crate::error::{Corruption, Damage, Error, IoContext, Result};
+use crate::layout::{self, CURRENT, CURRENT_TMP, EntryName, LOCK};
 use crate::load::{self, Failure, LoadSink};
 use crate::pointer::{GenerationMeta, Kind};
+use crate::quarantine::{self, QuarantineInfo};
 use crate::writer::{Writer, now_ms};
 
 /// Name of the file remembering the newest generation that passed a full
@@ -17,13 +18,38 @@ use crate::writer::{Writer, now_ms};
 const VERIFIED: &str = "VERIFIED";
 const VERIFIED_TMP: &str = "VERIFIED.tmp";
 
-/// What to do when no committed generation passes verification.
+/// What [`Store::load`] does when it finds damage. The three policies
+/// mirror the server's `on_corrupt` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadPolicy {
-    /// Return a report with nothing loaded; the caller starts empty.
+    /// Quarantine each damaged generation (and a damaged `CURRENT`), load
+    /// the newest older one that verifies and point `CURRENT` at it. When
+    /// none verifies, return [`Error::NoValidGeneration`].
+    Fallback,
+    /// As [`Fallback`](Self::Fallback), but when none verifies return a
+    /// report with nothing loaded: the caller starts empty.
     Empty,
-    /// Return [`Error::NoValidGeneration`].
+    /// On any damage (the generation `CURRENT` names fails verification,
+    /// `CURRENT` is unreadable, or it is missing while generations exist)
+    /// return [`Error::Refused`] and leave the data directory exactly as it
+    /// was: nothing quarantined, `CURRENT` and `VERIFIED` not written,
+    /// nothing created. So every load with this policy refuses again,
+    /// until one with another policy accepts the older data.
     Refuse,
+}
+
+/// Disk space taken by the data directory, as last observed by the store
+/// (see [`Store::disk_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiskUsage {
+    /// Sealed generations in the data directory (the retained committed
+    /// ones, plus the last verified one when retention keeps it).
+    pub generations: u64,
+    /// Bytes they take on disk (allocated blocks).
+    pub generation_bytes: u64,
+    /// What `quarantine/` holds.
+    pub quarantine: QuarantineInfo,
 }
 
 /// A generation rejected during [`Store::load`].
@@ -63,8 +89,12 @@ pub struct LoadReport {
 pub struct StoreBuilder {
     dir: PathBuf,
     retain: usize,
+    quarantine_retain: usize,
     verify_after_write: bool,
 }
+
+/// Default of [`StoreBuilder::quarantine_retain`].
+pub const DEFAULT_QUARANTINE_RETAIN: usize = 4;
 
 impl StoreBuilder {
     /// How many committed generations to keep (at least 1). Default 2.
@@ -72,6 +102,19 @@ impl StoreBuilder {
     /// when it is older.
     pub fn retain(mut self, generations: usize) -> Self {
         self.retain = generations.max(1);
+        self
+    }
+
+    /// How many entries of `quarantine/` to keep (at least 1). Default
+    /// [`DEFAULT_QUARANTINE_RETAIN`] (4).
+    ///
+    /// After each move into the quarantine, and at open, the oldest
+    /// entries beyond this many are deleted (with a WARN log line naming
+    /// each), so damaged data cannot fill the disk: the quarantine takes at
+    /// most this many generations' worth of space. Age is the time an entry
+    /// was quarantined. Nothing is deleted below the bound.
+    pub fn quarantine_retain(mut self, entries: usize) -> Self {
+        self.quarantine_retain = entries.max(1);
         self
     }
 
@@ -88,12 +131,17 @@ impl StoreBuilder {
     /// Opens (creating if needed) the data directory, takes its lock and
     /// cleans up after an earlier crash: a `gen-N.partial` newer than every
     /// sealed generation is removed, a sealed generation newer than
-    /// `CURRENT` is quarantined as uncommitted.
+    /// `CURRENT` is quarantined as uncommitted. This happens whatever
+    /// policy the load will use: these are crash leftovers that never were
+    /// committed, not damage. Then the quarantine is trimmed to
+    /// [`quarantine_retain`](Self::quarantine_retain) and the disk usage
+    /// reported by [`Store::disk_usage`] is measured.
     ///
     /// # Errors
     ///
     /// [`Error::Locked`] if another `Store` holds the directory,
-    /// [`Error::Io`] if it cannot be created or read.
+    /// [`Error::Io`] if it cannot be created or read (including an I/O
+    /// error reading `CURRENT` or `VERIFIED`).
     pub fn open(self) -> Result<Store> {
         let dir = self.dir;
         if !dir.exists() {
@@ -108,6 +156,14 @@ impl StoreBuilder {
             bad: BTreeSet::new(),
         };
         recover(&dir, &mut state)?;
+        quarantine::trim(&dir, self.quarantine_retain);
+        let mut usage = Usage::default();
+        for n in list(&dir)?.sealed {
+            usage
+                .generations
+                .insert(n, layout::disk_usage(&dir.join(layout::gen_dir_name(n))));
+        }
+        usage.quarantine = quarantine::info(&dir)?;
         tracing::debug!(
             dir = %dir.display(),
             current = ?state.current.as_ref().map(|m| m.generation),
@@ -117,9 +173,11 @@ impl StoreBuilder {
             shared: Arc::new(Shared {
                 dir,
                 retain: self.retain,
+                quarantine_retain: self.quarantine_retain,
                 verify_after_write: self.verify_after_write,
                 _lock: lock,
                 state: Mutex::new(state),
+                usage: Mutex::new(usage),
             }),
         })
     }
@@ -137,6 +195,7 @@ pub struct Store {
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     retain: usize,
+    quarantine_retain: usize,
     verify_after_write: bool,
     /// Held for the advisory lock; released when the file is closed.
     _lock: File,
@@ -144,6 +203,17 @@ pub(crate) struct Shared {
     /// retention, quarantine). Held for a whole load so retention never
     /// deletes a generation being read.
     state: Mutex<State>,
+    /// What [`Store::disk_usage`] reports. A lock of its own, held only to
+    /// copy in or out, so a query never waits for a load or a commit (or
+    /// the disk): whoever changes the directory measures, then stores.
+    usage: Mutex<Usage>,
+}
+
+#[derive(Default)]
+struct Usage {
+    /// Bytes on disk of each sealed generation.
+    generations: BTreeMap<u64, u64>,
+    quarantine: QuarantineInfo,
 }
 
 impl std::fmt::Debug for Shared {
@@ -160,7 +230,8 @@ struct State {
     last_verified: Option<u64>,
     writing: bool,
     /// Generations found damaged whose quarantine move failed; retention
-    /// leaves them alone (damaged data is never deleted).
+    /// leaves them alone (damaged data is deleted only by the quarantine's
+    /// own bound).
     bad: BTreeSet<u64>,
 }
 
@@ -169,9 +240,11 @@ struct State {
 pub(crate) struct Published {
     pub(crate) renamed: bool,
     pub(crate) result: Result<()>,
+    /// Bytes on disk of the new generation (0 unless committed).
+    pub(crate) bytes: u64,
 }
 
-fn take_lock(dir: &Path) -> Result<File> {
+pub(crate) fn take_lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK);
     let mut o = OpenOptions::new();
     o.write(true).create(true).truncate(false);
@@ -199,11 +272,14 @@ fn take_lock(dir: &Path) -> Result<File> {
     }
 }
 
+/// Reads `CURRENT` or `VERIFIED`: `None` when absent, the decode error
+/// when its content is damaged, [`Error::Io`] for any other read error
+/// (never treated as damage, see `fault.rs`).
 fn read_pointer(
     path: &Path,
     kind: Kind,
 ) -> Result<Option<std::result::Result<GenerationMeta, String>>> {
-    match fs::read(path) {
+    match load::read_file(path) {
         Ok(bytes) => Ok(Some(GenerationMeta::decode(kind, &bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
@@ -240,36 +316,13 @@ fn list(dir: &Path) -> Result<Listing> {
             _ => {}
         }
     }
-    let q = dir.join(QUARANTINE);
-    if let Ok(rd) = fs::read_dir(&q) {
-        for entry in rd.flatten() {
-            if let Some(n) = entry
-                .file_name()
-                .to_str()
-                .and_then(layout::quarantine_generation)
-            {
-                l.quarantined_max = l.quarantined_max.max(Some(n));
-            }
-        }
-    }
+    l.quarantined_max = quarantine::max_generation(dir)?;
     l.sealed.sort_unstable_by(|a, b| b.cmp(a));
     Ok(l)
 }
 
-/// Moves `src` to `quarantine/<name>` (never overwriting) and returns where.
-fn quarantine(dir: &Path, src: &Path, name: &str) -> Result<PathBuf> {
-    let q = dir.join(QUARANTINE);
-    layout::create_private_dir(&q)?;
-    let dst = layout::unique_path(q.join(name));
-    fs::rename(src, &dst).at(&dst)?;
-    layout::fsync_dir(&q)?;
-    layout::fsync_dir(dir)?;
-    tracing::warn!(from = %src.display(), to = %dst.display(), "quarantined");
-    Ok(dst)
-}
-
 fn quarantine_generation(dir: &Path, generation: u64, why: &str) -> Result<PathBuf> {
-    quarantine(
+    quarantine::move_in(
         dir,
         &dir.join(layout::gen_dir_name(generation)),
         &format!("{generation:020}-{why}"),
@@ -283,11 +336,10 @@ fn recover(dir: &Path, state: &mut State) -> Result<()> {
         // Left for `load`, which reports and quarantines it.
         Some(Err(_)) | None => None,
     };
-    if let Some(Some(Ok(v))) = read_pointer(&dir.join(VERIFIED), Kind::Seal)
-        .ok()
-        .map(|o| o.map(|r| r.map(|m| m.generation)))
-    {
-        state.last_verified = Some(v);
+    // A damaged VERIFIED is only a lost hint; an I/O error reading it is
+    // the disk's, and stops the open like one on CURRENT.
+    if let Some(Ok(v)) = read_pointer(&dir.join(VERIFIED), Kind::Seal)? {
+        state.last_verified = Some(v.generation);
     }
     let listing = list(dir)?;
     let newest_sealed = listing.sealed.first().copied();
@@ -314,7 +366,7 @@ fn recover(dir: &Path, state: &mut State) -> Result<()> {
             tracing::info!(generation = n, "removing unfinished generation");
             fs::remove_dir_all(&path).at(&path)
         } else {
-            quarantine(dir, &path, &format!("{n:020}-stray-partial")).map(|_| ())
+            quarantine::move_in(dir, &path, &format!("{n:020}-stray-partial")).map(|_| ())
         };
         if let Err(e) = r {
             tracing::warn!(error = %e, "could not clean up partial generation");
@@ -358,8 +410,34 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        self.usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn end_write(&self) {
         self.lock().writing = false;
+    }
+
+    /// Moves a damaged generation into the quarantine, trims it and
+    /// records the new usage. Called with the state lock held.
+    fn quarantine_generation(&self, generation: u64, why: &str) -> Result<PathBuf> {
+        let moved = quarantine_generation(&self.dir, generation, why);
+        if moved.is_ok() {
+            self.usage().generations.remove(&generation);
+        }
+        self.after_quarantine();
+        moved
+    }
+
+    /// Trims the quarantine to its bound and measures it again.
+    fn after_quarantine(&self) {
+        quarantine::trim(&self.dir, self.quarantine_retain);
+        match quarantine::info(&self.dir) {
+            Ok(info) => self.usage().quarantine = info,
+            Err(e) => tracing::warn!(error = %e, "could not measure the quarantine"),
+        }
     }
 
     /// Verification (optional), the `CURRENT` switch, then retention.
@@ -373,10 +451,11 @@ impl Shared {
                     return Published {
                         renamed: false,
                         result: Err(e),
+                        bytes: 0,
                     };
                 }
                 Err(Failure::Damage(d)) => {
-                    let q = quarantine_generation(&self.dir, meta.generation, d.slug());
+                    let q = self.quarantine_generation(meta.generation, d.slug());
                     tracing::error!(generation = meta.generation, damage = %d, quarantined = ?q.ok(), "new generation failed verification");
                     return Published {
                         renamed: false,
@@ -384,23 +463,28 @@ impl Shared {
                             generation: meta.generation,
                             damage: d,
                         }),
+                        bytes: 0,
                     };
                 }
             }
         }
+        let bytes = layout::disk_usage(gen_dir);
         match write_current(&self.dir, meta) {
             Ok(()) => {}
             Err((renamed, e)) => {
                 if renamed {
                     state.current = Some(meta.clone());
+                    self.usage().generations.insert(meta.generation, bytes);
                 }
                 return Published {
                     renamed,
                     result: Err(e),
+                    bytes,
                 };
             }
         }
         state.current = Some(meta.clone());
+        self.usage().generations.insert(meta.generation, bytes);
         if self.verify_after_write {
             self.set_verified(&mut state, meta);
         }
@@ -408,6 +492,7 @@ impl Shared {
         Published {
             renamed: true,
             result: Ok(()),
+            bytes,
         }
     }
 
@@ -421,7 +506,8 @@ impl Shared {
     }
 
     /// Deletes committed generations beyond the newest `retain`, except the
-    /// last verified one and any known-damaged one.
+    /// last verified one and any known-damaged one, then brings the
+    /// recorded usage in line with what is on disk.
     fn retain(&self, state: &State) {
         let Some(cur) = &state.current else { return };
         let Ok(listing) = list(&self.dir) else { return };
@@ -430,6 +516,7 @@ impl Shared {
             .iter()
             .copied()
             .filter(|&n| n <= cur.generation && !state.bad.contains(&n));
+        let mut removed = BTreeSet::new();
         for n in committed.skip(self.retain) {
             if Some(n) == state.last_verified {
                 continue;
@@ -439,13 +526,31 @@ impl Shared {
             // Rename first: a crash mid-delete leaves `.deleting`, which
             // the next open finishes, never a half-deleted `gen-N`.
             match fs::rename(&path, &doomed).and_then(|()| fs::remove_dir_all(&doomed)) {
-                Ok(()) => tracing::debug!(generation = n, "retention removed generation"),
+                Ok(()) => {
+                    removed.insert(n);
+                    tracing::debug!(generation = n, "retention removed generation");
+                }
                 Err(e) => {
                     tracing::warn!(generation = n, error = %e, "retention could not remove generation")
                 }
             }
         }
         let _ = layout::fsync_dir(&self.dir);
+        // Measured outside the usage lock: a walk of a generation's files.
+        let known: BTreeMap<u64, u64> = self.usage().generations.clone();
+        let present: BTreeMap<u64, u64> = listing
+            .sealed
+            .iter()
+            .filter(|n| !removed.contains(n))
+            .map(|&n| {
+                let bytes = known
+                    .get(&n)
+                    .copied()
+                    .unwrap_or_else(|| layout::disk_usage(&self.dir.join(layout::gen_dir_name(n))));
+                (n, bytes)
+            })
+            .collect();
+        self.usage().generations = present;
     }
 }
 
@@ -483,6 +588,7 @@ impl Store {
         StoreBuilder {
             dir: dir.into(),
             retain: 2,
+            quarantine_retain: DEFAULT_QUARANTINE_RETAIN,
             verify_after_write: false,
         }
     }
@@ -505,6 +611,27 @@ impl Store {
     /// load (`None` before the first commit).
     pub fn current(&self) -> Option<GenerationMeta> {
         self.shared.lock().current.clone()
+    }
+
+    /// What `quarantine/` holds, from memory: measured at open and by the
+    /// store after each change it makes there. Never touches the disk, and
+    /// never waits for a load or a commit in progress.
+    pub fn quarantined(&self) -> QuarantineInfo {
+        self.shared.usage().quarantine
+    }
+
+    /// Disk space the data directory takes, from memory (like
+    /// [`quarantined`](Self::quarantined)): the sealed generations and the
+    /// quarantine. A generation being written is not counted until it is
+    /// committed. Changes made behind the store's back are seen at the next
+    /// open or commit.
+    pub fn disk_usage(&self) -> DiskUsage {
+        let usage = self.shared.usage();
+        DiskUsage {
+            generations: usage.generations.len() as u64,
+            generation_bytes: usage.generations.values().sum(),
+            quarantine: usage.quarantine,
+        }
     }
 
     /// Numbers of the sealed generations on disk, newest first.
@@ -537,22 +664,30 @@ impl Store {
     }
 
     /// Streams the newest committed generation that passes verification to
-    /// `sink`, falling back generation by generation and quarantining each
-    /// damaged one.
+    /// `sink`; what happens on damage depends on `policy`.
     ///
     /// Candidates: the generation `CURRENT` names, then older sealed
     /// generations, newest first. If `CURRENT` is damaged (or missing while
-    /// generations exist) it is quarantined and every sealed generation is a
-    /// candidate. After a fallback, `CURRENT` is pointed at the generation
-    /// that loaded, so the next start does not repeat the search.
+    /// generations exist) every sealed generation is a candidate.
+    ///
+    /// Under [`LoadPolicy::Fallback`] and [`LoadPolicy::Empty`] each
+    /// damaged generation, and a damaged `CURRENT`, is moved to
+    /// `quarantine/` and the next candidate is tried; after a fallback
+    /// `CURRENT` is pointed at the generation that loaded, so the next
+    /// start does not repeat the search. Under [`LoadPolicy::Refuse`] the
+    /// first damage stops the load and nothing in the directory changes.
+    /// A load that succeeds records the generation in `VERIFIED`.
     ///
     /// # Errors
     ///
-    /// [`Error::NoValidGeneration`] under [`LoadPolicy::Refuse`] when
-    /// nothing loads; [`Error::Sink`] if the sink refuses; [`Error::Io`] for
-    /// errors of the environment (permission, read-only file system, out of
-    /// file descriptors), which stop the load without quarantining anything.
-    /// After an error the sink may hold a partial generation: discard it.
+    /// [`Error::Refused`] under [`LoadPolicy::Refuse`] on any damage;
+    /// [`Error::NoValidGeneration`] under [`LoadPolicy::Fallback`] when
+    /// nothing loads; [`Error::Sink`] if the sink refuses; [`Error::Io`] (or
+    /// [`Error::Fjall`]) for a read error that does not prove damage (EIO,
+    /// a timeout, permission, a full or read-only file system, out of file
+    /// descriptors or memory, ...), which stops the load without
+    /// quarantining anything, whatever the policy. After an error the sink
+    /// may hold a partial generation: discard it.
     pub fn load(&self, sink: &mut impl LoadSink, policy: LoadPolicy) -> Result<LoadReport> {
         let started = Instant::now();
         let dir = &self.shared.dir;
@@ -565,21 +700,43 @@ impl Store {
             current_damaged: None,
             duration: Duration::ZERO,
         };
+        let refuse = |corruption: Corruption| {
+            tracing::error!(
+                dir = %dir.display(),
+                %corruption,
+                "refusing to load (policy refuse); the data directory was not changed"
+            );
+            Err(Error::Refused {
+                dir: dir.clone(),
+                corruption,
+            })
+        };
         let listing = list(dir)?;
         let current = match read_pointer(&dir.join(CURRENT), Kind::Current)? {
             Some(Ok(meta)) => Some(meta),
             Some(Err(why)) => {
-                let to = quarantine(
+                if policy == LoadPolicy::Refuse {
+                    return refuse(Corruption::Current(why));
+                }
+                let to = quarantine::move_in(
                     dir,
                     &dir.join(CURRENT),
                     &format!("CURRENT-{}-damaged", now_ms()),
                 );
                 tracing::error!(reason = %why, quarantined = ?to.ok(), "CURRENT is damaged");
+                self.shared.after_quarantine();
                 report.current_damaged = Some(why);
                 None
             }
             None if !listing.sealed.is_empty() => {
-                report.current_damaged = Some("CURRENT is missing".into());
+                let why = "CURRENT is missing".to_owned();
+                if policy == LoadPolicy::Refuse {
+                    return refuse(Corruption::Current(format!(
+                        "{why} while {} sealed generation(s) exist",
+                        listing.sealed.len()
+                    )));
+                }
+                report.current_damaged = Some(why);
                 None
             }
             None => None,
@@ -614,13 +771,22 @@ impl Store {
                     self.shared.set_verified(&mut state, &meta);
                     break;
                 }
-                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Fatal(e)) => {
+                    tracing::error!(generation = n, error = %e, "loading stopped by an error that is not damage; nothing quarantined");
+                    return Err(e);
+                }
                 Err(Failure::Damage(damage)) => {
+                    if policy == LoadPolicy::Refuse {
+                        return refuse(Corruption::Generation {
+                            generation: n,
+                            damage,
+                        });
+                    }
                     tracing::error!(generation = n, %damage, "generation failed verification");
                     let quarantined_to = if damage == Damage::Missing {
                         None
                     } else {
-                        match quarantine_generation(dir, n, damage.slug()) {
+                        match self.shared.quarantine_generation(n, damage.slug()) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::error!(error = %e, "could not quarantine damaged generation");
@@ -642,7 +808,7 @@ impl Store {
             if report.failures.is_empty() && report.current_damaged.is_none() {
                 return Ok(report);
             }
-            if policy == LoadPolicy::Refuse {
+            if policy != LoadPolicy::Empty {
                 return Err(Error::NoValidGeneration {
                     dir: dir.clone(),
                     failures: report.failures.len(),

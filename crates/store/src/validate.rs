@@ -12,7 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Damage;
+use crate::fault;
 use crate::layout::{DB, MANIFEST, SEAL};
+use crate::load::Failure;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -25,25 +27,30 @@ fn is_digits(s: &str) -> bool {
 }
 
 /// Lists `dir`, rejecting symlinks, non-UTF-8 names and anything else.
-fn entries(dir: &Path) -> Result<Vec<(String, Kind, PathBuf)>, Damage> {
-    let rd = fs::read_dir(dir).map_err(|e| Damage::Fjall(format!("{}: {e}", dir.display())))?;
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| Damage::Fjall(format!("{}: {e}", dir.display())))?;
-        let path = entry.path();
-        let name = entry
-            .file_name()
+/// A listing that fails with an I/O error is not damage unless the error
+/// proves it (see [`crate::fault`]).
+fn entries(dir: &Path) -> Result<Vec<(String, Kind, PathBuf)>, Failure> {
+    let listed = fault::retry_io(dir, || {
+        fs::read_dir(dir)?
+            .map(|entry| {
+                let entry = entry?;
+                let ft = entry.file_type()?;
+                Ok((entry.file_name(), ft, entry.path()))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+    })
+    .map_err(|e| Failure::io(dir, e, |e| Damage::Fjall(format!("{}: {e}", dir.display()))))?;
+    let mut out = Vec::with_capacity(listed.len());
+    for (name, ft, path) in listed {
+        let name = name
             .into_string()
             .map_err(|_| Damage::ForeignEntry(path.clone()))?;
-        let ft = entry
-            .file_type()
-            .map_err(|e| Damage::Fjall(format!("{}: {e}", path.display())))?;
         let kind = if ft.is_file() {
             Kind::File
         } else if ft.is_dir() {
             Kind::Dir
         } else {
-            return Err(Damage::ForeignEntry(path));
+            return Err(Damage::ForeignEntry(path).into());
         };
         out.push((name, kind, path));
     }
@@ -51,22 +58,22 @@ fn entries(dir: &Path) -> Result<Vec<(String, Kind, PathBuf)>, Damage> {
 }
 
 /// Validates `gen_dir` (a sealed or partial generation directory).
-pub(crate) fn generation_dir(gen_dir: &Path) -> Result<(), Damage> {
+pub(crate) fn generation_dir(gen_dir: &Path) -> Result<(), Failure> {
     let mut has_db = false;
     for (name, kind, path) in entries(gen_dir)? {
         match (name.as_str(), kind) {
             (SEAL | MANIFEST, Kind::File) => {}
             (DB, Kind::Dir) => has_db = true,
-            _ => return Err(Damage::ForeignEntry(path)),
+            _ => return Err(Damage::ForeignEntry(path).into()),
         }
     }
     if !has_db {
-        return Err(Damage::Fjall("database directory is missing".into()));
+        return Err(Damage::Fjall("database directory is missing".into()).into());
     }
     database_dir(&gen_dir.join(DB))
 }
 
-fn database_dir(db: &Path) -> Result<(), Damage> {
+fn database_dir(db: &Path) -> Result<(), Failure> {
     let mut has_keyspaces = false;
     let mut has_version = false;
     for (name, kind, path) in entries(db)? {
@@ -83,32 +90,32 @@ fn database_dir(db: &Path) -> Result<(), Damage> {
             }
         };
         if !ok {
-            return Err(Damage::ForeignEntry(path));
+            return Err(Damage::ForeignEntry(path).into());
         }
     }
     // Without these fjall would quietly create a fresh, empty database
     // inside the damaged generation instead of failing.
     if !has_version || !has_keyspaces {
-        return Err(Damage::Fjall(
-            "version marker or keyspaces directory is missing".into(),
-        ));
+        return Err(
+            Damage::Fjall("version marker or keyspaces directory is missing".into()).into(),
+        );
     }
     let mut trees = 0;
     for (name, kind, path) in entries(&db.join("keyspaces"))? {
         if kind != Kind::Dir || !is_digits(&name) {
-            return Err(Damage::ForeignEntry(path));
+            return Err(Damage::ForeignEntry(path).into());
         }
         tree_dir(&path)?;
         trees += 1;
     }
     // The meta keyspace `0` and the records keyspace.
     if trees != 2 {
-        return Err(Damage::Fjall(format!("{trees} keyspaces instead of 2")));
+        return Err(Damage::Fjall(format!("{trees} keyspaces instead of 2")).into());
     }
     Ok(())
 }
 
-fn tree_dir(tree: &Path) -> Result<(), Damage> {
+fn tree_dir(tree: &Path) -> Result<(), Failure> {
     let mut has_current = false;
     for (name, kind, path) in entries(tree)? {
         match kind {
@@ -116,24 +123,21 @@ fn tree_dir(tree: &Path) -> Result<(), Damage> {
                 has_current |= name == "current";
                 let version = name.strip_prefix('v').is_some_and(is_digits);
                 if name != "current" && !version {
-                    return Err(Damage::ForeignEntry(path));
+                    return Err(Damage::ForeignEntry(path).into());
                 }
             }
             Kind::Dir if name == "tables" || name == "blobs" => {
                 for (name, kind, path) in entries(&path)? {
                     if kind != Kind::File || !is_digits(&name) {
-                        return Err(Damage::ForeignEntry(path));
+                        return Err(Damage::ForeignEntry(path).into());
                     }
                 }
             }
-            Kind::Dir => return Err(Damage::ForeignEntry(path)),
+            Kind::Dir => return Err(Damage::ForeignEntry(path).into()),
         }
     }
     if !has_current {
-        return Err(Damage::Fjall(format!(
-            "{} has no version pointer",
-            tree.display()
-        )));
+        return Err(Damage::Fjall(format!("{} has no version pointer", tree.display())).into());
     }
     Ok(())
 }

@@ -11,18 +11,13 @@ use fjall::config::{BlockSizePolicy, FilterPolicy};
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, DB, MANIFEST, MANIFEST_TMP, SEAL, SEAL_TMP};
+use crate::layout::{
+    self, DB, FOOTER_KEY, HEADER_KEY, KEYSPACE, MANIFEST, MANIFEST_TMP, SEAL, SEAL_TMP,
+};
 use crate::manifest;
 use crate::pointer::{GenerationMeta, Kind};
 use crate::store::Shared;
 
-/// The one fjall keyspace of a generation.
-pub(crate) const KEYSPACE: &str = "records";
-/// fjall key of the header; pages of records use `1..=n`, so ingestion
-/// order is the stream order and no user key ever becomes a fjall key.
-pub(crate) const HEADER_KEY: u64 = 0;
-/// fjall key of the footer: sorts after every record.
-pub(crate) const FOOTER_KEY: u64 = u64::MAX;
 /// Framed records are handed to the ingestion thread in batches of about
 /// this many bytes, so the channel costs little per record.
 const BATCH_BYTES: usize = 1 << 20;
@@ -302,7 +297,7 @@ impl Writer {
         let c = Committed {
             generation: self.generation,
             records: self.records,
-            bytes: layout::disk_usage(&final_dir),
+            bytes: outcome.bytes,
             duration: self.started.elapsed(),
         };
         tracing::info!(
@@ -453,9 +448,32 @@ fn settle(db_path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a complete database at `db_path` holding `header`, the framed
+/// records of `buf` (ending at `ends`) in pages, and `footer`, exactly as a
+/// [`Writer`] would, and settles it. The footer is taken as given, so a
+/// test can make it disagree with the records.
+#[cfg(feature = "testing")]
+pub(crate) fn write_database(
+    db_path: &std::path::Path,
+    header: &[u8],
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    footer: Vec<u8>,
+) -> Result<()> {
+    // Both messages fit in the channel, so `ingest` can run on this thread.
+    let (tx, rx) = sync_channel(2);
+    let sent =
+        tx.send(Msg::Records(Batch { buf, ends })).is_ok() && tx.send(Msg::Finish(footer)).is_ok();
+    drop(tx);
+    if !sent || !ingest(db_path, header, &rx)? {
+        return Err(thread_gone(db_path));
+    }
+    settle(db_path)
+}
+
 /// Checks that `framed` is one whole framed record: a 4-byte length, that
 /// many payload bytes, a 4-byte CRC.
-fn check_framing(framed: &[u8]) -> Result<()> {
+pub(crate) fn check_framing(framed: &[u8]) -> Result<()> {
     let Some(len) = framed.first_chunk::<4>() else {
         return Err(Error::Framing("shorter than the length prefix".into()));
     };

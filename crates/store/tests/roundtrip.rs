@@ -142,13 +142,13 @@ fn verify_after_write_commits_and_loads() {
 }
 
 #[test]
-fn refuse_and_empty_policies_when_nothing_is_valid() {
+fn fallback_and_empty_policies_when_nothing_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let g = commit(&store, &records(7, 20));
     std::fs::remove_file(gen_dir(dir.path(), g).join("SEAL")).unwrap();
     let mut sink = Collect::default();
-    let err = store.load(&mut sink, LoadPolicy::Refuse).unwrap_err();
+    let err = store.load(&mut sink, LoadPolicy::Fallback).unwrap_err();
     assert!(
         matches!(err, Error::NoValidGeneration { failures: 1, .. }),
         "{err}"

@@ -32,9 +32,11 @@ impl LoadSink for Collect {
     }
 }
 
+/// Loads under [`LoadPolicy::Fallback`] (the server's default), which must
+/// succeed.
 pub fn load(store: &Store) -> (LoadReport, Collect) {
     let mut sink = Collect::default();
-    let report = store.load(&mut sink, LoadPolicy::Refuse).unwrap();
+    let report = store.load(&mut sink, LoadPolicy::Fallback).unwrap();
     (report, sink)
 }
 
@@ -127,4 +129,84 @@ pub fn chunked(tag: u8) -> Vec<Record> {
             r
         })
         .collect()
+}
+
+/// Loads under `policy`, returning the error if any.
+pub fn try_load(
+    store: &Store,
+    policy: LoadPolicy,
+) -> (Result<LoadReport, cairn_store::Error>, Collect) {
+    let mut sink = Collect::default();
+    let result = store.load(&mut sink, policy);
+    (result, sink)
+}
+
+/// Every entry below `dir` with its length and a hash of its bytes
+/// (directories as `(0, 0)`), except `LOCK`: two equal fingerprints mean
+/// nothing in the directory was created, removed, renamed or changed.
+/// Mirrors `cairn_tests::fixtures::fingerprint`.
+pub fn fingerprint(dir: &Path) -> std::collections::BTreeMap<PathBuf, (u64, u64)> {
+    use std::hash::{Hash, Hasher};
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, (u64, u64)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel.join(""), (0, 0));
+                walk(root, &p, out);
+            } else if rel != Path::new("LOCK") {
+                let bytes = std::fs::read(&p).unwrap();
+                // SipHash with fixed keys: stable within the process.
+                let mut h = std::hash::DefaultHasher::new();
+                bytes.hash(&mut h);
+                out.insert(rel, (bytes.len() as u64, h.finish()));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Whether this process runs as root (`id -u`: the workspace forbids
+/// unsafe code, tests included, so no `geteuid`).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A test that cannot run here: prints `skipped: <reason>`, and fails
+/// instead when `CAIRN_REQUIRE_ROOT_TESTS=1` says it must run.
+pub fn skip(reason: &str) {
+    if std::env::var("CAIRN_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1") {
+        panic!("CAIRN_REQUIRE_ROOT_TESTS=1 but this test cannot run: {reason}");
+    }
+    println!("skipped: {reason}");
+}
+
+/// Bytes allocated on disk below `path` (itself included), as `du` counts.
+#[cfg(unix)]
+pub fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(path).unwrap();
+    let own = md.blocks() * 512;
+    if !md.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| allocated(&e.unwrap().path()))
+        .sum::<u64>()
+}
+
+/// Flips a bit of generation `generation`'s seal.
+pub fn damage_seal(data: &Path, generation: u64) {
+    let p = gen_dir(data, generation).join("SEAL");
+    let mut b = std::fs::read(&p).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&p, b).unwrap();
 }
