@@ -224,7 +224,8 @@ fn info_persistence(p: &Persistence, ks: &Keyspace) -> String {
         out,
         "cairn_persistence:{}\r\ncairn_current_generation:{}\r\ncairn_last_snapshot_bytes:{}\r\n\
          cairn_last_snapshot_keys:{}\r\ncairn_snapshot_failures:{}\r\ncairn_last_snapshot_error:{}\r\n\
-         cairn_quarantined_generations:{}\r\ncairn_data_dir:{}\r\n",
+         cairn_quarantined_generations:{}\r\ncairn_quarantined_bytes:{}\r\ncairn_generations_on_disk:{}\r\n\
+         cairn_generations_bytes:{}\r\ncairn_data_dir:{}\r\n",
         if s.enabled { "enabled" } else { "disabled" },
         s.current_generation
             .map_or(-1, |g| i64::try_from(g).unwrap_or(i64::MAX)),
@@ -233,6 +234,9 @@ fn info_persistence(p: &Persistence, ks: &Keyspace) -> String {
         s.failures,
         error,
         s.quarantined_generations,
+        s.quarantined_bytes,
+        s.generations_on_disk,
+        s.generations_bytes,
         s.data_dir.display(),
     );
     out

@@ -157,6 +157,9 @@ pub struct PersistConfig {
     pub on_corrupt: OnCorrupt,
     /// Committed generations to keep (at least 1). Default 2.
     pub retain_generations: usize,
+    /// Quarantined entries to keep (at least 1); older ones are deleted.
+    /// Default [`cairn_store::DEFAULT_QUARANTINE_RETAIN`].
+    pub quarantine_retain: usize,
     /// Refuse writes with `-MISCONF` while the last snapshot failed.
     /// Default true.
     pub stop_writes_on_snapshot_error: bool,
@@ -183,6 +186,7 @@ impl Default for PersistConfig {
             save: Vec::new(),
             on_corrupt: OnCorrupt::Fallback,
             retain_generations: 2,
+            quarantine_retain: cairn_store::DEFAULT_QUARANTINE_RETAIN,
             stop_writes_on_snapshot_error: true,
             slow_snapshot_threshold: Duration::from_secs(10),
         }

@@ -155,6 +155,12 @@ pub struct PersistenceStatus {
     pub last_load_keys_expired: u64,
     /// `cairn_quarantined_generations`: entries in `quarantine/`.
     pub quarantined_generations: u64,
+    /// `cairn_quarantined_bytes`: disk space they take.
+    pub quarantined_bytes: u64,
+    /// `cairn_generations_on_disk`: sealed generations kept.
+    pub generations_on_disk: u64,
+    /// `cairn_generations_bytes`: disk space they take.
+    pub generations_bytes: u64,
     /// Whether writes are refused with `-MISCONF` now.
     pub writes_refused: bool,
 }

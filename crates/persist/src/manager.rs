@@ -65,7 +65,6 @@ struct State {
     last_keys: u64,
     load_loaded: u64,
     load_expired: u64,
-    quarantined: u64,
 }
 
 /// The persistence side of a running server, shared by the commands, the
@@ -166,6 +165,7 @@ impl Persistence {
         let store = if config.enabled {
             let s = Store::builder(&config.data_dir)
                 .retain(config.retain_generations)
+                .quarantine_retain(config.quarantine_retain)
                 .open()
                 .map_err(|source| RestoreError::Open {
                     dir: config.data_dir.clone(),
@@ -183,11 +183,6 @@ impl Persistence {
             .as_ref()
             .and_then(|s| s.current())
             .map(|m| m.generation);
-        let quarantined = if config.enabled {
-            count_quarantined(&data_dir)
-        } else {
-            0
-        };
         Ok(Arc::new(Persistence {
             enabled: config.enabled,
             data_dir,
@@ -215,7 +210,6 @@ impl Persistence {
                 last_keys: 0,
                 load_loaded: 0,
                 load_expired: 0,
-                quarantined,
             }),
             failing: AtomicBool::new(false),
             stop_writes: AtomicBool::new(config.stop_writes_on_snapshot_error),
@@ -277,17 +271,24 @@ impl Persistence {
         };
         // fallback: go back generation by generation, refuse when none is
         // good; empty: the same, but start empty when none is good; refuse:
-        // any damaged generation stops the start (see docs/operations.md).
+        // any damage stops the start and leaves the directory exactly as it
+        // is, so every later start refuses too until an operator decides
+        // (see docs/operations.md).
         let policy = match self.on_corrupt {
+            OnCorrupt::Fallback => LoadPolicy::Fallback,
             OnCorrupt::Empty => LoadPolicy::Empty,
-            OnCorrupt::Fallback | OnCorrupt::Refuse => LoadPolicy::Refuse,
+            OnCorrupt::Refuse => LoadPolicy::Refuse,
         };
         let mut sink = KeyspaceSink::new(ks.clone());
-        let loaded = store.load(&mut sink, policy);
-        self.state.lock().quarantined = count_quarantined(&self.data_dir);
-        let report = loaded.map_err(|e| {
+        let report = store.load(&mut sink, policy).map_err(|e| {
             ks.flush_all();
-            load_err(e.to_string())
+            match e {
+                cairn_store::Error::Refused { .. } => load_err(format!(
+                    "{e}; to accept the newest good older data instead, start once with \
+                     --on-corrupt fallback (or --on-corrupt empty); see docs/operations.md"
+                )),
+                e => load_err(e.to_string()),
+            }
         })?;
         for f in &report.failures {
             error!(
@@ -299,16 +300,6 @@ impl Persistence {
         }
         if let Some(why) = &report.current_damaged {
             error!(reason = %why, "CURRENT pointer damaged; searched every sealed generation");
-        }
-        if self.on_corrupt == OnCorrupt::Refuse
-            && (!report.failures.is_empty() || report.current_damaged.is_some())
-        {
-            ks.flush_all();
-            return Err(load_err(format!(
-                "{} damaged generation(s) and on_corrupt = refuse; see the log, \
-                 then start once with --on-corrupt fallback (or empty) to accept the older data",
-                report.failures.len()
-            )));
         }
         let counts = match sink.finish() {
             Ok(c) => c,
@@ -760,6 +751,8 @@ impl Persistence {
     /// The numbers `INFO persistence` reports, from memory.
     pub fn status(&self, ks: &Keyspace) -> PersistenceStatus {
         let writes_refused = self.writes_refused();
+        // The store keeps its disk usage in memory: no directory listing.
+        let usage = self.store.lock().as_ref().map(Store::disk_usage);
         let st = self.state.lock();
         PersistenceStatus {
             enabled: self.enabled,
@@ -777,7 +770,10 @@ impl Persistence {
             last_snapshot_keys: st.last_keys,
             last_load_keys_loaded: st.load_loaded,
             last_load_keys_expired: st.load_expired,
-            quarantined_generations: st.quarantined,
+            quarantined_generations: usage.as_ref().map_or(0, |u| u.quarantine.entries),
+            quarantined_bytes: usage.as_ref().map_or(0, |u| u.quarantine.bytes),
+            generations_on_disk: usage.as_ref().map_or(0, |u| u.generations),
+            generations_bytes: usage.as_ref().map_or(0, |u| u.generation_bytes),
             writes_refused,
         }
     }
@@ -788,11 +784,4 @@ impl Persistence {
             i64::try_from(t.elapsed().as_secs()).unwrap_or(i64::MAX)
         })
     }
-}
-
-/// Entries in `quarantine/`; read at open and after a restore, never on a
-/// command's path.
-fn count_quarantined(dir: &Path) -> u64 {
-    std::fs::read_dir(dir.join("quarantine"))
-        .map_or(0, |rd| rd.filter_map(Result::ok).count() as u64)
 }

@@ -78,6 +78,9 @@ pub struct Config {
     pub on_corrupt: OnCorrupt,
     /// How many committed generations to keep. Default 2.
     pub retain_generations: usize,
+    /// How many quarantined (damaged) generations to keep; older ones are
+    /// deleted. Default 4.
+    pub quarantine_retain: usize,
     /// Refuse writes with `-MISCONF` while the last snapshot failed. Default true.
     pub stop_writes_on_snapshot_error: bool,
     /// Log a warning when a snapshot takes longer than this. Default 10 s.
@@ -104,6 +107,7 @@ impl Default for Config {
             restore_on_startup: true,
             on_corrupt: OnCorrupt::Fallback,
             retain_generations: 2,
+            quarantine_retain: cairn_persist::PersistConfig::default().quarantine_retain,
             stop_writes_on_snapshot_error: true,
             slow_snapshot_threshold: Duration::from_secs(10),
             shutdown_on_sigterm: SignalAction::default(),
@@ -122,6 +126,7 @@ impl Config {
         p.save = self.save.clone();
         p.on_corrupt = self.on_corrupt;
         p.retain_generations = self.retain_generations;
+        p.quarantine_retain = self.quarantine_retain;
         p.stop_writes_on_snapshot_error = self.stop_writes_on_snapshot_error;
         p.slow_snapshot_threshold = self.slow_snapshot_threshold;
         p
@@ -151,6 +156,13 @@ impl Config {
                 option: "retain_generations",
                 value: "0".into(),
                 expected: "at least 1 (the last good generation is always kept)",
+            });
+        }
+        if self.quarantine_retain == 0 {
+            return Err(ConfigError::Invalid {
+                option: "quarantine_retain",
+                value: "0".into(),
+                expected: "at least 1 (the newest damaged generation is kept for inspection)",
             });
         }
         if self.persistence && self.data_dir.as_os_str().is_empty() {
@@ -214,6 +226,9 @@ pub struct Args {
     /// Committed generations to keep [default: 2].
     #[arg(long, env = "CAIRN_RETAIN_GENERATIONS", value_name = "N")]
     pub retain_generations: Option<usize>,
+    /// Damaged generations kept in quarantine/ (oldest deleted beyond it) [default: 4].
+    #[arg(long, env = "CAIRN_QUARANTINE_RETAIN", value_name = "N")]
+    pub quarantine_retain: Option<usize>,
     /// Refuse writes with MISCONF while the last snapshot failed [default: true].
     #[arg(long, env = "CAIRN_STOP_WRITES_ON_SNAPSHOT_ERROR", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub stop_writes_on_snapshot_error: Option<bool>,
@@ -268,6 +283,7 @@ struct PersistenceSection {
     restore_on_startup: Option<bool>,
     on_corrupt: Option<String>,
     retain_generations: Option<usize>,
+    quarantine_retain: Option<usize>,
     stop_writes_on_snapshot_error: Option<bool>,
     slow_snapshot_threshold: Option<String>,
 }
@@ -355,6 +371,10 @@ impl Args {
                 .retain_generations
                 .or(p.retain_generations)
                 .unwrap_or(d.retain_generations),
+            quarantine_retain: self
+                .quarantine_retain
+                .or(p.quarantine_retain)
+                .unwrap_or(d.quarantine_retain),
             stop_writes_on_snapshot_error: self
                 .stop_writes_on_snapshot_error
                 .or(p.stop_writes_on_snapshot_error)

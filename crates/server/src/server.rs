@@ -141,6 +141,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Damaged generations kept in `quarantine/` (at least 1). Default 4.
+    pub fn quarantine_retain(mut self, n: usize) -> Self {
+        self.config.quarantine_retain = n;
+        self
+    }
+
     /// Number of databases. Default 16.
     pub fn databases(mut self, n: usize) -> Self {
         self.config.databases = n;

@@ -822,7 +822,11 @@ async fn damaged_newest_generation_and_on_corrupt() {
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("on_corrupt = refuse"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("refuse") && text.contains("--on-corrupt fallback"),
+        "names the policy and the way out: {text}"
+    );
 
     // empty: with every generation damaged, start empty instead of refusing.
     let dir3 = tmp.path().join("data3");
