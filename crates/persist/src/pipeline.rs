@@ -55,7 +55,7 @@ pub(crate) async fn write_on_thread(
     let writer = std::thread::Builder::new()
         .name("cairn-snapshot".into())
         .spawn(move || {
-            if background {
+            if background && std::env::var_os("CAIRN_EXPERIMENT_NORMAL").is_none() {
                 priority::lower_to_idle();
             }
             let result = write_walked(&store, &batches_rx);
@@ -155,6 +155,9 @@ fn write_walked(
                     for record in mapping::entry_records(entry, &chunker) {
                         writer.write(&record)?;
                     }
+                }
+                if std::env::var_os("CAIRN_EXPERIMENT_YIELD").is_some() {
+                    std::thread::yield_now();
                 }
             }
             Ok(Walked::End) => break,

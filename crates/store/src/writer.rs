@@ -393,6 +393,9 @@ fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Resul
                     seq += 1;
                     let value = batch.buf.get(page).unwrap_or_default();
                     ing.write(seq.to_be_bytes(), value).map_err(fj(db_path))?;
+                    if std::env::var_os("CAIRN_EXPERIMENT_YIELD").is_some() {
+                        std::thread::yield_now();
+                    }
                 }
             }
             Msg::Finish(footer) => {
