@@ -107,17 +107,33 @@ fn check(conn: &mut redis::Connection, s: &Sizes, seed: u64, what: &str) -> anyh
         got.len()
     );
     drop(got);
-    let list: Vec<Vec<u8>> = redis::cmd("LRANGE").arg("big:list").arg(0).arg(-1).query(conn)?;
+    let list: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg("big:list")
+        .arg(0)
+        .arg(-1)
+        .query(conn)?;
     ensure!(list.len() == 3, "{what}: list has {} items", list.len());
-    ensure!(list[0] == b"head" && list[2] == b"tail", "{what}: list ends differ");
-    ensure!(list[1] == pattern(seed + 1, s.element), "{what}: big list element differs");
+    ensure!(
+        list[0] == b"head" && list[2] == b"tail",
+        "{what}: list ends differ"
+    );
+    ensure!(
+        list[1] == pattern(seed + 1, s.element),
+        "{what}: big list element differs"
+    );
     drop(list);
     let v: Vec<u8> = redis::cmd("HGET")
         .arg("big:hash")
         .arg(pattern(seed + 2, 1000))
         .query(conn)?;
-    ensure!(v == pattern(seed + 3, s.field_value), "{what}: big hash value differs");
-    let small: Vec<u8> = redis::cmd("HGET").arg("big:hash").arg("small").query(conn)?;
+    ensure!(
+        v == pattern(seed + 3, s.field_value),
+        "{what}: big hash value differs"
+    );
+    let small: Vec<u8> = redis::cmd("HGET")
+        .arg("big:hash")
+        .arg("small")
+        .query(conn)?;
     ensure!(small == b"v", "{what}: small hash field differs");
     let is: bool = redis::cmd("SISMEMBER")
         .arg("big:set")
@@ -129,8 +145,13 @@ fn check(conn: &mut redis::Connection, s: &Sizes, seed: u64, what: &str) -> anyh
         .arg("big:zset")
         .arg(pattern(seed + 5, s.member))
         .query(conn)?;
-    ensure!(score == Some(-2.25), "{what}: big sorted-set member score {score:?}");
-    let v: Option<String> = redis::cmd("GET").arg(pattern(seed + 6, s.key)).query(conn)?;
+    ensure!(
+        score == Some(-2.25),
+        "{what}: big sorted-set member score {score:?}"
+    );
+    let v: Option<String> = redis::cmd("GET")
+        .arg(pattern(seed + 6, s.key))
+        .query(conn)?;
     ensure!(
         v.as_deref() == Some("value of a big key"),
         "{what}: the big key's value is {v:?}"
@@ -185,7 +206,9 @@ fn should_snapshot_and_restore_values_of_any_size_the_server_accepts() -> anyhow
         })
         .await?;
         drop(conn);
-        node.shutdown().await.context("shutdown with its snapshot")?;
+        node.shutdown()
+            .await
+            .context("shutdown with its snapshot")?;
 
         let node = ctx.start(ctx.builder(&dir)).await?;
         let status = node.handle().persistence_status();

@@ -170,3 +170,73 @@ async fn persistence_false_binary_touches_no_directory() {
     assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
     assert!(!dir.exists());
 }
+
+/// Issue #13, defect 3: when the shutdown snapshot fails, a signal leaves
+/// the server running (Redis' default), and `shutdown-on-sigterm` gives a
+/// supervisor the way out. The commit is made to fail with a real I/O
+/// error: a directory where the commit writes `CURRENT.tmp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_on_sigterm_decides_what_a_failed_shutdown_snapshot_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = start(&dir, &[]);
+    let mut con = connect(server.addr).await;
+    let _: () = cmd(&mut con, &["SET", "k", "v"]).await;
+    std::fs::create_dir_all(dir.join("CURRENT.tmp").join("blocker")).unwrap();
+
+    // default: the snapshot fails and the server keeps serving.
+    let value: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "shutdown-on-sigterm"]).await;
+    assert_eq!(value, ["shutdown-on-sigterm", "default"]);
+    server.signal(SIGTERM);
+    assert!(server.log_contains("Received SIGTERM scheduling shutdown"));
+    assert!(
+        server.log_contains("SIGTERM received but errors trying to shut down the server"),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+    assert!(server.child.try_wait().unwrap().is_none(), "still running");
+    // Reads are served (PING and writes get -MISCONF, as in Redis).
+    let v: String = cmd(&mut con, &["GET", "k"]).await;
+    assert_eq!(v, "v");
+    let i = info(&mut con, "persistence").await;
+    assert_eq!(i["rdb_last_bgsave_status"], "err", "{i:?}");
+
+    // Redis' validation and canonical form.
+    let e = cmd_err(
+        &mut con,
+        &["CONFIG", "SET", "shutdown-on-sigterm", "save nosave"],
+    )
+    .await;
+    assert!(
+        e.contains("SAVE and NOSAVE can't be used simultaneously"),
+        "{e}"
+    );
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "shutdown-on-sigterm", "force NOW"],
+    )
+    .await;
+    let value: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "shutdown-on-sigterm"]).await;
+    assert_eq!(value, ["shutdown-on-sigterm", "now force"]);
+
+    // force: the snapshot is tried, fails, and the server stops anyway.
+    drop(con);
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    assert!(server.log_contains("stopping anyway (FORCE)"));
+    assert!(server.log_contains("ready to exit"));
+
+    // nosave from the command line: no snapshot is attempted at all.
+    std::fs::remove_dir_all(dir.join("CURRENT.tmp")).unwrap();
+    let mut server = start(&dir, &["--shutdown-on-sigterm", "nosave"]);
+    let mut con = connect(server.addr).await;
+    let _: () = cmd(&mut con, &["SET", "unsaved", "1"]).await;
+    drop(con);
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        !log.iter().any(|l| l.contains("snapshot committed")),
+        "nosave takes no snapshot: {log:?}"
+    );
+}

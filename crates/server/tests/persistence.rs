@@ -995,3 +995,52 @@ async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
         .await
         .unwrap();
 }
+
+/// Issue #13, defect 5: fewer databases than the snapshot holds must not
+/// silently drop keys (the next snapshot would make the loss permanent):
+/// the start is refused with the database count needed, as Redis refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fewer_databases_than_the_snapshot_holds_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let handle = start(&dir).await;
+    let mut con = connect(handle.addr()).await;
+    for db in [0, 3, 11] {
+        let _: () = cmd(&mut con, &["SELECT", &db.to_string()]).await;
+        let _: () = cmd(&mut con, &["SET", "k", &db.to_string()]).await;
+    }
+    drop(con);
+    handle.shutdown().await.unwrap();
+    let before = std::fs::read(dir.join("CURRENT")).unwrap();
+
+    let err = builder(&dir)
+        .databases(8)
+        .build()
+        .start()
+        .await
+        .err()
+        .expect("a start with 8 databases must refuse a snapshot using database 11");
+    let text = err.to_string();
+    assert!(
+        text.contains("database 11") && text.contains("--databases 12"),
+        "names the highest database and the count needed: {text}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("CURRENT")).unwrap(),
+        before,
+        "the snapshot is left as it was"
+    );
+
+    // With enough databases everything is there.
+    let handle = builder(&dir).databases(12).build().start().await.unwrap();
+    assert_eq!(handle.persistence_status().last_load_keys_loaded, 3);
+    let mut con = connect(handle.addr()).await;
+    let _: () = cmd(&mut con, &["SELECT", "11"]).await;
+    let v: String = cmd(&mut con, &["GET", "k"]).await;
+    assert_eq!(v, "11");
+    drop(con);
+    handle
+        .shutdown_with(ShutdownOptions::nosave())
+        .await
+        .unwrap();
+}
