@@ -1,5 +1,7 @@
 //! Real disk faults on Linux as root: a full tmpfs and a read-only remount.
-//! Elsewhere the tests print why they are skipped.
+//! Elsewhere the tests print `skipped: <why>`, or fail instead when
+//! `CAIRN_REQUIRE_ROOT_TESTS=1` (set by `cargo xtask ci` as root on Linux)
+//! says they must run.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -85,6 +87,16 @@ mod mount {
     }
 }
 
+/// Prints `skipped: <why>`, or fails the test when root tests are
+/// required: skipped is not passed.
+fn skip(why: &str) {
+    assert!(
+        !std::env::var("CAIRN_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1"),
+        "{why}, and CAIRN_REQUIRE_ROOT_TESTS=1 says this test must run"
+    );
+    println!("skipped: {why}");
+}
+
 /// Records with incompressible values of `size` bytes in total (roughly).
 fn bulky(tag: u8, total: usize) -> Vec<Record> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(tag);
@@ -116,13 +128,13 @@ fn try_commit(store: &Store, recs: &[Record]) -> Result<u64, cairn_store::Error>
 fn full_disk_fails_cleanly_and_recovers() {
     use std::io::Write;
     if !mount::is_root() {
-        println!("skipped: needs root to mount a tmpfs");
+        skip("needs root to mount a tmpfs");
         return;
     }
     let fs = match mount::Tmpfs::mount("8m") {
         Ok(fs) => fs,
         Err(e) => {
-            println!("skipped: cannot mount tmpfs: {e}");
+            skip(&format!("cannot mount tmpfs: {e}"));
             return;
         }
     };
@@ -188,13 +200,13 @@ fn full_disk_fails_cleanly_and_recovers() {
 #[test]
 fn read_only_disk_fails_cleanly_and_recovers() {
     if !mount::is_root() {
-        println!("skipped: needs root to mount a tmpfs");
+        skip("needs root to mount a tmpfs");
         return;
     }
     let fs = match mount::Tmpfs::mount("16m") {
         Ok(fs) => fs,
         Err(e) => {
-            println!("skipped: cannot mount tmpfs: {e}");
+            skip(&format!("cannot mount tmpfs: {e}"));
             return;
         }
     };
@@ -232,5 +244,5 @@ fn read_only_disk_fails_cleanly_and_recovers() {
 #[cfg(not(target_os = "linux"))]
 #[test]
 fn disk_fault_tests_need_linux() {
-    println!("skipped: full and read-only disk tests need Linux tmpfs and root");
+    skip("full and read-only disk tests need Linux tmpfs and root");
 }
