@@ -63,6 +63,30 @@ fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
         status.success(),
         "template server exit {status}; log:\n{log}"
     );
+    // One restart, so the directory also holds what a load leaves behind
+    // (`VERIFIED`, naming B), as any directory that has been restored does.
+    let p = bin.start_ready(
+        &dir,
+        &[
+            "--snapshot-interval",
+            "1h",
+            "--snapshot-on-shutdown",
+            "false",
+        ],
+    )?;
+    let mut conn = data::connect(p.addr())?;
+    ensure!(
+        generation(&mut conn)? == Some(gen_b),
+        "the template restart did not restore generation {gen_b}"
+    );
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<redis::Value>(&mut conn);
+    let (status, log) = p.wait_exit()?;
+    ensure!(
+        status.success(),
+        "template restart exit {status}; log:\n{log}"
+    );
     let in_gen = |g: u64| format!("gen-{g:020}");
     let (mut files_b, mut files_a, mut files_top) = (Vec::new(), Vec::new(), Vec::new());
     for rel in files_below(&dir)
@@ -82,7 +106,8 @@ fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
     ensure!(
         files_b.len() > 3
             && files_a.len() > 3
-            && files_top.iter().any(|f| f == Path::new("CURRENT")),
+            && files_top.iter().any(|f| f == Path::new("CURRENT"))
+            && files_top.iter().any(|f| f == Path::new("VERIFIED")),
         "unexpected template layout: B {files_b:?}, A {files_a:?}, top {files_top:?}"
     );
     #[cfg(feature = "resealed")]
@@ -228,7 +253,8 @@ enum Target {
     Newest,
     Current,
     Older,
-    /// Top-level files other than `CURRENT` (`VERIFIED`).
+    /// Top-level files other than `CURRENT` (`VERIFIED`, which names the
+    /// last generation a load verified and does not decide what loads).
     OtherTop,
     /// One file of each generation.
     Both,
@@ -296,11 +322,7 @@ fn corruption_one(
                 .filter(|f| *f != Path::new("CURRENT"))
                 .cloned()
                 .collect();
-            if others.is_empty() {
-                hit(&mut rng, &[PathBuf::from("CURRENT")], &mut damaged)?;
-            } else {
-                hit(&mut rng, &others, &mut damaged)?;
-            }
+            hit(&mut rng, &others, &mut damaged)?;
         }
         Target::Both => {
             hit(&mut rng, &tpl.files_b, &mut damaged)?;
@@ -326,7 +348,7 @@ fn corruption_one(
         Target::Newest => "newest generation damaged",
         Target::Older => "older generation damaged",
         Target::Current => "CURRENT damaged",
-        Target::OtherTop => "VERIFIED damaged",
+        Target::OtherTop => "top-level file other than CURRENT damaged",
         Target::Both => "both generations damaged",
         Target::Resealed => "newest generation re-sealed",
     };
