@@ -70,6 +70,14 @@ impl Tally {
     }
 }
 
+/// splitmix64's finaliser: derives independent seeds from related ones.
+pub(super) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 pub(super) fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
     let text: String = redis::cmd("INFO")
         .arg("persistence")

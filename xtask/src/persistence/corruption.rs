@@ -239,11 +239,10 @@ pub fn corruption_campaign(bin: &Binary, seed: u64, cases: usize) -> Result<Tall
     Ok(t)
 }
 
-/// The seed of one corruption case.
+/// The seed of one corruption case: a full mix of both, so campaigns of
+/// nearby seeds do not run the same cases in another order.
 fn case_seed(seed: u64, case: usize) -> u64 {
-    (seed ^ case as u64)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17)
+    super::campaigns::mix(super::campaigns::mix(seed) ^ case as u64)
 }
 
 /// Which part of the directory a case damages. Weighted toward the newest
