@@ -136,9 +136,9 @@ fn owners() -> Vec<Owner> {
         o("control", Role::Control, &[0, 9, 10, 11, 12, 13, 14, 15]),
         // The big collections come before the churned databases in the
         // walk (shard order is database order): while the writer encodes
-        // them, the walk waits for room in its queue, often between two
-        // chunks of a churned shard, which is where an in-place rehash can
-        // hide entries from it.
+        // them, the walk can be held up waiting for room in its queue,
+        // possibly between two chunks of a churned shard, which is where
+        // an in-place rehash can hide entries from it.
         o("big", Role::Big, &[1]),
         o("churn-1", Role::Churn, &[2]),
         o("churn-2", Role::Churn, &[3]),
