@@ -8,7 +8,9 @@
 //!    churn with SIGKILL (`churn.rs`), seeded corruption (`corruption.rs`).
 //!
 //! Every seed comes from one master seed, printed first; `--seed` replays
-//! a run. Exits non-zero when any case failed.
+//! a run. Exits non-zero when any case failed, or when a test skipped
+//! (`skipped:` lines, counted in their own column) although
+//! `CAIRN_REQUIRE_ROOT_TESTS` / `CAIRN_REQUIRE_REDIS` say it must run.
 
 mod binary;
 mod campaigns;
