@@ -211,6 +211,68 @@ fn same_value(a: &Val, b: &Val) -> bool {
     }
 }
 
+/// When a [`dump`] ran, in unix ms: each key was read at some instant in
+/// between, so a key whose expiry falls inside may or may not be there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DumpWindow {
+    /// Just before the first command of the dump.
+    pub started_ms: i64,
+    /// Just after its last reply.
+    pub finished_ms: i64,
+}
+
+/// How one key of the model (`want`) compares with what a dump read
+/// (`got`), judged at the time of the dump: a key whose expiry is at or
+/// before the dump's start must be absent; one without expiry, or expiring
+/// more than `ttl_tolerance_ms` after its end, must be present with the
+/// same type and value and an expiry within `ttl_tolerance_ms`; in between
+/// it may be either (if present, it must still be right). `None` when they
+/// agree, else why not.
+pub fn item_difference_at(
+    want: Option<&Item>,
+    got: Option<&Item>,
+    window: DumpWindow,
+    ttl_tolerance_ms: i64,
+) -> Option<String> {
+    let (want, got) = match (want, got) {
+        (None, None) => return None,
+        (None, Some(g)) => return Some(format!("unexpected: {}", describe(g))),
+        (Some(w), got) => (w, got),
+    };
+    let must_be_absent = want.expire_at_ms.is_some_and(|e| e <= window.started_ms);
+    let must_be_present = want
+        .expire_at_ms
+        .is_none_or(|e| e > window.finished_ms + ttl_tolerance_ms);
+    match got {
+        None if must_be_present => Some(format!("missing: want {}", describe(want))),
+        None => None,
+        Some(g) if must_be_absent => Some(format!(
+            "present although it expired {} ms before the dump: {}",
+            window.started_ms - want.expire_at_ms.unwrap_or_default(),
+            describe(g)
+        )),
+        Some(g) if !same_value(&want.value, &g.value) => Some(format!(
+            "want {}, got {}: {}",
+            describe(want),
+            describe(g),
+            value_difference(&want.value, &g.value)
+        )),
+        Some(g) => {
+            let ttl_ok = match (want.expire_at_ms, g.expire_at_ms) {
+                (None, None) => true,
+                (Some(a), Some(b)) => (a - b).abs() <= ttl_tolerance_ms,
+                _ => false,
+            };
+            (!ttl_ok).then(|| {
+                format!(
+                    "expiry: want {:?}, got {:?} (tolerance {ttl_tolerance_ms} ms)",
+                    want.expire_at_ms, g.expire_at_ms
+                )
+            })
+        }
+    }
+}
+
 /// The differences between an expected and an actual dataset.
 #[derive(Debug, Default)]
 pub struct Diff {
@@ -362,6 +424,61 @@ impl Dataset {
             }
         }
         d
+    }
+
+    /// Compares `self` (the model) with a dump read during `window`, each
+    /// key judged by [`item_difference_at`]: keys that expired before the
+    /// dump must be gone, keys that outlive it must be there, exactly.
+    pub fn diff_at(&self, actual: &Dataset, window: DumpWindow, ttl_tolerance_ms: i64) -> Diff {
+        let mut d = Diff::default();
+        let keys: BTreeSet<&(u16, Vec<u8>)> =
+            self.items.keys().chain(actual.items.keys()).collect();
+        for k in keys {
+            let (want, got) = (self.items.get(k), actual.items.get(k));
+            if let Some(why) = item_difference_at(want, got, window, ttl_tolerance_ms) {
+                match (want, got) {
+                    (Some(_), None) => d.missing.push(k.clone()),
+                    (None, Some(_)) => d.unexpected.push(k.clone()),
+                    _ => d.changed.push((k.0, k.1.clone(), why)),
+                }
+            }
+        }
+        d
+    }
+
+    /// The keys of the databases in `dbs` only.
+    pub fn restricted_to(&self, dbs: &[u16]) -> Dataset {
+        Dataset {
+            items: self
+                .items
+                .iter()
+                .filter(|((db, _), _)| dbs.contains(db))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// `FLUSHDB` of database `db`.
+    pub fn flush_db(&mut self, db: u16) {
+        self.items.retain(|(d, _), _| *d != db);
+    }
+
+    /// `SWAPDB a b`.
+    pub fn swap_dbs(&mut self, a: u16, b: u16) {
+        let items = std::mem::take(&mut self.items);
+        self.items = items
+            .into_iter()
+            .map(|((db, key), item)| {
+                let db = if db == a {
+                    b
+                } else if db == b {
+                    a
+                } else {
+                    db
+                };
+                ((db, key), item)
+            })
+            .collect();
     }
 
     /// `Ok` when `actual` equals `self` (expiries within the tolerance),
@@ -1019,6 +1136,26 @@ pub fn dump(conn: &mut redis::Connection, databases: u16) -> anyhow::Result<Data
     Ok(ds)
 }
 
+/// [`dump`], with the window of time it read in (for
+/// [`Dataset::diff_at`]).
+///
+/// # Errors
+/// As [`dump`].
+pub fn dump_timed(
+    conn: &mut redis::Connection,
+    databases: u16,
+) -> anyhow::Result<(Dataset, DumpWindow)> {
+    let started_ms = now_ms();
+    let ds = dump(conn, databases)?;
+    Ok((
+        ds,
+        DumpWindow {
+            started_ms,
+            finished_ms: now_ms(),
+        },
+    ))
+}
+
 /// [`dump`] of all 16 databases over a new connection to `addr`.
 ///
 /// # Errors
@@ -1316,6 +1453,55 @@ mod tests {
         let d = a.diff(&c, 1000);
         assert_eq!(d.changed.len(), 1, "{d}");
         assert_eq!(d.changed[0].1, k.1);
+    }
+
+    #[test]
+    fn diff_at_judges_expiry_at_the_time_of_the_dump() {
+        let window = DumpWindow {
+            started_ms: 10_000,
+            finished_ms: 10_100,
+        };
+        let item = |at: Option<i64>| Item {
+            value: Val::Str(b"v".to_vec()),
+            expire_at_ms: at,
+        };
+        let mut model = Dataset::default();
+        model.insert(0, "expired", item(Some(9_000)).value, Some(9_000));
+        model.insert(0, "either", item(Some(10_500)).value, Some(10_500));
+        model.insert(0, "later", item(Some(60_000)).value, Some(60_000));
+        model.insert(0, "forever", item(None).value, None);
+        // Exactly what a server shows: the expired key gone, the others there.
+        let mut got = model.clone();
+        got.items.remove(&(0, b"expired".to_vec()));
+        assert!(model.diff_at(&got, window, 1000).is_empty());
+        // A key in the window may be gone.
+        got.items.remove(&(0, b"either".to_vec()));
+        assert!(model.diff_at(&got, window, 1000).is_empty());
+        // An expired key still served, a live one missing, a wrong TTL.
+        let mut bad = got.clone();
+        bad.insert(0, "expired", item(None).value, Some(9_000));
+        bad.items.remove(&(0, b"forever".to_vec()));
+        bad.insert(0, "later", item(None).value, Some(62_000));
+        let d = model.diff_at(&bad, window, 1000);
+        assert_eq!(
+            (d.missing.len(), d.unexpected.len(), d.changed.len()),
+            (1, 0, 2),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn flush_and_swap_move_whole_databases() {
+        let mut ds = Dataset::default();
+        ds.insert(1, "a", Val::Str(b"1".to_vec()), None);
+        ds.insert(2, "b", Val::Str(b"2".to_vec()), None);
+        ds.insert(3, "c", Val::Str(b"3".to_vec()), None);
+        ds.swap_dbs(1, 2);
+        assert!(ds.items.contains_key(&(2, b"a".to_vec())));
+        assert!(ds.items.contains_key(&(1, b"b".to_vec())));
+        ds.flush_db(1);
+        assert_eq!(ds.per_db(), [(2, 1), (3, 1)].into());
+        assert_eq!(ds.restricted_to(&[3]).len(), 1);
     }
 
     #[test]

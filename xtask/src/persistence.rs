@@ -4,13 +4,18 @@
 //! 1. The in-process suites (`tests/tests/persistence_*.rs`), each run as
 //!    its own test binary with `CAIRN_TEST_SEED` (and `CAIRN_QUICK`).
 //! 2. The process-level campaigns against the release `cairn-server`:
-//!    graceful restarts, SIGKILL at seeded moments, seeded corruption.
+//!    graceful restarts, SIGKILL at seeded moments, BGSAVE's cut under
+//!    churn with SIGKILL (`churn.rs`), seeded corruption (`corruption.rs`).
 //!
 //! Every seed comes from one master seed, printed first; `--seed` replays
-//! a run. Exits non-zero when any case failed.
+//! a run. Exits non-zero when any case failed, or when a test skipped
+//! (`skipped:` lines, counted in their own column) although
+//! `CAIRN_REQUIRE_ROOT_TESTS` / `CAIRN_REQUIRE_REDIS` say it must run.
 
 mod binary;
 mod campaigns;
+mod churn;
+mod corruption;
 
 use std::time::Instant;
 
@@ -19,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use crate::util;
 
 /// The in-process suites, in the order they run.
-const SUITES: [&str; 7] = [
+const SUITES: [&str; 8] = [
     "persistence_cycle",
     "persistence_restarts",
     "persistence_shutdown",
@@ -27,6 +32,7 @@ const SUITES: [&str; 7] = [
     "persistence_corruption",
     "persistence_faults",
     "persistence_load",
+    "persistence_large",
 ];
 
 /// How much a run does.
@@ -47,6 +53,9 @@ struct Row {
     cases: u64,
     passed: u64,
     failed: u64,
+    /// Tests that printed `skipped:` (libtest counts them as passed; this
+    /// table does not).
+    skipped: u64,
     seconds: f64,
     note: String,
 }
@@ -77,7 +86,9 @@ fn parse(args: &[String], require_root: bool) -> Result<Plan> {
     Ok(Plan {
         quick,
         seed,
-        require_root,
+        // `cargo xtask ci` as root on Linux, or the caller's environment.
+        require_root: require_root
+            || std::env::var("CAIRN_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1"),
         // At least 100 kill points and 500 corruption cases in every run.
         kill_points: if quick { 100 } else { 250 },
         kill_base_keys: if quick { 3_000 } else { 10_000 },
@@ -128,6 +139,7 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
     let campaigns = [
         "sigterm-restarts",
         "sigkill-campaign",
+        "churn-campaign",
         "corruption-campaign",
     ];
     if campaigns.iter().any(|c| wanted(c)) {
@@ -147,9 +159,19 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
                 )
             }));
         }
+        if wanted("churn-campaign") {
+            let churn = if plan.quick {
+                churn::ChurnPlan::quick()
+            } else {
+                churn::ChurnPlan::full()
+            };
+            rows.push(campaign("churn-campaign", || {
+                churn::churn_campaign(&bin, plan.seed ^ 0x04, &churn)
+            }));
+        }
         if wanted("corruption-campaign") {
             rows.push(campaign("corruption-campaign", || {
-                campaigns::corruption_campaign(&bin, plan.seed ^ 0x03, plan.corruption_cases)
+                corruption::corruption_campaign(&bin, plan.seed ^ 0x03, plan.corruption_cases)
             }));
         }
     }
@@ -215,17 +237,29 @@ fn in_process(plan: &Plan, suite: &str) -> Result<Row> {
         passed += count(line, "passed");
         failed += count(line, "failed");
     }
-    let skipped = text.lines().filter(|l| l.starts_with("skipped:")).count();
     if !out.status.success() && failed == 0 {
         // It did not even run (compile error, crash): one failure.
         failed = 1;
     }
+    let skips = Skips::of(&text);
+    // A test that skipped returned Ok, so libtest counted it as passed.
+    passed = passed.saturating_sub(skips.total());
+    let forbidden = skips.forbidden(plan.require_root, redis_required());
+    failed += forbidden;
     let mut note = format!(
         "log: {}",
         log.strip_prefix(util::root()).unwrap_or(&log).display()
     );
-    if skipped > 0 {
-        note = format!("{skipped} skipped (see log); {note}");
+    if skips.total() > 0 {
+        note = format!("{} skipped (see log); {note}", skips.total());
+    }
+    if forbidden > 0 {
+        note = format!(
+            "{forbidden} skipped although CAIRN_REQUIRE_ROOT_TESTS/CAIRN_REQUIRE_REDIS say they must run; {note}"
+        );
+        for l in &skips.lines {
+            eprintln!("---- {suite}: {l}");
+        }
     }
     if failed > 0 {
         eprintln!("---- {suite} failed; last lines of {}:", log.display());
@@ -236,12 +270,61 @@ fn in_process(plan: &Plan, suite: &str) -> Result<Row> {
     }
     Ok(Row {
         scenario: suite.to_owned(),
-        cases: passed + failed,
+        cases: passed + failed + skips.total(),
         passed,
         failed,
+        skipped: skips.total(),
         seconds: started.elapsed().as_secs_f64(),
         note,
     })
+}
+
+/// The `skipped: <why>` lines a suite printed (the convention every cairn
+/// test that cannot run follows), split by what would have let it run.
+#[derive(Debug, Default)]
+struct Skips {
+    lines: Vec<String>,
+    /// Skips for want of `redis-server`.
+    redis: u64,
+    /// Every other skip (root, Linux, tmpfs mounts).
+    root: u64,
+}
+
+impl Skips {
+    fn of(text: &str) -> Skips {
+        let mut s = Skips::default();
+        for l in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("skipped:"))
+        {
+            if l.to_ascii_lowercase().contains("redis") {
+                s.redis += 1;
+            } else {
+                s.root += 1;
+            }
+            s.lines.push(l.trim().to_owned());
+        }
+        s
+    }
+
+    fn total(&self) -> u64 {
+        self.redis + self.root
+    }
+
+    /// Skips the environment forbids: they count as failures.
+    fn forbidden(&self, root_required: bool, redis_required: bool) -> u64 {
+        u64::from(root_required) * self.root + u64::from(redis_required) * self.redis
+    }
+}
+
+/// Whether `CAIRN_REQUIRE_REDIS=1` is in force, set by the caller's
+/// environment or by `cargo xtask ci` for the commands it starts.
+fn redis_required() -> bool {
+    let set = |v: Option<&std::ffi::OsStr>| v.is_some_and(|v| v == "1");
+    set(std::env::var_os("CAIRN_REQUIRE_REDIS").as_deref())
+        || util::cargo_command(&[])
+            .get_envs()
+            .any(|(k, v)| k == "CAIRN_REQUIRE_REDIS" && set(v))
 }
 
 /// `N passed` / `N failed` in a libtest summary line.
@@ -287,6 +370,7 @@ fn campaign(name: &str, f: impl FnOnce() -> Result<campaigns::Tally>) -> Row {
         cases,
         passed,
         failed,
+        skipped: 0,
         seconds: started.elapsed().as_secs_f64(),
         note,
     };
@@ -300,27 +384,31 @@ fn campaign(name: &str, f: impl FnOnce() -> Result<campaigns::Tally>) -> Row {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>8} |",
-        "scenario", "cases", "passed", "failed", "seconds"
+        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>7} | {:>8} |",
+        "scenario", "cases", "passed", "failed", "skipped", "seconds"
     );
-    println!("|{:-<26}|{:->8}|{:->8}|{:->8}|{:->10}|", "", "", "", "", "");
+    println!(
+        "|{:-<26}|{:->8}|{:->8}|{:->8}|{:->9}|{:->10}|",
+        "", "", "", "", "", ""
+    );
     for r in rows {
         println!(
-            "| {:<24} | {:>6} | {:>6} | {:>6} | {:>8.1} |",
-            r.scenario, r.cases, r.passed, r.failed, r.seconds
+            "| {:<24} | {:>6} | {:>6} | {:>6} | {:>7} | {:>8.1} |",
+            r.scenario, r.cases, r.passed, r.failed, r.skipped, r.seconds
         );
     }
-    let (c, p, f, s) = rows.iter().fold((0, 0, 0, 0.0), |a, r| {
+    let (c, p, f, k, s) = rows.iter().fold((0, 0, 0, 0, 0.0), |a, r| {
         (
             a.0 + r.cases,
             a.1 + r.passed,
             a.2 + r.failed,
-            a.3 + r.seconds,
+            a.3 + r.skipped,
+            a.4 + r.seconds,
         )
     });
     println!(
-        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>8.1} |",
-        "total", c, p, f, s
+        "| {:<24} | {:>6} | {:>6} | {:>6} | {:>7} | {:>8.1} |",
+        "total", c, p, f, k, s
     );
     println!();
     for r in rows {
@@ -338,5 +426,18 @@ mod tests {
         assert_eq!((count(ok, "passed"), count(ok, "failed")), (5, 0));
         let bad = "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
         assert_eq!((count(bad, "passed"), count(bad, "failed")), (3, 2));
+    }
+
+    #[test]
+    fn skips_are_counted_and_forbidden_only_when_required() {
+        let log = "running 3 tests\nskipped: should_x: needs root to mount a tmpfs\n\
+                   skipped: redis-server not installed (diff: ...)\ntest a ... ok\n\
+                   not skipped: a line that only mentions it\n";
+        let s = Skips::of(log);
+        assert_eq!((s.root, s.redis, s.total()), (1, 1, 2));
+        assert_eq!(s.forbidden(false, false), 0);
+        assert_eq!(s.forbidden(true, false), 1);
+        assert_eq!(s.forbidden(false, true), 1);
+        assert_eq!(s.forbidden(true, true), 2);
     }
 }

@@ -863,6 +863,17 @@ impl Drop for Mount {
     }
 }
 
+/// Prints `skipped: <why>`, or fails the test when
+/// `CAIRN_REQUIRE_ROOT_TESTS=1` (set by `cargo xtask ci` as root on Linux)
+/// says it must run: skipped is not passed.
+fn skip_root_test(why: &str) {
+    assert!(
+        !std::env::var("CAIRN_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1"),
+        "{why}, and CAIRN_REQUIRE_ROOT_TESTS=1 says this test must run"
+    );
+    println!("skipped: {why}");
+}
+
 fn sh(args: &[&str]) -> bool {
     std::process::Command::new(args[0])
         .args(&args[1..])
@@ -873,7 +884,7 @@ fn sh(args: &[&str]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
     if !cfg!(target_os = "linux") {
-        println!("skipped: needs Linux tmpfs mounts");
+        skip_root_test("needs Linux tmpfs mounts");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -881,7 +892,7 @@ async fn read_only_data_dir_fails_snapshots_refuses_writes_then_recovers() {
     std::fs::create_dir(&mnt).unwrap();
     let m = mnt.to_str().unwrap();
     if !sh(&["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", m]) {
-        println!("skipped: cannot mount a tmpfs here (not root, or no mount permission)");
+        skip_root_test("cannot mount a tmpfs here (not root, or no mount permission)");
         return;
     }
     let _guard = Mount(mnt.clone());

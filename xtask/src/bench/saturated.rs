@@ -114,33 +114,33 @@ impl Load {
         for t in 0..LOAD_CONNECTIONS {
             let mut c = server.conn()?;
             let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
-            threads.push(std::thread::Builder::new().name(format!("load-{t}")).spawn(
-                move || -> Result<()> {
-                    let mut rng = StdRng::seed_from_u64(seed ^ (t as u64 + 1));
-                    while !stop.load(Ordering::Relaxed) {
-                        let k = data::key(rng.random_range(0..keys));
-                        let v = data::value(&mut rng);
-                        let v = String::from_utf8_lossy(&v).into_owned();
-                        c.ok(&["SET", &k, &v])?;
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(())
-                },
-            )?);
-        }
-        for h in 0..hogs {
-            let stop = Arc::clone(&stop);
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("hog-{h}"))
+                    .name(format!("load-{t}"))
                     .spawn(move || -> Result<()> {
-                        let mut x = 0u64;
+                        let mut rng = StdRng::seed_from_u64(seed ^ (t as u64 + 1));
                         while !stop.load(Ordering::Relaxed) {
-                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005) + 1);
+                            let k = data::key(rng.random_range(0..keys));
+                            let v = data::value(&mut rng);
+                            let v = String::from_utf8_lossy(&v).into_owned();
+                            c.ok(&["SET", &k, &v])?;
+                            done.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(())
                     })?,
             );
+        }
+        for h in 0..hogs {
+            let stop = Arc::clone(&stop);
+            threads.push(std::thread::Builder::new().name(format!("hog-{h}")).spawn(
+                move || -> Result<()> {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005) + 1);
+                    }
+                    Ok(())
+                },
+            )?);
         }
         Ok(Load {
             stop,
@@ -216,7 +216,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         };
         let server = Server::start(&plan.cairn_bin, &spec)?;
         data::load(server.conn()?, plan.keys, plan.seed)?;
-        eprintln!("bench: saturated: {} loaded {} keys", kind.name(), plan.keys);
+        eprintln!(
+            "bench: saturated: {} loaded {} keys",
+            kind.name(),
+            plan.keys
+        );
         let r = measure(&server, plan, reps)?;
         server.stop()?;
         all.push(r);
@@ -250,7 +254,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             ratio,
         ]);
     };
-    row("BGSAVE, idle machine", secs(&c.idle), secs(&r.idle), fmt_secs);
+    row(
+        "BGSAVE, idle machine",
+        secs(&c.idle),
+        secs(&r.idle),
+        fmt_secs,
+    );
     row(
         "BGSAVE, saturated by the load",
         secs(&c.loaded),

@@ -175,6 +175,37 @@ impl Proc {
             .join("\n")
     }
 
+    /// Waits (at most `limit`) for a log line that satisfies `wanted`,
+    /// counting lines already logged; returns it.
+    ///
+    /// # Errors
+    /// No such line in time, or the process exited first.
+    pub fn wait_for_line(&self, limit: Duration, wanted: impl Fn(&str) -> bool) -> Result<String> {
+        if let Some(l) = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|l| wanted(l))
+        {
+            return Ok(l.clone());
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return Ok(line),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!("the awaited log line did not come within {limit:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("cairn-server exited before the awaited log line")
+                }
+            }
+        }
+    }
+
     /// SIGKILL, then reap it.
     ///
     /// # Errors

@@ -1,20 +1,20 @@
 //! Process-level campaigns against the real binary: graceful restarts
-//! (SIGTERM and SHUTDOWN), SIGKILL at seeded random moments around
-//! snapshots, and seeded damage to the files of a real snapshot.
+//! (SIGTERM and SHUTDOWN) and SIGKILL at seeded random moments around
+//! snapshots; the helpers the other campaigns share (`corruption.rs`,
+//! `churn.rs`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cairn_tests::data::{self, CHUNK_BYTES, Dataset, Mutator, Spec, TTL_TOLERANCE_MS, Val};
-use cairn_tests::fixtures::{copy_tree, entries, files_below, parse_info};
+use cairn_tests::data::{self, Dataset, Mutator, Spec, TTL_TOLERANCE_MS, Val};
+use cairn_tests::fixtures::parse_info;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::binary::{Binary, Proc, Start, killed_by_signal, panicked};
+use super::binary::{Binary, Start, panicked};
 
 /// What one campaign did.
 #[derive(Debug, Default)]
@@ -27,23 +27,25 @@ pub struct Tally {
     pub failures: Vec<String>,
     /// Outcome categories and how often each happened.
     pub kinds: BTreeMap<String, u64>,
+    /// The campaign's own figures, printed before the categories.
+    pub summary: String,
 }
 
 impl Tally {
-    fn pass(&mut self, kind: &str) {
+    pub(super) fn pass(&mut self, kind: &str) {
         self.cases += 1;
         self.passed += 1;
         *self.kinds.entry(kind.to_owned()).or_default() += 1;
     }
 
-    fn fail(&mut self, kind: &str, why: String) {
+    pub(super) fn fail(&mut self, kind: &str, why: String) {
         self.cases += 1;
         *self.kinds.entry(format!("FAILED {kind}")).or_default() += 1;
         eprintln!("xtask: case failed ({kind}): {why}");
         self.failures.push(why);
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(super) fn merge(&mut self, other: Tally) {
         self.cases += other.cases;
         self.passed += other.passed;
         self.failures.extend(other.failures);
@@ -52,17 +54,31 @@ impl Tally {
         }
     }
 
-    /// The categories as one line.
+    /// The figures and the categories as one line.
     pub fn kinds_line(&self) -> String {
-        self.kinds
+        let kinds = self
+            .kinds
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if self.summary.is_empty() {
+            kinds
+        } else {
+            format!("{}; {kinds}", self.summary)
+        }
     }
 }
 
-fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
+/// splitmix64's finaliser: derives independent seeds from related ones.
+pub(super) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(super) fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
     let text: String = redis::cmd("INFO")
         .arg("persistence")
         .query(conn)
@@ -71,7 +87,7 @@ fn info(conn: &mut redis::Connection) -> Result<BTreeMap<String, String>> {
 }
 
 /// The generation the server has committed or restored (`None`: none).
-fn generation(conn: &mut redis::Connection) -> Result<Option<u64>> {
+pub(super) fn generation(conn: &mut redis::Connection) -> Result<Option<u64>> {
     let info = info(conn)?;
     let g = info
         .get("cairn_current_generation")
@@ -79,13 +95,13 @@ fn generation(conn: &mut redis::Connection) -> Result<Option<u64>> {
     Ok(g.parse().ok())
 }
 
-fn save(conn: &mut redis::Connection) -> Result<u64> {
+pub(super) fn save(conn: &mut redis::Connection) -> Result<u64> {
     let reply: String = redis::cmd("SAVE").query(conn).context("SAVE")?;
     ensure!(reply == "OK", "SAVE answered {reply}");
     generation(conn)?.context("no generation after SAVE")
 }
 
-fn check(want: &Dataset, got: &Dataset, what: &str) -> Result<()> {
+pub(super) fn check(want: &Dataset, got: &Dataset, what: &str) -> Result<()> {
     want.without_expired(data::now_ms())
         .check_equal(got, TTL_TOLERANCE_MS, what)
 }
@@ -392,271 +408,4 @@ fn verify_kill(
         &format!("restored generation {g} (the snapshot pending at the kill)"),
     )?;
     Ok(true)
-}
-
-/// The reference data directory of the corruption campaign.
-struct Template {
-    dir: PathBuf,
-    a: Dataset,
-    b: Dataset,
-    gen_a: u64,
-    gen_b: u64,
-}
-
-fn make_template(bin: &Binary, root: &Path, seed: u64) -> Result<Template> {
-    let dir = root.join("template");
-    let p = bin.start_ready(&dir, &["--snapshot-interval", "1h"])?;
-    let mut conn = data::connect(p.addr())?;
-    let mut a = Spec::small(seed, 400).generate();
-    // One collection above the chunk size, so chunked records are hit too.
-    let per = 100;
-    let big: Vec<Vec<u8>> = (0..CHUNK_BYTES / per + 500)
-        .map(|i| format!("{i:0100}").into_bytes())
-        .collect();
-    a.insert(1, "big-list", Val::List(big), None);
-    data::populate(&mut conn, &a)?;
-    let gen_a = save(&mut conn)?;
-    let extra = Spec::small(seed ^ 1, 200).prefixed("b:").generate();
-    data::populate(&mut conn, &extra)?;
-    let mut b = a.clone();
-    b.extend(&extra);
-    let gen_b = save(&mut conn)?;
-    let _ = redis::cmd("SHUTDOWN")
-        .arg("NOSAVE")
-        .query::<redis::Value>(&mut conn);
-    let (status, log) = p.wait_exit()?;
-    ensure!(
-        status.success(),
-        "template server exit {status}; log:\n{log}"
-    );
-    Ok(Template {
-        dir,
-        a,
-        b,
-        gen_a,
-        gen_b,
-    })
-}
-
-/// Seeded byte flips, truncations, deletions and overwrites of the files of
-/// a real data directory: each start must fall back (or refuse clearly, or
-/// start empty under `on_corrupt = empty`), never panic, never load wrong
-/// data, and the started server must take a fresh snapshot.
-pub fn corruption_campaign(bin: &Binary, seed: u64, cases: usize) -> Result<Tally> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cairn-corrupt-")
-        .tempdir()?;
-    let tpl = make_template(bin, tmp.path(), seed)?;
-    let files: Vec<PathBuf> = files_below(&tpl.dir)
-        .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
-        .filter_map(|p| p.strip_prefix(&tpl.dir).ok().map(Path::to_path_buf))
-        .collect();
-    ensure!(
-        files.len() > 5,
-        "the template has only {} files",
-        files.len()
-    );
-    // Each case draws from its own seed, so cases can run on both cores
-    // and any one of them replays alone.
-    let workers = 2;
-    let tallies: Vec<Result<Tally>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (tpl, files, root) = (&tpl, &files, tmp.path());
-                scope.spawn(move || -> Result<Tally> {
-                    let mut t = Tally::default();
-                    let case_dir = root.join(format!("case-{w}"));
-                    for case in (w..cases).step_by(workers) {
-                        corruption_one(bin, tpl, files, &case_dir, seed, case, &mut t)?;
-                    }
-                    Ok(t)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a campaign worker panicked")))
-            })
-            .collect()
-    });
-    let mut t = Tally::default();
-    for part in tallies {
-        t.merge(part?);
-    }
-    Ok(t)
-}
-
-/// The seed of one corruption case.
-fn case_seed(seed: u64, case: usize) -> u64 {
-    (seed ^ case as u64)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17)
-}
-
-fn corruption_one(
-    bin: &Binary,
-    tpl: &Template,
-    files: &[PathBuf],
-    case_dir: &Path,
-    seed: u64,
-    case: usize,
-    t: &mut Tally,
-) -> Result<()> {
-    let mut rng = StdRng::seed_from_u64(case_seed(seed, case));
-    if case_dir.exists() {
-        std::fs::remove_dir_all(case_dir)?;
-    }
-    copy_tree(&tpl.dir, case_dir)?;
-    let rel = &files[rng.random_range(0..files.len())];
-    let path = case_dir.join(rel);
-    let damage = damage(&mut rng, &path)?;
-    let policy = match rng.random_range(0..10) {
-        0 => "refuse",
-        1 => "empty",
-        _ => "fallback",
-    };
-    let what = format!(
-        "case {case} (seed {seed}): {damage} {} with on_corrupt={policy}",
-        rel.display()
-    );
-    let name = rel.to_string_lossy();
-    let place = if name.starts_with(&format!("gen-{:020}", tpl.gen_b)) {
-        "newest generation damaged"
-    } else if name.starts_with(&format!("gen-{:020}", tpl.gen_a)) {
-        "older generation damaged"
-    } else if name == "CURRENT" {
-        "CURRENT damaged"
-    } else {
-        "other file damaged"
-    };
-    match corruption_case(bin, tpl, case_dir, policy) {
-        Ok(kind) => t.pass(&format!("{place} -> {kind}")),
-        Err(e) => t.fail("corruption", format!("{what}: {e:#}")),
-    }
-    Ok(())
-}
-
-fn damage(rng: &mut StdRng, path: &Path) -> Result<String> {
-    let mut bytes = std::fs::read(path)?;
-    let len = bytes.len();
-    Ok(match rng.random_range(0..10) {
-        _ if len == 0 => {
-            std::fs::write(path, b"\x01")?;
-            "wrote a byte into empty".into()
-        }
-        0..=4 => {
-            let n = rng.random_range(1..=8);
-            for _ in 0..n {
-                let at = rng.random_range(0..len);
-                bytes[at] ^= 1 << rng.random_range(0..8);
-            }
-            std::fs::write(path, &bytes)?;
-            format!("flipped {n} bit(s) in")
-        }
-        5..=7 => {
-            let keep = rng.random_range(0..len);
-            bytes.truncate(keep);
-            std::fs::write(path, &bytes)?;
-            format!("truncated to {keep} of {len} bytes")
-        }
-        8 => {
-            std::fs::remove_file(path)?;
-            "deleted".into()
-        }
-        _ => {
-            let at = rng.random_range(0..len);
-            let n = rng.random_range(1..=512).min(len - at);
-            for b in &mut bytes[at..at + n] {
-                *b = rng.random();
-            }
-            std::fs::write(path, &bytes)?;
-            format!("overwrote {n} bytes at {at} of")
-        }
-    })
-}
-
-fn corruption_case(bin: &Binary, tpl: &Template, dir: &Path, policy: &str) -> Result<String> {
-    let args = [
-        "--on-corrupt",
-        policy,
-        "--snapshot-interval",
-        "1h",
-        "--snapshot-on-shutdown",
-        "false",
-    ];
-    match bin.start(dir, &args)? {
-        Start::Exited { status, log } => {
-            ensure!(!panicked(&log), "the server panicked:\n{log}");
-            ensure!(
-                killed_by_signal(&status).is_none(),
-                "the server died by a signal ({status}):\n{log}"
-            );
-            ensure!(
-                !status.success(),
-                "the server exited 0 without serving:\n{log}"
-            );
-            ensure!(
-                log.contains("cannot start cairn") || log.contains("cannot restore"),
-                "unclear refusal:\n{log}"
-            );
-            Ok(format!("refused (on_corrupt={policy})"))
-        }
-        Start::Ready(p) => {
-            let r = check_started(&p, tpl, dir, policy);
-            // Stop it whatever the verdict, and require a clean exit.
-            let mut conn = data::connect(p.addr())?;
-            let _ = redis::cmd("SHUTDOWN")
-                .arg("NOSAVE")
-                .query::<redis::Value>(&mut conn);
-            let (status, log) = p.wait_exit()?;
-            let kind = r?;
-            ensure!(
-                status.success() && !panicked(&log),
-                "exit {status} after the case; log:\n{log}"
-            );
-            Ok(kind)
-        }
-    }
-}
-
-fn check_started(p: &Proc, tpl: &Template, dir: &Path, policy: &str) -> Result<String> {
-    let mut conn = data::connect(p.addr())?;
-    let g = generation(&mut conn)?;
-    let got = data::dump(&mut conn, data::DATABASES)?;
-    let kind = match g {
-        Some(g) if g == tpl.gen_b => {
-            check(&tpl.b, &got, "newest generation")?;
-            "newest loaded".to_owned()
-        }
-        Some(g) if g == tpl.gen_a => {
-            check(&tpl.a, &got, "previous generation")?;
-            let q = entries(&dir.join("quarantine"));
-            ensure!(
-                q.iter()
-                    .any(|n| n.starts_with(&format!("{:020}-", tpl.gen_b))),
-                "fell back without quarantining generation {}: {q:?}",
-                tpl.gen_b
-            );
-            "fell back".to_owned()
-        }
-        None if policy == "empty" => {
-            ensure!(
-                got.is_empty(),
-                "no generation loaded but {} keys present",
-                got.len()
-            );
-            "started empty".to_owned()
-        }
-        other => bail!(
-            "loaded generation {other:?}; only {} or {} exist",
-            tpl.gen_a,
-            tpl.gen_b
-        ),
-    };
-    let g2 = save(&mut conn).context("a fresh snapshot after the damage")?;
-    ensure!(g2 > tpl.gen_b, "the fresh snapshot reused generation {g2}");
-    Ok(kind)
 }
