@@ -56,8 +56,8 @@ mod config;
 mod events;
 mod manager;
 mod mapping;
+mod pace;
 mod pipeline;
-mod priority;
 
 pub use crate::{
     config::{

@@ -433,22 +433,19 @@ impl Persistence {
         let store = self.store.lock().clone();
         let result = match store {
             None => Err(SnapshotError::Stopped),
-            Some(store) => {
-                let background = pipeline::runs_in_background(trigger);
-                match pipeline::write_on_thread(store, view, background).await {
-                    Ok(Ok((generation, keys, bytes))) => Ok((
-                        SnapshotInfo {
-                            generation,
-                            keys,
-                            bytes,
-                            duration: started.elapsed(),
-                        },
-                        changes,
-                    )),
-                    Ok(Err(e)) => Err(SnapshotError::Store(Arc::new(e))),
-                    Err(e) => Err(SnapshotError::Task(e)),
-                }
-            }
+            Some(store) => match pipeline::write_on_thread(store, view).await {
+                Ok(Ok((generation, keys, bytes))) => Ok((
+                    SnapshotInfo {
+                        generation,
+                        keys,
+                        bytes,
+                        duration: started.elapsed(),
+                    },
+                    changes,
+                )),
+                Ok(Err(e)) => Err(SnapshotError::Store(Arc::new(e))),
+                Err(e) => Err(SnapshotError::Task(e)),
+            },
         };
         self.finish(&ks, trigger, reset_changes, result)
     }

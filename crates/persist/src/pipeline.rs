@@ -5,9 +5,8 @@ use cairn_keyspace::{View, ViewEntry};
 use cairn_snapshot::Chunker;
 use cairn_store::Store;
 
-use crate::SnapshotTrigger;
 use crate::mapping;
-use crate::priority;
+use crate::pace::Pacer;
 
 /// Entries the walker sends the writer per batch: enough that the channel
 /// costs little per key, few enough that the batches queued between the two
@@ -17,34 +16,21 @@ use crate::priority;
 /// it 1.05x, SAVE as fast).
 const VIEW_BATCH: usize = 1024;
 
-/// Whether nobody waits for this snapshot (`BGSAVE`, the timer, save
-/// points): it then yields the CPU to the commands being served.
-pub(crate) fn runs_in_background(trigger: SnapshotTrigger) -> bool {
-    match trigger {
-        SnapshotTrigger::Bgsave | SnapshotTrigger::Interval | SnapshotTrigger::SavePoint => true,
-        SnapshotTrigger::Save
-        | SnapshotTrigger::Flushall
-        | SnapshotTrigger::Shutdown
-        | SnapshotTrigger::Api => false,
-    }
-}
-
 /// Runs a snapshot on two threads of its own. A walker copies the view out
 /// of the keyspace; the writer encodes the entries and hands them to the
-/// store (whose ingestion thread it spawns, and which inherits its
-/// priority). For a background snapshot the writer runs at `SCHED_IDLE`; the
-/// walker, which holds shard locks, stays at normal priority and yields the
-/// CPU after every chunk: see [`priority`] and [`walk_view`].
-/// Batches pass through a small bounded channel, so the walk never runs far
-/// ahead of the writer and memory stays flat.
+/// store, whose ingestion thread writes them into fjall. All three run at
+/// normal priority and pace themselves ([`Pacer`]): they give way to
+/// runnable command threads while the snapshot is within its politeness
+/// budget, and take their fair share of the CPU past it, so a snapshot
+/// never starves. Batches pass through a small bounded channel, so the walk
+/// never runs far ahead of the writer and memory stays flat.
 ///
-/// Not on tokio's blocking pool: a thread cannot raise its priority back
-/// without privileges, and pool threads are reused. `Err`: a thread could
-/// not be started or panicked.
+/// Threads of their own rather than tokio's blocking pool: each long
+/// snapshot would otherwise hold pool threads other blocking work needs.
+/// `Err`: a thread could not be started or panicked.
 pub(crate) async fn write_on_thread(
     store: Store,
     view: View,
-    background: bool,
 ) -> Result<Result<(u64, u64, u64), cairn_store::Error>, String> {
     let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel(WALK_BATCHES_IN_FLIGHT);
     let walker = std::thread::Builder::new()
@@ -55,9 +41,6 @@ pub(crate) async fn write_on_thread(
     let writer = std::thread::Builder::new()
         .name("cairn-snapshot".into())
         .spawn(move || {
-            if background && std::env::var_os("CAIRN_EXPERIMENT_NORMAL").is_none() {
-                priority::lower_to_idle();
-            }
             let result = write_walked(&store, &batches_rx);
             // Stop the walker early when writing failed.
             drop(batches_rx);
@@ -110,17 +93,18 @@ const WALK_BATCHES_IN_FLIGHT: usize = 4;
 /// Each `next_batch` copies about one chunk under one shard lock (tens of
 /// microseconds). At normal priority the scheduler does not preempt a thread
 /// that just started running for a woken one, so the lock is not left held
-/// by a parked thread; yielding after every chunk, outside the lock, lets
-/// every runnable command thread go first, so the walk takes only CPU time
-/// that commands leave over. Measured (`cargo xtask bench latency`, 3 rounds,
-/// 2 cores): p99 during a BGSAVE 2.06x the p99 without one, against 3.5x with
-/// the walk at `nice 10` and 6.1x at normal priority without yielding; 1.4x
-/// (5 rounds) once chunks were copied with their allocations made outside
-/// the shard lock.
+/// by a parked thread; pausing after every chunk, outside the lock, lets
+/// every runnable command thread go first while the snapshot is within its
+/// budget. Measured (`cargo xtask bench latency`, 3 rounds, 2 cores): p99
+/// during a BGSAVE 2.06x the p99 without one, against 3.5x with the walk at
+/// `nice 10` and 6.1x at normal priority without yielding; 1.4x (5 rounds)
+/// once chunks were copied with their allocations made outside the shard
+/// lock.
 fn walk_view(mut view: View, out: &std::sync::mpsc::SyncSender<Walked>) {
+    let mut pacer = Pacer::new();
     let mut batch = Vec::with_capacity(VIEW_BATCH);
     while let Some(mut chunk) = view.next_batch(VIEW_BATCH - batch.len()) {
-        std::thread::yield_now();
+        pacer.pause();
         batch.append(&mut chunk);
         if batch.len() >= VIEW_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(VIEW_BATCH));
@@ -144,7 +128,13 @@ fn write_walked(
     store: &Store,
     walked: &std::sync::mpsc::Receiver<Walked>,
 ) -> Result<Option<(u64, u64, u64)>, cairn_store::Error> {
-    let mut writer = store.begin()?;
+    // The ingestion thread makes its own pacer: the statistics it reads are
+    // per thread.
+    let mut ingest_pacer: Option<Pacer> = None;
+    let mut writer = store.begin_paced(Box::new(move || {
+        ingest_pacer.get_or_insert_with(Pacer::new).pause();
+    }))?;
+    let mut pacer = Pacer::new();
     let chunker = Chunker::new();
     let mut keys = 0u64;
     loop {
@@ -156,9 +146,7 @@ fn write_walked(
                         writer.write(&record)?;
                     }
                 }
-                if std::env::var_os("CAIRN_EXPERIMENT_YIELD").is_some() {
-                    std::thread::yield_now();
-                }
+                pacer.pause();
             }
             Ok(Walked::End) => break,
             Err(_) => return Ok(None),

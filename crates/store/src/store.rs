@@ -650,17 +650,32 @@ impl Store {
     /// [`Error::Busy`] if another writer of this store is alive;
     /// [`Error::Io`] if the generation directory cannot be created.
     pub fn begin(&self) -> Result<Writer> {
-        let generation = {
-            let mut state = self.shared.lock();
-            if state.writing {
-                return Err(Error::Busy);
-            }
-            state.writing = true;
-            let g = state.next_generation;
-            state.next_generation = g.saturating_add(1);
-            g
-        };
-        Writer::start(Arc::clone(&self.shared), generation)
+        let generation = self.claim_generation()?;
+        Writer::start(Arc::clone(&self.shared), generation, Box::new(|| {}))
+    }
+
+    /// Takes the writer slot and the next generation number.
+    fn claim_generation(&self) -> Result<u64> {
+        let mut state = self.shared.lock();
+        if state.writing {
+            return Err(Error::Busy);
+        }
+        state.writing = true;
+        let g = state.next_generation;
+        state.next_generation = g.saturating_add(1);
+        Ok(g)
+    }
+
+    /// [`begin`](Self::begin), with `between_pages` called on the ingestion
+    /// thread after each page it hands to fjall: the caller's way to pace
+    /// that thread against others (cairn-persist yields the CPU there while
+    /// a snapshot is within its politeness budget).
+    ///
+    /// # Errors
+    /// As [`begin`](Self::begin).
+    pub fn begin_paced(&self, between_pages: Box<dyn FnMut() + Send>) -> Result<Writer> {
+        let generation = self.claim_generation()?;
+        Writer::start(Arc::clone(&self.shared), generation, between_pages)
     }
 
     /// Streams the newest committed generation that passes verification to

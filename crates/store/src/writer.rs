@@ -101,7 +101,11 @@ pub(crate) fn now_ms() -> i64 {
 impl Writer {
     /// Creates `gen-N.partial/` and starts the ingestion thread. The caller
     /// (`Store::begin`) has reserved `generation` and the writer slot.
-    pub(crate) fn start(shared: Arc<Shared>, generation: u64) -> Result<Self> {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        generation: u64,
+        mut between_pages: Box<dyn FnMut() + Send>,
+    ) -> Result<Self> {
         let started = Instant::now();
         let created_at_ms = now_ms();
         let partial = shared.dir.join(layout::partial_dir_name(generation));
@@ -132,7 +136,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name(format!("cairn-store-gen-{generation}"))
             .spawn(move || {
-                if ingest(&db_path, &header, &rx)? {
+                if ingest(&db_path, &header, &rx, &mut *between_pages)? {
                     settle(&db_path)?;
                 }
                 Ok(())
@@ -370,7 +374,12 @@ fn keyspace_options() -> KeyspaceCreateOptions {
 /// poisoned database must not outlive this write).
 ///
 /// Returns whether the generation was finished (false: abandoned).
-fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Result<bool> {
+fn ingest(
+    db_path: &std::path::Path,
+    header: &[u8],
+    rx: &Receiver<Msg>,
+    between_pages: &mut dyn FnMut(),
+) -> Result<bool> {
     let db = Database::builder(db_path)
         .worker_threads(1)
         .open()
@@ -393,9 +402,7 @@ fn ingest(db_path: &std::path::Path, header: &[u8], rx: &Receiver<Msg>) -> Resul
                     seq += 1;
                     let value = batch.buf.get(page).unwrap_or_default();
                     ing.write(seq.to_be_bytes(), value).map_err(fj(db_path))?;
-                    if std::env::var_os("CAIRN_EXPERIMENT_YIELD").is_some() {
-                        std::thread::yield_now();
-                    }
+                    between_pages();
                 }
             }
             Msg::Finish(footer) => {
@@ -468,7 +475,7 @@ pub(crate) fn write_database(
     let sent =
         tx.send(Msg::Records(Batch { buf, ends })).is_ok() && tx.send(Msg::Finish(footer)).is_ok();
     drop(tx);
-    if !sent || !ingest(db_path, header, &rx)? {
+    if !sent || !ingest(db_path, header, &rx, &mut || {})? {
         return Err(thread_gone(db_path));
     }
     settle(db_path)
