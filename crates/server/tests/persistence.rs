@@ -1055,3 +1055,130 @@ async fn fewer_databases_than_the_snapshot_holds_refuses_to_start() {
         .await
         .unwrap();
 }
+
+/// Issue #13, defect 8: what INFO reports comes from memory. Before the
+/// fix INFO listed `quarantine/` on every call, under the mutex every write
+/// also took for the MISCONF check, so a stalled disk froze every client.
+/// Entries added behind the server's back must not show up in INFO until
+/// the store itself moves something into quarantine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn info_persistence_does_not_read_the_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let handle = start(&dir).await;
+    let mut con = connect(handle.addr()).await;
+    let _: () = cmd(&mut con, &["SET", "k", "v"]).await;
+    handle.snapshot_now().await.unwrap();
+    let i = info(&mut con, "persistence").await;
+    assert_eq!(i["cairn_quarantined_generations"], "0", "{i:?}");
+    let on_disk: u64 = i["cairn_generations_bytes"].parse().unwrap();
+    assert!(
+        on_disk > 0,
+        "the committed generation's size is known: {i:?}"
+    );
+    for n in 0..3 {
+        let d = dir.join("quarantine").join(format!("{n:020}-planted"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("data"), vec![0u8; 4096]).unwrap();
+    }
+    let i = info(&mut con, "persistence").await;
+    assert_eq!(
+        i["cairn_quarantined_generations"], "0",
+        "INFO must not list the directory: {i:?}"
+    );
+    drop(con);
+    handle
+        .shutdown_with(ShutdownOptions::nosave())
+        .await
+        .unwrap();
+}
+
+/// Issue #13, defect 7: no snapshot thread runs at `SCHED_IDLE` (or any
+/// lowered priority), where a saturated CPU starved it without bound; they
+/// pace themselves instead (`cairn-persist`'s `pace.rs`; the time bound is
+/// measured by `cargo xtask bench saturated`, not asserted here).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_threads_run_at_normal_priority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let handle = start(&dir).await;
+    let mut seen = std::collections::BTreeMap::new();
+    let mut n = 200_000;
+    // Sample the threads while a BGSAVE runs; retry bigger if it finished
+    // before both kinds of thread were seen.
+    for _ in 0..5 {
+        bulk(&handle, n);
+        let mut events = handle.subscribe_snapshots();
+        let mut con = connect(handle.addr()).await;
+        let reply: String = cmd(&mut con, &["BGSAVE"]).await;
+        assert_eq!(reply, "Background saving started");
+        let mut done = std::pin::pin!(events.next());
+        loop {
+            for (name, policy, nice) in snapshot_threads() {
+                seen.insert(name, (policy, nice));
+            }
+            tokio::select! {
+                o = &mut done => { assert!(o.result.is_ok(), "{o:?}"); break; }
+                () = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+        }
+        if seen.contains_key("cairn-snapshot")
+            && seen.keys().any(|k| k.starts_with("cairn-store-gen"))
+        {
+            break;
+        }
+        n *= 2;
+    }
+    assert!(
+        seen.contains_key("cairn-snapshot")
+            && seen.keys().any(|k| k.starts_with("cairn-store-gen")),
+        "never saw the writer and the ingestion thread: {seen:?}"
+    );
+    for (name, (policy, nice)) in &seen {
+        // Field 41 of /proc/PID/task/TID/stat: 0 = SCHED_OTHER (5 = SCHED_IDLE).
+        assert_eq!(
+            (*policy, *nice),
+            (0, 0),
+            "{name} runs at policy {policy}, nice {nice}"
+        );
+    }
+    handle
+        .shutdown_with(ShutdownOptions::nosave())
+        .await
+        .unwrap();
+}
+
+/// (thread name, scheduling policy, nice) of this process' snapshot threads.
+#[cfg(target_os = "linux")]
+fn snapshot_threads() -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may hold spaces: split after it.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
+        if !(name.starts_with("cairn-snapshot") || name.starts_with("cairn-store-gen")) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `rest` starts at field 3 (state): field k is fields[k - 3].
+        let nice = fields
+            .get(19 - 3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-99);
+        let policy = fields
+            .get(41 - 3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1);
+        out.push((name, policy, nice));
+    }
+    out
+}
