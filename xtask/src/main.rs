@@ -84,11 +84,15 @@ fn ci(_rest: &[String]) -> Result<()> {
     // The persistence code's line coverage must stay at or above 80%
     // (installs cargo-tarpaulin when missing: about 4 minutes, then about
     // 8 for the instrumented build and run, on 2 cores).
-    coverage::run(&[
-        "--install".to_owned(),
-        "--fail-under".to_owned(),
-        COVERAGE_FLOOR.to_owned(),
-    ])?;
+    if cfg!(target_os = "linux") {
+        coverage::run(&[
+            "--install".to_owned(),
+            "--fail-under".to_owned(),
+            COVERAGE_FLOOR.to_owned(),
+        ])?;
+    } else {
+        println!("skipped: the coverage gate needs Linux (cargo-tarpaulin's LLVM engine)");
+    }
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
 }
