@@ -29,6 +29,16 @@ const GROUPS: [(&str, &str); 5] = [
 /// # Errors
 /// tarpaulin is missing or failed, or the total is below `--fail-under`.
 pub fn run(args: &[String]) -> Result<()> {
+    run_with(args, false)
+}
+
+/// As [`run`]; `require_root` makes root-only tests fail instead of skip
+/// (`cargo xtask ci` as root on Linux, where this run is the only run of
+/// the suites it measures).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
     let mut fail_under: Option<f64> = None;
     let mut install = false;
     let mut it = args.iter();
@@ -115,6 +125,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // The short form of the suites: coverage needs every path, not volume.
     cmd.env("CAIRN_QUICK", "1");
+    if require_root || std::env::var("CAIRN_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1") {
+        cmd.env("CAIRN_REQUIRE_ROOT_TESTS", "1");
+    }
     eprintln!("xtask: running {cmd:?}");
     let out = cmd.output().context("running cargo tarpaulin")?;
     let text = format!(
@@ -173,8 +186,9 @@ fn have_tarpaulin() -> bool {
 }
 
 /// Integration test targets: every `tests/*.rs` of the persistence crates,
-/// the keyspace's view and framework tests, and the `persistence_*` suites.
-fn test_targets() -> Result<Vec<String>> {
+/// the keyspace's view and framework tests, and the `persistence_*` suites
+/// but `persistence_large`. `cargo xtask ci` runs these only here.
+pub fn test_targets() -> Result<Vec<String>> {
     let root = util::root();
     let mut out = std::collections::BTreeSet::new();
     out.insert("views".to_owned());

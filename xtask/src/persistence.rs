@@ -45,6 +45,9 @@ struct Plan {
     corruption_cases: usize,
     restart_cycles: usize,
     only: Option<String>,
+    /// Only the process-level campaigns (`cargo xtask ci` runs the
+    /// in-process suites in its test and coverage steps).
+    campaigns_only: bool,
 }
 
 /// One line of the summary table.
@@ -64,6 +67,7 @@ fn parse(args: &[String], require_root: bool) -> Result<Plan> {
     let mut quick = false;
     let mut seed = None;
     let mut only = None;
+    let mut campaigns_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -77,8 +81,9 @@ fn parse(args: &[String], require_root: bool) -> Result<Plan> {
                 )
             }
             "--only" => only = Some(it.next().context("--only needs a scenario name")?.clone()),
+            "--campaigns" => campaigns_only = true,
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask test-persistence [--quick] [--seed N] [--only NAME]"
+                "unknown argument {other:?}; usage: cargo xtask test-persistence [--quick] [--seed N] [--only NAME] [--campaigns]"
             ),
         }
     }
@@ -95,6 +100,7 @@ fn parse(args: &[String], require_root: bool) -> Result<Plan> {
         corruption_cases: if quick { 500 } else { 1_000 },
         restart_cycles: if quick { 3 } else { 6 },
         only,
+        campaigns_only,
     })
 }
 
@@ -124,7 +130,11 @@ pub fn run_with(args: &[String], require_root: bool) -> Result<()> {
     let wanted = |name: &str| plan.only.as_deref().is_none_or(|o| name.contains(o));
     let mut rows = Vec::new();
 
-    if SUITES.iter().any(|s| wanted(s)) {
+    if plan.campaigns_only {
+        println!(
+            "test-persistence: in-process suites not run here (--campaigns): `cargo xtask ci` runs them in its test and coverage steps"
+        );
+    } else if SUITES.iter().any(|s| wanted(s)) {
         // Compile once, so each suite's time is its own.
         let mut build = in_process_command(&plan, &["test", "-p", "cairn-tests", "--no-run"]);
         for s in SUITES {
