@@ -37,6 +37,7 @@ mod engine;
 mod glob;
 mod hashed;
 mod keyspace;
+mod num;
 mod pubsub;
 mod session;
 mod value;
