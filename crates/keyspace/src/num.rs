@@ -806,4 +806,39 @@ mod tests {
             assert_eq!(got, want, "{cur} + {inc}");
         }
     }
+
+    /// `string2ll` as redis-server 7.0.15 reads integer arguments (INCRBY):
+    /// canonical decimal only.
+    #[test]
+    fn string2ll_matches_redis() {
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            &b""[..],
+            b"-0",
+            b"+1",
+            b"01",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"1e3",
+            b"0x10",
+        ] {
+            assert_eq!(string2ll(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The `strtold`-based float arguments (INCRBYFLOAT's increment checks
+    /// aside): no surrounding spaces, no NaN, infinities by name.
+    #[test]
+    fn float_arguments_parse_as_redis() {
+        assert_eq!(parse_float(b"1.5"), Some(1.5));
+        assert_eq!(parse_float(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float(b"+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_float(b"1e3"), Some(1000.0));
+        for bad in [&b""[..], b" 1", b"1 ", b"nan", b"abc"] {
+            assert_eq!(parse_float(bad), None, "{bad:?}");
+        }
+    }
 }

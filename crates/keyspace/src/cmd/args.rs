@@ -30,7 +30,7 @@ pub(crate) const SMALL_SCAN: usize = 128;
 /// A scan of a large collection takes at most about this many calls.
 pub(crate) const SCAN_PASSES: usize = 32;
 
-/// Largest reply HRANDFIELD/SRANDMEMBER build for a negative count (with
+/// Largest reply HRANDFIELD, SRANDMEMBER and ZRANDMEMBER build for a negative count (with
 /// repetitions). Redis streams such replies and grows its output buffer
 /// until memory runs out (`SRANDMEMBER s -9223372036854775807` kills a
 /// 7.0.15 server); cairn builds replies in memory, so it refuses beyond this.
@@ -220,6 +220,62 @@ pub(crate) fn parse_timeout(a: &[u8]) -> Result<Option<Duration>, Frame> {
         return Ok(None);
     }
     Ok(Some(Duration::from_millis(ms.unsigned_abs())))
+}
+
+/// Parsed `numkeys key... <end> [COUNT count]` of LMPOP, BLMPOP, ZMPOP
+/// and BZMPOP.
+pub(crate) struct MPopArgs<'a> {
+    /// The keys, in the order to try them.
+    pub(crate) keys: &'a [Bytes],
+    /// Whether the end is the first of the two words (LEFT, MIN).
+    pub(crate) first: bool,
+    /// How many elements at most (1 by default).
+    pub(crate) count: usize,
+}
+
+/// Parses from `numkeys` (`args[at]`) on, with Redis 7.0's checks and
+/// texts; `ends` are the two words naming the end (`["left", "right"]`).
+pub(crate) fn parse_mpop<'a>(
+    args: &'a [Bytes],
+    at: usize,
+    ends: [&str; 2],
+) -> Result<MPopArgs<'a>, Frame> {
+    // Redis replies with the range message for a non-number as well.
+    let numkeys = match parse_int(arg(args, at)) {
+        Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => return Err(err("ERR numkeys should be greater than 0")),
+    };
+    let first_key = at + 1;
+    let Some(keys) = first_key
+        .checked_add(numkeys)
+        .and_then(|e| args.get(first_key..e))
+    else {
+        return Err(err(ERR_SYNTAX));
+    };
+    let mut i = first_key + numkeys;
+    let first = match args.get(i) {
+        Some(w) if is(w, ends[0]) => true,
+        Some(w) if is(w, ends[1]) => false,
+        _ => return Err(err(ERR_SYNTAX)),
+    };
+    i += 1;
+    let mut count = None;
+    while let Some(a) = args.get(i) {
+        if count.is_none() && is(a, "count") && args.get(i + 1).is_some() {
+            match parse_int(arg(args, i + 1)) {
+                Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => return Err(err("ERR count should be greater than 0")),
+            }
+            i += 2;
+        } else {
+            return Err(err(ERR_SYNTAX));
+        }
+    }
+    Ok(MPopArgs {
+        keys,
+        first,
+        count: count.unwrap_or(1),
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
-use super::args::{arg, owned, parse_timeout};
+use super::args::{arg, owned, parse_mpop, parse_timeout};
 use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::engine::{Locked, Shard};
@@ -643,61 +643,12 @@ fn move_cmd(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left:
 // ---------------------------------------------------------------------------
 // LMPOP / BLMPOP / BZMPOP argument parsing
 
-/// Parsed `numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n]`.
-struct MPopArgs<'a> {
-    keys: &'a [Bytes],
-    /// LEFT or MIN.
-    first: bool,
-    count: usize,
-}
-
-/// Parses from `args[numkeys_idx]` on, with Redis 7.0's checks and texts;
-fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<MPopArgs<'_>, Frame> {
-    let numkeys = match parse_int(arg(args, numkeys_idx)) {
-        Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
-        _ => return Err(err("ERR numkeys should be greater than 0")),
-    };
-    let where_idx = numkeys_idx
-        .checked_add(numkeys)
-        .and_then(|i| i.checked_add(1))
-        .filter(|&i| i < args.len());
-    let Some(where_idx) = where_idx else {
-        return Err(err(ERR_SYNTAX));
-    };
-    let w = arg(args, where_idx);
-    let first = match w {
-        w if is(w, "LEFT") => true,
-        w if is(w, "RIGHT") => false,
-        _ => return Err(err(ERR_SYNTAX)),
-    };
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && is(arg(args, j), "COUNT") && j + 1 < args.len() {
-            j += 1;
-            match parse_int(arg(args, j)) {
-                Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Err(err("ERR count should be greater than 0")),
-            }
-        } else {
-            return Err(err(ERR_SYNTAX));
-        }
-        j += 1;
-    }
-    let keys = args.get(numkeys_idx + 1..where_idx).unwrap_or_default();
-    Ok(MPopArgs {
-        keys,
-        first,
-        count: count.unwrap_or(1),
-    })
-}
-
 fn mpop_reply(key: &[u8], elems: Vec<Frame>) -> Frame {
     Frame::Array(vec![Frame::bulk(key), Frame::Array(elems)])
 }
 
 fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 1) {
+    let p = match parse_mpop(args, 1, ["left", "right"]) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -842,7 +793,7 @@ fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> Frame {
 }
 
 fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 2) {
+    let p = match parse_mpop(args, 2, ["left", "right"]) {
         Ok(p) => p,
         Err(e) => return e,
     };

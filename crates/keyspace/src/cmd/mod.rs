@@ -2,9 +2,12 @@
 //! key positions and `COMMAND`, the per-call context, and argument helpers.
 //!
 //! One file per command family; each has a `register(&mut TableBuilder)`
-//! that adds its commands. To add a family: write `cmd/<family>.rs` with
-//! handlers `fn(&mut Ctx<'_>, &[Bytes]) -> Frame` and call its `register`
-//! from [`builtin_table`].
+//! that adds its commands, one line each (`t.redis("get", get)`): Redis'
+//! embedded metadata describes the command, so only what cairn adds
+//! (subcommands, EXCLUSIVE) is written here. To add a family: write
+//! `cmd/<family>.rs` with handlers `fn(&mut Ctx<'_>, &[Bytes]) -> Frame`,
+//! parse arguments with [`args`] and numbers with [`crate::num`], and call
+//! its `register` from [`builtin_table`].
 
 pub(crate) mod args;
 pub(crate) mod connection;

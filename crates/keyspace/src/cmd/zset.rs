@@ -15,7 +15,10 @@ use cairn_resp::{Frame, Protocol};
 use rand::Rng;
 use rand::seq::index::sample;
 
-use super::args::{arg, parse_cursor, parse_scan_opts, parse_timeout};
+use super::args::{
+    RandomCount, arg, parse_cursor, parse_mpop, parse_random_count, parse_scan_opts, parse_timeout,
+    random_count,
+};
 use super::{Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::engine::{Locked, Shard};
@@ -27,11 +30,6 @@ const ERR_MINMAX_FLOAT: &str = "ERR min or max is not a float";
 const ERR_MINMAX_LEX: &str = "ERR min or max not valid string range item";
 const ERR_NAN: &str = "ERR resulting score is not a number (NaN)";
 const ERR_POSITIVE: &str = "ERR value is out of range, must be positive";
-
-/// Most members ZRANDMEMBER with a negative count may return. Redis has no
-/// limit and streams the reply, so a count like -10^15 runs it out of
-/// memory; cairn builds the reply first and refuses such counts instead.
-const MAX_RANDOM_REPLY: usize = 1 << 24;
 
 pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("zadd", zadd);
@@ -925,53 +923,12 @@ fn zpopminmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Parsed `numkeys key... MIN|MAX [COUNT count]` of ZMPOP and BZMPOP.
-pub(crate) struct MpopArgs<'a> {
-    /// The keys, in the order to try them.
-    pub(crate) keys: &'a [Bytes],
-    /// Which end to pop from.
-    pub(crate) end: End,
-    /// How many members at most.
-    pub(crate) count: usize,
-}
-
-/// Parses ZMPOP's arguments starting at `numkeys` (`args[at]`), with Redis
-/// 7.0's error replies.
-pub(crate) fn parse_mpop(args: &[Bytes], at: usize) -> Result<MpopArgs<'_>, Frame> {
-    // Redis replies with the range message for a non-number as well.
-    let numkeys = match parse_int(arg(args, at)) {
-        Ok(n) if n > 0 => n,
-        _ => return Err(err("ERR numkeys should be greater than 0")),
-    };
-    let first = at + 1;
-    let nk = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    let Some(keys) = first.checked_add(nk).and_then(|e| args.get(first..e)) else {
-        return Err(err(ERR_SYNTAX));
-    };
-    let mut i = first + nk;
-    let end = match args.get(i) {
-        Some(w) if is(w, "min") => End::Min,
-        Some(w) if is(w, "max") => End::Max,
-        _ => return Err(err(ERR_SYNTAX)),
-    };
-    i += 1;
-    let mut count = None;
-    while let Some(a) = args.get(i) {
-        if count.is_none() && is(a, "count") && args.get(i + 1).is_some() {
-            match parse_int(arg(args, i + 1)) {
-                Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Err(err("ERR count should be greater than 0")),
-            }
-            i += 2;
-        } else {
-            return Err(err(ERR_SYNTAX));
-        }
-    }
-    Ok(MpopArgs {
-        keys,
-        end,
-        count: count.unwrap_or(1),
-    })
+/// Parses ZMPOP's and BZMPOP's `numkeys key... MIN|MAX [COUNT count]`
+/// from `args[at]` on.
+fn parse_zmpop(args: &[Bytes], at: usize) -> Result<(&[Bytes], End, usize), Frame> {
+    let p = parse_mpop(args, at, ["min", "max"])?;
+    let end = if p.first { End::Min } else { End::Max };
+    Ok((p.keys, end, p.count))
 }
 
 /// The reply of ZMPOP/BZMPOP: `[key, [[member, score], ...]]` in both
@@ -996,15 +953,15 @@ pub(crate) fn bzpop_reply(key: &[u8], member: Bytes, score: f64) -> Frame {
 }
 
 fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 1) {
+    let (keys, end, count) = match parse_zmpop(args, 1) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let db = ctx.db();
     // All keys locked together: the first non-empty one wins atomically.
-    let mut locked = ctx.lock_keys(p.keys.iter().map(|k| (db, &k[..])));
-    for k in p.keys {
-        match zpop(locked.shard(db, k), k, p.end, p.count) {
+    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
+    for k in keys {
+        match zpop(locked.shard(db, k), k, end, count) {
             Err(e) => return e,
             Ok(popped) if popped.is_empty() => {}
             Ok(popped) => return mpop_reply(k, &popped),
@@ -1020,12 +977,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let (count, withscores) = if args.len() == 2 {
         (None, false)
     } else {
-        let n = match parse_int(arg(args, 2)) {
-            Ok(i64::MIN) => {
-                return err(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                );
-            }
+        let n = match parse_random_count(arg(args, 2)) {
             Ok(n) => n,
             Err(e) => return e,
         };
@@ -1063,10 +1015,9 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut out = Vec::new();
     if count < 0 {
         // Repetitions allowed: |count| independent draws.
-        let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        if n > MAX_RANDOM_REPLY {
+        let Some(RandomCount::Repeated(n)) = random_count(count) else {
             return err("ERR value is out of range");
-        }
+        };
         out.reserve(n * if withscores && !resp3 { 2 } else { 1 });
         for _ in 0..n {
             if let Some((m, s)) = z.get_by_rank(rng.random_range(0..len.max(1))) {
@@ -1572,15 +1523,15 @@ fn bzpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 2) {
+    let (keys, end, count) = match parse_zmpop(args, 2) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let op = BlockedPop {
-        end: p.end,
-        count: Some(p.count),
+        end,
+        count: Some(count),
     };
-    pop_or_block(ctx, p.keys, op, arg(args, 1))
+    pop_or_block(ctx, keys, op, arg(args, 1))
 }
 
 #[cfg(test)]
@@ -1626,13 +1577,13 @@ mod tests {
             .iter()
             .map(|a| Bytes::from(*a))
             .collect();
-        let p = parse_mpop(&args, 2).unwrap();
-        assert_eq!((p.keys.len(), p.end, p.count), (2, End::Max, 3));
+        let (keys, end, count) = parse_zmpop(&args, 2).unwrap();
+        assert_eq!((keys.len(), end, count), (2, End::Max, 3));
         let bad: Vec<Bytes> = ["bzmpop", "0", "1", "k1", "left"]
             .iter()
             .map(|a| Bytes::from(*a))
             .collect();
-        assert!(parse_mpop(&bad, 2).is_err());
+        assert!(parse_zmpop(&bad, 2).is_err());
     }
 
     #[test]
