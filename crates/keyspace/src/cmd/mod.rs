@@ -10,6 +10,7 @@
 //! its `register` from [`builtin_table`].
 
 pub(crate) mod args;
+pub(crate) mod bitmap;
 pub(crate) mod connection;
 pub(crate) mod hash;
 pub(crate) mod keys;
@@ -448,6 +449,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     connection::register(&mut t);
     server::register(&mut t);
     strings::register(&mut t);
+    bitmap::register(&mut t);
     keys::register(&mut t);
     list::register(&mut t);
     hash::register(&mut t);
