@@ -36,6 +36,7 @@ mod cmd;
 mod engine;
 mod glob;
 mod hashed;
+mod hll;
 mod keyspace;
 mod num;
 mod pubsub;

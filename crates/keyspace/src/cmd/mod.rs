@@ -13,6 +13,7 @@ pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod connection;
 pub(crate) mod hash;
+pub(crate) mod hll;
 pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod meta;
@@ -450,6 +451,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     server::register(&mut t);
     strings::register(&mut t);
     bitmap::register(&mut t);
+    hll::register(&mut t);
     keys::register(&mut t);
     list::register(&mut t);
     hash::register(&mut t);

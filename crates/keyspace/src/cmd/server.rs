@@ -563,8 +563,9 @@ const IMMUTABLE: [&str; 22] = [
 ];
 
 /// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
-const MEMORY: [&str; 12] = [
+const MEMORY: [&str; 13] = [
     "maxmemory",
+    "hll-sparse-max-bytes",
     "proto-max-bulk-len",
     "client-query-buffer-limit",
     "active-defrag-ignore-bytes",
