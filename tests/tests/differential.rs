@@ -3240,6 +3240,10 @@ const FIXED: &[(&[&str], Cmp)] = &[
         &["BITFIELD", "bm", "INCRBY", "u2", "8388607", "1"],
         Cmp::Exact,
     ),
+    (&["SETRANGE", "sr", "1048575", "a"], Cmp::Exact),
+    (&["SETRANGE", "sr", "1048576", "a"], Cmp::Exact),
+    (&["APPEND", "sr", "b"], Cmp::Exact),
+    (&["DEL", "sr"], Cmp::Exact),
     (
         &["CONFIG", "SET", "proto-max-bulk-len", "536870912"],
         Cmp::Exact,

@@ -19,9 +19,6 @@ const ERR_BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const ERR_BIT_VALUE: &str = "ERR bit is not an integer or out of range";
 const ERR_BITFIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 
-/// Redis' default `proto-max-bulk-len`.
-const DEFAULT_MAX_BULK: u64 = 512 * 1024 * 1024;
-
 pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("setbit", setbit);
     t.redis("getbit", getbit);
@@ -32,13 +29,8 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("bitfield_ro", bitfield);
 }
 
-/// `proto-max-bulk-len` as configured: bit offsets must address a byte
-/// below it.
 fn max_bulk(ctx: &Ctx<'_>) -> u64 {
-    ctx.keyspace()
-        .config_param("proto-max-bulk-len")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_MAX_BULK)
+    super::proto_max_bulk_len(ctx)
 }
 
 /// Redis' `getBitOffsetFromArgument`: a non-negative integer whose byte is

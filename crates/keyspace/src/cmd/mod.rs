@@ -560,6 +560,15 @@ pub(crate) fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
     string2ll(arg).ok_or_else(|| err(ERR_NOT_INT))
 }
 
+/// `proto-max-bulk-len` as configured: the longest string APPEND,
+/// SETRANGE and the bit commands may build (512 MB by default).
+pub(crate) fn proto_max_bulk_len(ctx: &Ctx<'_>) -> u64 {
+    ctx.keyspace()
+        .config_param("proto-max-bulk-len")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(512 * 1024 * 1024)
+}
+
 /// Resolves a container's subcommand (`CLIENT SETNAME`, `CONFIG GET`)
 /// against `(name, arity)` pairs, with Redis 7.0's error texts.
 pub(crate) fn subcommand(

@@ -8,10 +8,6 @@ use super::{Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, TableBuilder, err, int,
 use crate::num::string2ll;
 use crate::value::Value;
 
-/// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
-/// APPEND may build.
-const MAX_STRING: usize = 512 * 1024 * 1024;
-
 pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("get", get);
     t.redis("set", set);
@@ -401,6 +397,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let add = arg(args, 2);
+    let max = super::proto_max_bulk_len(ctx);
     let mut shard = ctx.shard(key);
     let Some(mut e) = shard.entry_mut(key) else {
         shard.set(key, Value::string(add), None);
@@ -410,7 +407,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(n) => n,
         Err(w) => return w.into(),
     };
-    if cur_len + add.len() > MAX_STRING {
+    if (cur_len + add.len()) as u64 > max {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let mut buf = Vec::with_capacity(cur_len + add.len());
@@ -479,6 +476,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(n) => n as usize,
         Err(e) => return e,
     };
+    let max = super::proto_max_bulk_len(ctx);
     let mut shard = ctx.shard(key);
     let cur_len = match shard.value(key) {
         None => None,
@@ -490,7 +488,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if value.is_empty() {
         return int(cur_len.unwrap_or(0));
     }
-    if offset.saturating_add(value.len()) > MAX_STRING {
+    if offset.saturating_add(value.len()) as u64 > max {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let mut buf = Vec::new();
@@ -589,11 +587,7 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if a.len() >= limit || b.len() >= limit {
         return err("ERR String too long for LCS");
     }
-    let max_bulk = ctx
-        .keyspace()
-        .config_param("proto-max-bulk-len")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(MAX_STRING as u64);
+    let max_bulk = super::proto_max_bulk_len(ctx);
     let cells = (a.len() as u128 + 1) * (b.len() as u128 + 1);
     if cells * 4 > u128::from(max_bulk) {
         return err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
