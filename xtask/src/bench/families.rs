@@ -48,7 +48,11 @@ const OPS: [Op; 5] = [
 
 /// redis-benchmark commands (after `-r`): (row, range, command).
 const RATES: [(&str, u64, &[&str]); 5] = [
-    ("SETBIT", 100_000_000, &["SETBIT", "bits", "__rand_int__", "1"]),
+    (
+        "SETBIT",
+        100_000_000,
+        &["SETBIT", "bits", "__rand_int__", "1"],
+    ),
     ("GETBIT", 100_000_000, &["GETBIT", "bits", "__rand_int__"]),
     ("PFADD", 1_000_000_000, &["PFADD", "hll", "e:__rand_int__"]),
     ("PFCOUNT one key", 1, &["PFCOUNT", "hll"]),
@@ -98,7 +102,14 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             "Bit operations on {} MiB strings (one call, median of {rounds} alternating rounds)",
             size >> 20
         ),
-        &["command", "cairn", "redis", "cairn GB/s", "redis GB/s", "cairn/redis speed"],
+        &[
+            "command",
+            "cairn",
+            "redis",
+            "cairn GB/s",
+            "redis GB/s",
+            "cairn/redis speed",
+        ],
     );
     let mut speed_ratios = Vec::new();
     let mut conns = [servers[0].conn()?, servers[1].conn()?];
@@ -132,8 +143,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             };
             let (a, b) = (digest(&mut conns[0])?, digest(&mut conns[1])?);
             if a != b {
-                out.failures
-                    .push(format!("{}: results differ (BITCOUNT {a:?} vs {b:?})", op.name));
+                out.failures.push(format!(
+                    "{}: results differ (BITCOUNT {a:?} vs {b:?})",
+                    op.name
+                ));
             }
         }
         let inputs = if op.name == "BITCOUNT" || op.name == "BITOP NOT" {
@@ -195,8 +208,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                 match redis_benchmark(s.addr.port(), &args)? {
                     Run::Rows(rows) => got[i].extend(rows.into_iter().map(|(_, r)| r)),
                     Run::Failed(msg) => {
-                        out.failures
-                            .push(format!("{} {row}: {msg}", s.kind.name()));
+                        out.failures.push(format!("{} {row}: {msg}", s.kind.name()));
                     }
                 }
             }

@@ -44,10 +44,7 @@ pub(super) enum Run {
 }
 
 fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> {
-    let mut args: Vec<String> = ["-t", test, "-n"]
-        .iter()
-        .map(|a| (*a).to_owned())
-        .collect();
+    let mut args: Vec<String> = ["-t", test, "-n"].iter().map(|a| (*a).to_owned()).collect();
     args.push(requests(plan, test, pipeline).to_string());
     if pipeline > 1 {
         args.extend(["-P".to_owned(), pipeline.to_string()]);
@@ -59,8 +56,17 @@ fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> 
 /// (a `-t` test or a command of its own after the options).
 pub(super) fn redis_benchmark(port: u16, args: &[String]) -> Result<Run> {
     let mut cmd = Command::new("redis-benchmark");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", "50", "-q", "--csv"])
-        .args(args);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "50",
+        "-q",
+        "--csv",
+    ])
+    .args(args);
     let what = args.join(" ");
     let child = cmd
         .stdin(Stdio::null())

@@ -73,14 +73,19 @@ fn write_bits<R>(
         return Err(super::wrongtype());
     }
     let v = e.value_mut();
-    let short = v.str_len().is_ok_and(|n| n < need);
-    if short || matches!(v, Value::Int(_)) {
-        let mut buf = Vec::with_capacity(need);
-        let _ = v.with_str(|b| buf.extend_from_slice(b));
-        if buf.len() < need {
-            buf.resize(need, 0);
-        }
-        *v = Value::Str(buf.into_boxed_slice());
+    if let Value::Int(n) = v {
+        *v = Value::Str(n.to_string().into_bytes().into_boxed_slice());
+    }
+    if let Value::Str(b) = v
+        && b.len() < need
+    {
+        // Grown in its own allocation: `realloc` can extend a block in
+        // place (glibc remaps large ones), where copying into a new
+        // buffer would make a bitmap built bit by bit quadratic.
+        let mut grown = std::mem::take(b).into_vec();
+        grown.reserve_exact(need - grown.len());
+        grown.resize(need, 0);
+        *b = grown.into_boxed_slice();
     }
     match v {
         Value::Str(b) => Ok(f(b)),
@@ -393,64 +398,56 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .chain(sources.iter().map(|k| &k[..]))
             .map(|k| (db, k)),
     );
-    // Copies of the sources (an integer is formatted): dest may be one of
-    // them, and the shards are held for the whole command anyway.
-    let mut inputs: Vec<Option<Vec<u8>>> = Vec::with_capacity(sources.len());
+    // Lengths and types first; then the sources are read in place (an
+    // integer is formatted), the result built in one buffer as Redis does.
+    let mut maxlen = 0;
     for k in sources {
-        match locked.shard(db, k).value(k) {
-            None => inputs.push(None),
-            Some(v) => match v.with_str(<[u8]>::to_vec) {
-                Ok(b) => inputs.push(Some(b)),
-                Err(e) => return e.into(),
-            },
+        match locked.shard(db, k).value(k).map(Value::str_len) {
+            None => {}
+            Some(Ok(n)) => maxlen = maxlen.max(n),
+            Some(Err(e)) => return e.into(),
         }
     }
-    let maxlen = inputs.iter().flatten().map(Vec::len).max().unwrap_or(0);
-    let s = locked.shard(db, dest);
     if maxlen == 0 {
-        s.remove(dest);
+        locked.shard(db, dest).remove(dest);
         return Frame::Integer(0);
     }
-    let mut out = match (op, inputs.first()) {
-        (BitOp::Not, Some(Some(src))) => {
-            let mut out = src.clone();
-            out.iter_mut().for_each(|b| *b = !*b);
-            out
+    let mut out = vec![0u8; maxlen];
+    for (i, k) in sources.iter().enumerate() {
+        match locked.shard(db, k).value(k) {
+            Some(v) => {
+                let _ = v.with_str(|src| combine(op, i == 0, &mut out, src));
+            }
+            None => combine(op, i == 0, &mut out, &[]),
         }
-        _ => combine(op, &inputs, maxlen),
-    };
-    out.resize(maxlen, 0);
-    s.set(dest, Value::Str(out.into_boxed_slice()), None);
+    }
+    locked
+        .shard(db, dest)
+        .set(dest, Value::Str(out.into_boxed_slice()), None);
     int(maxlen)
 }
 
-/// AND/OR/XOR of the sources over `maxlen` bytes, a missing key or the
-/// part past a shorter string counting as zeros.
-fn combine(op: BitOp, inputs: &[Option<Vec<u8>>], maxlen: usize) -> Vec<u8> {
-    let mut iter = inputs.iter();
-    let mut out = vec![0u8; maxlen];
-    if let Some(first) = iter.next()
-        && let Some(b) = first
-        && let Some(dst) = out.get_mut(..b.len())
-    {
-        dst.copy_from_slice(b);
-    }
-    for src in iter {
-        let src: &[u8] = src.as_deref().unwrap_or_default();
-        let (head, tail) = out.split_at_mut(src.len().min(maxlen));
-        // Simple byte loops over equal lengths: the compiler vectorises
-        // them into wide loads, a word (or more) per instruction.
-        match op {
-            BitOp::And => {
-                head.iter_mut().zip(src).for_each(|(d, s)| *d &= *s);
-                tail.fill(0);
-            }
-            BitOp::Or => head.iter_mut().zip(src).for_each(|(d, s)| *d |= *s),
-            BitOp::Xor => head.iter_mut().zip(src).for_each(|(d, s)| *d ^= *s),
-            BitOp::Not => {}
+/// Folds one source into `out` (zeros past a shorter source or for a
+/// missing key); the first source is copied in (inverted for NOT).
+fn combine(op: BitOp, first: bool, out: &mut [u8], src: &[u8]) {
+    let n = src.len().min(out.len());
+    let (head, tail) = out.split_at_mut(n);
+    let src = src.get(..n).unwrap_or_default();
+    // Plain byte loops over equal lengths: the compiler vectorises them
+    // into wide loads, a word (or more) per instruction.
+    match (op, first) {
+        (BitOp::Not, _) => {
+            head.iter_mut().zip(src).for_each(|(d, s)| *d = !*s);
+            tail.fill(0xff);
         }
+        (_, true) => head.copy_from_slice(src),
+        (BitOp::And, false) => {
+            head.iter_mut().zip(src).for_each(|(d, s)| *d &= *s);
+            tail.fill(0);
+        }
+        (BitOp::Or, false) => head.iter_mut().zip(src).for_each(|(d, s)| *d |= *s),
+        (BitOp::Xor, false) => head.iter_mut().zip(src).for_each(|(d, s)| *d ^= *s),
     }
-    out
 }
 
 // ---------------------------------------------------------------------------
