@@ -275,12 +275,16 @@ enum Family {
     Lists,
     Transactions,
     Errors,
+    Bitmaps,
+    Hll,
 }
 
 /// The run's key space: every family draws from all of it (so types
 /// collide), but mostly from its own two keys, so values grow big enough
 /// for ranges, pops and set operations to return something.
-const KEYS: &[&str] = &["k0", "k1", "h0", "h1", "s0", "s1", "z0", "z1", "l0", "l1"];
+const KEYS: &[&str] = &[
+    "k0", "k1", "h0", "h1", "s0", "s1", "z0", "z1", "l0", "l1", "b0", "b1", "p0", "p1",
+];
 
 fn home(f: Family) -> &'static [&'static str] {
     match f {
@@ -289,6 +293,8 @@ fn home(f: Family) -> &'static [&'static str] {
         Family::Sets => &["s0", "s1"],
         Family::SortedSets => &["z0", "z1"],
         Family::Lists => &["l0", "l1"],
+        Family::Bitmaps => &["b0", "b1"],
+        Family::Hll => &["p0", "p1"],
         Family::Keys | Family::Transactions | Family::Errors => KEYS,
     }
 }
@@ -462,6 +468,77 @@ impl G {
     fn lex_bound(&mut self) -> String {
         self.pick(LEX_BOUNDS)
     }
+    /// A bit offset: mostly within the first few hundred bits, sometimes
+    /// an invalid or out-of-range one. `write` leaves out offsets near the
+    /// 512 MB limit that would make both servers allocate it.
+    fn bit_offset(&mut self, write: bool) -> String {
+        match self.n(0, 19) {
+            0 => self.pick(&["-1", "x", "4294967296", "9223372036854775807", "1.5", ""]),
+            1 if !write => self.pick(&["4294967295", "4294967288", "536870911"]),
+            2..=4 => self.n(0, 16).to_string(),
+            _ => self.n(0, 400).to_string(),
+        }
+    }
+    /// A BITCOUNT/BITPOS index: bytes or bits, negative from the end.
+    fn bit_idx(&mut self) -> String {
+        if self.chance(0.5) {
+            self.pick(&[
+                "-1000", "-17", "-9", "-8", "-7", "-1", "0", "1", "7", "8", "9", "15", "16",
+                "1000", "x",
+            ])
+        } else {
+            let n = self.n(0, 420) as i64 - 100;
+            n.to_string()
+        }
+    }
+    /// A BITFIELD type, now and then an invalid one.
+    fn bitfield_type(&mut self) -> String {
+        match self.n(0, 20) {
+            0 => self.pick(&["u64", "i65", "i0", "u0", "I8", "x8", "u", "i-1", "u08"]),
+            1..=3 => self.pick(&["i64", "u63", "i63", "i1", "u1"]),
+            _ => {
+                let signed = self.chance(0.5);
+                let bits = self.n(1, if signed { 64 } else { 63 });
+                format!("{}{bits}", if signed { 'i' } else { 'u' })
+            }
+        }
+    }
+    /// A BITFIELD offset: plain, `#n` (in units of the type), or invalid.
+    fn bitfield_offset(&mut self) -> String {
+        match self.n(0, 12) {
+            0 => self.pick(&["-1", "#-1", "x", "#x", "4294967296", "#9223372036854775807"]),
+            1..=4 => format!("#{}", self.n(0, 12)),
+            _ => self.n(0, 300).to_string(),
+        }
+    }
+    /// A BITFIELD value or increment.
+    fn bitfield_value(&mut self) -> String {
+        match self.n(0, 6) {
+            0 => self.pick(&[
+                "9223372036854775807",
+                "-9223372036854775808",
+                "9223372036854775808",
+                "x",
+                "1.5",
+            ]),
+            1 => self.int(),
+            _ => {
+                let bits = self.n(1, 64) as u32;
+                let span = 1i128 << bits;
+                let v = self.rng.random_range(-span..span);
+                v.clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                    .to_string()
+            }
+        }
+    }
+    /// An HLL element from a space large enough to fill many registers.
+    fn hll_element(&mut self) -> String {
+        if self.chance(0.1) {
+            self.val()
+        } else {
+            format!("e{}", self.n(0, 200_000))
+        }
+    }
     /// Field/value or score/member pairs, sometimes one short (an arity error).
     fn pairs(&mut self, a: fn(&mut G) -> String, b: fn(&mut G) -> String) -> Vec<String> {
         let n = self.n(1, 3);
@@ -589,10 +666,119 @@ fn scan_options(g: &mut G, with_type: bool) -> Vec<String> {
 }
 
 #[allow(clippy::too_many_lines)]
+/// BITFIELD's operations; BITFIELD_RO (`ro`) mostly GETs.
+fn bitfield_ops(g: &mut G, ro: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..g.n(0, 4) {
+        match g.n(0, 9) {
+            0 => out.extend(v![
+                "OVERFLOW",
+                g.pick(&["WRAP", "SAT", "FAIL", "sat", "fail", "BOGUS"])
+            ]),
+            1 | 2 if !ro || g.chance(0.1) => {
+                out.extend(v![
+                    g.pick(&["SET", "set"]),
+                    g.bitfield_type(),
+                    g.bitfield_offset(),
+                    g.bitfield_value()
+                ]);
+            }
+            3 | 4 if !ro || g.chance(0.1) => {
+                out.extend(v![
+                    g.pick(&["INCRBY", "incrby"]),
+                    g.bitfield_type(),
+                    g.bitfield_offset(),
+                    g.bitfield_value()
+                ]);
+            }
+            5 if g.chance(0.2) => out.push(g.pick(&["GET", "BOGUS", "SET"])),
+            _ => out.extend(v![
+                g.pick(&["GET", "get"]),
+                g.bitfield_type(),
+                g.bitfield_offset()
+            ]),
+        }
+    }
+    out
+}
+
 fn templates() -> Vec<Tpl> {
     use Cmp::{Exact, Pairs, TtlMillis, TtlSecs, Unordered};
-    use Family::{Hashes, Keys, Lists, Sets, SortedSets, Strings};
+    use Family::{Bitmaps, Hashes, Hll, Keys, Lists, Sets, SortedSets, Strings};
     vec![
+        // ---- bitmaps
+        tpl("setbit", Bitmaps, Exact, |g| {
+            let bit = g.pick(&["0", "1", "1", "0", "1", "2", "-1", "x"]);
+            v!["SETBIT", g.key(), g.bit_offset(true), bit]
+        }),
+        tpl("getbit", Bitmaps, Exact, |g| {
+            v!["GETBIT", g.key(), g.bit_offset(false)]
+        }),
+        tpl("bitcount", Bitmaps, Exact, |g| {
+            let mut c = v!["BITCOUNT", g.key()];
+            match g.n(0, 5) {
+                0 => {}
+                1 => c.extend(v![g.bit_idx(), g.bit_idx()]),
+                2 | 3 => c.extend(v![
+                    g.bit_idx(),
+                    g.bit_idx(),
+                    g.pick(&["BIT", "BYTE", "bit", "byte", "BITS"])
+                ]),
+                4 => c.push(g.bit_idx()),
+                _ => c.extend(v![g.bit_idx(), g.bit_idx(), "BIT", "x"]),
+            }
+            c
+        }),
+        tpl("bitpos", Bitmaps, Exact, |g| {
+            let bit = g.pick(&["0", "1", "0", "1", "2", "-1", "x"]);
+            let mut c = v!["BITPOS", g.key(), bit];
+            match g.n(0, 5) {
+                0 => {}
+                1 => c.push(g.bit_idx()),
+                2 => c.extend(v![g.bit_idx(), g.bit_idx()]),
+                3 | 4 => c.extend(v![
+                    g.bit_idx(),
+                    g.bit_idx(),
+                    g.pick(&["BIT", "BYTE", "bit", "BYTES"])
+                ]),
+                _ => c.extend(v![g.bit_idx(), g.bit_idx(), "BYTE", "x"]),
+            }
+            c
+        }),
+        tpl("bitop", Bitmaps, Exact, |g| {
+            let op = g.pick(&["AND", "OR", "XOR", "NOT", "and", "xor", "NAND"]);
+            let n = if op == "NOT" && g.chance(0.8) {
+                1
+            } else {
+                g.n(1, 3)
+            };
+            let dest = g.key();
+            with(v!["BITOP", op, dest], g.keys(n, n))
+        }),
+        tpl("bitfield", Bitmaps, Exact, |g| {
+            with(v!["BITFIELD", g.key()], bitfield_ops(g, false))
+        }),
+        tpl("bitfield_ro", Bitmaps, Exact, |g| {
+            with(v!["BITFIELD_RO", g.key()], bitfield_ops(g, true))
+        }),
+        // ---- HyperLogLog
+        tpl("pfadd", Hll, Exact, |g| {
+            let n = if g.chance(0.1) { 300 } else { g.n(0, 5) };
+            let elements: Vec<String> = (0..n).map(|_| g.hll_element()).collect();
+            with(v!["PFADD", g.key()], elements)
+        }),
+        tpl("pfcount", Hll, Exact, |g| with(v!["PFCOUNT"], g.keys(1, 3))),
+        tpl("pfmerge", Hll, Exact, |g| {
+            with(v!["PFMERGE", g.key()], g.keys(0, 3))
+        }),
+        tpl("pfdebug", Hll, Exact, |g| {
+            let sub = g.pick(&["ENCODING", "DECODE", "TODENSE", "GETREG", "decode", "BOGUS"]);
+            let mut c = v!["PFDEBUG", sub, g.key()];
+            if g.chance(0.05) {
+                c.push("extra".into());
+            }
+            c
+        }),
         // ---- strings
         tpl("get", Strings, Exact, |g| v!["GET", g.key()]),
         tpl("set", Strings, Exact, |g| {
@@ -1152,6 +1338,8 @@ fn family_probe(f: Family) -> &'static str {
         Family::Lists => "lpush",
         Family::Transactions => "multi",
         Family::Errors => "get",
+        Family::Bitmaps => "setbit",
+        Family::Hll => "pfadd",
     }
 }
 
@@ -1998,6 +2186,8 @@ async fn randomized_commands_match_redis() -> anyhow::Result<()> {
         Family::Lists,
         Family::Transactions,
         Family::Errors,
+        Family::Bitmaps,
+        Family::Hll,
     ] {
         let probe = family_probe(f);
         let has = implemented(&mut duo.cairn.resp2, probe).await?;
@@ -3018,7 +3208,296 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["HSCAN", "nokey", "0", "COUNT", "x"], Cmp::Exact),
     (&["SSCAN", "k", "0", "COUNT", "x"], Cmp::Exact),
     (&["SCAN", ""], Cmp::Scan),
+    // bitmaps: the offset limit follows proto-max-bulk-len
+    (&["GETBIT", "bm", "4294967295"], Cmp::Exact),
+    (&["SETBIT", "bm", "4294967296", "1"], Cmp::Exact),
+    (&["BITFIELD", "bm", "GET", "i64", "#67108864"], Cmp::Exact),
+    (&["BITFIELD", "bm", "GET", "i64", "#67108863"], Cmp::Exact),
+    (
+        &["BITFIELD", "bm", "GET", "u8", "#9223372036854775807"],
+        Cmp::Exact,
+    ),
+    (
+        &["CONFIG", "SET", "proto-max-bulk-len", "1048576"],
+        Cmp::Exact,
+    ),
+    (&["SETBIT", "bm", "8388607", "1"], Cmp::Exact),
+    (&["SETBIT", "bm", "8388608", "1"], Cmp::Exact),
+    (&["GETBIT", "bm", "8388608"], Cmp::Exact),
+    (
+        &["BITFIELD", "bm", "SET", "u8", "#1048575", "255"],
+        Cmp::Exact,
+    ),
+    (
+        &["BITFIELD", "bm", "SET", "u8", "#1048576", "255"],
+        Cmp::Exact,
+    ),
+    (
+        &["BITFIELD", "bm", "INCRBY", "u2", "8388606", "1"],
+        Cmp::Exact,
+    ),
+    (
+        &["BITFIELD", "bm", "INCRBY", "u2", "8388607", "1"],
+        Cmp::Exact,
+    ),
+    (&["SETRANGE", "sr", "1048575", "a"], Cmp::Exact),
+    (&["SETRANGE", "sr", "1048576", "a"], Cmp::Exact),
+    (&["APPEND", "sr", "b"], Cmp::Exact),
+    (&["DEL", "sr"], Cmp::Exact),
+    (
+        &["CONFIG", "SET", "proto-max-bulk-len", "536870912"],
+        Cmp::Exact,
+    ),
+    (&["STRLEN", "bm"], Cmp::Exact),
+    (&["BITCOUNT", "bm"], Cmp::Exact),
+    (&["BITCOUNT", "bm", "-1", "-1"], Cmp::Exact),
+    (&["BITCOUNT", "bm", "0", "-1", "BIT"], Cmp::Exact),
+    (&["BITPOS", "bm", "1"], Cmp::Exact),
+    (&["BITPOS", "bm", "0", "-1"], Cmp::Exact),
+    (&["BITPOS", "bm", "1", "-1", "-1", "BIT"], Cmp::Exact),
+    (&["BITOP", "NOT", "bm2", "bm"], Cmp::Exact),
+    (&["BITCOUNT", "bm2"], Cmp::Exact),
+    (&["BITOP", "AND", "bm3", "bm", "bm2", "nokey"], Cmp::Exact),
+    (&["BITCOUNT", "bm3"], Cmp::Exact),
+    (&["BITOP", "XOR", "bm3", "nokey"], Cmp::Exact),
+    (&["EXISTS", "bm3"], Cmp::Exact),
+    (&["SET", "ib", "12345"], Cmp::Exact),
+    (&["SETBIT", "ib", "2", "1"], Cmp::Exact),
+    (&["GET", "ib"], Cmp::Exact),
+    (&["SET", "ib", "-7"], Cmp::Exact),
+    (
+        &[
+            "BITFIELD", "ib", "GET", "u16", "0", "INCRBY", "i8", "8", "1",
+        ],
+        Cmp::Exact,
+    ),
+    (&["GET", "ib"], Cmp::Exact),
+    (
+        &[
+            "BITFIELD", "nobf", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "5",
+        ],
+        Cmp::Exact,
+    ),
+    (&["EXISTS", "nobf"], Cmp::Exact),
+    (&["BITFIELD", "nobf"], Cmp::Exact),
+    (
+        &[
+            "BITFIELD_RO",
+            "nobf",
+            "GET",
+            "u8",
+            "0",
+            "SET",
+            "u8",
+            "0",
+            "1",
+        ],
+        Cmp::Exact,
+    ),
+    (&["BITFIELD_RO", "nobf", "GET", "u8"], Cmp::Exact),
+    (
+        &["BITFIELD", "nobf", "GET", "u8", "0", "OVERFLOW"],
+        Cmp::Exact,
+    ),
+    (&["BITPOS", "nokey", "1", "x"], Cmp::Exact),
+    (&["BITCOUNT", "nokey", "x"], Cmp::Exact),
+    (&["SET", "empty", ""], Cmp::Exact),
+    (&["BITPOS", "empty", "0"], Cmp::Exact),
+    (&["BITCOUNT", "empty", "0", "-1"], Cmp::Exact),
+    (&["BITOP", "OR", "bm4", "empty"], Cmp::Exact),
+    (&["LPUSH", "bl", "a"], Cmp::Exact),
+    (&["SETBIT", "bl", "0", "1"], Cmp::Exact),
+    (&["BITOP", "OR", "bm4", "bm", "bl"], Cmp::Exact),
+    // HyperLogLog: representation, promotion, cache, damaged values
+    (&["PFADD", "hl"], Cmp::Exact),
+    (&["GET", "hl"], Cmp::Exact),
+    (&["PFADD", "hl", "a", "b", "c", "d", "e"], Cmp::Exact),
+    (&["GET", "hl"], Cmp::Exact),
+    (&["PFCOUNT", "hl"], Cmp::Exact),
+    (&["GET", "hl"], Cmp::Exact),
+    (&["PFADD", "hl", "a"], Cmp::Exact),
+    (&["GET", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "DECODE", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "ENCODING", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "encoding", "hl", "x"], Cmp::Exact),
+    (&["PFDEBUG", "nosuch", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "nosuch", "nokey"], Cmp::Exact),
+    (&["PFDEBUG", "GETREG", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "ENCODING", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "TODENSE", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "DECODE", "hl"], Cmp::Exact),
+    (&["GET", "hl"], Cmp::Exact),
+    (&["PFCOUNT", "hl", "nokey"], Cmp::Exact),
+    (&["PFMERGE", "hm", "nokey"], Cmp::Exact),
+    (&["GET", "hm"], Cmp::Exact),
+    (&["PFMERGE", "hm", "hl"], Cmp::Exact),
+    (&["GET", "hm"], Cmp::Exact),
+    (&["CONFIG", "SET", "hll-sparse-max-bytes", "30"], Cmp::Exact),
+    (&["CONFIG", "GET", "hll-sparse-max-bytes"], Cmp::Exact),
+    (
+        &["PFADD", "hs", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        Cmp::Exact,
+    ),
+    (&["PFDEBUG", "ENCODING", "hs"], Cmp::Exact),
+    (
+        &[
+            "PFADD", "hs", "10", "11", "12", "13", "14", "15", "16", "17",
+        ],
+        Cmp::Exact,
+    ),
+    (&["PFDEBUG", "ENCODING", "hs"], Cmp::Exact),
+    (&["GET", "hs"], Cmp::Exact),
+    (
+        &["CONFIG", "SET", "hll-sparse-max-bytes", "1kb"],
+        Cmp::Exact,
+    ),
+    (&["CONFIG", "GET", "hll-sparse-max-bytes"], Cmp::Exact),
+    (
+        &["CONFIG", "SET", "hll-sparse-max-bytes", "3000"],
+        Cmp::Exact,
+    ),
+    (&["SET", "hx", "HYLL"], Cmp::Exact),
+    (&["PFCOUNT", "hx"], Cmp::Exact),
+    (&["PFADD", "hx", "a"], Cmp::Exact),
+    (
+        &[
+            "SET",
+            "hx",
+            "HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        ],
+        Cmp::Exact,
+    ),
+    (&["SET", "hx", "12345"], Cmp::Exact),
+    (&["PFCOUNT", "hx"], Cmp::Exact),
+    (&["PFMERGE", "hx", "hl"], Cmp::Exact),
+    (&["LPUSH", "hlist", "a"], Cmp::Exact),
+    (&["PFCOUNT", "hl", "hlist"], Cmp::Exact),
+    (&["PFADD", "hlist", "a"], Cmp::Exact),
+    (&["PFDEBUG", "ENCODING", "hlist"], Cmp::Exact),
+    // A sparse HLL whose runs cover too few registers (APPEND keeps the
+    // header valid and adds a VAL opcode; SETRANGE cuts a run short).
+    (&["PFADD", "hc", "x"], Cmp::Exact),
+    (&["SETRANGE", "hc", "16", "\x40"], Cmp::Exact),
+    (&["PFCOUNT", "hc"], Cmp::Exact),
+    (&["PFADD", "hc", "y", "z"], Cmp::Exact),
+    (&["PFMERGE", "hd", "hc"], Cmp::Exact),
+    (&["PFCOUNT", "hc", "hl"], Cmp::Exact),
+    (&["PFDEBUG", "GETREG", "hc"], Cmp::Exact),
+    (&["PFDEBUG", "DECODE", "hc"], Cmp::Exact),
+    (&["PFADD", "hc2", "x"], Cmp::Exact),
+    (&["APPEND", "hc2", "\u{80}"], Cmp::Exact),
+    (&["PFCOUNT", "hc2"], Cmp::Exact),
+    (&["PFADD", "hc2", "a", "b", "c"], Cmp::Exact),
+    (&["GET", "hc2"], Cmp::Exact),
+    (&["PFSELFTEST", "x"], Cmp::Exact),
 ];
+
+/// HyperLogLogs fed the same random elements on both servers: PFCOUNT,
+/// the raw bytes (GET), the encoding, unions and merges compared at
+/// checkpoints up to 100,000 elements (10^6 in the full run,
+/// `CAIRN_QUICK=0`), with the default `hll-sparse-max-bytes` and a small
+/// one, half the keys over RESP3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyperloglog_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("hyperloglog_matches_redis").await? else {
+        return Ok(());
+    };
+    if !implemented(&mut Conn::connect(cairn.addr()).await?, "pfadd").await? {
+        println!("skipped: hyperloglog_matches_redis: cairn has no PFADD");
+        cairn.shutdown().await?;
+        return Ok(());
+    }
+    let seed: u64 = env_parse("CAIRN_DIFF_SEED").unwrap_or_else(rand::random);
+    println!("hyperloglog_matches_redis: seed={seed} (replay with CAIRN_DIFF_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let salt: u64 = rng.random();
+    let full = std::env::var("CAIRN_QUICK").is_ok_and(|v| v == "0");
+    let largest: usize = if full { 1_000_000 } else { 100_000 };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), seed).await?;
+    let mut compared = 0usize;
+    for (round, sparse_max) in ["3000", "200"].into_iter().enumerate() {
+        duo.both(
+            false,
+            &v!["CONFIG", "SET", "hll-sparse-max-bytes", sparse_max],
+        )
+        .await?;
+        let resp3 = round == 1;
+        let key = format!("hll{round}");
+        let mut added = 0usize;
+        let mut checkpoint = 1usize;
+        while checkpoint <= largest {
+            // Elements: mostly new, some repeated, some binary.
+            while added < checkpoint {
+                let n = (checkpoint - added).min(1000);
+                let mut cmd = v!["PFADD", key.clone()];
+                for j in 0..n {
+                    let i = if added > 0 && rng.random_bool(0.05) {
+                        rng.random_range(0..added)
+                    } else {
+                        added + j
+                    };
+                    cmd.push(format!("{salt:x}:{i}"));
+                }
+                added += n;
+                let (r, c) = duo.both(resp3, &cmd).await?;
+                compared += 1;
+                if r != c {
+                    duo.record(added, resp3, &cmd[..3], &r, &c, "PFADD reply");
+                }
+            }
+            let other = format!("hll{}", 1 - round);
+            for cmd in [
+                v!["PFCOUNT", key.clone()],
+                v!["GET", key.clone()],
+                v!["PFDEBUG", "ENCODING", key.clone()],
+                v!["PFCOUNT", key.clone(), other.clone(), "nokey"],
+                v!["PFMERGE", format!("m{round}"), key.clone(), other.clone()],
+                v!["GET", format!("m{round}")],
+                v!["PFCOUNT", format!("m{round}")],
+            ] {
+                let (r, c) = duo.both(resp3, &cmd).await?;
+                compared += 1;
+                if r != c {
+                    duo.record(checkpoint, resp3, &cmd, &r, &c, "after adding elements");
+                }
+            }
+            checkpoint = if checkpoint < 10 {
+                checkpoint + 3
+            } else {
+                checkpoint * 4
+            };
+        }
+    }
+    // A value Redis wrote, stored as is on cairn, counts the same.
+    let (r, _) = duo.both(false, &v!["GET", "hll0"]).await?;
+    if let Some(bytes) = r.as_bytes() {
+        let set: Vec<Vec<u8>> = vec![b"SET".to_vec(), b"copied".to_vec(), bytes.to_vec()];
+        duo.cairn.resp2.call(&set).await?;
+        duo.redis.resp2.call(&set).await?;
+        let (r, c) = duo.both(false, &v!["PFCOUNT", "copied", "hll1"]).await?;
+        compared += 1;
+        if r != c {
+            duo.record(
+                0,
+                false,
+                &v!["PFCOUNT", "copied", "hll1"],
+                &r,
+                &c,
+                "copied value",
+            );
+        }
+    }
+    duo.both(false, &v!["CONFIG", "SET", "hll-sparse-max-bytes", "3000"])
+        .await?;
+    println!(
+        "hyperloglog_matches_redis: {compared} comparisons up to {largest} elements, {} differences",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
 
 /// Raw requests, compared with the connection's fate: a protocol error
 /// gets an error reply and Redis closes the connection.

@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [--seed N] [--rounds N] [suite...]`:
 //! cairn against real Redis on this machine, side by side in the same run.
 //!
-//! Suites: `throughput` (redis-benchmark), `snapshot` (SAVE, bytes on
+//! Suites: `throughput` (redis-benchmark), `families` (bitmaps on a 64 MiB
+//! string, SETBIT/GETBIT/PFADD/PFCOUNT rates), `snapshot` (SAVE, bytes on
 //! disk, restart), `latency` (latency and memory during a background
 //! snapshot), `saturated` (a background snapshot's time and memory with
 //! the CPU saturated), `view-pause` (the keyspace's in-process view bench). Every
@@ -15,6 +16,7 @@
 //! are reported as such, not as failures: they are measurements.
 
 mod data;
+mod families;
 mod latency;
 mod resp;
 mod saturated;
@@ -32,15 +34,16 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const SUITES: [&str; 5] = [
+const SUITES: [&str; 6] = [
     "throughput",
+    "families",
     "snapshot",
     "latency",
     "saturated",
     "view-pause",
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|snapshot|latency|saturated|view-pause]...";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|snapshot|latency|saturated|view-pause]...";
 
 /// What a run does, from the arguments.
 pub struct Plan {
@@ -418,6 +421,7 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("bench: suite {suite}");
         let result = match *suite {
             "throughput" => throughput::run(&plan),
+            "families" => families::run(&plan),
             "snapshot" => snapshot::run(&plan),
             "latency" => latency::run(&plan),
             "saturated" => saturated::run(&plan),
@@ -493,7 +497,7 @@ fn render(
          Rerun to reproduce; `--seed` replays the same data and key choices.\n\n\
          Run: `cargo xtask bench` (all suites, about 10 minutes; rewrites this file), \
          `cargo xtask bench --quick` (smaller sizes, a couple of minutes), or name suites: \
-         `cargo xtask bench throughput snapshot latency view-pause`, with `--rounds N` for the \
+         `cargo xtask bench throughput families snapshot latency view-pause`, with `--rounds N` for the \
          throughput and latency rounds. Partial and quick runs write only `target/bench-report.md`. Redis 7.0 \
          (`redis-server`, `redis-benchmark`) must be installed: `cargo xtask deps`.\n\n",
     );
@@ -558,6 +562,7 @@ fn render(
 fn suite_title(suite: &str) -> &'static str {
     match suite {
         "throughput" => "Throughput",
+        "families" => "Bitmaps and HyperLogLog",
         "snapshot" => "Snapshot: SAVE, size on disk, restart",
         "latency" => "Latency and memory during a background snapshot",
         "saturated" => "A background snapshot with the CPU saturated",
@@ -567,6 +572,16 @@ fn suite_title(suite: &str) -> &'static str {
 
 fn suite_method(suite: &str) -> &'static str {
     match suite {
+        "families" => {
+            "Both servers get the same two pseudo-random strings of 64 MiB (16 MiB with `--quick`, one \
+             seeded generator). BITCOUNT and BITOP AND/OR/XOR/NOT over them are timed one call at a time, \
+             alternating cairn and Redis, and the median call is reported with the input bytes it read per \
+             second; both servers must answer the same count and produce the same result (a failure \
+             otherwise). Then `redis-benchmark -c 50 -n N -r R` runs SETBIT and GETBIT at random offsets \
+             below 10^8, PFADD of random elements, PFCOUNT of that key (cached after the first count that \
+             follows a PFADD) and PFCOUNT of two keys (a union, computed every call), alternating the \
+             servers per round, the median reported."
+        }
         "throughput" => {
             "`redis-benchmark -t TEST -n N -c 50 -q --csv` (and with `-P 16`, where N is 10 times larger \
              except for LRANGE, so a pipelined run lasts about a second rather than 0.1 s), one test per \

@@ -43,7 +43,7 @@ const HELP: &str = "usage: cargo xtask <task>
   deps               install redis-server/redis-tools when missing (root on Debian)
   fuzz codec [SECS]  run the snapshot codec fuzz targets (nightly, cargo-fuzz), SECS each (300)
   test-persistence   [--quick] [--seed N] [--only NAME] [--campaigns]: persistence suites, in-process and against the binary
-  bench              [--quick] [--seed N] [--rounds N] [SUITE...]: cairn vs Redis 7.0 (throughput, snapshot, latency, view-pause); writes target/bench-report.md
+  bench              [--quick] [--seed N] [--rounds N] [SUITE...]: cairn vs Redis 7.0 (throughput, families, snapshot, latency, saturated, view-pause); writes target/bench-report.md
   coverage           [--install] [--fail-under PCT]: line coverage of snapshot, store, persist and the keyspace's views (cargo-tarpaulin)";
 
 /// The least line coverage of the persistence code `cargo xtask ci` accepts.

@@ -13,12 +13,19 @@
 //! keeps a non-blocking `LPOP` of another client from stealing an element
 //! that a blocked client was owed.
 //!
+//! The registry knows no command family: a blocking command hands it a
+//! [`BlockedOp`], the family's own code that serves the client once a key
+//! is ready (the list family's pops and moves, the sorted-set family's
+//! BZPOP*).
+//!
 //! Lock order: `serve` mutex, then shard locks, then `state`. Nothing is
 //! ever locked while `state` is held, so [`Keyspace::signal_key_ready`] may
 //! run under shard locks and a dropped wait may unregister from any context.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_resp::{Frame, Pending};
@@ -27,8 +34,27 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::cmd::list::{BlockOp, serve_op};
+use crate::cmd::Ctx;
+use crate::engine::Locked;
 use crate::keyspace::Keyspace;
+
+/// What a blocked client waits to do, supplied by the command family that
+/// blocked it; the registry calls it when one of the client's keys is
+/// ready.
+pub(crate) trait BlockedOp: Send + Sync + 'static {
+    /// A key besides the ready one whose shard serving needs locked
+    /// (BLMOVE's destination).
+    fn other_key(&self) -> Option<&Bytes> {
+        None
+    }
+
+    /// Serves the client on ready `key` of `db`, with the shards of `key`
+    /// and of [`other_key`](Self::other_key) locked in `locked`.
+    fn serve(&self, locked: &mut Locked<'_>, db: usize, key: &[u8]) -> Served;
+}
+
+/// A family's operation as the registry holds it.
+pub(crate) type Op = Arc<dyn BlockedOp>;
 
 /// The registry of blocked clients, one per keyspace.
 #[derive(Default)]
@@ -57,7 +83,7 @@ struct State {
 struct Waiter {
     db: usize,
     keys: Vec<Bytes>,
-    op: BlockOp,
+    op: Op,
     tx: oneshot::Sender<Frame>,
 }
 
@@ -92,12 +118,7 @@ impl Registry {
     /// does). Call while holding the locks of every key's shard, after
     /// finding them all empty: a push can then only come after the
     /// registration, and will see it.
-    fn register(
-        &self,
-        db: usize,
-        keys: Vec<Bytes>,
-        op: BlockOp,
-    ) -> (u64, oneshot::Receiver<Frame>) {
+    fn register(&self, db: usize, keys: Vec<Bytes>, op: Op) -> (u64, oneshot::Receiver<Frame>) {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         st.next_id += 1;
@@ -150,7 +171,7 @@ impl Registry {
 
     /// The oldest waiter on (db, key) not in `skip` (those whose
     /// operation did not fit the key's type this round).
-    fn next_waiter(&self, db: usize, key: &[u8], skip: &[u64]) -> Option<(u64, BlockOp)> {
+    fn next_waiter(&self, db: usize, key: &[u8], skip: &[u64]) -> Option<(u64, Op)> {
         let st = self.state.lock();
         let q = st.by_key.get(&db)?.get(key)?;
         q.iter()
@@ -241,8 +262,8 @@ impl Keyspace {
         while let Some((id, op)) = reg.next_waiter(db, key, &skipped) {
             let now = engine.clock.now_ms();
             let mut keys: Vec<(usize, &[u8])> = vec![(db, key)];
-            if let BlockOp::Move { dest, .. } = &op {
-                keys.push((db, &dest[..]));
+            if let Some(other) = op.other_key() {
+                keys.push((db, &other[..]));
             }
             let idx = keys
                 .iter()
@@ -256,7 +277,7 @@ impl Keyspace {
             if !st.waiters.contains_key(&id) {
                 continue;
             }
-            match serve_op(&mut locked, db, key, &op) {
+            match op.serve(&mut locked, db, key) {
                 Served::Nothing => return,
                 Served::WrongKind => {
                     skipped.push(id);
@@ -285,8 +306,8 @@ pub(crate) enum Served {
     /// The key holds nothing this waiter can take (gone, empty): stop
     /// serving the key.
     Nothing,
-    /// The key holds the other kind of collection (a list for a sorted-set
-    /// waiter or the reverse): try the next waiter.
+    /// The key holds a type this waiter does not take (a list for a
+    /// sorted-set waiter or the reverse): try the next waiter.
     WrongKind,
     /// The waiter's reply, and the key it pushed to (BLMOVE).
     Reply(Frame, Option<Bytes>),
@@ -302,7 +323,7 @@ pub(crate) fn block_on_keys(
     ks: &Keyspace,
     db: usize,
     keys: Vec<Bytes>,
-    op: BlockOp,
+    op: Op,
     deadline: Option<Instant>,
     timeout_reply: Frame,
 ) -> Pending {
@@ -342,4 +363,34 @@ impl Drop for WaitGuard {
     fn drop(&mut self) {
         self.ks.registry().unregister(self.id);
     }
+}
+
+/// Whether the calling client may block: not inside MULTI/EXEC (nor any
+/// other batch that runs commands under the exclusive gate, e.g. a future
+/// script runner), where Redis runs blocking commands as their
+/// non-blocking form and replies the timeout reply at once.
+pub(crate) fn may_block(ctx: &Ctx<'_>) -> bool {
+    // A non-exclusive command runs with the gate held for read; finding it
+    // held exclusively means our caller (EXEC) holds it for the whole batch.
+    ctx.session.multi.is_none() && !ctx.ks.engine().gate.is_locked_exclusive()
+}
+
+/// Blocks the calling client on `keys` (their shards still locked by the
+/// caller, found with nothing to serve) until `op` is served or `timeout`
+/// passes, replying `timeout_reply` then; or, when the client may not
+/// block, replies `no_block` at once.
+pub(crate) fn block_or_timeout(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Bytes>,
+    op: Op,
+    timeout: Option<Duration>,
+    timeout_reply: Frame,
+    no_block: Frame,
+) -> Frame {
+    if !may_block(ctx) {
+        return no_block;
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let pending = block_on_keys(ctx.ks, ctx.db(), keys, op, deadline, timeout_reply);
+    ctx.block(pending)
 }

@@ -125,6 +125,17 @@ impl Conn {
         read_reply(&mut self.reader)
     }
 
+    /// Sends one command of binary arguments and reads its reply.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub fn cmd_bytes(&mut self, args: &[&[u8]]) -> Result<Reply> {
+        let mut out = Vec::new();
+        encode(&mut out, args);
+        self.writer.write_all(&out)?;
+        read_reply(&mut self.reader)
+    }
+
     /// Sends one command and expects a non-error reply.
     ///
     /// # Errors

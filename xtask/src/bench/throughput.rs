@@ -36,7 +36,7 @@ fn requests(plan: &Plan, test: &str, pipeline: u32) -> u64 {
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One redis-benchmark invocation's result.
-enum Run {
+pub(super) enum Run {
     /// `(row name, requests per second)` per CSV row.
     Rows(Vec<(String, f64)>),
     /// The server answered an error (redis-benchmark stops at the first).
@@ -44,19 +44,30 @@ enum Run {
 }
 
 fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> {
-    let mut cmd = Command::new("redis-benchmark");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", test])
-        .args([
-            "-n",
-            &requests(plan, test, pipeline).to_string(),
-            "-c",
-            "50",
-            "-q",
-            "--csv",
-        ]);
+    let mut args: Vec<String> = ["-t", test, "-n"].iter().map(|a| (*a).to_owned()).collect();
+    args.push(requests(plan, test, pipeline).to_string());
     if pipeline > 1 {
-        cmd.args(["-P", &pipeline.to_string()]);
+        args.extend(["-P".to_owned(), pipeline.to_string()]);
     }
+    redis_benchmark(port, &args)
+}
+
+/// Runs `redis-benchmark -h 127.0.0.1 -p port -c 50 -q --csv args...`
+/// (a `-t` test or a command of its own after the options).
+pub(super) fn redis_benchmark(port: u16, args: &[String]) -> Result<Run> {
+    let mut cmd = Command::new("redis-benchmark");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-c",
+        "50",
+        "-q",
+        "--csv",
+    ])
+    .args(args);
+    let what = args.join(" ");
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -76,7 +87,7 @@ fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> 
                 .arg(pid.to_string())
                 .status();
             return Ok(Run::Failed(format!(
-                "redis-benchmark -t {test} hung for {RUN_TIMEOUT:?}"
+                "redis-benchmark {what} hung for {RUN_TIMEOUT:?}"
             )));
         }
     };
@@ -96,7 +107,7 @@ fn bench_once(port: u16, test: &str, plan: &Plan, pipeline: u32) -> Result<Run> 
     let rows = parse_csv(&stdout);
     if rows.is_empty() {
         return Ok(Run::Failed(format!(
-            "no CSV rows from redis-benchmark -t {test}: {stdout}"
+            "no CSV rows from redis-benchmark {what}: {stdout}"
         )));
     }
     Ok(Run::Rows(rows))

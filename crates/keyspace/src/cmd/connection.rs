@@ -3,9 +3,8 @@
 use bytes::Bytes;
 use cairn_resp::{Frame, Protocol};
 
-use super::{
-    CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, is, parse_int, subcommand,
-};
+use super::args::arg;
+use super::{Ctx, ERR_SYNTAX, TableBuilder, err, is, parse_int, subcommand};
 
 const CLIENT_SUBS: &[(&str, i32)] = &[
     ("setname", 3),
@@ -21,59 +20,14 @@ const CLIENT_SUBS: &[(&str, i32)] = &[
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "connection";
-    let f = Flags::FAST | Flags::LOADING | Flags::STALE;
-    t.add(
-        S::new("ping", -1, f, g).doc("Ping the server", "1.0.0"),
-        ping,
-    );
-    t.add(
-        S::new("echo", 2, f, g).doc("Echo the given string", "1.0.0"),
-        echo,
-    );
-    t.add(
-        S::new("select", 2, f, g).doc("Change the selected database", "1.0.0"),
-        select,
-    );
-    t.add(
-        S::new("hello", -1, f | Flags::NO_AUTH | Flags::NOSCRIPT, g)
-            .doc("Handshake with Redis", "6.0.0"),
-        hello,
-    );
-    t.add(
-        S::new("auth", -2, f | Flags::NO_AUTH | Flags::NOSCRIPT, g)
-            .doc("Authenticate to the server", "1.0.0"),
-        auth,
-    );
-    t.add(
-        S::new("quit", -1, Flags::NO_AUTH | Flags::FAST, g).doc("Close the connection", "1.0.0"),
-        quit,
-    );
-    t.add(
-        S::new(
-            "reset",
-            1,
-            Flags::NO_AUTH | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE | Flags::FAST,
-            g,
-        )
-        .doc("Reset the connection", "6.2.0"),
-        reset,
-    );
-    t.add(
-        S::new(
-            "client",
-            -2,
-            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
-            g,
-        )
-        .subs(CLIENT_SUBS)
-        .doc("A container for client connection commands", "2.4.0"),
-        client,
-    );
-}
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
+    t.redis("ping", ping);
+    t.redis("echo", echo);
+    t.redis("select", select);
+    t.redis("hello", hello);
+    t.redis("auth", auth);
+    t.redis("quit", quit);
+    t.redis("reset", reset);
+    t.redis_with("client", |s| s.subs(CLIENT_SUBS), client);
 }
 
 fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {

@@ -5,65 +5,33 @@ use bytes::Bytes;
 use cairn_resp::Frame;
 use rand::Rng;
 
-use super::{CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int};
+use super::args::{arg, parse_cursor, parse_scan_opts};
+use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int};
 use crate::glob::glob_match;
 use crate::value::ValueType;
 
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const FAST: Flags = Flags::FAST;
-
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "generic";
-    t.add(
-        S::new("del", -2, W, g)
-            .keys(1, -1, 1)
-            .doc("Delete a key", "1.0.0"),
-        del,
-    );
-    t.add(
-        S::new("unlink", -2, W | FAST, g)
-            .keys(1, -1, 1)
-            .doc("Delete a key asynchronously", "4.0.0"),
-        del,
-    );
-    t.add(
-        S::new("exists", -2, R | FAST, g)
-            .keys(1, -1, 1)
-            .doc("Determine if a key exists", "1.0.0"),
-        exists,
-    );
-    t.add(S::new("touch", -2, R | FAST, g).keys(1, -1, 1), exists);
-    for name in ["expire", "pexpire", "expireat", "pexpireat"] {
-        t.add(S::new(name, -3, W | FAST, g).keys(1, 1, 1), expire);
-    }
-    for name in ["ttl", "pttl", "expiretime", "pexpiretime"] {
-        t.add(S::new(name, 2, R | FAST, g).keys(1, 1, 1), ttl);
-    }
-    t.add(S::new("persist", 2, W | FAST, g).keys(1, 1, 1), persist);
-    t.add(S::new("type", 2, R | FAST, g).keys(1, 1, 1), key_type);
-    t.add(S::new("rename", 3, W, g).keys(1, 2, 1), rename);
-    t.add(S::new("renamenx", 3, W | FAST, g).keys(1, 2, 1), rename);
-    t.add(S::new("move", 3, W | FAST, g).keys(1, 1, 1), move_key);
-    t.add(
-        S::new("copy", -3, W | Flags::DENYOOM, g)
-            .keys(1, 2, 1)
-            .doc("Copy a key", "6.2.0"),
-        copy,
-    );
-    t.add(
-        S::new("keys", 2, R, g).doc("Find all keys matching the given pattern", "1.0.0"),
-        keys,
-    );
-    t.add(
-        S::new("scan", -2, R, g).doc("Incrementally iterate the keys space", "2.8.0"),
-        scan,
-    );
-    t.add(S::new("randomkey", 1, R, g), randomkey);
-}
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
+    t.redis("del", del);
+    t.redis("unlink", del);
+    t.redis("exists", exists);
+    t.redis("touch", exists);
+    t.redis("expire", expire);
+    t.redis("pexpire", expire);
+    t.redis("expireat", expire);
+    t.redis("pexpireat", expire);
+    t.redis("ttl", ttl);
+    t.redis("pttl", ttl);
+    t.redis("expiretime", ttl);
+    t.redis("pexpiretime", ttl);
+    t.redis("persist", persist);
+    t.redis("type", key_type);
+    t.redis("rename", rename);
+    t.redis("renamenx", rename);
+    t.redis("move", move_key);
+    t.redis("copy", copy);
+    t.redis("keys", keys);
+    t.redis("scan", scan);
+    t.redis("randomkey", randomkey);
 }
 
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -310,32 +278,15 @@ const POS_MASK: u64 = (1 << POS_BITS) - 1;
 /// happens in between; each call costs one pass over one shard.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     // strtoul semantics as in Redis: "" is 0, a negative cursor wraps.
-    let Some(cursor) = super::hash::parse_cursor(arg(args, 1)) else {
+    let Some(cursor) = parse_cursor(arg(args, 1)) else {
         return err("ERR invalid cursor");
     };
-    let mut pattern: Option<&[u8]> = None;
-    let mut count = 10usize;
-    let mut ty: Option<Option<ValueType>> = None;
-    let mut i = 2;
-    while let Some(opt) = args.get(i) {
-        let Some(v) = args.get(i + 1) else {
-            return err(ERR_SYNTAX);
-        };
-        if is(opt, "match") {
-            pattern = Some(v);
-        } else if is(opt, "count") {
-            match parse_int(v) {
-                Ok(n) if n >= 1 => count = usize::try_from(n).unwrap_or(usize::MAX),
-                Ok(_) => return err(ERR_SYNTAX),
-                Err(e) => return e,
-            }
-        } else if is(opt, "type") {
-            ty = Some(ValueType::from_name(v));
-        } else {
-            return err(ERR_SYNTAX);
-        }
-        i += 2;
-    }
+    let opts = match parse_scan_opts(args, 2, true) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (pattern, count) = (opts.pattern, opts.count);
+    let ty = opts.ty.map(ValueType::from_name);
     let e = ctx.keyspace().engine();
     let shards = e.db_shards(ctx.db());
     let per_db = shards.len() as u64;

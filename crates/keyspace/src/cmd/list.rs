@@ -11,178 +11,39 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_resp::Frame;
-use tokio::time::Instant;
 
-use super::zset::{End, bzpop_reply, mpop_reply as zmpop_reply};
-use super::{
-    CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_float, parse_int,
-    wrongtype,
-};
-use crate::blocking::{Served, block_on_keys};
+use super::args::{arg, owned, parse_mpop, parse_timeout};
+use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
+use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::engine::{Locked, Shard};
 use crate::value::{Value, WrongType};
 
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const DENY: Flags = Flags::DENYOOM;
-const FAST: Flags = Flags::FAST;
-const BLOCK: Flags = Flags::BLOCKING;
-const NOSCRIPT: Flags = Flags::NOSCRIPT;
-
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "list";
-    t.add(
-        S::new("lpush", -3, W | DENY | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Prepend one or multiple elements to a list", "1.0.0"),
-        lpush,
-    );
-    t.add(
-        S::new("rpush", -3, W | DENY | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Append one or multiple elements to a list", "1.0.0"),
-        rpush,
-    );
-    t.add(
-        S::new("lpushx", -3, W | DENY | FAST, g).keys(1, 1, 1).doc(
-            "Prepend an element to a list, only if the list exists",
-            "2.2.0",
-        ),
-        lpushx,
-    );
-    t.add(
-        S::new("rpushx", -3, W | DENY | FAST, g).keys(1, 1, 1).doc(
-            "Append an element to a list, only if the list exists",
-            "2.2.0",
-        ),
-        rpushx,
-    );
-    t.add(
-        S::new("lpop", -2, W | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Remove and get the first elements in a list", "1.0.0"),
-        lpop,
-    );
-    t.add(
-        S::new("rpop", -2, W | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Remove and get the last elements in a list", "1.0.0"),
-        rpop,
-    );
-    t.add(
-        S::new("llen", 2, R | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Get the length of a list", "1.0.0"),
-        llen,
-    );
-    t.add(
-        S::new("lrange", 4, R, g)
-            .keys(1, 1, 1)
-            .doc("Get a range of elements from a list", "1.0.0"),
-        lrange,
-    );
-    t.add(
-        S::new("lindex", 3, R, g)
-            .keys(1, 1, 1)
-            .doc("Get an element from a list by its index", "1.0.0"),
-        lindex,
-    );
-    t.add(
-        S::new("lset", 4, W | DENY, g).keys(1, 1, 1).doc(
-            "Set the value of an element in a list by its index",
-            "1.0.0",
-        ),
-        lset,
-    );
-    t.add(
-        S::new("linsert", 5, W | DENY, g).keys(1, 1, 1).doc(
-            "Insert an element before or after another element in a list",
-            "2.2.0",
-        ),
-        linsert,
-    );
-    t.add(
-        S::new("lrem", 4, W, g)
-            .keys(1, 1, 1)
-            .doc("Remove elements from a list", "1.0.0"),
-        lrem,
-    );
-    t.add(
-        S::new("ltrim", 4, W, g)
-            .keys(1, 1, 1)
-            .doc("Trim a list to the specified range", "1.0.0"),
-        ltrim,
-    );
-    t.add(
-        S::new("lpos", -3, R, g)
-            .keys(1, 1, 1)
-            .doc("Return the index of matching elements on a list", "6.0.6"),
-        lpos,
-    );
-    t.add(
-        S::new("lmove", 5, W | DENY, g).keys(1, 2, 1).doc(
-            "Pop an element from a list, push it to another list and return it",
-            "6.2.0",
-        ),
-        lmove,
-    );
-    t.add(
-        S::new("rpoplpush", 3, W | DENY, g).keys(1, 2, 1).doc(
-            "Remove the last element in a list, prepend it to another list and return it",
-            "1.2.0",
-        ),
-        rpoplpush,
-    );
-    // Key positions of the numkeys commands are "movable" in Redis (0 0 0).
-    t.add(
-        S::new("lmpop", -4, W, g).doc("Pop elements from a list", "7.0.0"),
-        lmpop,
-    );
-    t.add(
-        S::new("blpop", -3, W | NOSCRIPT | BLOCK, g)
-            .keys(1, -2, 1)
-            .doc(
-                "Remove and get the first element in a list, or block until one is available",
-                "2.0.0",
-            ),
-        blpop,
-    );
-    t.add(
-        S::new("brpop", -3, W | NOSCRIPT | BLOCK, g)
-            .keys(1, -2, 1)
-            .doc(
-                "Remove and get the last element in a list, or block until one is available",
-                "2.0.0",
-            ),
-        brpop,
-    );
-    t.add(S::new("brpoplpush", 4, W | DENY | NOSCRIPT | BLOCK, g).keys(1, 2, 1).doc("Pop an element from a list, push it to another list and return it; or block until one is available", "2.2.0"), brpoplpush);
-    t.add(S::new("blmove", 6, W | DENY | NOSCRIPT | BLOCK, g).keys(1, 2, 1).doc("Pop an element from a list, push it to another list and return it; or block until one is available", "6.2.0"), blmove);
-    t.add(
-        S::new("blmpop", -5, W | BLOCK, g).doc(
-            "Pop elements from a list, or block until one is available",
-            "7.0.0",
-        ),
-        blmpop,
-    );
-    let z = "sorted-set";
-    t.add(S::new("bzpopmin", -3, W | NOSCRIPT | FAST | BLOCK, z).keys(1, -2, 1).doc("Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "5.0.0"), bzpopmin);
-    t.add(S::new("bzpopmax", -3, W | NOSCRIPT | FAST | BLOCK, z).keys(1, -2, 1).doc("Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "5.0.0"), bzpopmax);
-    t.add(
-        S::new("bzmpop", -5, W | BLOCK, z).doc(
-            "Remove and return members with scores in a sorted set or block until one is available",
-            "7.0.0",
-        ),
-        bzmpop,
-    );
-}
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
+    t.redis("lpush", lpush);
+    t.redis("rpush", rpush);
+    t.redis("lpushx", lpushx);
+    t.redis("rpushx", rpushx);
+    t.redis("lpop", lpop);
+    t.redis("rpop", rpop);
+    t.redis("llen", llen);
+    t.redis("lrange", lrange);
+    t.redis("lindex", lindex);
+    t.redis("lset", lset);
+    t.redis("linsert", linsert);
+    t.redis("lrem", lrem);
+    t.redis("ltrim", ltrim);
+    t.redis("lpos", lpos);
+    t.redis("lmove", lmove);
+    t.redis("rpoplpush", rpoplpush);
+    t.redis("lmpop", lmpop);
+    t.redis("blpop", blpop);
+    t.redis("brpop", brpop);
+    t.redis("brpoplpush", brpoplpush);
+    t.redis("blmove", blmove);
+    t.redis("blmpop", blmpop);
 }
 
 /// Adds `n` to the change counter. `EntryMut::value_mut` counts one change
@@ -195,12 +56,6 @@ fn add_dirty(ctx: &Ctx<'_>, n: usize) {
             .dirty
             .fetch_add(n as u64, Ordering::Relaxed);
     }
-}
-
-/// Copies an argument for storage: arguments may be slices of the
-/// connection's read buffer, which a stored element must not pin.
-fn own(b: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(b)
 }
 
 // ---------------------------------------------------------------------------
@@ -253,9 +108,9 @@ fn push_all(list: &mut VecDeque<Bytes>, elems: &[Bytes], left: bool) {
     list.reserve(elems.len());
     for e in elems {
         if left {
-            list.push_front(own(e));
+            list.push_front(owned(e));
         } else {
-            list.push_back(own(e));
+            list.push_back(owned(e));
         }
     }
 }
@@ -567,7 +422,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Ok(list) = e.value_mut().as_list_mut()
         && let Some(slot) = list.get_mut(i)
     {
-        *slot = own(arg(args, 3));
+        *slot = owned(arg(args, 3));
     }
     Frame::ok()
 }
@@ -594,7 +449,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Ok(list) = e.value_mut().as_list_mut() else {
         return wrongtype();
     };
-    list.insert(if after { pos + 1 } else { pos }, own(arg(args, 4)));
+    list.insert(if after { pos + 1 } else { pos }, owned(arg(args, 4)));
     let n = list.len();
     ctx.ks.signal_key_ready(ctx.db(), key);
     int(n)
@@ -788,64 +643,12 @@ fn move_cmd(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left:
 // ---------------------------------------------------------------------------
 // LMPOP / BLMPOP / BZMPOP argument parsing
 
-/// Parsed `numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n]`.
-struct MPopArgs<'a> {
-    keys: &'a [Bytes],
-    /// LEFT or MIN.
-    first: bool,
-    count: usize,
-}
-
-/// Parses from `args[numkeys_idx]` on, with Redis 7.0's checks and texts;
-/// `zset` selects MIN/MAX instead of LEFT/RIGHT.
-fn parse_mpop(args: &[Bytes], numkeys_idx: usize, zset: bool) -> Result<MPopArgs<'_>, Frame> {
-    let numkeys = match parse_int(arg(args, numkeys_idx)) {
-        Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
-        _ => return Err(err("ERR numkeys should be greater than 0")),
-    };
-    let where_idx = numkeys_idx
-        .checked_add(numkeys)
-        .and_then(|i| i.checked_add(1))
-        .filter(|&i| i < args.len());
-    let Some(where_idx) = where_idx else {
-        return Err(err(ERR_SYNTAX));
-    };
-    let w = arg(args, where_idx);
-    let first = match (zset, w) {
-        (false, w) if is(w, "LEFT") => true,
-        (false, w) if is(w, "RIGHT") => false,
-        (true, w) if is(w, "MIN") => true,
-        (true, w) if is(w, "MAX") => false,
-        _ => return Err(err(ERR_SYNTAX)),
-    };
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && is(arg(args, j), "COUNT") && j + 1 < args.len() {
-            j += 1;
-            match parse_int(arg(args, j)) {
-                Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Err(err("ERR count should be greater than 0")),
-            }
-        } else {
-            return Err(err(ERR_SYNTAX));
-        }
-        j += 1;
-    }
-    let keys = args.get(numkeys_idx + 1..where_idx).unwrap_or_default();
-    Ok(MPopArgs {
-        keys,
-        first,
-        count: count.unwrap_or(1),
-    })
-}
-
 fn mpop_reply(key: &[u8], elems: Vec<Frame>) -> Frame {
     Frame::Array(vec![Frame::bulk(key), Frame::Array(elems)])
 }
 
 fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 1, false) {
+    let p = match parse_mpop(args, 1, ["left", "right"]) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -898,9 +701,10 @@ fn try_pop_lists(
 // ---------------------------------------------------------------------------
 // Blocking
 
-/// What a blocked client waits to do once a key it watches is ready.
+/// What a client blocked by a list command waits to do once a key it
+/// watches is ready; the list family's serve callback for the registry.
 #[derive(Clone, Debug)]
-pub(crate) enum BlockOp {
+enum ListOp {
     /// BLPOP/BRPOP: reply `[key, element]`.
     Pop { left: bool },
     /// BLMPOP: reply `[key, [elements]]`.
@@ -911,105 +715,53 @@ pub(crate) enum BlockOp {
         to_left: bool,
         dest: Bytes,
     },
-    /// BZPOPMIN/BZPOPMAX: reply `[key, member, score]`.
-    ZPop { min: bool },
-    /// BZMPOP: reply `[key, [[member, score]...]]`.
-    ZMPop { min: bool, count: usize },
 }
 
-/// Serves one blocked client on ready `key` with the shards of `key` (and
-/// of a move's destination) locked. Called by the registry.
-pub(crate) fn serve_op(locked: &mut Locked<'_>, db: usize, key: &[u8], op: &BlockOp) -> Served {
-    let is_list = match locked.shard(db, key).value(key) {
-        Some(Value::List(l)) if !l.is_empty() => true,
-        Some(Value::ZSet(z)) if !z.is_empty() => false,
-        _ => return Served::Nothing,
-    };
-    let wants_list = matches!(
-        op,
-        BlockOp::Pop { .. } | BlockOp::MPop { .. } | BlockOp::Move { .. }
-    );
-    if wants_list != is_list {
-        return Served::WrongKind;
+impl BlockedOp for ListOp {
+    fn other_key(&self) -> Option<&Bytes> {
+        match self {
+            ListOp::Move { dest, .. } => Some(dest),
+            _ => None,
+        }
     }
-    let s = locked.shard(db, key);
-    match op {
-        BlockOp::Pop { left } => match pop_one(s, key, *left) {
-            Ok(Some(v)) => {
-                Served::Reply(Frame::Array(vec![Frame::bulk(key), Frame::Bulk(v)]), None)
-            }
-            _ => Served::Nothing,
-        },
-        BlockOp::MPop { left, count } => match pop_n(s, key, *left, *count) {
-            Ok(Some(v)) if !v.is_empty() => Served::Reply(
-                mpop_reply(key, v.into_iter().map(Frame::Bulk).collect()),
-                None,
-            ),
-            _ => Served::Nothing,
-        },
-        BlockOp::Move {
-            from_left,
-            to_left,
-            dest,
-        } => {
-            match move_locked(locked, db, key, dest, *from_left, *to_left) {
-                Ok(Some(v)) => Served::Reply(Frame::Bulk(v), Some(dest.clone())),
-                Ok(None) => Served::Nothing,
-                // The destination holds another type: Redis unblocks the
-                // client with the error and leaves the source alone.
-                Err(e) => Served::Reply(e.into(), None),
+
+    fn serve(&self, locked: &mut Locked<'_>, db: usize, key: &[u8]) -> Served {
+        match locked.shard(db, key).value(key) {
+            Some(Value::List(l)) if !l.is_empty() => {}
+            None | Some(Value::List(_)) => return Served::Nothing,
+            // Another type (a sorted set a BZPOP waiter may take).
+            Some(_) => return Served::WrongKind,
+        }
+        let s = locked.shard(db, key);
+        match self {
+            ListOp::Pop { left } => match pop_one(s, key, *left) {
+                Ok(Some(v)) => {
+                    Served::Reply(Frame::Array(vec![Frame::bulk(key), Frame::Bulk(v)]), None)
+                }
+                _ => Served::Nothing,
+            },
+            ListOp::MPop { left, count } => match pop_n(s, key, *left, *count) {
+                Ok(Some(v)) if !v.is_empty() => Served::Reply(
+                    mpop_reply(key, v.into_iter().map(Frame::Bulk).collect()),
+                    None,
+                ),
+                _ => Served::Nothing,
+            },
+            ListOp::Move {
+                from_left,
+                to_left,
+                dest,
+            } => {
+                match move_locked(locked, db, key, dest, *from_left, *to_left) {
+                    Ok(Some(v)) => Served::Reply(Frame::Bulk(v), Some(dest.clone())),
+                    Ok(None) => Served::Nothing,
+                    // The destination holds another type: Redis unblocks the
+                    // client with the error and leaves the source alone.
+                    Err(e) => Served::Reply(e.into(), None),
+                }
             }
         }
-        BlockOp::ZPop { min } => match zpop(s, key, *min, 1) {
-            Ok(mut v) if !v.is_empty() => {
-                let (m, score) = v.swap_remove(0);
-                Served::Reply(bzpop_reply(key, m, score), None)
-            }
-            _ => Served::Nothing,
-        },
-        BlockOp::ZMPop { min, count } => match zpop(s, key, *min, *count) {
-            Ok(v) if !v.is_empty() => Served::Reply(zmpop_reply(key, &v), None),
-            _ => Served::Nothing,
-        },
     }
-}
-
-/// Whether the calling client may block: not inside MULTI/EXEC (nor any
-/// other batch that runs commands under the exclusive gate, e.g. a future
-/// script runner), where Redis runs blocking commands as their
-/// non-blocking form and replies the timeout reply at once.
-pub(crate) fn may_block(ctx: &Ctx<'_>) -> bool {
-    // A non-exclusive command runs with the gate held for read; finding it
-    // held exclusively means our caller (EXEC) holds it for the whole batch.
-    ctx.session.multi.is_none() && !ctx.ks.engine().gate.is_locked_exclusive()
-}
-
-/// Longest timeout honoured as such; longer ones block forever (Redis
-/// adds it to the clock in a 64-bit integer, where it cannot expire either).
-const MAX_TIMEOUT_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
-
-/// Parses a blocking timeout in seconds as Redis 7.0's
-/// `getTimeoutFromObjectOrReply` does: a float, rounded up to whole
-/// milliseconds; `None` means forever (0, or a tiny negative that rounds
-/// to 0).
-pub(crate) fn parse_timeout(a: &[u8]) -> Result<Option<Duration>, Frame> {
-    let Some(secs) = parse_float(a) else {
-        return Err(err("ERR timeout is not a float or out of range"));
-    };
-    let ms = (secs * 1000.0).ceil();
-    // C converts out-of-range doubles to LLONG_MIN on x86: "negative".
-    if !(0.0..9_223_372_036_854_775_808.0).contains(&ms) {
-        return Err(err("ERR timeout is negative"));
-    }
-    let ms = ms as i64;
-    if ms == 0 || ms > MAX_TIMEOUT_MS {
-        return Ok(None);
-    }
-    Ok(Some(Duration::from_millis(ms.unsigned_abs())))
-}
-
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 fn blpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -1033,32 +785,15 @@ fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> Frame {
     block_or_timeout(
         ctx,
         keys.to_vec(),
-        BlockOp::Pop { left },
+        Arc::new(ListOp::Pop { left }),
         timeout,
         Frame::NullArray,
         Frame::NullArray,
     )
 }
 
-/// Blocks (the shards must still be locked by the caller) or, when the
-/// client may not block, replies `no_block` at once.
-fn block_or_timeout(
-    ctx: &mut Ctx<'_>,
-    keys: Vec<Bytes>,
-    op: BlockOp,
-    timeout: Option<Duration>,
-    timeout_reply: Frame,
-    no_block: Frame,
-) -> Frame {
-    if !may_block(ctx) {
-        return no_block;
-    }
-    let pending = block_on_keys(ctx.ks, ctx.db(), keys, op, deadline(timeout), timeout_reply);
-    ctx.block(pending)
-}
-
 fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 2, false) {
+    let p = match parse_mpop(args, 2, ["left", "right"]) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -1071,14 +806,14 @@ fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Some(f) = try_pop_lists(ctx, &mut locked, p.keys, p.first, Some(p.count)) {
         return f;
     }
-    let op = BlockOp::MPop {
+    let op = ListOp::MPop {
         left: p.first,
         count: p.count,
     };
     block_or_timeout(
         ctx,
         p.keys.to_vec(),
-        op,
+        Arc::new(op),
         timeout,
         Frame::NullArray,
         Frame::NullArray,
@@ -1126,124 +861,26 @@ fn bmove(
         // to move, as in Redis.
         None => {}
     }
-    let op = BlockOp::Move {
+    let op = ListOp::Move {
         from_left,
         to_left,
-        dest: own(dst),
+        dest: owned(dst),
     };
     block_or_timeout(
         ctx,
-        vec![own(src)],
-        op,
+        vec![owned(src)],
+        Arc::new(op),
         timeout,
         Frame::NullArray,
         Frame::Null,
     )
 }
 
-// ---------------------------------------------------------------------------
-// Blocking sorted-set pops
-
-/// Pops up to `count` members with the lowest (`min`) or highest scores
-/// with the sorted-set family's ZPOP core (empty when the key is absent).
-fn zpop(
-    s: &mut Shard<'_>,
-    key: &[u8],
-    min: bool,
-    count: usize,
-) -> Result<Vec<(Bytes, f64)>, Frame> {
-    super::zset::zpop(s, key, if min { End::Min } else { End::Max }, count)
-}
-
-fn bzpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    bzpop(ctx, args, true)
-}
-fn bzpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    bzpop(ctx, args, false)
-}
-
-/// The non-blocking attempt of the sorted-set pops: pops from the first
-/// existing key; `count` None gives BZPOPMIN's `[key, member, score]`.
-fn try_pop_zsets(
-    ctx: &Ctx<'_>,
-    locked: &mut Locked<'_>,
-    keys: &[Bytes],
-    min: bool,
-    count: Option<usize>,
-) -> Option<Frame> {
-    let db = ctx.db();
-    for key in keys {
-        let s = locked.shard(db, key);
-        match zpop(s, key, min, count.unwrap_or(1)) {
-            Ok(v) if v.is_empty() => continue,
-            // The ZPOP core counts its own changes.
-            Ok(mut v) => {
-                return Some(match count {
-                    None => {
-                        let (m, score) = v.swap_remove(0);
-                        bzpop_reply(key, m, score)
-                    }
-                    Some(_) => zmpop_reply(key, &v),
-                });
-            }
-            Err(e) => return Some(e),
-        }
-    }
-    None
-}
-
-fn bzpop(ctx: &mut Ctx<'_>, args: &[Bytes], min: bool) -> Frame {
-    let timeout = match parse_timeout(arg(args, args.len() - 1)) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    let keys = args.get(1..args.len() - 1).unwrap_or_default();
-    let db = ctx.db();
-    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
-    if let Some(f) = try_pop_zsets(ctx, &mut locked, keys, min, None) {
-        return f;
-    }
-    block_or_timeout(
-        ctx,
-        keys.to_vec(),
-        BlockOp::ZPop { min },
-        timeout,
-        Frame::NullArray,
-        Frame::NullArray,
-    )
-}
-
-fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 2, true) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    let timeout = match parse_timeout(arg(args, 1)) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
-    let db = ctx.db();
-    let mut locked = ctx.lock_keys(p.keys.iter().map(|k| (db, &k[..])));
-    if let Some(f) = try_pop_zsets(ctx, &mut locked, p.keys, p.first, Some(p.count)) {
-        return f;
-    }
-    let op = BlockOp::ZMPop {
-        min: p.first,
-        count: p.count,
-    };
-    block_or_timeout(
-        ctx,
-        p.keys.to_vec(),
-        op,
-        timeout,
-        Frame::NullArray,
-        Frame::NullArray,
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -1263,36 +900,6 @@ mod tests {
         assert_eq!(index_of(-4, 3), None);
         assert_eq!(index_of(3, 3), None);
         assert_eq!(index_of(i64::MIN, 3), None);
-    }
-
-    #[test]
-    fn timeouts_parse_as_redis() {
-        assert_eq!(parse_timeout(b"0").unwrap(), None);
-        assert_eq!(parse_timeout(b"-0.0001").unwrap(), None);
-        assert_eq!(
-            parse_timeout(b"0.0001").unwrap(),
-            Some(Duration::from_millis(1))
-        );
-        assert_eq!(
-            parse_timeout(b"1.5").unwrap(),
-            Some(Duration::from_millis(1500))
-        );
-        let neg = err("ERR timeout is negative");
-        let bad = err("ERR timeout is not a float or out of range");
-        for (a, want) in [
-            ("-1", &neg),
-            ("inf", &neg),
-            ("1e17", &neg),
-            ("abc", &bad),
-            ("nan", &bad),
-            (" 1", &bad),
-            ("", &bad),
-        ] {
-            assert_eq!(&parse_timeout(a.as_bytes()).unwrap_err(), want, "{a}");
-        }
-        // Redis computes in long double; f64 rounds 9223372036854775 up past
-        // 2^63 ms ("negative"), a documented edge. Just below still blocks.
-        assert_eq!(parse_timeout(b"9223372036854774").unwrap(), None);
     }
 
     fn run_nested(

@@ -22,6 +22,8 @@ use bytes::BytesMut;
 use cairn_resp::{Frame, Limits, parse_frame};
 use hashbrown::HashMap;
 
+use super::Flags;
+
 static RAW: &[u8] = include_bytes!("redis_commands.resp");
 static DOCS_RAW: &[u8] = include_bytes!("redis_docs.resp");
 
@@ -119,6 +121,30 @@ fn insert(out: &mut HashMap<String, Frame>, info: Frame) {
         }
     }
     out.insert(name, info);
+}
+
+/// The flags of an info entry's flag set that cairn knows (the others,
+/// such as `skip_monitor`, only matter to `COMMAND INFO`, which serves
+/// Redis' entry itself).
+pub(crate) fn info_flags(flags: &Frame) -> Flags {
+    let (Frame::Set(names) | Frame::Array(names)) = flags else {
+        return Flags::NONE;
+    };
+    names.iter().fold(Flags::NONE, |acc, n| match n {
+        Frame::Simple(n) | Frame::Bulk(n) => Flags::NAMES
+            .iter()
+            .find(|(_, name)| name.as_bytes() == &n[..])
+            .map_or(acc, |(f, _)| acc.with(*f)),
+        _ => acc,
+    })
+}
+
+/// A text field of a docs map (`summary`, `since`, `group`).
+pub(crate) fn doc_str(docs: &'static Frame, field: &[u8]) -> Option<&'static str> {
+    match doc_field(docs, field)? {
+        Frame::Bulk(b) | Frame::Simple(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
 }
 
 /// Element 9 of an info entry (its subcommands) kept only for `keep`.

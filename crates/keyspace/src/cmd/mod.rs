@@ -2,12 +2,18 @@
 //! key positions and `COMMAND`, the per-call context, and argument helpers.
 //!
 //! One file per command family; each has a `register(&mut TableBuilder)`
-//! that adds its commands. To add a family: write `cmd/<family>.rs` with
-//! handlers `fn(&mut Ctx<'_>, &[Bytes]) -> Frame` and call its `register`
-//! from [`builtin_table`].
+//! that adds its commands, one line each (`t.redis("get", get)`): Redis'
+//! embedded metadata describes the command, so only what cairn adds
+//! (subcommands, EXCLUSIVE) is written here. To add a family: write
+//! `cmd/<family>.rs` with handlers `fn(&mut Ctx<'_>, &[Bytes]) -> Frame`,
+//! parse arguments with [`args`] and numbers with [`crate::num`], and call
+//! its `register` from [`builtin_table`].
 
+pub(crate) mod args;
+pub(crate) mod bitmap;
 pub(crate) mod connection;
 pub(crate) mod hash;
+pub(crate) mod hll;
 pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod meta;
@@ -28,8 +34,9 @@ use hashbrown::HashMap;
 
 use crate::engine::{Locked, Shard};
 use crate::keyspace::Keyspace;
+use crate::num::string2ll;
 use crate::session::SessionState;
-use crate::value::{WrongType, parse_canonical_i64};
+use crate::value::WrongType;
 
 /// Command flags, as `COMMAND INFO` reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,7 +73,7 @@ impl Flags {
     /// taken for write), e.g. FLUSHALL, SWAPDB, EXEC. Not shown by COMMAND.
     pub const EXCLUSIVE: Flags = Flags(1 << 30);
 
-    const NAMES: [(Flags, &'static str); 12] = [
+    pub(crate) const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -157,6 +164,37 @@ impl CommandSpec {
         }
     }
 
+    /// The spec Redis 7.0.15's own metadata gives `name` (lowercase): arity,
+    /// flags and key positions from its `COMMAND INFO`, group, summary and
+    /// version from its `COMMAND DOCS`. `None` for a command Redis lacks.
+    ///
+    /// A container (a command with subcommands) has no flags of its own in
+    /// Redis; chain [`CommandSpec::subs`] to give it the union of the flags
+    /// of the subcommands it implements.
+    pub fn redis(name: &'static str) -> Option<CommandSpec> {
+        let Frame::Array(info) = meta::redis_info(name)? else {
+            return None;
+        };
+        let int = |i: usize| match info.get(i) {
+            Some(Frame::Integer(n)) => i32::try_from(*n).ok(),
+            _ => None,
+        };
+        let docs = meta::redis_docs(name);
+        let doc = |field: &[u8]| docs.and_then(|d| meta::doc_str(d, field)).unwrap_or("");
+        Some(CommandSpec {
+            name,
+            arity: int(1)?,
+            flags: meta::info_flags(info.get(2)?),
+            first_key: int(3)?,
+            last_key: int(4)?,
+            key_step: int(5)?,
+            group: doc(b"group"),
+            summary: doc(b"summary"),
+            since: doc(b"since"),
+            subs: &[],
+        })
+    }
+
     /// Sets the key positions.
     #[must_use]
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
@@ -174,10 +212,26 @@ impl CommandSpec {
         self
     }
 
-    /// Marks a container and names its subcommands.
+    /// Marks a container and names its subcommands. A container Redis
+    /// describes takes the union of the flags Redis gives those
+    /// subcommands, which is what dispatch (NO_AUTH, WRITE, ...) checks.
     #[must_use]
-    pub const fn subs(mut self, subs: &'static [(&'static str, i32)]) -> CommandSpec {
+    pub fn subs(mut self, subs: &'static [(&'static str, i32)]) -> CommandSpec {
         self.subs = subs;
+        for (sub, _) in subs {
+            if let Some(Frame::Array(info)) = meta::redis_info(&format!("{}|{sub}", self.name))
+                && let Some(flags) = info.get(2)
+            {
+                self.flags = self.flags.with(meta::info_flags(flags));
+            }
+        }
+        self
+    }
+
+    /// Adds flags (cairn's own, such as [`Flags::EXCLUSIVE`]).
+    #[must_use]
+    pub const fn also(mut self, flags: Flags) -> CommandSpec {
+        self.flags = self.flags.with(flags);
         self
     }
 
@@ -317,6 +371,29 @@ impl TableBuilder {
         });
     }
 
+    /// Adds a built-in command Redis 7.0 has, described by Redis' own
+    /// metadata ([`CommandSpec::redis`]).
+    pub(crate) fn redis(&mut self, name: &'static str, f: CommandFn) {
+        self.redis_with(name, |s| s, f);
+    }
+
+    /// [`TableBuilder::redis`] with what cairn adds to Redis' description:
+    /// its subcommands, its own flags.
+    pub(crate) fn redis_with(
+        &mut self,
+        name: &'static str,
+        adjust: impl FnOnce(CommandSpec) -> CommandSpec,
+        f: CommandFn,
+    ) {
+        match CommandSpec::redis(name) {
+            Some(spec) => self.add(adjust(spec), f),
+            // The metadata is embedded and checked by a unit test; a name
+            // it lacks is a programming error, which leaves the command out
+            // (unknown command) rather than guessing its arity.
+            None => tracing::error!(name, "command missing from Redis' embedded metadata"),
+        }
+    }
+
     pub(crate) fn add_ext(&mut self, spec: CommandSpec, ext: Arc<dyn Extension>) {
         self.push(Command {
             spec,
@@ -373,6 +450,8 @@ pub(crate) fn builtin_table() -> TableBuilder {
     connection::register(&mut t);
     server::register(&mut t);
     strings::register(&mut t);
+    bitmap::register(&mut t);
+    hll::register(&mut t);
     keys::register(&mut t);
     list::register(&mut t);
     hash::register(&mut t);
@@ -462,6 +541,8 @@ pub(crate) fn err(msg: &'static str) -> Frame {
 
 pub(crate) const ERR_SYNTAX: &str = "ERR syntax error";
 pub(crate) const ERR_NOT_INT: &str = "ERR value is not an integer or out of range";
+pub(crate) use crate::num::parse_float;
+
 pub(crate) const ERR_NOT_FLOAT: &str = "ERR value is not a valid float";
 
 pub(crate) fn wrongtype() -> Frame {
@@ -476,25 +557,16 @@ impl From<WrongType> for Frame {
 
 /// Parses an integer argument as Redis' `string2ll` does.
 pub(crate) fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
-    parse_canonical_i64(arg).ok_or_else(|| err(ERR_NOT_INT))
+    string2ll(arg).ok_or_else(|| err(ERR_NOT_INT))
 }
 
-/// Parses a float argument as Redis' `strtold`-based parsers do: no
-/// surrounding spaces, no NaN.
-pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty()
-        || s.starts_with(|c: char| c.is_ascii_whitespace())
-        || s.ends_with(|c: char| c.is_ascii_whitespace())
-    {
-        return None;
-    }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        other => other.parse().ok()?,
-    };
-    (!v.is_nan()).then_some(v)
+/// `proto-max-bulk-len` as configured: the longest string APPEND,
+/// SETRANGE and the bit commands may build (512 MB by default).
+pub(crate) fn proto_max_bulk_len(ctx: &Ctx<'_>) -> u64 {
+    ctx.keyspace()
+        .config_param("proto-max-bulk-len")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(512 * 1024 * 1024)
 }
 
 /// Resolves a container's subcommand (`CLIENT SETNAME`, `CONFIG GET`)
@@ -529,4 +601,90 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
 /// The integer reply for a count.
 pub(crate) fn int(n: usize) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int_at(info: &[Frame], i: usize) -> Option<i64> {
+        match info.get(i) {
+            Some(Frame::Integer(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Every built-in command dispatches with the arity, key positions and
+    /// flags Redis 7.0.15's `COMMAND INFO` gives it (a container with the
+    /// union of its implemented subcommands' flags, each subcommand with
+    /// Redis' arity), and has Redis' `COMMAND DOCS` to serve.
+    #[test]
+    fn builtin_specs_match_redis_command_info() {
+        let table = builtin_table().build();
+        assert!(table.commands.len() > 150, "{}", table.commands.len());
+        for c in &table.commands {
+            let s = &c.spec;
+            let Some(Frame::Array(info)) = meta::redis_info(s.name) else {
+                panic!("{} is not in Redis' metadata", s.name);
+            };
+            assert_eq!(
+                Some(i64::from(s.arity)),
+                int_at(info, 1),
+                "{} arity",
+                s.name
+            );
+            let keys = (s.first_key, s.last_key, s.key_step);
+            let redis_keys = (int_at(info, 3), int_at(info, 4), int_at(info, 5));
+            assert_eq!(
+                (
+                    Some(keys.0.into()),
+                    Some(keys.1.into()),
+                    Some(keys.2.into())
+                ),
+                redis_keys,
+                "{} key positions",
+                s.name
+            );
+            let mut want = info.get(2).map_or(Flags::NONE, meta::info_flags);
+            for (sub, arity) in s.subs {
+                let full = format!("{}|{sub}", s.name);
+                // CLIENT SETINFO and NO-TOUCH (7.2, sent by newer clients)
+                // are cairn's own.
+                let Some(Frame::Array(sub_info)) = meta::redis_info(&full) else {
+                    assert!(["client|setinfo", "client|no-touch"].contains(&full.as_str()));
+                    continue;
+                };
+                assert_eq!(Some(i64::from(*arity)), int_at(sub_info, 1), "{full} arity");
+                want = want.with(sub_info.get(2).map_or(Flags::NONE, meta::info_flags));
+            }
+            let ours = Flags(s.flags.0 & !Flags::EXCLUSIVE.0);
+            assert_eq!(ours, want, "{} flags", s.name);
+            assert!(meta::redis_docs(s.name).is_some(), "{} has no docs", s.name);
+            assert!(!s.group.is_empty(), "{} has no group", s.name);
+        }
+        // cairn's own flag is kept beside Redis' description.
+        for name in ["exec", "flushall", "flushdb", "swapdb"] {
+            let c = table.lookup(name.as_bytes());
+            assert!(
+                c.is_some_and(|c| c.spec.flags.contains(Flags::EXCLUSIVE)),
+                "{name}"
+            );
+        }
+        // The flags dispatch checks are among those read from Redis.
+        let flags = |n: &str| table.lookup(n.as_bytes()).map(|c| c.spec.flags);
+        assert!(flags("auth").is_some_and(|f| f.contains(Flags::NO_AUTH)));
+        assert!(flags("set").is_some_and(|f| f.contains(Flags::WRITE)));
+        assert!(flags("get").is_some_and(|f| !f.contains(Flags::WRITE)));
+    }
+
+    #[test]
+    fn a_spec_read_from_redis_metadata() {
+        let Some(s) = CommandSpec::redis("lmove") else {
+            panic!("lmove missing");
+        };
+        assert_eq!((s.arity, s.first_key, s.last_key, s.key_step), (5, 1, 2, 1));
+        assert_eq!(s.flags, Flags::WRITE | Flags::DENYOOM);
+        assert_eq!((s.group, s.since), ("list", "6.2.0"));
+        assert!(CommandSpec::redis("nosuchcommand").is_none());
+    }
 }

@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use cairn_resp::{Event, Frame, Outcome};
 
-use super::{CommandSpec as S, Ctx, Flags, TableBuilder, int, subcommand};
+use super::{Ctx, TableBuilder, int, subcommand};
 use crate::pubsub::{Subscriber, Subscriptions};
 
 const PUBSUB_SUBS: &[(&str, i32)] = &[
@@ -26,77 +26,15 @@ const PUBSUB_SUBS: &[(&str, i32)] = &[
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "pubsub";
-    let sub = Flags::PUBSUB | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE;
-    t.add(
-        S::new("subscribe", -2, sub, g).doc(
-            "Listen for messages published to the given channels",
-            "2.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new("unsubscribe", -1, sub, g).doc(
-            "Stop listening for messages posted to the given channels",
-            "2.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new("psubscribe", -2, sub, g).doc(
-            "Listen for messages published to channels matching the given patterns",
-            "2.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new("punsubscribe", -1, sub, g).doc(
-            "Stop listening for messages posted to channels matching the given patterns",
-            "2.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new("ssubscribe", -2, sub, g).keys(1, -1, 1).doc(
-            "Listen for messages published to the given shard channels",
-            "7.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new("sunsubscribe", -1, sub, g).keys(1, -1, 1).doc(
-            "Stop listening for messages posted to the given shard channels",
-            "7.0.0",
-        ),
-        subscribe,
-    );
-    t.add(
-        S::new(
-            "publish",
-            3,
-            Flags::PUBSUB | Flags::LOADING | Flags::STALE | Flags::FAST,
-            g,
-        )
-        .doc("Post a message to a channel", "2.0.0"),
-        publish,
-    );
-    t.add(
-        S::new(
-            "spublish",
-            3,
-            Flags::PUBSUB | Flags::LOADING | Flags::STALE | Flags::FAST,
-            g,
-        )
-        .keys(1, 1, 1)
-        .doc("Post a message to a shard channel", "7.0.0"),
-        publish,
-    );
-    t.add(
-        S::new("pubsub", -2, Flags::NONE, g)
-            .subs(PUBSUB_SUBS)
-            .doc("A container for Pub/Sub commands", "2.8.0"),
-        pubsub,
-    );
+    t.redis("subscribe", subscribe);
+    t.redis("unsubscribe", subscribe);
+    t.redis("psubscribe", subscribe);
+    t.redis("punsubscribe", subscribe);
+    t.redis("ssubscribe", subscribe);
+    t.redis("sunsubscribe", subscribe);
+    t.redis("publish", publish);
+    t.redis("spublish", publish);
+    t.redis_with("pubsub", |s| s.subs(PUBSUB_SUBS), pubsub);
 }
 
 fn confirmation(kind: &'static str, name: Option<&Bytes>, count: usize) -> Frame {

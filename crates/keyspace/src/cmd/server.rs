@@ -7,87 +7,23 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
+use super::args::arg;
 use super::subcommand;
-use super::{
-    Command, CommandSpec as S, Completion, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is,
-    parse_int,
-};
+use super::{Command, Completion, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "server";
-    t.add(
-        S::new("command", -1, Flags::LOADING | Flags::STALE, g)
-            .subs(COMMAND_SUBS)
-            .doc("Get array of Redis command details", "2.8.13"),
-        command,
-    );
-    t.add(
-        S::new(
-            "config",
-            -2,
-            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
-            g,
-        )
-        .subs(CONFIG_SUBS)
-        .doc("A container for server configuration commands", "2.0.0"),
-        config,
-    );
-    t.add(
-        S::new("info", -1, Flags::LOADING | Flags::STALE, g)
-            .doc("Get information and statistics about the server", "1.0.0"),
-        info,
-    );
-    t.add(
-        S::new(
-            "debug",
-            -2,
-            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE,
-            g,
-        )
-        .doc("A container for debugging commands", "1.0.0"),
-        debug,
-    );
-    t.add(
-        S::new("object", -2, Flags::READONLY, "generic")
-            .keys(2, 2, 1)
-            .subs(OBJECT_SUBS)
-            .doc("A container for object introspection commands", "2.2.3"),
-        object,
-    );
-    t.add(
-        S::new("time", 1, Flags::LOADING | Flags::STALE | Flags::FAST, g)
-            .doc("Return the current server time", "2.6.0"),
-        time,
-    );
-    t.add(
-        S::new("dbsize", 1, Flags::READONLY | Flags::FAST, g).doc(
-            "Return the number of keys in the selected database",
-            "1.0.0",
-        ),
-        dbsize,
-    );
-    t.add(
-        S::new("flushdb", -1, Flags::WRITE | Flags::EXCLUSIVE, g)
-            .doc("Remove all keys from the current database", "1.0.0"),
-        flush,
-    );
-    t.add(
-        S::new("flushall", -1, Flags::WRITE | Flags::EXCLUSIVE, g)
-            .doc("Remove all keys from all databases", "1.0.0"),
-        flush,
-    );
-    t.add(
-        S::new(
-            "swapdb",
-            3,
-            Flags::WRITE | Flags::FAST | Flags::EXCLUSIVE,
-            g,
-        )
-        .doc("Swaps two Redis databases", "4.0.0"),
-        swapdb,
-    );
+    t.redis_with("command", |s| s.subs(COMMAND_SUBS), command);
+    t.redis_with("config", |s| s.subs(CONFIG_SUBS), config);
+    t.redis("info", info);
+    t.redis("debug", debug);
+    t.redis_with("object", |s| s.subs(OBJECT_SUBS), object);
+    t.redis("time", time);
+    t.redis("dbsize", dbsize);
+    t.redis_with("flushdb", |s| s.also(Flags::EXCLUSIVE), flush);
+    t.redis_with("flushall", |s| s.also(Flags::EXCLUSIVE), flush);
+    t.redis_with("swapdb", |s| s.also(Flags::EXCLUSIVE), swapdb);
 }
 
 const COMMAND_SUBS: &[(&str, i32)] = &[("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
@@ -105,10 +41,6 @@ const OBJECT_SUBS: &[(&str, i32)] = &[
     ("freq", 3),
     ("help", 2),
 ];
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
-}
 
 /// `COMMAND INFO` of a command: Redis' own entry when Redis has the command
 /// (subcommands limited to those cairn implements), else built from the spec.
@@ -631,8 +563,9 @@ const IMMUTABLE: [&str; 22] = [
 ];
 
 /// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
-const MEMORY: [&str; 12] = [
+const MEMORY: [&str; 13] = [
     "maxmemory",
+    "hll-sparse-max-bytes",
     "proto-max-bulk-len",
     "client-query-buffer-limit",
     "active-defrag-ignore-bytes",
@@ -805,7 +738,7 @@ fn refcount(v: &crate::value::Value) -> i64 {
     match v {
         crate::value::Value::Int(n) if (0..10_000).contains(n) => i64::from(i32::MAX),
         crate::value::Value::Str(b)
-            if crate::value::parse_canonical_i64(b).is_some_and(|n| (0..10_000).contains(&n)) =>
+            if crate::num::string2ll(b).is_some_and(|n| (0..10_000).contains(&n)) =>
         {
             i64::from(i32::MAX)
         }
@@ -824,7 +757,7 @@ fn encoding(v: &crate::value::Value) -> &'static str {
     match v {
         Value::Int(_) => "int",
         Value::Str(b) => {
-            if b.len() <= 20 && crate::value::parse_canonical_i64(b).is_some() {
+            if b.len() <= 20 && crate::num::string2ll(b).is_some() {
                 "int"
             } else if b.len() <= 44 {
                 "embstr"
@@ -844,10 +777,7 @@ fn encoding(v: &crate::value::Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if s.len() <= INTSET_ENTRIES
-                && s.iter()
-                    .all(|m| crate::value::parse_canonical_i64(m).is_some())
-            {
+            if s.len() <= INTSET_ENTRIES && s.iter().all(|m| crate::num::string2ll(m).is_some()) {
                 "intset"
             } else {
                 "hashtable"

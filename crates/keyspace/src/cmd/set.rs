@@ -10,133 +10,33 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
-use super::hash::{
+use super::args::{
     RandomCount, arg, empty_scan, owned, parse_cursor, parse_random_count, parse_scan_opts,
     random_count, scan_step,
 };
-use super::{
-    CommandSpec as S, Ctx, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int, wrongtype,
-};
+use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::engine::Locked;
 use crate::hashed::with_rng;
 use crate::value::{HashSetBytes, Value};
 
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const DENY: Flags = Flags::DENYOOM;
-const FAST: Flags = Flags::FAST;
-
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "set";
-    t.add(
-        S::new("sadd", -3, W | DENY | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Add one or more members to a set", "1.0.0"),
-        sadd,
-    );
-    t.add(
-        S::new("srem", -3, W | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Remove one or more members from a set", "1.0.0"),
-        srem,
-    );
-    t.add(
-        S::new("smembers", 2, R, g)
-            .keys(1, 1, 1)
-            .doc("Get all the members in a set", "1.0.0"),
-        smembers,
-    );
-    t.add(
-        S::new("sismember", 3, R | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Determine if a given value is a member of a set", "1.0.0"),
-        sismember,
-    );
-    t.add(
-        S::new("smismember", -3, R | FAST, g).keys(1, 1, 1).doc(
-            "Returns the membership associated with the given elements for a set",
-            "6.2.0",
-        ),
-        smismember,
-    );
-    t.add(
-        S::new("scard", 2, R | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Get the number of members in a set", "1.0.0"),
-        scard,
-    );
-    t.add(
-        S::new("spop", -2, W | FAST, g).keys(1, 1, 1).doc(
-            "Remove and return one or multiple random members from a set",
-            "1.0.0",
-        ),
-        spop,
-    );
-    t.add(
-        S::new("srandmember", -2, R, g)
-            .keys(1, 1, 1)
-            .doc("Get one or multiple random members from a set", "1.0.0"),
-        srandmember,
-    );
-    t.add(
-        S::new("smove", 4, W | FAST, g)
-            .keys(1, 2, 1)
-            .doc("Move a member from one set to another", "1.0.0"),
-        smove,
-    );
-    t.add(
-        S::new("sinter", -2, R, g)
-            .keys(1, -1, 1)
-            .doc("Intersect multiple sets", "1.0.0"),
-        sinter,
-    );
-    // Keys follow numkeys (Redis reports 0 0 0 and "movablekeys").
-    t.add(
-        S::new("sintercard", -3, R, g).doc(
-            "Intersect multiple sets and return the cardinality of the result",
-            "7.0.0",
-        ),
-        sintercard,
-    );
-    t.add(
-        S::new("sinterstore", -3, W | DENY, g).keys(1, -1, 1).doc(
-            "Intersect multiple sets and store the resulting set in a key",
-            "1.0.0",
-        ),
-        store,
-    );
-    t.add(
-        S::new("sunion", -2, R, g)
-            .keys(1, -1, 1)
-            .doc("Add multiple sets", "1.0.0"),
-        sunion,
-    );
-    t.add(
-        S::new("sunionstore", -3, W | DENY, g).keys(1, -1, 1).doc(
-            "Add multiple sets and store the resulting set in a key",
-            "1.0.0",
-        ),
-        store,
-    );
-    t.add(
-        S::new("sdiff", -2, R, g)
-            .keys(1, -1, 1)
-            .doc("Subtract multiple sets", "1.0.0"),
-        sdiff,
-    );
-    t.add(
-        S::new("sdiffstore", -3, W | DENY, g).keys(1, -1, 1).doc(
-            "Subtract multiple sets and store the resulting set in a key",
-            "1.0.0",
-        ),
-        store,
-    );
-    t.add(
-        S::new("sscan", -3, R, g)
-            .keys(1, 1, 1)
-            .doc("Incrementally iterate Set elements", "2.8.0"),
-        sscan,
-    );
+    t.redis("sadd", sadd);
+    t.redis("srem", srem);
+    t.redis("smembers", smembers);
+    t.redis("sismember", sismember);
+    t.redis("smismember", smismember);
+    t.redis("scard", scard);
+    t.redis("spop", spop);
+    t.redis("srandmember", srandmember);
+    t.redis("smove", smove);
+    t.redis("sinter", sinter);
+    t.redis("sintercard", sintercard);
+    t.redis("sinterstore", store);
+    t.redis("sunion", sunion);
+    t.redis("sunionstore", store);
+    t.redis("sdiff", sdiff);
+    t.redis("sdiffstore", store);
+    t.redis("sscan", sscan);
 }
 
 /// The type check of a lookup: `Ok(None)` for a missing key.
@@ -489,7 +389,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(None) => return empty_scan(),
         Ok(Some(s)) => s,
     };
-    let opts = match parse_scan_opts(args) {
+    let opts = match parse_scan_opts(args, 3, false) {
         Ok(o) => o,
         Err(e) => return e,
     };

@@ -3,94 +3,34 @@
 use bytes::Bytes;
 use cairn_resp::Frame;
 
-use super::{
-    CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, Flags, TableBuilder, err, int,
-    is, parse_int,
-};
-use crate::value::{Value, parse_canonical_i64};
-
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const DENY: Flags = Flags::DENYOOM;
-const FAST: Flags = Flags::FAST;
-
-/// Redis' default `proto-max-bulk-len`: the largest string SETRANGE and
-/// APPEND may build.
-const MAX_STRING: usize = 512 * 1024 * 1024;
+use super::args::arg;
+use super::{Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, TableBuilder, err, int, is, parse_int};
+use crate::num::string2ll;
+use crate::value::Value;
 
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "string";
-    t.add(
-        S::new("get", 2, R | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Get the value of a key", "1.0.0"),
-        get,
-    );
-    t.add(
-        S::new("set", -3, W | DENY, g)
-            .keys(1, 1, 1)
-            .doc("Set the string value of a key", "1.0.0"),
-        set,
-    );
-    t.add(S::new("setnx", 3, W | DENY | FAST, g).keys(1, 1, 1), setnx);
-    t.add(S::new("setex", 4, W | DENY, g).keys(1, 1, 1), setex);
-    t.add(S::new("psetex", 4, W | DENY, g).keys(1, 1, 1), setex);
-    t.add(
-        S::new("getset", 3, W | DENY | FAST, g).keys(1, 1, 1),
-        getset,
-    );
-    t.add(
-        S::new("getdel", 2, W | FAST, g)
-            .keys(1, 1, 1)
-            .doc("Get the value of a key and delete the key", "6.2.0"),
-        getdel,
-    );
-    t.add(
-        S::new("getex", -2, W | FAST, g).keys(1, 1, 1).doc(
-            "Get the value of a key and optionally set its expiration",
-            "6.2.0",
-        ),
-        getex,
-    );
-    t.add(
-        S::new("mget", -2, R | FAST, g)
-            .keys(1, -1, 1)
-            .doc("Get the values of all the given keys", "1.0.0"),
-        mget,
-    );
-    t.add(
-        S::new("mset", -3, W | DENY, g)
-            .keys(1, -1, 2)
-            .doc("Set multiple keys to multiple values", "1.0.1"),
-        mset,
-    );
-    t.add(S::new("msetnx", -3, W | DENY, g).keys(1, -1, 2), mset);
-    t.add(S::new("incr", 2, W | DENY | FAST, g).keys(1, 1, 1), incr);
-    t.add(S::new("decr", 2, W | DENY | FAST, g).keys(1, 1, 1), incr);
-    t.add(S::new("incrby", 3, W | DENY | FAST, g).keys(1, 1, 1), incr);
-    t.add(S::new("decrby", 3, W | DENY | FAST, g).keys(1, 1, 1), incr);
-    t.add(
-        S::new("incrbyfloat", 3, W | DENY | FAST, g).keys(1, 1, 1),
-        incrbyfloat,
-    );
-    t.add(
-        S::new("append", 3, W | DENY | FAST, g).keys(1, 1, 1),
-        append,
-    );
-    t.add(S::new("strlen", 2, R | FAST, g).keys(1, 1, 1), strlen);
-    t.add(S::new("getrange", 4, R, g).keys(1, 1, 1), getrange);
-    t.add(S::new("substr", 4, R, g).keys(1, 1, 1), getrange);
-    t.add(S::new("setrange", 4, W | DENY, g).keys(1, 1, 1), setrange);
-    t.add(
-        S::new("lcs", -3, R, g)
-            .keys(1, 2, 1)
-            .doc("Find longest common substring", "7.0.0"),
-        lcs,
-    );
-}
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
+    t.redis("get", get);
+    t.redis("set", set);
+    t.redis("setnx", setnx);
+    t.redis("setex", setex);
+    t.redis("psetex", setex);
+    t.redis("getset", getset);
+    t.redis("getdel", getdel);
+    t.redis("getex", getex);
+    t.redis("mget", mget);
+    t.redis("mset", mset);
+    t.redis("msetnx", mset);
+    t.redis("incr", incr);
+    t.redis("decr", incr);
+    t.redis("incrby", incr);
+    t.redis("decrby", incr);
+    t.redis("incrbyfloat", incrbyfloat);
+    t.redis("append", append);
+    t.redis("strlen", strlen);
+    t.redis("getrange", getrange);
+    t.redis("substr", getrange);
+    t.redis("setrange", setrange);
+    t.redis("lcs", lcs);
 }
 
 /// The bulk reply for a string value, or WRONGTYPE.
@@ -409,7 +349,7 @@ fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     let cur = match e.value() {
         Value::Int(n) => *n,
-        Value::Str(b) => match parse_canonical_i64(b) {
+        Value::Str(b) => match string2ll(b) {
             Some(n) => n,
             None => return err(ERR_NOT_INT),
         },
@@ -425,7 +365,7 @@ fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// INCRBYFLOAT in 80-bit long double arithmetic, as Redis does it, so
 /// results and their text match exactly (`0.1` + `0.2` is `0.3`).
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    use super::hash::ld;
+    use crate::num::ld;
     let key = arg(args, 1);
     let overflow = || err("ERR increment would produce NaN or Infinity");
     let mut shard = ctx.shard(key);
@@ -457,6 +397,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let add = arg(args, 2);
+    let max = super::proto_max_bulk_len(ctx);
     let mut shard = ctx.shard(key);
     let Some(mut e) = shard.entry_mut(key) else {
         shard.set(key, Value::string(add), None);
@@ -466,7 +407,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(n) => n,
         Err(w) => return w.into(),
     };
-    if cur_len + add.len() > MAX_STRING {
+    if (cur_len + add.len()) as u64 > max {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let mut buf = Vec::with_capacity(cur_len + add.len());
@@ -535,6 +476,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(n) => n as usize,
         Err(e) => return e,
     };
+    let max = super::proto_max_bulk_len(ctx);
     let mut shard = ctx.shard(key);
     let cur_len = match shard.value(key) {
         None => None,
@@ -546,7 +488,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if value.is_empty() {
         return int(cur_len.unwrap_or(0));
     }
-    if offset.saturating_add(value.len()) > MAX_STRING {
+    if offset.saturating_add(value.len()) as u64 > max {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let mut buf = Vec::new();
@@ -645,11 +587,7 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if a.len() >= limit || b.len() >= limit {
         return err("ERR String too long for LCS");
     }
-    let max_bulk = ctx
-        .keyspace()
-        .config_param("proto-max-bulk-len")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(MAX_STRING as u64);
+    let max_bulk = super::proto_max_bulk_len(ctx);
     let cells = (a.len() as u128 + 1) * (b.len() as u128 + 1);
     if cells * 4 > u128::from(max_bulk) {
         return err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");

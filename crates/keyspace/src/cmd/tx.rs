@@ -11,40 +11,15 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use cairn_resp::{Frame, Outcome};
 
-use super::{CommandSpec as S, Ctx, Flags, TableBuilder, err};
+use super::{Ctx, Flags, TableBuilder, err};
 use crate::session::{discard, run, unwatch_all};
 
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "transactions";
-    let base = Flags::NOSCRIPT | Flags::LOADING | Flags::STALE;
-    t.add(
-        S::new("multi", 1, base | Flags::FAST, g)
-            .doc("Mark the start of a transaction block", "1.2.0"),
-        multi,
-    );
-    t.add(
-        S::new("exec", 1, base | Flags::EXCLUSIVE, g)
-            .doc("Execute all commands issued after MULTI", "1.2.0"),
-        exec,
-    );
-    t.add(
-        S::new("discard", 1, base | Flags::FAST, g)
-            .doc("Discard all commands issued after MULTI", "2.0.0"),
-        discard_cmd,
-    );
-    t.add(
-        S::new("watch", -2, base | Flags::FAST, g)
-            .keys(1, -1, 1)
-            .doc(
-                "Watch the given keys to determine execution of the MULTI/EXEC block",
-                "2.2.0",
-            ),
-        watch,
-    );
-    t.add(
-        S::new("unwatch", 1, base | Flags::FAST, g).doc("Forget about all watched keys", "2.2.0"),
-        unwatch,
-    );
+    t.redis("multi", multi);
+    t.redis_with("exec", |s| s.also(Flags::EXCLUSIVE), exec);
+    t.redis("discard", discard_cmd);
+    t.redis("watch", watch);
+    t.redis("unwatch", unwatch);
 }
 
 fn multi(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {

@@ -15,227 +15,58 @@ use cairn_resp::{Frame, Protocol};
 use rand::Rng;
 use rand::seq::index::sample;
 
-use super::{
-    CommandSpec as S, Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, Flags, TableBuilder, err, int, is, parse_int,
-    wrongtype,
+use super::args::{
+    RandomCount, arg, parse_cursor, parse_mpop, parse_random_count, parse_scan_opts, parse_timeout,
+    random_count,
 };
-use crate::engine::Shard;
+use super::{Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
+use crate::blocking::{BlockedOp, Served, block_or_timeout};
+use crate::engine::{Locked, Shard};
 use crate::glob::glob_match;
+use crate::num::{d2string, is_c_space, parse_score, strtod};
 use crate::value::{SortedSet, Value};
-
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const DENY: Flags = Flags::DENYOOM;
-const FAST: Flags = Flags::FAST;
 
 const ERR_MINMAX_FLOAT: &str = "ERR min or max is not a float";
 const ERR_MINMAX_LEX: &str = "ERR min or max not valid string range item";
 const ERR_NAN: &str = "ERR resulting score is not a number (NaN)";
 const ERR_POSITIVE: &str = "ERR value is out of range, must be positive";
 
-/// Redis' `MAX_LONG_DOUBLE_CHARS`: longer score arguments are refused.
-const MAX_FLOAT_CHARS: usize = 5 * 1024;
-
-/// Most members ZRANDMEMBER with a negative count may return. Redis has no
-/// limit and streams the reply, so a count like -10^15 runs it out of
-/// memory; cairn builds the reply first and refuses such counts instead.
-const MAX_RANDOM_REPLY: usize = 1 << 24;
-
 pub(crate) fn register(t: &mut TableBuilder) {
-    let g = "sorted_set";
-    let k1 = |s: S| s.keys(1, 1, 1);
-    t.add(
-        k1(S::new("zadd", -4, W | DENY | FAST, g)).doc(
-            "Add one or more members to a sorted set, or update its score if it already exists",
-            "1.2.0",
-        ),
-        zadd,
-    );
-    t.add(
-        k1(S::new("zincrby", 4, W | DENY | FAST, g))
-            .doc("Increment the score of a member in a sorted set", "1.2.0"),
-        zincrby,
-    );
-    t.add(
-        k1(S::new("zrem", -3, W | FAST, g))
-            .doc("Remove one or more members from a sorted set", "1.2.0"),
-        zrem,
-    );
-    t.add(
-        k1(S::new("zcard", 2, R | FAST, g))
-            .doc("Get the number of members in a sorted set", "1.2.0"),
-        zcard,
-    );
-    t.add(
-        k1(S::new("zscore", 3, R | FAST, g)).doc(
-            "Get the score associated with the given member in a sorted set",
-            "1.2.0",
-        ),
-        zscore,
-    );
-    t.add(
-        k1(S::new("zmscore", -3, R | FAST, g)).doc(
-            "Get the score associated with the given members in a sorted set",
-            "6.2.0",
-        ),
-        zmscore,
-    );
-    t.add(
-        k1(S::new("zrank", 3, R | FAST, g))
-            .doc("Determine the index of a member in a sorted set", "2.0.0"),
-        zrank,
-    );
-    t.add(
-        k1(S::new("zrevrank", 3, R | FAST, g)).doc(
-            "Determine the index of a member in a sorted set, with scores ordered from high to low",
-            "2.0.0",
-        ),
-        zrank,
-    );
-    t.add(
-        k1(S::new("zcount", 4, R | FAST, g)).doc(
-            "Count the members in a sorted set with scores within the given values",
-            "2.0.0",
-        ),
-        zcount,
-    );
-    t.add(
-        k1(S::new("zlexcount", 4, R | FAST, g)).doc(
-            "Count the number of members in a sorted set between a given lexicographical range",
-            "2.8.9",
-        ),
-        zlexcount,
-    );
-    t.add(
-        k1(S::new("zrange", -4, R, g)).doc("Return a range of members in a sorted set", "1.2.0"),
-        zrange,
-    );
-    t.add(k1(S::new("zrevrange", -4, R, g)).doc("Return a range of members in a sorted set, by index, with scores ordered from high to low", "1.2.0"), zrange);
-    t.add(
-        k1(S::new("zrangebyscore", -4, R, g)).doc(
-            "Return a range of members in a sorted set, by score",
-            "1.0.5",
-        ),
-        zrange,
-    );
-    t.add(k1(S::new("zrevrangebyscore", -4, R, g)).doc("Return a range of members in a sorted set, by score, with scores ordered from high to low", "2.2.0"), zrange);
-    t.add(
-        k1(S::new("zrangebylex", -4, R, g)).doc(
-            "Return a range of members in a sorted set, by lexicographical range",
-            "2.8.9",
-        ),
-        zrange,
-    );
-    t.add(k1(S::new("zrevrangebylex", -4, R, g)).doc("Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", "2.8.9"), zrange);
-    t.add(
-        S::new("zrangestore", -5, W | DENY, g).keys(1, 2, 1).doc(
-            "Store a range of members from sorted set into another key",
-            "6.2.0",
-        ),
-        zrange,
-    );
-    t.add(
-        k1(S::new("zremrangebyrank", 4, W, g)).doc(
-            "Remove all members in a sorted set within the given indexes",
-            "2.0.0",
-        ),
-        zremrange,
-    );
-    t.add(
-        k1(S::new("zremrangebyscore", 4, W, g)).doc(
-            "Remove all members in a sorted set within the given scores",
-            "1.2.0",
-        ),
-        zremrange,
-    );
-    t.add(
-        k1(S::new("zremrangebylex", 4, W, g)).doc(
-            "Remove all members in a sorted set between the given lexicographical range",
-            "2.8.9",
-        ),
-        zremrange,
-    );
-    t.add(
-        k1(S::new("zpopmin", -2, W | FAST, g)).doc(
-            "Remove and return members with the lowest scores in a sorted set",
-            "5.0.0",
-        ),
-        zpopminmax,
-    );
-    t.add(
-        k1(S::new("zpopmax", -2, W | FAST, g)).doc(
-            "Remove and return members with the highest scores in a sorted set",
-            "5.0.0",
-        ),
-        zpopminmax,
-    );
-    // Movable keys (after numkeys): key positions 0 as in Redis' legacy
-    // triple, which reports them through getkeys-proc instead.
-    t.add(
-        S::new("zmpop", -4, W, g).doc(
-            "Remove and return members with scores in a sorted set",
-            "7.0.0",
-        ),
-        zmpop,
-    );
-    t.add(
-        k1(S::new("zrandmember", -2, R, g)).doc(
-            "Get one or multiple random elements from a sorted set",
-            "6.2.0",
-        ),
-        zrandmember,
-    );
-    t.add(
-        S::new("zunion", -3, R, g).doc("Add multiple sorted sets", "6.2.0"),
-        zsetop,
-    );
-    t.add(
-        S::new("zinter", -3, R, g).doc("Intersect multiple sorted sets", "6.2.0"),
-        zsetop,
-    );
-    t.add(
-        S::new("zdiff", -3, R, g).doc("Subtract multiple sorted sets", "6.2.0"),
-        zsetop,
-    );
-    t.add(
-        k1(S::new("zunionstore", -4, W | DENY, g)).doc(
-            "Add multiple sorted sets and store the resulting sorted set in a new key",
-            "2.0.0",
-        ),
-        zsetop,
-    );
-    t.add(
-        k1(S::new("zinterstore", -4, W | DENY, g)).doc(
-            "Intersect multiple sorted sets and store the resulting sorted set in a new key",
-            "2.0.0",
-        ),
-        zsetop,
-    );
-    t.add(
-        k1(S::new("zdiffstore", -4, W | DENY, g)).doc(
-            "Subtract multiple sorted sets and store the resulting sorted set in a new key",
-            "6.2.0",
-        ),
-        zsetop,
-    );
-    t.add(
-        S::new("zintercard", -3, R, g).doc(
-            "Intersect multiple sorted sets and return the cardinality of the result",
-            "7.0.0",
-        ),
-        zintercard,
-    );
-    t.add(
-        k1(S::new("zscan", -3, R, g)).doc(
-            "Incrementally iterate sorted sets elements and associated scores",
-            "2.8.0",
-        ),
-        zscan,
-    );
-}
-
-fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map(|b| &b[..]).unwrap_or_default()
+    t.redis("zadd", zadd);
+    t.redis("zincrby", zincrby);
+    t.redis("zrem", zrem);
+    t.redis("zcard", zcard);
+    t.redis("zscore", zscore);
+    t.redis("zmscore", zmscore);
+    t.redis("zrank", zrank);
+    t.redis("zrevrank", zrank);
+    t.redis("zcount", zcount);
+    t.redis("zlexcount", zlexcount);
+    t.redis("zrange", zrange);
+    t.redis("zrevrange", zrange);
+    t.redis("zrangebyscore", zrange);
+    t.redis("zrevrangebyscore", zrange);
+    t.redis("zrangebylex", zrange);
+    t.redis("zrevrangebylex", zrange);
+    t.redis("zrangestore", zrange);
+    t.redis("zremrangebyrank", zremrange);
+    t.redis("zremrangebyscore", zremrange);
+    t.redis("zremrangebylex", zremrange);
+    t.redis("zpopmin", zpopminmax);
+    t.redis("zpopmax", zpopminmax);
+    t.redis("zmpop", zmpop);
+    t.redis("zrandmember", zrandmember);
+    t.redis("zunion", zsetop);
+    t.redis("zinter", zsetop);
+    t.redis("zdiff", zsetop);
+    t.redis("zunionstore", zsetop);
+    t.redis("zinterstore", zsetop);
+    t.redis("zdiffstore", zsetop);
+    t.redis("zintercard", zintercard);
+    t.redis("zscan", zscan);
+    t.redis("bzpopmin", bzpop);
+    t.redis("bzpopmax", bzpop);
+    t.redis("bzmpop", bzmpop);
 }
 
 fn resp3(ctx: &Ctx<'_>) -> bool {
@@ -285,23 +116,6 @@ fn count_changes(shard: &Shard<'_>, n: usize) {
 // ---------------------------------------------------------------------------
 // Number parsing, as Redis' two float parsers do it.
 
-/// `getDoubleFromObject`: the whole argument must be a number (`strtod`
-/// syntax, hex included), no leading space, not NaN, and neither overflow
-/// to infinity nor underflow to zero (explicit `inf` is fine).
-pub(crate) fn parse_score(a: &[u8]) -> Option<f64> {
-    if a.is_empty() || a.len() > MAX_FLOAT_CHARS || a.first().is_some_and(|c| is_c_space(*c)) {
-        return None;
-    }
-    let v = strtod(a)?;
-    if v.is_infinite() && !has_inf_word(a) {
-        return None;
-    }
-    if v == 0.0 && has_nonzero_mantissa(a) {
-        return None;
-    }
-    Some(v)
-}
-
 /// `zslParseRange` for one bound: `(` makes it exclusive; the rest goes
 /// through plain `strtod`, which skips leading spaces, reads an empty
 /// string as 0 and lets overflow become infinity.
@@ -316,75 +130,6 @@ fn parse_score_bound(a: &[u8]) -> Option<(f64, bool)> {
     let start = text.iter().position(|c| !is_c_space(*c))?;
     let v = strtod(text.get(start..)?)?;
     Some((v, exclusive))
-}
-
-fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-fn has_inf_word(a: &[u8]) -> bool {
-    a.windows(3).any(|w| w.eq_ignore_ascii_case(b"inf"))
-}
-
-fn has_nonzero_mantissa(a: &[u8]) -> bool {
-    let hex = a.windows(2).any(|w| w.eq_ignore_ascii_case(b"0x"));
-    let stop = if hex { [b'p', b'P'] } else { [b'e', b'E'] };
-    let mantissa = a.split(|c| stop.contains(c)).next().unwrap_or_default();
-    let mantissa = if hex {
-        mantissa.get(2..).unwrap_or_default()
-    } else {
-        mantissa
-    };
-    mantissa
-        .iter()
-        .any(|c| c.is_ascii_hexdigit() && *c != b'0' && (hex || c.is_ascii_digit()))
-}
-
-/// The whole of `a` as a C `strtod` number: decimal (Rust's parser, which
-/// takes the same syntax including `inf`/`infinity`/`nan`) or hex
-/// (`0x1.8p3`). NaN is refused, as every Redis caller does.
-fn strtod(a: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(a).ok()?;
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, s.get(1..)?),
-        Some(b'+') => (false, s.get(1..)?),
-        _ => (false, s),
-    };
-    let v = if body.len() > 2 && body.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x")) {
-        let v = parse_hex_float(body.get(2..)?)?;
-        if neg { -v } else { v }
-    } else {
-        if body.starts_with(['+', '-']) {
-            return None;
-        }
-        s.parse::<f64>().ok()?
-    };
-    (!v.is_nan()).then_some(v)
-}
-
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let (mantissa, exp) = match s.find(['p', 'P']) {
-        Some(i) => (s.get(..i)?, Some(s.get(i + 1..)?)),
-        None => (s, None),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0.0f64;
-    for c in int.chars() {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        v += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    let e: i32 = match exp {
-        None => 0,
-        Some(e) => e.parse::<i64>().ok()?.clamp(-100_000, 100_000) as i32,
-    };
-    Some(v * 2f64.powi(e))
 }
 
 /// A lexicographic range bound: `-`, `+`, `[member` or `(member`.
@@ -1178,53 +923,12 @@ fn zpopminmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Parsed `numkeys key... MIN|MAX [COUNT count]` of ZMPOP and BZMPOP.
-pub(crate) struct MpopArgs<'a> {
-    /// The keys, in the order to try them.
-    pub(crate) keys: &'a [Bytes],
-    /// Which end to pop from.
-    pub(crate) end: End,
-    /// How many members at most.
-    pub(crate) count: usize,
-}
-
-/// Parses ZMPOP's arguments starting at `numkeys` (`args[at]`), with Redis
-/// 7.0's error replies.
-pub(crate) fn parse_mpop(args: &[Bytes], at: usize) -> Result<MpopArgs<'_>, Frame> {
-    // Redis replies with the range message for a non-number as well.
-    let numkeys = match parse_int(arg(args, at)) {
-        Ok(n) if n > 0 => n,
-        _ => return Err(err("ERR numkeys should be greater than 0")),
-    };
-    let first = at + 1;
-    let nk = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    let Some(keys) = first.checked_add(nk).and_then(|e| args.get(first..e)) else {
-        return Err(err(ERR_SYNTAX));
-    };
-    let mut i = first + nk;
-    let end = match args.get(i) {
-        Some(w) if is(w, "min") => End::Min,
-        Some(w) if is(w, "max") => End::Max,
-        _ => return Err(err(ERR_SYNTAX)),
-    };
-    i += 1;
-    let mut count = None;
-    while let Some(a) = args.get(i) {
-        if count.is_none() && is(a, "count") && args.get(i + 1).is_some() {
-            match parse_int(arg(args, i + 1)) {
-                Ok(n) if n > 0 => count = Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Err(err("ERR count should be greater than 0")),
-            }
-            i += 2;
-        } else {
-            return Err(err(ERR_SYNTAX));
-        }
-    }
-    Ok(MpopArgs {
-        keys,
-        end,
-        count: count.unwrap_or(1),
-    })
+/// Parses ZMPOP's and BZMPOP's `numkeys key... MIN|MAX [COUNT count]`
+/// from `args[at]` on.
+fn parse_zmpop(args: &[Bytes], at: usize) -> Result<(&[Bytes], End, usize), Frame> {
+    let p = parse_mpop(args, at, ["min", "max"])?;
+    let end = if p.first { End::Min } else { End::Max };
+    Ok((p.keys, end, p.count))
 }
 
 /// The reply of ZMPOP/BZMPOP: `[key, [[member, score], ...]]` in both
@@ -1240,8 +944,6 @@ pub(crate) fn mpop_reply(key: &[u8], popped: &[(Bytes, f64)]) -> Frame {
 /// The reply of BZPOPMIN/BZPOPMAX once a member was popped: the flat
 /// `[key, member, score]` in both protocols. (A timeout replies
 /// `Frame::NullArray`, as for BZMPOP.)
-// Called by BZPOPMIN/BZPOPMAX, which live with the blocking machinery.
-#[allow(dead_code)]
 pub(crate) fn bzpop_reply(key: &[u8], member: Bytes, score: f64) -> Frame {
     Frame::Array(vec![
         Frame::bulk(key),
@@ -1251,15 +953,15 @@ pub(crate) fn bzpop_reply(key: &[u8], member: Bytes, score: f64) -> Frame {
 }
 
 fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let p = match parse_mpop(args, 1) {
+    let (keys, end, count) = match parse_zmpop(args, 1) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let db = ctx.db();
     // All keys locked together: the first non-empty one wins atomically.
-    let mut locked = ctx.lock_keys(p.keys.iter().map(|k| (db, &k[..])));
-    for k in p.keys {
-        match zpop(locked.shard(db, k), k, p.end, p.count) {
+    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
+    for k in keys {
+        match zpop(locked.shard(db, k), k, end, count) {
             Err(e) => return e,
             Ok(popped) if popped.is_empty() => {}
             Ok(popped) => return mpop_reply(k, &popped),
@@ -1275,12 +977,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let (count, withscores) = if args.len() == 2 {
         (None, false)
     } else {
-        let n = match parse_int(arg(args, 2)) {
-            Ok(i64::MIN) => {
-                return err(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                );
-            }
+        let n = match parse_random_count(arg(args, 2)) {
             Ok(n) => n,
             Err(e) => return e,
         };
@@ -1318,10 +1015,9 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut out = Vec::new();
     if count < 0 {
         // Repetitions allowed: |count| independent draws.
-        let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        if n > MAX_RANDOM_REPLY {
+        let Some(RandomCount::Repeated(n)) = random_count(count) else {
             return err("ERR value is out of range");
-        }
+        };
         out.reserve(n * if withscores && !resp3 { 2 } else { 1 });
         for _ in 0..n {
             if let Some((m, s)) = z.get_by_rank(rng.random_range(0..len.max(1))) {
@@ -1656,7 +1352,7 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     // Redis' order of checks, as for HSCAN: cursor, then the key, then
     // the options.
-    let Some(cursor) = super::hash::parse_cursor(arg(args, 2)) else {
+    let Some(cursor) = parse_cursor(arg(args, 2)) else {
         return err("ERR invalid cursor");
     };
     let hasher = ctx.keyspace().engine();
@@ -1666,26 +1362,11 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(None) => return Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]),
         Ok(Some(z)) => z,
     };
-    let mut pattern: Option<&[u8]> = None;
-    let mut count = 10usize;
-    let mut i = 3;
-    while let Some(opt) = args.get(i) {
-        let Some(v) = args.get(i + 1) else {
-            return err(ERR_SYNTAX);
-        };
-        if is(opt, "match") {
-            pattern = Some(v);
-        } else if is(opt, "count") {
-            match parse_int(v) {
-                Ok(n) if n >= 1 => count = usize::try_from(n).unwrap_or(usize::MAX),
-                Ok(_) => return err(ERR_SYNTAX),
-                Err(e) => return e,
-            }
-        } else {
-            return err(ERR_SYNTAX);
-        }
-        i += 2;
-    }
+    let opts = match parse_scan_opts(args, 3, false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (pattern, count) = (opts.pattern, opts.count);
     let keep = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut out = Vec::new();
     let compact = z.is_compact();
@@ -1747,46 +1428,116 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ])
 }
 
-/// Redis 7.0's `d2string`: integral values within ±2^62 print as integers
-/// (so -0 prints `0` and 1e17 prints all its digits), the rest as `%.17g`.
-fn d2string(s: f64) -> String {
-    const LIMIT: f64 = (i64::MAX / 2) as f64;
-    if (-LIMIT..=LIMIT).contains(&s) && s.fract() == 0.0 {
-        // In range and integral: the cast is exact.
-        #[allow(clippy::cast_possible_truncation)]
-        return (s as i64).to_string();
+// ---------------------------------------------------------------------------
+// Blocking pops: BZPOPMIN, BZPOPMAX, BZMPOP
+
+/// What a client blocked by BZPOPMIN/BZPOPMAX/BZMPOP waits to do once a key
+/// it watches is ready; the sorted-set family's serve callback.
+#[derive(Clone, Copy, Debug)]
+struct BlockedPop {
+    end: End,
+    /// `None`: BZPOPMIN's `[key, member, score]`; Some: BZMPOP's
+    /// `[key, [[member, score]...]]`.
+    count: Option<usize>,
+}
+
+impl BlockedOp for BlockedPop {
+    fn serve(&self, locked: &mut Locked<'_>, db: usize, key: &[u8]) -> Served {
+        match locked.shard(db, key).value(key) {
+            Some(Value::ZSet(z)) if !z.is_empty() => {}
+            None | Some(Value::ZSet(_)) => return Served::Nothing,
+            // Another type (a list a BLPOP waiter may take).
+            Some(_) => return Served::WrongKind,
+        }
+        match zpop(
+            locked.shard(db, key),
+            key,
+            self.end,
+            self.count.unwrap_or(1),
+        ) {
+            Ok(v) if !v.is_empty() => Served::Reply(blocked_pop_reply(key, v, self.count), None),
+            _ => Served::Nothing,
+        }
     }
-    cairn_resp::format_double(s)
+}
+
+fn blocked_pop_reply(key: &[u8], mut popped: Vec<(Bytes, f64)>, count: Option<usize>) -> Frame {
+    match count {
+        None => {
+            let (m, score) = popped.swap_remove(0);
+            bzpop_reply(key, m, score)
+        }
+        Some(_) => mpop_reply(key, &popped),
+    }
+}
+
+/// The non-blocking attempt of the blocking pops: pops from the first
+/// existing key (`None` when every key is absent).
+fn try_pop_zsets(
+    locked: &mut Locked<'_>,
+    db: usize,
+    keys: &[Bytes],
+    op: BlockedPop,
+) -> Option<Frame> {
+    for key in keys {
+        match zpop(locked.shard(db, key), key, op.end, op.count.unwrap_or(1)) {
+            Ok(v) if v.is_empty() => continue,
+            // The ZPOP core counts its own changes.
+            Ok(v) => return Some(blocked_pop_reply(key, v, op.count)),
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}
+
+/// Pops at once, or blocks the client on `keys` until one can be served.
+fn pop_or_block(ctx: &mut Ctx<'_>, keys: &[Bytes], op: BlockedPop, timeout: &[u8]) -> Frame {
+    let timeout = match parse_timeout(timeout) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let db = ctx.db();
+    let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
+    if let Some(f) = try_pop_zsets(&mut locked, db, keys, op) {
+        return f;
+    }
+    block_or_timeout(
+        ctx,
+        keys.to_vec(),
+        Arc::new(op),
+        timeout,
+        Frame::NullArray,
+        Frame::NullArray,
+    )
+}
+
+fn bzpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let end = if ctx.command() == "bzpopmin" {
+        End::Min
+    } else {
+        End::Max
+    };
+    let keys = args.get(1..args.len() - 1).unwrap_or_default();
+    let op = BlockedPop { end, count: None };
+    pop_or_block(ctx, keys, op, arg(args, args.len() - 1))
+}
+
+fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (keys, end, count) = match parse_zmpop(args, 2) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let op = BlockedPop {
+        end,
+        count: Some(count),
+    };
+    pop_or_block(ctx, keys, op, arg(args, 1))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strict_scores_follow_get_double_from_object() {
-        assert_eq!(parse_score(b"1.5"), Some(1.5));
-        assert_eq!(parse_score(b"0x10"), Some(16.0));
-        assert_eq!(parse_score(b"-0x1.8p1"), Some(-3.0));
-        assert_eq!(parse_score(b"+inf"), Some(f64::INFINITY));
-        assert_eq!(parse_score(b"-Infinity"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_score(b"1e-310"), Some(1e-310));
-        for bad in [
-            &b""[..],
-            b" 1",
-            b"1 ",
-            b"nan",
-            b"1e400",
-            b"1e-400",
-            b"abc",
-            b"1e",
-            b"--1",
-            b"0x",
-        ] {
-            assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
 
     #[test]
     fn pop_helpers_for_the_blocking_commands() {
@@ -1826,25 +1577,13 @@ mod tests {
             .iter()
             .map(|a| Bytes::from(*a))
             .collect();
-        let p = parse_mpop(&args, 2).unwrap();
-        assert_eq!((p.keys.len(), p.end, p.count), (2, End::Max, 3));
+        let (keys, end, count) = parse_zmpop(&args, 2).unwrap();
+        assert_eq!((keys.len(), end, count), (2, End::Max, 3));
         let bad: Vec<Bytes> = ["bzmpop", "0", "1", "k1", "left"]
             .iter()
             .map(|a| Bytes::from(*a))
             .collect();
-        assert!(parse_mpop(&bad, 2).is_err());
-    }
-
-    #[test]
-    fn d2string_matches_redis_listpack_scores() {
-        assert_eq!(d2string(-0.0), "0");
-        assert_eq!(d2string(1.5), "1.5");
-        assert_eq!(d2string(0.1), "0.10000000000000001");
-        assert_eq!(d2string(1e17), "100000000000000000");
-        assert_eq!(d2string(123456789012345678.0), "123456789012345680");
-        assert_eq!(d2string(1e18), "1000000000000000000");
-        assert_eq!(d2string(1e19), "1e+19");
-        assert_eq!(d2string(f64::NEG_INFINITY), "-inf");
+        assert!(parse_zmpop(&bad, 2).is_err());
     }
 
     #[test]
