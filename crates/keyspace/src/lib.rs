@@ -33,10 +33,12 @@
 mod blocking;
 mod clock;
 mod cmd;
+mod encoding;
 mod engine;
 mod glob;
 mod hashed;
 mod keyspace;
+mod packed;
 mod pubsub;
 mod session;
 mod value;
@@ -55,14 +57,15 @@ pub use cairn_resp::{Frame, Pending};
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     cmd::{CommandFn, CommandSpec, Completion, Ctx, Extension, Flags, TableBuilder},
+    encoding::Limits,
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,
     keyspace::{Keyspace, KeyspaceBuilder},
     session::{Session, SessionState},
     value::{
-        HashMapBytes, HashSetBytes, Key, MapIter, Score, SortedSet, Value, ValueType, WrongType,
-        parse_canonical_i64,
+        HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, Score, SetIter, SortedSet, Value,
+        ValueType, WrongType, parse_canonical_i64,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
 };

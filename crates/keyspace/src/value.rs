@@ -126,7 +126,7 @@ impl From<&[u8]> for Key {
     }
 }
 
-pub use crate::hashed::{HashMapBytes, HashSetBytes, MapIter};
+pub use crate::hashed::{HalfIter, HashMapBytes, HashSetBytes, MapIter, SetIter};
 
 /// A stored value. Collections sit behind `Arc` so that a point-in-time view
 /// can take them in O(1); writers go through `Arc::make_mut`, which copies

@@ -30,8 +30,8 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
         Value::Str(b) => RecValue::String(Bytes::from(b)),
         Value::Int(n) => RecValue::String(Bytes::from(n.to_string())),
         Value::List(l) => RecValue::List(l.iter().cloned().collect()),
-        Value::Hash(h) => RecValue::Hash(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
-        Value::Set(s) => RecValue::Set(s.iter().cloned().collect()),
+        Value::Hash(h) => RecValue::Hash(h.iter().collect()),
+        Value::Set(s) => RecValue::Set(s.iter().collect()),
         Value::ZSet(z) => RecValue::SortedSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
     };
     let record = Record::new(entry.db, entry.key, value).with_expiry(entry.expires_at_ms);
@@ -56,13 +56,26 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
         RecValue::List(v) if !v.is_empty() => {
             Value::List(Arc::new(v.into_iter().map(own).collect::<VecDeque<_>>()))
         }
-        RecValue::Hash(v) if !v.is_empty() => Value::Hash(Arc::new(
-            v.into_iter()
-                .map(|(f, x)| (own(f), own(x)))
-                .collect::<HashMapBytes>(),
-        )),
+        // Small collections are packed from the record's slices: only a
+        // member that lands in a hash table gets a buffer of its own.
+        RecValue::Hash(v) if !v.is_empty() => {
+            let mut h = HashMapBytes::with_capacity(v.len());
+            for (f, x) in v {
+                h.upsert_with(
+                    &f,
+                    &x,
+                    |f| own(Bytes::copy_from_slice(f)),
+                    || own(x.clone()),
+                );
+            }
+            Value::Hash(Arc::new(h))
+        }
         RecValue::Set(v) if !v.is_empty() => {
-            Value::Set(Arc::new(v.into_iter().map(own).collect::<HashSetBytes>()))
+            let mut s = HashSetBytes::with_capacity(v.len());
+            for m in v {
+                s.get_or_insert_with(&m.clone(), |_| own(m));
+            }
+            Value::Set(Arc::new(s))
         }
         RecValue::SortedSet(v) if !v.is_empty() => {
             let mut z = SortedSet::new();

@@ -187,13 +187,9 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             let mut added = 0;
             for p in pairs.chunks_exact(2) {
                 if let [f, v] = p {
-                    // get_mut first: an update then allocates only the value.
-                    match h.get_mut(&f[..]) {
-                        Some(old) => *old = owned(v),
-                        None => {
-                            h.insert(owned(f), owned(v));
-                            added += 1;
-                        }
+                    // The field is copied only when it is new.
+                    if h.upsert(&f[..], owned(v)) {
+                        added += 1;
                     }
                 }
             }
@@ -367,20 +363,10 @@ fn update_field(
     let mut shard = ctx.shard(key);
     match shard.entry_mut(key) {
         Some(mut e) => {
-            let cur = e
-                .value()
-                .as_hash()
-                .map_err(Frame::from)?
-                .get(field)
-                .map(|v| &v[..]);
-            let new = update(cur)?;
+            let cur = e.value().as_hash().map_err(Frame::from)?.get(field);
+            let new = update(cur.as_deref())?;
             if let Ok(h) = e.value_mut().as_hash_mut() {
-                match h.get_mut(field) {
-                    Some(v) => *v = new.clone(),
-                    None => {
-                        h.insert(owned(field), new.clone());
-                    }
-                }
+                h.upsert(field, new.clone());
             }
             Ok(new)
         }
@@ -517,7 +503,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(RandomCount::Distinct(n)) => with_rng(|rng| h.sample_distinct(n, rng)),
         Some(RandomCount::Repeated(n)) => with_rng(|rng| h.sample_repeated(n, rng)),
     };
-    let bulk = |b: &Bytes| Frame::Bulk(b.clone());
+    let bulk = Frame::Bulk;
     Frame::Array(match (withvalues, resp3) {
         (false, _) => picked.into_iter().map(|(f, _)| bulk(f)).collect(),
         (true, true) => picked
@@ -586,19 +572,19 @@ pub(super) fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Frame> {
 
 /// One HSCAN/SSCAN step over `items` (element, value for hashes); see the
 /// module doc for the cursor scheme. `hash` must be stable for the process.
-pub(super) fn scan_step<'v>(
-    items: impl ExactSizeIterator<Item = (&'v Bytes, Option<&'v Bytes>)>,
+pub(super) fn scan_step(
+    items: impl ExactSizeIterator<Item = (Bytes, Option<Bytes>)>,
     cursor: u64,
     opts: &ScanOpts<'_>,
     hash: impl Fn(&[u8]) -> u64,
 ) -> Frame {
     let len = items.len();
     let mut out = Vec::new();
-    let mut emit = |e: &Bytes, v: Option<&Bytes>| {
-        if opts.pattern.is_none_or(|p| glob_match(p, e, false)) {
-            out.push(Frame::Bulk(e.clone()));
+    let mut emit = |e: Bytes, v: Option<Bytes>| {
+        if opts.pattern.is_none_or(|p| glob_match(p, &e, false)) {
+            out.push(Frame::Bulk(e));
             if let Some(v) = v {
-                out.push(Frame::Bulk(v.clone()));
+                out.push(Frame::Bulk(v));
             }
         }
     };
@@ -607,8 +593,8 @@ pub(super) fn scan_step<'v>(
         items.for_each(|(e, v)| emit(e, v));
     } else {
         let batch = opts.count.max(len.div_ceil(SCAN_PASSES)).max(1);
-        let mut found: Vec<(u64, &Bytes, Option<&Bytes>)> = items
-            .map(|(e, v)| (hash(e), e, v))
+        let mut found: Vec<(u64, Bytes, Option<Bytes>)> = items
+            .map(|(e, v)| (hash(&e), e, v))
             .filter(|(h, _, _)| *h >= cursor)
             .collect();
         if found.len() > batch {

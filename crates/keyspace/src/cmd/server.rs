@@ -324,6 +324,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
 fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
     }
@@ -352,6 +353,15 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
             Some(Ok(v)) => Bytes::from(v),
             None => value.clone(),
         };
+        if SharedLimits::controls(&name) {
+            let n = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(-1);
+            if let Err(reason) = SharedLimits::validate(&name, n) {
+                return failed(&reason);
+            }
+        }
         let value = &value;
         let mut verdict = None;
         for ext in &ks.inner.extensions {
@@ -378,6 +388,14 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
+            if SharedLimits::controls(k) {
+                // Takes effect for the next command (and keeps the old
+                // `ziplist` alias reading the same value, as in Redis).
+                ks.inner.limits.set(k, v.parse().unwrap_or(0));
+                if let Some(alias) = SharedLimits::alias(k) {
+                    params.insert(alias.to_string(), v.clone());
+                }
+            }
         }
     }
     // After the parameters' lock is released: an extension reads them back.
@@ -813,14 +831,12 @@ fn refcount(v: &crate::value::Value) -> i64 {
     }
 }
 
-/// The encoding Redis 7.0 would use for this value with default limits.
-/// Redis never converts back to a compact encoding when a collection
-/// shrinks; cairn reports what the current contents would get.
+/// The encoding's name in Redis 7.0: hashes and sets report their own;
+/// lists are always quicklists in 7.0.
 fn encoding(v: &crate::value::Value) -> &'static str {
     use crate::value::Value;
     const LISTPACK_ENTRIES: usize = 128;
     const LISTPACK_VALUE: usize = 64;
-    const INTSET_ENTRIES: usize = 512;
     match v {
         Value::Int(_) => "int",
         Value::Str(b) => {
@@ -833,26 +849,8 @@ fn encoding(v: &crate::value::Value) -> &'static str {
             }
         }
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            if h.len() <= LISTPACK_ENTRIES
-                && h.iter()
-                    .all(|(k, v)| k.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE)
-            {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
-        Value::Set(s) => {
-            if s.len() <= INTSET_ENTRIES
-                && s.iter()
-                    .all(|m| crate::value::parse_canonical_i64(m).is_some())
-            {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Hash(h) => h.encoding(),
+        Value::Set(s) => s.encoding(),
         Value::ZSet(z) => {
             if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE) {
                 "listpack"

@@ -1409,7 +1409,7 @@ impl Input {
     fn for_each(&self, mut f: impl FnMut(&Bytes, f64)) {
         match self {
             Input::Z(z) => z.iter().for_each(|(m, s)| f(m, s)),
-            Input::S(s) => s.iter().for_each(|m| f(m, 1.0)),
+            Input::S(s) => s.iter().for_each(|m| f(&m, 1.0)),
             Input::Empty => {}
         }
     }
