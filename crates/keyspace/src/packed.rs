@@ -101,9 +101,30 @@ fn get_varint(buf: &[u8], mut pos: usize) -> (u64, usize) {
     (0, buf.len())
 }
 
-/// Appends the encoding of `bytes` to `out`.
-fn encode(out: &mut Vec<u8>, bytes: &[u8]) {
-    match parse_canonical_i64(bytes) {
+/// An entry to write.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Put<'a> {
+    /// A string, held as an integer when it is one's canonical form.
+    Auto(&'a [u8]),
+    /// A string held as bytes whatever they are.
+    Str(&'a [u8]),
+    /// An integer.
+    Int(i64),
+}
+
+impl Put<'_> {
+    fn int(self) -> Option<i64> {
+        match self {
+            Put::Auto(b) => parse_canonical_i64(b),
+            Put::Str(_) => None,
+            Put::Int(n) => Some(n),
+        }
+    }
+}
+
+/// Appends the encoding of `put` to `out`.
+fn encode(out: &mut Vec<u8>, put: Put<'_>) {
+    match put.int() {
         Some(n) => {
             let z = ((n << 1) ^ (n >> 63)) as u64;
             match z.checked_mul(2).and_then(|d| d.checked_add(3)) {
@@ -115,23 +136,27 @@ fn encode(out: &mut Vec<u8>, bytes: &[u8]) {
             }
         }
         None => {
+            let bytes = match put {
+                Put::Auto(b) | Put::Str(b) => b,
+                Put::Int(_) => &[],
+            };
             put_varint(out, (bytes.len() as u64) << 1);
             out.extend_from_slice(bytes);
         }
     }
 }
 
-/// The encoded size of `bytes`.
-fn encoded_len(bytes: &[u8]) -> usize {
+/// The encoded size of `put`.
+fn encoded_len(put: Put<'_>) -> usize {
     let mut tmp = Vec::new();
-    match parse_canonical_i64(bytes) {
-        Some(_) => {
-            encode(&mut tmp, bytes);
-            tmp.len()
+    match (put.int(), put) {
+        (None, Put::Auto(b) | Put::Str(b)) => {
+            put_varint(&mut tmp, (b.len() as u64) << 1);
+            tmp.len() + b.len()
         }
-        None => {
-            put_varint(&mut tmp, (bytes.len() as u64) << 1);
-            tmp.len() + bytes.len()
+        _ => {
+            encode(&mut tmp, put);
+            tmp.len()
         }
     }
 }
@@ -160,7 +185,7 @@ fn decode(buf: &[u8], pos: usize) -> (Elem<'_>, usize) {
 }
 
 /// Byte strings back to back in one buffer, in insertion order.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Pack {
     buf: Box<[u8]>,
     count: u32,
@@ -240,6 +265,12 @@ impl Pack {
 
     /// Replaces the `remove` entries from index `at` with `insert`.
     pub(crate) fn splice(&mut self, at: usize, remove: usize, insert: &[&[u8]]) {
+        let puts: Vec<Put<'_>> = insert.iter().map(|b| Put::Auto(b)).collect();
+        self.splice_puts(at, remove, &puts);
+    }
+
+    /// [`Pack::splice`] with entries whose form the caller chose.
+    pub(crate) fn splice_puts(&mut self, at: usize, remove: usize, insert: &[Put<'_>]) {
         let at = at.min(self.count());
         let remove = remove.min(self.count() - at);
         let start = self.offset(at);
@@ -247,11 +278,11 @@ impl Pack {
         for _ in 0..remove {
             end = decode(&self.buf, end).1;
         }
-        let added: usize = insert.iter().map(|b| encoded_len(b)).sum();
+        let added: usize = insert.iter().map(|&p| encoded_len(p)).sum();
         let mut out = Vec::with_capacity(self.buf.len() - (end - start) + added);
         out.extend_from_slice(self.buf.get(..start).unwrap_or_default());
-        for b in insert {
-            encode(&mut out, b);
+        for &p in insert {
+            encode(&mut out, p);
         }
         out.extend_from_slice(self.buf.get(end..).unwrap_or_default());
         self.buf = out.into_boxed_slice();
@@ -422,15 +453,15 @@ mod tests {
         for (i, s) in samples.iter().enumerate() {
             assert_eq!(p.find(&Probe::new(s), 1), Some(i), "{s:?}");
             assert_eq!(p.get(i).unwrap().str_len(), s.len());
-            assert_eq!(encoded_len(s), {
+            assert_eq!(encoded_len(Put::Auto(s)), {
                 let mut v = Vec::new();
-                encode(&mut v, s);
+                encode(&mut v, Put::Auto(s));
                 v.len()
             });
         }
         // Integers take less room than their text.
         let mut small = Vec::new();
-        encode(&mut small, b"1733600000");
+        encode(&mut small, Put::Auto(b"1733600000"));
         assert!(small.len() < 10);
         p.splice(1, 2, &[b"a", b"b", b"c"]);
         assert_eq!(p.count(), samples.len() + 1);
