@@ -40,6 +40,7 @@ mod hashed;
 mod keyspace;
 mod packed;
 mod pubsub;
+mod quicklist;
 mod session;
 mod value;
 mod view;
@@ -62,10 +63,12 @@ pub use crate::{
     glob::glob_match,
     hashed::seed_thread_rng,
     keyspace::{Keyspace, KeyspaceBuilder},
+    quicklist::ListIter,
     session::{Session, SessionState},
     value::{
-        HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, Score, SetIter, SortedSet, Value,
-        ValueType, WrongType, parse_canonical_i64,
+        HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
+        Value, ValueType, WrongType, parse_canonical_i64,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
+    zset::ZIter,
 };

@@ -147,7 +147,7 @@ fn encode(out: &mut Vec<u8>, put: Put<'_>) {
 }
 
 /// The encoded size of `put`.
-fn encoded_len(put: Put<'_>) -> usize {
+pub(crate) fn encoded_len(put: Put<'_>) -> usize {
     let mut tmp = Vec::new();
     match (put.int(), put) {
         (None, Put::Auto(b) | Put::Str(b)) => {

@@ -8,7 +8,6 @@
 //! Every command here that makes a list non-empty calls
 //! [`Keyspace::signal_key_ready`](crate::Keyspace) under the shard lock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use super::{
 };
 use crate::blocking::{Served, block_on_keys};
 use crate::engine::{Locked, Shard};
-use crate::value::{Value, WrongType};
+use crate::value::{QuickList, Value, WrongType};
 
 const W: Flags = Flags::WRITE;
 const R: Flags = Flags::READONLY;
@@ -236,7 +235,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> F
         }
         None if only_existing => return int(0),
         None => {
-            let mut list = VecDeque::with_capacity(elems.len());
+            let mut list = QuickList::with_capacity(elems.len());
             push_all(&mut list, elems, left);
             let n = list.len();
             s.set(key, Value::List(Arc::new(list)), None);
@@ -249,7 +248,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> F
     int(len)
 }
 
-fn push_all(list: &mut VecDeque<Bytes>, elems: &[Bytes], left: bool) {
+fn push_all(list: &mut QuickList, elems: &[Bytes], left: bool) {
     list.reserve(elems.len());
     for e in elems {
         if left {
@@ -273,7 +272,7 @@ fn push_one(s: &mut Shard<'_>, key: &[u8], elem: Bytes, left: bool) -> Result<()
             }
         }
         None => {
-            s.set(key, Value::List(Arc::new(VecDeque::from([elem]))), None);
+            s.set(key, Value::List(Arc::new(QuickList::from([elem]))), None);
         }
     }
     Ok(())
@@ -416,7 +415,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     match range(start, end, list.len()) {
         None => Frame::Array(Vec::new()),
-        Some((a, b)) => Frame::Array(list.range(a..=b).cloned().map(Frame::Bulk).collect()),
+        Some((a, b)) => Frame::Array(list.range(a..=b).map(Frame::Bulk).collect()),
     }
 }
 
@@ -564,10 +563,8 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(i) = index_of(index, len) else {
         return err("ERR index out of range");
     };
-    if let Ok(list) = e.value_mut().as_list_mut()
-        && let Some(slot) = list.get_mut(i)
-    {
-        *slot = own(arg(args, 3));
+    if let Ok(list) = e.value_mut().as_list_mut() {
+        list.set(i, arg(args, 3));
     }
     Frame::ok()
 }

@@ -778,10 +778,13 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 serialized_len(v),
             );
             if let crate::value::Value::List(l) = v {
+                let nodes = l.node_count().max(1);
                 let _ = write!(
                     text,
-                    " ql_nodes:1 ql_avg_node:{}.00 ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:{}",
-                    l.len(),
+                    " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+                    nodes,
+                    l.len() as f64 / nodes as f64,
+                    crate::encoding::Limits::current().list_size,
                     l.iter().map(|e| e.len() + 2).sum::<usize>()
                 );
             }
