@@ -838,8 +838,6 @@ fn refcount(v: &crate::value::Value) -> i64 {
 /// lists are always quicklists in 7.0.
 fn encoding(v: &crate::value::Value) -> &'static str {
     use crate::value::Value;
-    const LISTPACK_ENTRIES: usize = 128;
-    const LISTPACK_VALUE: usize = 64;
     match v {
         Value::Int(_) => "int",
         Value::Str(b) => {
@@ -854,13 +852,7 @@ fn encoding(v: &crate::value::Value) -> &'static str {
         Value::List(_) => "quicklist",
         Value::Hash(h) => h.encoding(),
         Value::Set(s) => s.encoding(),
-        Value::ZSet(z) => {
-            if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE) {
-                "listpack"
-            } else {
-                "skiplist"
-            }
-        }
+        Value::ZSet(z) => z.encoding(),
     }
 }
 
