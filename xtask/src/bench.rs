@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [--seed N] [--rounds N] [suite...]`:
 //! cairn against real Redis on this machine, side by side in the same run.
 //!
-//! Suites: `throughput` (redis-benchmark), `snapshot` (SAVE, bytes on
+//! Suites: `throughput` (redis-benchmark), `memory` (RSS per key for
+//! every type and size, copy-on-write during BGSAVE), `snapshot` (SAVE, bytes on
 //! disk, restart), `latency` (latency and memory during a background
 //! snapshot), `saturated` (a background snapshot's time and memory with
 //! the CPU saturated), `view-pause` (the keyspace's in-process view bench). Every
@@ -16,6 +17,7 @@
 
 mod data;
 mod latency;
+mod memory;
 mod resp;
 mod saturated;
 mod servers;
@@ -32,15 +34,16 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const SUITES: [&str; 5] = [
+const SUITES: [&str; 6] = [
     "throughput",
+    "memory",
     "snapshot",
     "latency",
     "saturated",
     "view-pause",
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|snapshot|latency|saturated|view-pause]...";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|memory|snapshot|latency|saturated|view-pause]...";
 
 /// What a run does, from the arguments.
 pub struct Plan {
@@ -418,6 +421,7 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("bench: suite {suite}");
         let result = match *suite {
             "throughput" => throughput::run(&plan),
+            "memory" => memory::run(&plan),
             "snapshot" => snapshot::run(&plan),
             "latency" => latency::run(&plan),
             "saturated" => saturated::run(&plan),
