@@ -27,6 +27,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::hash_table::{self, HashTable};
@@ -127,6 +128,11 @@ impl<T: Keyed> Table<T> {
         self.table.find(self.hash(key), |e| e.key() == key)
     }
 
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
+        let h = self.hash(key);
+        self.table.find_mut(h, |e| e.key() == key)
+    }
+
     /// The element at `key`, or `make()` inserted there.
     fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> &mut T {
         let h = self.hash(key);
@@ -203,35 +209,239 @@ impl<T: Keyed> Table<T> {
         self.shrink_if_sparse();
         Some(popped)
     }
+}
 
-    /// `count` distinct elements chosen uniformly, in random order (all of
-    /// them, in table order, when `count` is at least the size).
+/// Elements a segment of a large table holds on average before the table
+/// doubles its segments.
+const SEGMENT: usize = 4096;
+
+/// A large set or map: hash tables ("segments") picked by the top bits of
+/// an element's hash, each behind its own `Arc`.
+///
+/// A point-in-time view shares a collection by its outer `Arc`; the first
+/// write after the view copies the collection (`Arc::make_mut`), which
+/// here copies the list of segment pointers, and then the one segment the
+/// write lands in: O(size / `SEGMENT` + `SEGMENT`) instead of the whole
+/// collection (a 10^6-field hash written during BGSAVE copies one 4,096-
+/// element segment, not a million fields). Later writes to the same
+/// segment copy nothing more.
+#[derive(Clone)]
+struct Segmented<T> {
+    hasher: DefaultHashBuilder,
+    /// A power of two of them.
+    segs: Vec<Arc<Table<T>>>,
+    len: usize,
+}
+
+/// The elements of a [`Segmented`] table, segment by segment.
+#[derive(Clone)]
+pub(crate) struct SegIter<'a, T> {
+    segs: std::slice::Iter<'a, Arc<Table<T>>>,
+    cur: Option<hash_table::Iter<'a, T>>,
+    left: usize,
+}
+
+impl<'a, T> Iterator for SegIter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            if let Some(e) = self.cur.as_mut().and_then(Iterator::next) {
+                self.left = self.left.saturating_sub(1);
+                return Some(e);
+            }
+            self.cur = Some(self.segs.next()?.table.iter());
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<T> ExactSizeIterator for SegIter<'_, T> {}
+
+impl<T: Keyed + Clone> Segmented<T> {
+    fn with_capacity(n: usize) -> Segmented<T> {
+        let count = n.div_ceil(SEGMENT).max(1).next_power_of_two();
+        Segmented {
+            hasher: DefaultHashBuilder::default(),
+            segs: (0..count)
+                .map(|_| Arc::new(Table::with_capacity(n / count)))
+                .collect(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn seg_of(&self, key: &[u8]) -> usize {
+        let bits = self.segs.len().trailing_zeros();
+        if bits == 0 {
+            0
+        } else {
+            (self.hasher.hash_one(key) >> (64 - bits)) as usize
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&T> {
+        self.segs.get(self.seg_of(key))?.get(key)
+    }
+
+    /// The segment `key` belongs to, for writing (copied first while a
+    /// view shares it).
+    fn seg_mut(&mut self, key: &[u8]) -> Option<&mut Table<T>> {
+        let i = self.seg_of(key);
+        self.segs.get_mut(i).map(Arc::make_mut)
+    }
+
+    /// Doubles the segments once they hold twice [`SEGMENT`] on average.
+    fn grow_if_full(&mut self) {
+        if self.len <= self.segs.len() * SEGMENT * 2 {
+            return;
+        }
+        let mut bigger = Segmented::with_capacity(self.len * 2);
+        bigger.hasher = self.hasher.clone();
+        for seg in std::mem::take(&mut self.segs) {
+            let table = Arc::try_unwrap(seg).unwrap_or_else(|shared| (*shared).clone());
+            for e in table.table {
+                let i = bigger.seg_of(e.key());
+                if let Some(t) = bigger.segs.get_mut(i).map(Arc::make_mut) {
+                    let _ = t.insert(e);
+                }
+            }
+        }
+        self.segs = bigger.segs;
+    }
+
+    fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> Option<&mut T> {
+        let i = self.seg_of(key);
+        let before = self.segs.get(i)?.len();
+        let grew = {
+            let t = Arc::make_mut(self.segs.get_mut(i)?);
+            t.get_or_insert_with(key, make);
+            t.len() > before
+        };
+        if grew {
+            self.len += 1;
+            self.grow_if_full();
+        }
+        self.seg_mut(key)?.get_mut(key)
+    }
+
+    /// Inserts `e` if its key is new (true); leaves the stored one alone
+    /// otherwise.
+    fn insert(&mut self, e: T) -> bool {
+        let Some(t) = self.seg_mut(e.key()) else {
+            return false;
+        };
+        let added = t.insert(e).is_ok();
+        if added {
+            self.len += 1;
+            self.grow_if_full();
+        }
+        added
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<T> {
+        // Only a present key is worth a copy of its segment.
+        self.get(key)?;
+        let removed = self.seg_mut(key)?.remove(key);
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    fn iter(&self) -> SegIter<'_, T> {
+        SegIter {
+            segs: self.segs.iter(),
+            cur: None,
+            left: self.len,
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len);
+        for seg in self.segs {
+            match Arc::try_unwrap(seg) {
+                Ok(t) => out.extend(t.table),
+                Err(shared) => out.extend(shared.table.iter().cloned()),
+            }
+        }
+        out
+    }
+
+    /// The segment holding the element of uniformly chosen rank `r`.
+    fn seg_at(&self, mut r: usize) -> Option<usize> {
+        for (i, s) in self.segs.iter().enumerate() {
+            if r < s.len() {
+                return Some(i);
+            }
+            r -= s.len();
+        }
+        None
+    }
+
+    /// A uniformly chosen element: a segment weighted by its size, then a
+    /// uniform pick in it.
+    fn random<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&T> {
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.seg_at(rng.random_range(0..self.len))?;
+        self.segs.get(i)?.random(rng)
+    }
+
+    fn pop_random<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.seg_at(rng.random_range(0..self.len))?;
+        let popped = Arc::make_mut(self.segs.get_mut(i)?).pop_random(rng);
+        if popped.is_some() {
+            self.len -= 1;
+        }
+        popped
+    }
+
     fn sample_distinct<R: Rng + ?Sized>(&self, count: usize, rng: &mut R) -> Vec<&T> {
-        let len = self.len();
+        let len = self.len;
         if count >= len {
-            return self.table.iter().collect();
+            return self.iter().collect();
         }
         if count.saturating_mul(SAMPLE_FROM_ALL) > len {
-            // A large share: shuffling all is cheaper than drawing until
-            // `count` distinct ones came up.
-            let mut all: Vec<&T> = self.table.iter().collect();
+            let mut all: Vec<&T> = self.iter().collect();
             let (picked, _) = all.partial_shuffle(rng, count);
             return picked.to_vec();
         }
-        // At most a third of the draws repeat an earlier one.
         let mut seen = HashSet::with_capacity(count);
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
-            let Some(i) = self.random_index(rng) else {
+            let Some(i) = self.seg_at(rng.random_range(0..len)) else {
                 break;
             };
-            if seen.insert(i)
-                && let Some(e) = self.table.get_bucket(i)
+            let Some(seg) = self.segs.get(i) else {
+                break;
+            };
+            let Some(b) = seg.random_index(rng) else {
+                continue;
+            };
+            if seen.insert((i, b))
+                && let Some(e) = seg.table.get_bucket(b)
             {
                 out.push(e);
             }
         }
         out
+    }
+
+    fn shrink_if_sparse(&mut self) {
+        for seg in &mut self.segs {
+            Arc::make_mut(seg).shrink_if_sparse();
+        }
     }
 }
 
@@ -264,7 +474,7 @@ pub struct HashSetBytes(SetRepr);
 enum SetRepr {
     Ints(IntSet),
     Pack(Pack),
-    Table(Box<Table<Bytes>>),
+    Table(Box<Segmented<Bytes>>),
 }
 
 impl Default for HashSetBytes {
@@ -281,7 +491,7 @@ pub struct SetIter<'a>(SetIterRepr<'a>);
 enum SetIterRepr<'a> {
     Ints(&'a IntSet, std::ops::Range<usize>),
     Pack(PackIter<'a>),
-    Table(hash_table::Iter<'a, Bytes>),
+    Table(SegIter<'a, Bytes>),
 }
 
 impl Iterator for SetIter<'_> {
@@ -378,9 +588,9 @@ impl HashSetBytes {
     fn convert(&mut self, to_table: bool) {
         let members: Vec<Bytes> = self.iter().collect();
         self.0 = if to_table {
-            let mut t = Table::with_capacity(members.len() + 1);
+            let mut t = Segmented::with_capacity(members.len() + 1);
             for m in members {
-                let _ = t.insert(m);
+                t.insert(m);
             }
             SetRepr::Table(Box::new(t))
         } else {
@@ -461,7 +671,7 @@ impl HashSetBytes {
         SetIter(match &self.0 {
             SetRepr::Ints(s) => SetIterRepr::Ints(s, 0..s.len()),
             SetRepr::Pack(p) => SetIterRepr::Pack(p.iter()),
-            SetRepr::Table(t) => SetIterRepr::Table(t.table.iter()),
+            SetRepr::Table(t) => SetIterRepr::Table(t.iter()),
         })
     }
 
@@ -567,7 +777,7 @@ impl IntoIterator for HashSetBytes {
 
     fn into_iter(self) -> Self::IntoIter {
         match self.0 {
-            SetRepr::Table(t) => t.table.into_iter().collect::<Vec<_>>().into_iter(),
+            SetRepr::Table(t) => t.into_vec().into_iter(),
             _ => self.iter().collect::<Vec<_>>().into_iter(),
         }
     }
@@ -586,7 +796,7 @@ pub struct HashMapBytes(MapRepr);
 #[derive(Clone)]
 enum MapRepr {
     Pack(Pack),
-    Table(Box<Table<(Bytes, Bytes)>>),
+    Table(Box<Segmented<(Bytes, Bytes)>>),
 }
 
 impl Default for HashMapBytes {
@@ -602,7 +812,7 @@ pub struct MapIter<'a>(MapIterRepr<'a>);
 #[derive(Clone)]
 enum MapIterRepr<'a> {
     Pack(PackIter<'a>),
-    Table(hash_table::Iter<'a, (Bytes, Bytes)>),
+    Table(SegIter<'a, (Bytes, Bytes)>),
 }
 
 impl Iterator for MapIter<'_> {
@@ -639,7 +849,7 @@ pub struct HalfIter<'a> {
 #[derive(Clone)]
 enum HalfRepr<'a> {
     Pack(std::iter::StepBy<std::iter::Skip<PackIter<'a>>>),
-    Table(hash_table::Iter<'a, (Bytes, Bytes)>, bool),
+    Table(SegIter<'a, (Bytes, Bytes)>, bool),
 }
 
 impl Iterator for HalfIter<'_> {
@@ -674,7 +884,7 @@ impl HashMapBytes {
     /// when they cannot fit the packed form.
     pub fn with_capacity(n: usize) -> HashMapBytes {
         if n > Limits::current().hash_entries {
-            HashMapBytes(MapRepr::Table(Box::new(Table::with_capacity(n))))
+            HashMapBytes(MapRepr::Table(Box::new(Segmented::with_capacity(n))))
         } else {
             HashMapBytes::default()
         }
@@ -741,10 +951,10 @@ impl HashMapBytes {
 
     fn convert_to_table(&mut self) {
         if let MapRepr::Pack(p) = &self.0 {
-            let mut t = Table::with_capacity(p.count() / 2 + 1);
+            let mut t = Segmented::with_capacity(p.count() / 2 + 1);
             let mut it = p.iter();
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                let _ = t.insert((f.to_bytes(), v.to_bytes()));
+                t.insert((f.to_bytes(), v.to_bytes()));
             }
             self.0 = MapRepr::Table(Box::new(t));
         }
@@ -787,7 +997,7 @@ impl HashMapBytes {
                 let slot = t.get_or_insert_with(field, || {
                     fresh = true;
                     (make_field(field), Bytes::new())
-                });
+                })?;
                 let old = std::mem::replace(&mut slot.1, make_value());
                 (!fresh).then_some(old)
             }
@@ -841,7 +1051,7 @@ impl HashMapBytes {
     pub fn iter(&self) -> MapIter<'_> {
         MapIter(match &self.0 {
             MapRepr::Pack(p) => MapIterRepr::Pack(p.iter()),
-            MapRepr::Table(t) => MapIterRepr::Table(t.table.iter()),
+            MapRepr::Table(t) => MapIterRepr::Table(t.iter()),
         })
     }
 
@@ -849,7 +1059,7 @@ impl HashMapBytes {
         HalfIter {
             inner: match &self.0 {
                 MapRepr::Pack(p) => HalfRepr::Pack(p.iter().skip(usize::from(values)).step_by(2)),
-                MapRepr::Table(t) => HalfRepr::Table(t.table.iter(), values),
+                MapRepr::Table(t) => HalfRepr::Table(t.iter(), values),
             },
         }
     }
@@ -960,7 +1170,7 @@ impl IntoIterator for HashMapBytes {
 
     fn into_iter(self) -> Self::IntoIter {
         match self.0 {
-            MapRepr::Table(t) => t.table.into_iter().collect::<Vec<_>>().into_iter(),
+            MapRepr::Table(t) => t.into_vec().into_iter(),
             MapRepr::Pack(_) => self.iter().collect::<Vec<_>>().into_iter(),
         }
     }
@@ -982,14 +1192,14 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let mut set: HashSetBytes = (0..20_000).map(|i| b(format!("m{i}"))).collect();
         let dense = |s: &SetRepr| match s {
-            SetRepr::Table(t) => {
+            SetRepr::Table(t) => t.segs.iter().all(|t| {
                 t.table.num_buckets() <= MIN_SHRINK_BUCKETS
                     || t.len() * SPARSE >= t.table.num_buckets()
-            }
+            }),
             _ => true,
         };
         let buckets = |s: &SetRepr| match s {
-            SetRepr::Table(t) => t.table.num_buckets(),
+            SetRepr::Table(t) => t.segs.iter().map(|t| t.table.num_buckets()).sum(),
             _ => 0,
         };
         for i in 0..19_990 {
@@ -1074,5 +1284,47 @@ mod tests {
         assert!(empty.random(&mut rng).is_none());
         assert!(empty.sample_repeated(5, &mut rng).is_empty());
         assert!(empty.sample_distinct(5, &mut rng).is_empty());
+    }
+
+    /// A write to a large map shared with a view copies one segment, not
+    /// the map; the view keeps every old value.
+    #[test]
+    fn a_write_under_a_view_copies_one_segment() {
+        let n = 100_000;
+        let mut map = Arc::new(HashMapBytes::new());
+        for i in 0..n {
+            Arc::make_mut(&mut map).insert(b(format!("f{i}")), b(format!("v{i}")));
+        }
+        let MapRepr::Table(t) = &map.0 else {
+            panic!("a large map is a table");
+        };
+        let segments = t.segs.len();
+        assert!(segments >= n / SEGMENT / 2, "{segments} segments");
+        let view = Arc::clone(&map);
+        Arc::make_mut(&mut map).insert(b("f1".into()), b("changed".into()));
+        let (MapRepr::Table(new), MapRepr::Table(old)) = (&map.0, &view.0) else {
+            panic!("both tables");
+        };
+        let shared = new
+            .segs
+            .iter()
+            .zip(&old.segs)
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, segments - 1, "only the written segment was copied");
+        assert_eq!(view.get(b"f1").unwrap(), &b"v1"[..]);
+        assert_eq!(map.get(b"f1").unwrap(), &b"changed"[..]);
+        assert_eq!(view.len(), n);
+        assert_eq!(map.len(), n);
+        // Uniform picks still reach every segment.
+        let mut rng = StdRng::seed_from_u64(3);
+        let picked: std::collections::HashSet<Bytes> = (0..5000)
+            .filter_map(|_| map.random(&mut rng))
+            .map(|(f, _)| f)
+            .collect();
+        assert!(picked.len() > 4500);
+        let distinct = map.sample_distinct(1000, &mut rng);
+        let unique: std::collections::HashSet<_> = distinct.iter().map(|(f, _)| f).collect();
+        assert_eq!(unique.len(), 1000);
     }
 }
