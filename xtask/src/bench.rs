@@ -2,7 +2,8 @@
 //! cairn against real Redis on this machine, side by side in the same run.
 //!
 //! Suites: `throughput` (redis-benchmark), `families` (bitmaps on a 64 MiB
-//! string, SETBIT/GETBIT/PFADD/PFCOUNT rates), `snapshot` (SAVE, bytes on
+//! string, SETBIT/GETBIT/PFADD/PFCOUNT rates), `memory` (RSS per key for
+//! every type and size, copy-on-write during BGSAVE), `snapshot` (SAVE, bytes on
 //! disk, restart), `latency` (latency and memory during a background
 //! snapshot), `saturated` (a background snapshot's time and memory with
 //! the CPU saturated), `view-pause` (the keyspace's in-process view bench). Every
@@ -18,6 +19,7 @@
 mod data;
 mod families;
 mod latency;
+mod memory;
 mod resp;
 mod saturated;
 mod servers;
@@ -37,13 +39,14 @@ use crate::util;
 const SUITES: [&str; 6] = [
     "throughput",
     "families",
+    "memory",
     "snapshot",
     "latency",
     "saturated",
     "view-pause",
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|snapshot|latency|saturated|view-pause]...";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|memory|snapshot|latency|saturated|view-pause]...";
 
 /// What a run does, from the arguments.
 pub struct Plan {
@@ -422,6 +425,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let result = match *suite {
             "throughput" => throughput::run(&plan),
             "families" => families::run(&plan),
+            "memory" => memory::run(&plan),
             "snapshot" => snapshot::run(&plan),
             "latency" => latency::run(&plan),
             "saturated" => saturated::run(&plan),

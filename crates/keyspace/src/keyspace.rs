@@ -127,6 +127,14 @@ impl KeyspaceBuilder {
                 String::from_utf8_lossy(p).into_owned(),
             );
         }
+        let limits = crate::encoding::SharedLimits::default();
+        for (name, value) in &params {
+            if crate::encoding::SharedLimits::controls(name)
+                && let Ok(n) = value.parse::<i64>()
+            {
+                limits.set(name, n);
+            }
+        }
         let engine = Arc::new(Engine::new(self.databases, self.shards_per_db, self.clock));
         Keyspace {
             inner: Arc::new(Inner {
@@ -145,6 +153,7 @@ impl KeyspaceBuilder {
                 clients: Default::default(),
                 commands_processed: AtomicU64::new(0),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
+                limits,
             }),
         }
     }
@@ -178,6 +187,8 @@ pub(crate) struct Inner {
     pub(crate) commands_processed: AtomicU64,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
+    /// When small collections convert to their large form (CONFIG SET).
+    pub(crate) limits: crate::encoding::SharedLimits,
 }
 
 /// The shared keyspace: all databases, the command table and the sessions'
@@ -419,6 +430,19 @@ impl Keyspace {
             .params
             .write()
             .insert(name.to_ascii_lowercase(), value.to_string());
+        if crate::encoding::SharedLimits::controls(name)
+            && let Ok(n) = value.parse::<i64>()
+        {
+            self.inner.limits.set(name, n);
+        }
+    }
+
+    /// The conversion thresholds of small collections in effect (CONFIG
+    /// SET changes them). Code that builds values outside a command, such
+    /// as a restore's decoding threads, calls [`Limits::install`] with
+    /// them so the values get the encodings commands would give them.
+    pub fn encoding_limits(&self) -> crate::encoding::Limits {
+        self.inner.limits.load()
     }
 
     /// The `INFO` text for the given lowercase section names (empty: the

@@ -33,13 +33,16 @@
 mod blocking;
 mod clock;
 mod cmd;
+mod encoding;
 mod engine;
 mod glob;
 mod hashed;
 mod hll;
 mod keyspace;
 mod num;
+mod packed;
 mod pubsub;
+mod quicklist;
 mod session;
 mod value;
 mod view;
@@ -57,14 +60,17 @@ pub use cairn_resp::{Frame, Pending};
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     cmd::{CommandFn, CommandSpec, Completion, Ctx, Extension, Flags, TableBuilder},
+    encoding::Limits,
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,
     keyspace::{Keyspace, KeyspaceBuilder},
+    quicklist::ListIter,
     session::{Session, SessionState},
     value::{
-        HashMapBytes, HashSetBytes, Key, MapIter, Score, SortedSet, Value, ValueType, WrongType,
-        parse_canonical_i64,
+        HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
+        Value, ValueType, WrongType, parse_canonical_i64,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
+    zset::ZIter,
 };

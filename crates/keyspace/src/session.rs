@@ -392,6 +392,7 @@ pub(crate) fn run(
         None
     };
     let now = engine.clock.now_ms();
+    ks.inner.limits.load().install();
     // Only EXEC runs commands without taking the gate itself.
     let was_in_exec = std::mem::replace(&mut state.in_exec, !gate);
     let mut ctx = Ctx {

@@ -2,7 +2,6 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -126,7 +125,8 @@ impl From<&[u8]> for Key {
     }
 }
 
-pub use crate::hashed::{HashMapBytes, HashSetBytes, MapIter};
+pub use crate::hashed::{HalfIter, HashMapBytes, HashSetBytes, MapIter, SetIter};
+pub use crate::quicklist::QuickList;
 
 /// A stored value. Collections sit behind `Arc` so that a point-in-time view
 /// can take them in O(1); writers go through `Arc::make_mut`, which copies
@@ -140,7 +140,7 @@ pub enum Value {
     /// counters neither parse nor allocate.
     Int(i64),
     /// A list.
-    List(Arc<VecDeque<Bytes>>),
+    List(Arc<QuickList>),
     /// A hash.
     Hash(Arc<HashMapBytes>),
     /// A set.
@@ -254,7 +254,7 @@ impl Value {
     }
 
     /// The list inside, or [`WrongType`].
-    pub fn as_list(&self) -> Result<&VecDeque<Bytes>, WrongType> {
+    pub fn as_list(&self) -> Result<&QuickList, WrongType> {
         match self {
             Value::List(l) => Ok(l),
             _ => Err(WrongType),
@@ -262,7 +262,7 @@ impl Value {
     }
 
     /// The list inside for writing (copy-on-write), or [`WrongType`].
-    pub fn as_list_mut(&mut self) -> Result<&mut VecDeque<Bytes>, WrongType> {
+    pub fn as_list_mut(&mut self) -> Result<&mut QuickList, WrongType> {
         match self {
             Value::List(l) => Ok(Arc::make_mut(l)),
             _ => Err(WrongType),

@@ -21,6 +21,9 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
+use crate::encoding::Limits;
+use crate::packed::{Elem, Pack, Probe, Put};
+
 /// Most entries a chunk holds before it is split in two.
 const CHUNK_MAX: usize = 128;
 
@@ -36,11 +39,6 @@ fn cmp_item(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ord
         .then_with(|| a_member.cmp(b_member))
 }
 
-/// Redis' `zset-max-listpack-entries`: larger sets are skiplists.
-pub(crate) const COMPACT_MAX_LEN: usize = 128;
-/// Redis' `zset-max-listpack-value`: a longer member makes a skiplist.
-pub(crate) const COMPACT_MAX_MEMBER: usize = 64;
-
 /// NaN must never reach the ordered side, where it would break the order.
 /// In a compact set `+ 0.0` turns -0 into 0: Redis' listpack stores scores
 /// as text, and writes -0 as `0`; its skiplist keeps -0 (see
@@ -55,83 +53,36 @@ fn normalize(score: f64, compact: bool) -> f64 {
     }
 }
 
-/// A sorted set: members ordered by (score, member bytes) with O(log n)
-/// rank queries, plus a member → score map for O(1) score lookups.
+/// The large form: members ordered by (score, member bytes) with
+/// O(log n) rank queries, plus a member → score map for O(1) score
+/// lookups.
 #[derive(Clone, Debug, Default)]
-pub struct SortedSet {
+struct Chunked {
     chunks: Vec<Vec<Item>>,
     /// Fenwick tree over `chunks[i].len()`: `fenwick[i]` covers the chunks
     /// `(i + 1) - lowbit(i + 1) .. i + 1`.
     fenwick: Vec<usize>,
     scores: hashbrown::HashMap<Bytes, f64>,
-    /// Whether Redis would have converted this set to a skiplist by now.
-    skiplist: bool,
 }
 
-impl PartialEq for SortedSet {
-    fn eq(&self, other: &Self) -> bool {
-        // Chunk boundaries depend on history; compare contents only.
-        self.len() == other.len()
-            && self
-                .iter()
-                .zip(other.iter())
-                .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
-    }
-}
-
-impl Eq for SortedSet {}
-
-impl SortedSet {
-    /// An empty sorted set.
-    pub fn new() -> SortedSet {
-        SortedSet::default()
-    }
-
-    /// An empty sorted set about to receive `len` members, the longest
-    /// `max_member` bytes long: like Redis' `zsetTypeCreate`, it starts
-    /// out non-compact when those would not fit a listpack.
-    pub fn with_size_hint(len: usize, max_member: usize) -> SortedSet {
-        SortedSet {
-            skiplist: len > COMPACT_MAX_LEN || max_member > COMPACT_MAX_MEMBER,
-            ..SortedSet::default()
-        }
-    }
-
-    /// Whether Redis would hold this set in its compact listpack encoding
-    /// (a set becomes non-compact when it grows past 128 members or gets a
-    /// member longer than 64 bytes, and stays so when it shrinks). Some
-    /// observable details follow the encoding in Redis 7.0: a listpack
-    /// shows a -0 score as `0`, ZSCAN returns it whole, and lex ranges scan
-    /// it linearly.
-    pub fn is_compact(&self) -> bool {
-        !self.skiplist
-    }
-
+impl Chunked {
     /// The number of members.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.scores.len()
     }
 
-    /// Whether there are no members.
-    pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
-    }
-
     /// The score of `member`.
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
+    fn score(&self, member: &[u8]) -> Option<f64> {
         self.scores.get(member).copied()
     }
 
     /// Sets `member`'s score; returns the previous score if it was present.
     /// A NaN score is stored as 0 (callers refuse NaN before this).
-    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+    fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
         if let Some(prev) = self.update_score(&member, score) {
             return Some(prev);
         }
-        if self.len() + 1 > COMPACT_MAX_LEN || member.len() > COMPACT_MAX_MEMBER {
-            self.skiplist = true;
-        }
-        let score = normalize(score, !self.skiplist);
+        let score = normalize(score, false);
         self.scores.insert(member.clone(), score);
         self.link(score, member);
         None
@@ -140,8 +91,8 @@ impl SortedSet {
     /// Changes the score of `member` if it is present (returning the old
     /// score); does nothing otherwise. Unlike [`SortedSet::insert`] it
     /// needs no owned member, so updates allocate nothing.
-    pub fn update_score(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        let score = normalize(score, !self.skiplist);
+    fn update_score(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        let score = normalize(score, false);
         let (key, slot) = self.scores.get_key_value_mut(member)?;
         let prev = *slot;
         // An equal score (0 for -0 included) changes nothing, as in Redis.
@@ -155,26 +106,21 @@ impl SortedSet {
     }
 
     /// Removes `member`; returns its score if it was present.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let score = self.scores.remove(member)?;
         self.unlink(score, member);
         Some(score)
     }
 
-    /// Members with their scores in ascending (score, member) order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> + '_ {
-        self.chunks.iter().flatten().map(|(s, m)| (m, *s))
-    }
-
     /// The 0-based ascending rank of `member`.
-    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+    fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = self.score(member)?;
         let (ci, off) = self.locate(score, member).ok()?;
         Some(self.prefix(ci) + off)
     }
 
     /// The member and score at ascending rank `rank`.
-    pub fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+    fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
         if rank >= self.len() {
             return None;
         }
@@ -184,7 +130,7 @@ impl SortedSet {
 
     /// The entries with ascending ranks in `start..end` (clamped to the
     /// set), in ascending order; `.rev()` walks them descending.
-    pub fn range(
+    fn range(
         &self,
         start: usize,
         end: usize,
@@ -216,7 +162,7 @@ impl SortedSet {
     /// The number of entries, from the lowest, for which `below` holds;
     /// `below` must hold for a prefix of the order and fail for the rest.
     /// With "score < min" this is the rank of the first entry >= min.
-    pub fn partition_point(&self, mut below: impl FnMut(f64, &[u8]) -> bool) -> usize {
+    fn partition_point(&self, mut below: impl FnMut(f64, &[u8]) -> bool) -> usize {
         let ci = self
             .chunks
             .partition_point(|c| c.last().is_some_and(|(s, m)| below(*s, m)));
@@ -354,6 +300,316 @@ impl SortedSet {
     }
 }
 
+/// A sorted set in one of Redis 7.0's two encodings: a [`Pack`] of
+/// member, score, member, score ... in (score, member) order while it has
+/// at most `zset-max-listpack-entries` members of at most
+/// `zset-max-listpack-value` bytes (`listpack`), the chunked order
+/// statistics structure beyond (`skiplist`), never converted back except
+/// where Redis does (a store command's result, [`SortedSet::with_size_hint`]).
+///
+/// A packed score is an integer entry when it is integral and exact in an
+/// `f64` (most scores: counts, timestamps), else its 8 bytes.
+#[derive(Clone, Debug)]
+pub struct SortedSet(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Pack(Pack),
+    Big(Box<Chunked>),
+}
+
+impl Default for SortedSet {
+    fn default() -> SortedSet {
+        SortedSet(Repr::Pack(Pack::default()))
+    }
+}
+
+impl PartialEq for SortedSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+    }
+}
+
+impl Eq for SortedSet {}
+
+/// Integral scores up to this magnitude are held as integers.
+const EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// How a packed score is written.
+fn score_put(score: f64, raw: &mut [u8; 8]) -> Put<'_> {
+    if score.fract() == 0.0
+        && score.abs() <= EXACT_INT
+        && !(score == 0.0 && score.is_sign_negative())
+    {
+        Put::Int(score as i64)
+    } else {
+        *raw = score.to_le_bytes();
+        Put::Str(raw)
+    }
+}
+
+fn score_of(e: Option<Elem<'_>>) -> f64 {
+    match e {
+        Some(Elem::Int(n)) => n as f64,
+        Some(Elem::Str(b)) => {
+            let mut raw = [0u8; 8];
+            if let Some(dst) = raw.get_mut(..b.len().min(8)) {
+                dst.copy_from_slice(b.get(..dst.len()).unwrap_or_default());
+            }
+            f64::from_le_bytes(raw)
+        }
+        None => 0.0,
+    }
+}
+
+/// The (member, score) pairs of a pack in order.
+fn pairs(p: &Pack) -> impl Iterator<Item = (Elem<'_>, f64)> + '_ {
+    let mut it = p.iter();
+    std::iter::from_fn(move || {
+        let m = it.next()?;
+        Some((m, score_of(it.next())))
+    })
+}
+
+/// Entries of a sorted set, in ascending order; `.rev()` walks them
+/// descending.
+pub struct ZIter<'a>(ZIterRepr<'a>);
+
+enum ZIterRepr<'a> {
+    Vec(std::vec::IntoIter<(Bytes, f64)>),
+    Big(Box<dyn DoubleEndedIterator<Item = (&'a Bytes, f64)> + 'a>),
+}
+
+impl Iterator for ZIter<'_> {
+    type Item = (Bytes, f64);
+
+    fn next(&mut self) -> Option<(Bytes, f64)> {
+        match &mut self.0 {
+            ZIterRepr::Vec(v) => v.next(),
+            ZIterRepr::Big(b) => b.next().map(|(m, s)| (m.clone(), s)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            ZIterRepr::Vec(v) => v.size_hint(),
+            ZIterRepr::Big(b) => b.size_hint(),
+        }
+    }
+}
+
+impl DoubleEndedIterator for ZIter<'_> {
+    fn next_back(&mut self) -> Option<(Bytes, f64)> {
+        match &mut self.0 {
+            ZIterRepr::Vec(v) => v.next_back(),
+            ZIterRepr::Big(b) => b.next_back().map(|(m, s)| (m.clone(), s)),
+        }
+    }
+}
+
+impl SortedSet {
+    /// An empty sorted set (packed).
+    pub fn new() -> SortedSet {
+        SortedSet::default()
+    }
+
+    /// An empty sorted set about to receive `len` members, the longest
+    /// `max_member` bytes long: like Redis' `zsetTypeCreate`, it starts
+    /// out as a skiplist when those would not fit a listpack.
+    pub fn with_size_hint(len: usize, max_member: usize) -> SortedSet {
+        let limits = Limits::current();
+        if len > limits.zset_entries || max_member > limits.zset_value {
+            SortedSet(Repr::Big(Box::default()))
+        } else {
+            SortedSet::default()
+        }
+    }
+
+    /// Whether the set is in its compact listpack encoding. Some
+    /// observable details follow the encoding in Redis 7.0: a listpack
+    /// shows a -0 score as `0`, ZSCAN returns it whole, and lex ranges scan
+    /// it linearly.
+    pub fn is_compact(&self) -> bool {
+        matches!(self.0, Repr::Pack(_))
+    }
+
+    /// The name OBJECT ENCODING gives the encoding.
+    pub fn encoding(&self) -> &'static str {
+        if self.is_compact() {
+            "listpack"
+        } else {
+            "skiplist"
+        }
+    }
+
+    /// Heap bytes held by the packed buffer (0 for a skiplist).
+    pub fn packed_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Pack(p) => p.bytes(),
+            Repr::Big(_) => 0,
+        }
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Pack(p) => p.count() / 2,
+            Repr::Big(b) => b.len(),
+        }
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.0 {
+            Repr::Pack(p) => {
+                let i = p.find(&Probe::new(member), 2)?;
+                Some(score_of(p.get(i + 1)))
+            }
+            Repr::Big(b) => b.score(member),
+        }
+    }
+
+    fn convert(&mut self) {
+        if let Repr::Pack(p) = &self.0 {
+            let mut big = Chunked::default();
+            for (m, s) in pairs(p) {
+                big.insert(m.to_bytes(), s);
+            }
+            self.0 = Repr::Big(Box::new(big));
+        }
+    }
+
+    /// Puts (member, score) in a pack at its place in the order.
+    fn pack_link(p: &mut Pack, member: &[u8], score: f64) {
+        let at = pairs(p)
+            .position(|(m, s)| {
+                let ord = match m {
+                    Elem::Str(b) => cmp_item(s, b, score, member),
+                    Elem::Int(_) => cmp_item(s, &m.to_bytes(), score, member),
+                };
+                ord == Ordering::Greater
+            })
+            .map_or(p.count(), |i| 2 * i);
+        let mut raw = [0u8; 8];
+        let put = score_put(score, &mut raw);
+        p.splice_puts(at, 0, &[Put::Auto(member), put]);
+    }
+
+    /// Sets `member`'s score; returns the previous score if it was present.
+    /// A NaN score is stored as 0 (callers refuse NaN before this).
+    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        if let Some(prev) = self.update_score(&member, score) {
+            return Some(prev);
+        }
+        let limits = Limits::current();
+        if let Repr::Pack(p) = &mut self.0 {
+            if p.count() / 2 < limits.zset_entries && member.len() <= limits.zset_value {
+                SortedSet::pack_link(p, &member, normalize(score, true));
+                return None;
+            }
+            self.convert();
+        }
+        match &mut self.0 {
+            Repr::Big(b) => b.insert(member, score),
+            Repr::Pack(_) => None,
+        }
+    }
+
+    /// Changes the score of `member` if it is present (returning the old
+    /// score); does nothing otherwise. Unlike [`SortedSet::insert`] it
+    /// needs no owned member, so updates allocate nothing.
+    pub fn update_score(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        match &mut self.0 {
+            Repr::Pack(p) => {
+                let i = p.find(&Probe::new(member), 2)?;
+                let prev = score_of(p.get(i + 1));
+                let score = normalize(score, true);
+                // An equal score (0 for -0 included) changes nothing.
+                if prev != score {
+                    p.splice(i, 2, &[]);
+                    SortedSet::pack_link(p, member, score);
+                }
+                Some(prev)
+            }
+            Repr::Big(b) => b.update_score(member, score),
+        }
+    }
+
+    /// Removes `member`; returns its score if it was present.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.0 {
+            Repr::Pack(p) => {
+                let i = p.find(&Probe::new(member), 2)?;
+                let prev = score_of(p.get(i + 1));
+                p.splice(i, 2, &[]);
+                Some(prev)
+            }
+            Repr::Big(b) => b.remove(member),
+        }
+    }
+
+    /// Members with their scores in ascending (score, member) order.
+    pub fn iter(&self) -> ZIter<'_> {
+        self.range(0, self.len())
+    }
+
+    /// The 0-based ascending rank of `member`.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match &self.0 {
+            Repr::Pack(p) => p.find(&Probe::new(member), 2).map(|i| i / 2),
+            Repr::Big(b) => b.rank(member),
+        }
+    }
+
+    /// The member and score at ascending rank `rank`.
+    pub fn get_by_rank(&self, rank: usize) -> Option<(Bytes, f64)> {
+        match &self.0 {
+            Repr::Pack(p) => pairs(p).nth(rank).map(|(m, s)| (m.to_bytes(), s)),
+            Repr::Big(b) => b.get_by_rank(rank).map(|(m, s)| (m.clone(), s)),
+        }
+    }
+
+    /// The entries with ascending ranks in `start..end` (clamped to the
+    /// set), in ascending order; `.rev()` walks them descending.
+    pub fn range(&self, start: usize, end: usize) -> ZIter<'_> {
+        ZIter(match &self.0 {
+            Repr::Pack(p) => ZIterRepr::Vec(
+                pairs(p)
+                    .skip(start)
+                    .take(end.saturating_sub(start))
+                    .map(|(m, s)| (m.to_bytes(), s))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Repr::Big(b) => ZIterRepr::Big(Box::new(b.range(start, end))),
+        })
+    }
+
+    /// The number of entries, from the lowest, for which `below` holds;
+    /// `below` must hold for a prefix of the order and fail for the rest.
+    /// With "score < min" this is the rank of the first entry >= min.
+    pub fn partition_point(&self, mut below: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        match &self.0 {
+            Repr::Pack(p) => pairs(p)
+                .take_while(|(m, s)| match m {
+                    Elem::Str(b) => below(*s, b),
+                    Elem::Int(_) => below(*s, &m.to_bytes()),
+                })
+                .count(),
+            Repr::Big(b) => b.partition_point(below),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -383,7 +639,7 @@ mod tests {
                 assert_eq!(got, want);
                 for (r, (m, s)) in want.iter().enumerate() {
                     assert_eq!(z.rank(m), Some(r));
-                    assert_eq!(z.get_by_rank(r), Some((m, *s)));
+                    assert_eq!(z.get_by_rank(r), Some((m.clone(), *s)));
                 }
                 let a = rng.random_range(0..=want.len());
                 let b = rng.random_range(0..=want.len() + 3);

@@ -386,13 +386,17 @@ fn sparse_tables_pick_uniformly() {
     let mut map_counts = zeros(members(N));
     for _ in 0..DRAWS {
         let m = set.random(&mut rng).unwrap();
-        *set_counts.get_mut(std::str::from_utf8(m).unwrap()).unwrap() += 1;
+        *set_counts
+            .get_mut(std::str::from_utf8(&m).unwrap())
+            .unwrap() += 1;
         let (f, v) = map.random(&mut rng).unwrap();
         assert_eq!(
             &v[..],
-            format!("v-{}", std::str::from_utf8(f).unwrap()).as_bytes()
+            format!("v-{}", std::str::from_utf8(&f).unwrap()).as_bytes()
         );
-        *map_counts.get_mut(std::str::from_utf8(f).unwrap()).unwrap() += 1;
+        *map_counts
+            .get_mut(std::str::from_utf8(&f).unwrap())
+            .unwrap() += 1;
     }
     assert_uniform(&set_counts, N, "sparse set", seed);
     assert_uniform(&map_counts, N, "sparse map", seed);

@@ -8,14 +8,14 @@
 //! through an [`Assembler`] and hands whole entries to
 //! [`Keyspace::load_entries`], which skips and counts keys already expired.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use cairn_keyspace::{
-    HashMapBytes, HashSetBytes, Key, Keyspace, LoadEntry, LoadStats, SortedSet, Value, ViewEntry,
+    HashMapBytes, HashSetBytes, Key, Keyspace, LoadEntry, LoadStats, QuickList, SortedSet, Value,
+    ViewEntry,
 };
 use cairn_snapshot::{Assembler, Chunker, Chunks, Record, Value as RecValue};
 use cairn_store::{Damage, LoadSink, SinkError};
@@ -29,9 +29,9 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
     let value = match entry.value {
         Value::Str(b) => RecValue::String(Bytes::from(b)),
         Value::Int(n) => RecValue::String(Bytes::from(n.to_string())),
-        Value::List(l) => RecValue::List(l.iter().cloned().collect()),
-        Value::Hash(h) => RecValue::Hash(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
-        Value::Set(s) => RecValue::Set(s.iter().cloned().collect()),
+        Value::List(l) => RecValue::List(l.iter().collect()),
+        Value::Hash(h) => RecValue::Hash(h.iter().collect()),
+        Value::Set(s) => RecValue::Set(s.iter().collect()),
         Value::ZSet(z) => RecValue::SortedSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
     };
     let record = Record::new(entry.db, entry.key, value).with_expiry(entry.expires_at_ms);
@@ -54,15 +54,33 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
         RecValue::String(b) if b.len() <= MAX_INT_TEXT => Value::string(&b),
         RecValue::String(b) => Value::Str(Vec::<u8>::from(b).into_boxed_slice()),
         RecValue::List(v) if !v.is_empty() => {
-            Value::List(Arc::new(v.into_iter().map(own).collect::<VecDeque<_>>()))
+            // Packed from the record's slices, nothing kept pointing into it.
+            let mut l = QuickList::new();
+            for e in v {
+                l.push_back(e);
+            }
+            Value::List(Arc::new(l))
         }
-        RecValue::Hash(v) if !v.is_empty() => Value::Hash(Arc::new(
-            v.into_iter()
-                .map(|(f, x)| (own(f), own(x)))
-                .collect::<HashMapBytes>(),
-        )),
+        // Small collections are packed from the record's slices: only a
+        // member that lands in a hash table gets a buffer of its own.
+        RecValue::Hash(v) if !v.is_empty() => {
+            let mut h = HashMapBytes::with_capacity(v.len());
+            for (f, x) in v {
+                h.upsert_with(
+                    &f,
+                    &x,
+                    |f| own(Bytes::copy_from_slice(f)),
+                    || own(x.clone()),
+                );
+            }
+            Value::Hash(Arc::new(h))
+        }
         RecValue::Set(v) if !v.is_empty() => {
-            Value::Set(Arc::new(v.into_iter().map(own).collect::<HashSetBytes>()))
+            let mut s = HashSetBytes::with_capacity(v.len());
+            for m in v {
+                s.get_or_insert_with(&m.clone(), |_| own(m));
+            }
+            Value::Set(Arc::new(s))
         }
         RecValue::SortedSet(v) if !v.is_empty() => {
             let mut z = SortedSet::new();
@@ -340,7 +358,7 @@ mod tests {
     }
 
     fn every_type() -> Vec<ViewEntry> {
-        let list: VecDeque<Bytes> = ["a", "b", "", "a"]
+        let list: QuickList = ["a", "b", "", "a"]
             .iter()
             .map(|s| Bytes::from(*s))
             .collect();
@@ -396,7 +414,7 @@ mod tests {
     #[test]
     fn big_values_are_chunked_and_reassembled() {
         let n = 10_000;
-        let list: VecDeque<Bytes> = (0..n).map(|i| Bytes::from(format!("item-{i}"))).collect();
+        let list: QuickList = (0..n).map(|i| Bytes::from(format!("item-{i}"))).collect();
         let hash: HashMapBytes = (0..n)
             .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}"))))
             .collect();

@@ -148,19 +148,19 @@ pub(crate) fn parse_scan_opts(
 
 /// One HSCAN/SSCAN step over `items` (element, value for hashes); see the
 /// module doc for the cursor scheme. `hash` must be stable for the process.
-pub(crate) fn scan_step<'v>(
-    items: impl ExactSizeIterator<Item = (&'v Bytes, Option<&'v Bytes>)>,
+pub(crate) fn scan_step(
+    items: impl ExactSizeIterator<Item = (Bytes, Option<Bytes>)>,
     cursor: u64,
     opts: &ScanOpts<'_>,
     hash: impl Fn(&[u8]) -> u64,
 ) -> Frame {
     let len = items.len();
     let mut out = Vec::new();
-    let mut emit = |e: &Bytes, v: Option<&Bytes>| {
-        if opts.pattern.is_none_or(|p| glob_match(p, e, false)) {
-            out.push(Frame::Bulk(e.clone()));
+    let mut emit = |e: Bytes, v: Option<Bytes>| {
+        if opts.pattern.is_none_or(|p| glob_match(p, &e, false)) {
+            out.push(Frame::Bulk(e));
             if let Some(v) = v {
-                out.push(Frame::Bulk(v.clone()));
+                out.push(Frame::Bulk(v));
             }
         }
     };
@@ -169,8 +169,8 @@ pub(crate) fn scan_step<'v>(
         items.for_each(|(e, v)| emit(e, v));
     } else {
         let batch = opts.count.max(len.div_ceil(SCAN_PASSES)).max(1);
-        let mut found: Vec<(u64, &Bytes, Option<&Bytes>)> = items
-            .map(|(e, v)| (hash(e), e, v))
+        let mut found: Vec<(u64, Bytes, Option<Bytes>)> = items
+            .map(|(e, v)| (hash(&e), e, v))
             .filter(|(h, _, _)| *h >= cursor)
             .collect();
         if found.len() > batch {

@@ -62,13 +62,9 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             let mut added = 0;
             for p in pairs.chunks_exact(2) {
                 if let [f, v] = p {
-                    // get_mut first: an update then allocates only the value.
-                    match h.get_mut(&f[..]) {
-                        Some(old) => *old = owned(v),
-                        None => {
-                            h.insert(owned(f), owned(v));
-                            added += 1;
-                        }
+                    // The field is copied only when it is new.
+                    if h.upsert(&f[..], owned(v)) {
+                        added += 1;
                     }
                 }
             }
@@ -242,20 +238,10 @@ fn update_field(
     let mut shard = ctx.shard(key);
     match shard.entry_mut(key) {
         Some(mut e) => {
-            let cur = e
-                .value()
-                .as_hash()
-                .map_err(Frame::from)?
-                .get(field)
-                .map(|v| &v[..]);
-            let new = update(cur)?;
+            let cur = e.value().as_hash().map_err(Frame::from)?.get(field);
+            let new = update(cur.as_deref())?;
             if let Ok(h) = e.value_mut().as_hash_mut() {
-                match h.get_mut(field) {
-                    Some(v) => *v = new.clone(),
-                    None => {
-                        h.insert(owned(field), new.clone());
-                    }
-                }
+                h.upsert(field, new.clone());
             }
             Ok(new)
         }
@@ -356,7 +342,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(RandomCount::Distinct(n)) => with_rng(|rng| h.sample_distinct(n, rng)),
         Some(RandomCount::Repeated(n)) => with_rng(|rng| h.sample_repeated(n, rng)),
     };
-    let bulk = |b: &Bytes| Frame::Bulk(b.clone());
+    let bulk = Frame::Bulk;
     Frame::Array(match (withvalues, resp3) {
         (false, _) => picked.into_iter().map(|(f, _)| bulk(f)).collect(),
         (true, true) => picked

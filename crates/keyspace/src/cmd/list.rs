@@ -8,7 +8,6 @@
 //! Every command here that makes a list non-empty calls
 //! [`Keyspace::signal_key_ready`](crate::Keyspace) under the shard lock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -19,7 +18,7 @@ use super::args::{arg, owned, parse_mpop, parse_timeout};
 use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::engine::{Locked, Shard};
-use crate::value::{Value, WrongType};
+use crate::value::{QuickList, Value, WrongType};
 
 pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("lpush", lpush);
@@ -91,7 +90,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> F
         }
         None if only_existing => return int(0),
         None => {
-            let mut list = VecDeque::with_capacity(elems.len());
+            let mut list = QuickList::with_capacity(elems.len());
             push_all(&mut list, elems, left);
             let n = list.len();
             s.set(key, Value::List(Arc::new(list)), None);
@@ -104,7 +103,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> F
     int(len)
 }
 
-fn push_all(list: &mut VecDeque<Bytes>, elems: &[Bytes], left: bool) {
+fn push_all(list: &mut QuickList, elems: &[Bytes], left: bool) {
     list.reserve(elems.len());
     for e in elems {
         if left {
@@ -128,7 +127,7 @@ fn push_one(s: &mut Shard<'_>, key: &[u8], elem: Bytes, left: bool) -> Result<()
             }
         }
         None => {
-            s.set(key, Value::List(Arc::new(VecDeque::from([elem]))), None);
+            s.set(key, Value::List(Arc::new(QuickList::from([elem]))), None);
         }
     }
     Ok(())
@@ -271,7 +270,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     match range(start, end, list.len()) {
         None => Frame::Array(Vec::new()),
-        Some((a, b)) => Frame::Array(list.range(a..=b).cloned().map(Frame::Bulk).collect()),
+        Some((a, b)) => Frame::Array(list.range(a..=b).map(Frame::Bulk).collect()),
     }
 }
 
@@ -419,10 +418,8 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(i) = index_of(index, len) else {
         return err("ERR index out of range");
     };
-    if let Ok(list) = e.value_mut().as_list_mut()
-        && let Some(slot) = list.get_mut(i)
-    {
-        *slot = owned(arg(args, 3));
+    if let Ok(list) = e.value_mut().as_list_mut() {
+        list.set(i, arg(args, 3));
     }
     Frame::ok()
 }

@@ -256,6 +256,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
 fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
     }
@@ -284,6 +285,15 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
             Some(Ok(v)) => Bytes::from(v),
             None => value.clone(),
         };
+        if SharedLimits::controls(&name) {
+            let n = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(-1);
+            if let Err(reason) = SharedLimits::validate(&name, n) {
+                return failed(&reason);
+            }
+        }
         let value = &value;
         let mut verdict = None;
         for ext in &ks.inner.extensions {
@@ -310,6 +320,14 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
+            if SharedLimits::controls(k) {
+                // Takes effect for the next command (and keeps the old
+                // `ziplist` alias reading the same value, as in Redis).
+                ks.inner.limits.set(k, v.parse().unwrap_or(0));
+                if let Some(alias) = SharedLimits::alias(k) {
+                    params.insert(alias.to_string(), v.clone());
+                }
+            }
         }
     }
     // After the parameters' lock is released: an extension reads them back.
@@ -693,10 +711,13 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 serialized_len(v),
             );
             if let crate::value::Value::List(l) = v {
+                let nodes = l.node_count().max(1);
                 let _ = write!(
                     text,
-                    " ql_nodes:1 ql_avg_node:{}.00 ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:{}",
-                    l.len(),
+                    " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+                    nodes,
+                    l.len() as f64 / nodes as f64,
+                    crate::encoding::Limits::current().list_size,
                     l.iter().map(|e| e.len() + 2).sum::<usize>()
                 );
             }
@@ -746,14 +767,10 @@ fn refcount(v: &crate::value::Value) -> i64 {
     }
 }
 
-/// The encoding Redis 7.0 would use for this value with default limits.
-/// Redis never converts back to a compact encoding when a collection
-/// shrinks; cairn reports what the current contents would get.
+/// The encoding's name in Redis 7.0: hashes and sets report their own;
+/// lists are always quicklists in 7.0.
 fn encoding(v: &crate::value::Value) -> &'static str {
     use crate::value::Value;
-    const LISTPACK_ENTRIES: usize = 128;
-    const LISTPACK_VALUE: usize = 64;
-    const INTSET_ENTRIES: usize = 512;
     match v {
         Value::Int(_) => "int",
         Value::Str(b) => {
@@ -766,30 +783,9 @@ fn encoding(v: &crate::value::Value) -> &'static str {
             }
         }
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            if h.len() <= LISTPACK_ENTRIES
-                && h.iter()
-                    .all(|(k, v)| k.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE)
-            {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
-        Value::Set(s) => {
-            if s.len() <= INTSET_ENTRIES && s.iter().all(|m| crate::num::string2ll(m).is_some()) {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
-        Value::ZSet(z) => {
-            if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE) {
-                "listpack"
-            } else {
-                "skiplist"
-            }
-        }
+        Value::Hash(h) => h.encoding(),
+        Value::Set(s) => s.encoding(),
+        Value::ZSet(z) => z.encoding(),
     }
 }
 

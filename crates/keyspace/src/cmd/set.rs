@@ -47,8 +47,8 @@ fn read_set(v: Option<&Value>) -> Result<Option<&HashSetBytes>, Frame> {
     }
 }
 
-fn bulk(b: &Bytes) -> Frame {
-    Frame::Bulk(b.clone())
+fn bulk(b: Bytes) -> Frame {
+    Frame::Bulk(b)
 }
 
 fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -334,7 +334,7 @@ fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let result: HashSetBytes = compute(op, &sets, 0).into_iter().cloned().collect();
+    let result: HashSetBytes = compute(op, &sets, 0).into_iter().collect();
     let n = result.len();
     let shard = locked.shard(db, dst);
     if n == 0 {
@@ -400,7 +400,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// The members of the result, borrowed from `sets`; `limit` (0: none)
 /// stops an intersection early (SINTERCARD).
-fn compute(op: Op, sets: &Sets, limit: usize) -> Vec<&Bytes> {
+fn compute(op: Op, sets: &Sets, limit: usize) -> Vec<Bytes> {
     match op {
         Op::Inter => {
             let mut refs = Vec::with_capacity(sets.len());
@@ -417,7 +417,7 @@ fn compute(op: Op, sets: &Sets, limit: usize) -> Vec<&Bytes> {
             };
             let mut out = Vec::new();
             for m in first.iter() {
-                if rest.iter().all(|s| s.contains(m)) {
+                if rest.iter().all(|s| s.contains(&m)) {
                     out.push(m);
                     if out.len() == limit {
                         break;
@@ -427,7 +427,7 @@ fn compute(op: Op, sets: &Sets, limit: usize) -> Vec<&Bytes> {
             out
         }
         Op::Union => {
-            let mut seen: hashbrown::HashSet<&Bytes> = hashbrown::HashSet::new();
+            let mut seen: hashbrown::HashSet<Bytes> = hashbrown::HashSet::new();
             for s in sets.iter().flatten() {
                 seen.extend(s.iter());
             }

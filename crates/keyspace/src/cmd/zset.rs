@@ -74,13 +74,13 @@ fn resp3(ctx: &Ctx<'_>) -> bool {
 }
 
 /// Appends one member (and its score when asked) in the protocol's shape.
-fn push_member(out: &mut Vec<Frame>, m: &Bytes, s: f64, withscores: bool, resp3: bool) {
+fn push_member(out: &mut Vec<Frame>, m: Bytes, s: f64, withscores: bool, resp3: bool) {
     if !withscores {
-        out.push(Frame::Bulk(m.clone()));
+        out.push(Frame::Bulk(m));
     } else if resp3 {
-        out.push(Frame::Array(vec![Frame::Bulk(m.clone()), Frame::Double(s)]));
+        out.push(Frame::Array(vec![Frame::Bulk(m), Frame::Double(s)]));
     } else {
-        out.push(Frame::Bulk(m.clone()));
+        out.push(Frame::Bulk(m));
         out.push(Frame::Double(s));
     }
 }
@@ -251,7 +251,7 @@ fn lex_scan(
     ) else {
         return (0, 0);
     };
-    if lex_below(min, last) || !lex_upto(max, first) {
+    if lex_below(min, &last) || !lex_upto(max, &first) {
         return (0, 0);
     }
     let (offset, count) = match limit {
@@ -267,7 +267,7 @@ fn lex_scan(
         else {
             return (0, 0);
         };
-        if !lex_upto(max, m) {
+        if !lex_upto(max, &m) {
             return (0, 0);
         }
         let Some(p) = anchor.checked_add(offset).filter(|p| *p < len) else {
@@ -288,7 +288,7 @@ fn lex_scan(
         else {
             return (0, 0);
         };
-        if lex_below(min, m) {
+        if lex_below(min, &m) {
             return (0, 0);
         }
         let Some(top) = (len - 1 - from_top).checked_sub(offset) else {
@@ -310,7 +310,7 @@ fn select<'z>(
     range: Range<'_>,
     rev: bool,
     limit: Option<(i64, i64)>,
-) -> Box<dyn Iterator<Item = (&'z Bytes, f64)> + 'z> {
+) -> Box<dyn Iterator<Item = (Bytes, f64)> + 'z> {
     let (mut a, mut b) = match (range, rev) {
         (Range::Rank(start, stop), true) => {
             // REV ranks count from the highest member.
@@ -772,7 +772,7 @@ fn range_store(
         Err(e) => return e,
         Ok(None) => SortedSet::new(),
         Ok(Some(z)) => {
-            let picked: Vec<(&Bytes, f64)> = select(z, range, rev, limit).collect();
+            let picked: Vec<(Bytes, f64)> = select(z, range, rev, limit).collect();
             // Redis sizes the destination by the result only for rank
             // ranges; the others start compact and convert while filling
             // (see `SortedSet::is_compact`), in reply order.
@@ -781,7 +781,7 @@ fn range_store(
                 Range::Score(..) | Range::Lex(..) => SortedSet::new(),
             };
             for (m, s) in picked {
-                out.insert(m.clone(), s);
+                out.insert(m, s);
             }
             out
         }
@@ -896,7 +896,7 @@ pub(crate) fn zpop(
 pub(crate) fn pop_reply(popped: &[(Bytes, f64)], nested: bool) -> Frame {
     let mut out = Vec::with_capacity(popped.len() * 2);
     for (m, s) in popped {
-        push_member(&mut out, m, *s, true, nested);
+        push_member(&mut out, m.clone(), *s, true, nested);
     }
     Frame::Array(out)
 }
@@ -1104,8 +1104,8 @@ impl Input {
 
     fn for_each(&self, mut f: impl FnMut(&Bytes, f64)) {
         match self {
-            Input::Z(z) => z.iter().for_each(|(m, s)| f(m, s)),
-            Input::S(s) => s.iter().for_each(|m| f(m, 1.0)),
+            Input::Z(z) => z.iter().for_each(|(m, s)| f(&m, s)),
+            Input::S(s) => s.iter().for_each(|m| f(&m, 1.0)),
             Input::Empty => {}
         }
     }
@@ -1244,8 +1244,8 @@ fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return store_result(ctx, locked.shard(db, dst), dst, z);
     }
     let mut out = Vec::with_capacity(result.len() * if withscores && !resp3 { 2 } else { 1 });
-    for (m, s) in &result {
-        push_member(&mut out, m, *s, withscores, resp3);
+    for (m, s) in result {
+        push_member(&mut out, m, s, withscores, resp3);
     }
     Frame::Array(out)
 }
@@ -1370,8 +1370,8 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let keep = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut out = Vec::new();
     let compact = z.is_compact();
-    let push = |out: &mut Vec<Frame>, m: &Bytes, s: f64| {
-        out.push(Frame::Bulk(m.clone()));
+    let push = |out: &mut Vec<Frame>, m: Bytes, s: f64| {
+        out.push(Frame::Bulk(m));
         // A listpack holds scores as Redis' `d2string` wrote them; a
         // skiplist's are formatted like every other score reply.
         let text = if compact {
@@ -1390,9 +1390,9 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     // 63-bit hashes plus one: never 0 (the cursor that means "done") and
     // never overflowing.
     let h = |m: &[u8]| (hasher.key_hash(m) >> 1) + 1;
-    let mut found: Vec<(u64, &Bytes, f64)> = z
+    let mut found: Vec<(u64, Bytes, f64)> = z
         .iter()
-        .map(|(m, s)| (h(m), m, s))
+        .map(|(m, s)| (h(&m), m, s))
         .filter(|(hm, _, _)| *hm >= cursor)
         .collect();
     let mut next = 0u64;
@@ -1418,7 +1418,7 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         found.retain(|(hm, _, _)| *hm < end);
     }
     for (_, m, sc) in found {
-        if keep(m) {
+        if keep(&m) {
             push(&mut out, m, sc);
         }
     }
