@@ -166,6 +166,18 @@ fn table_to_frame(t: &Table, resp: u8, depth: usize) -> Frame {
     if let Some(s) = bytes_of(&field("big_number")) {
         return Frame::BigNumber(s);
     }
+    if let Value::Table(v) = field("verbatim_string")
+        && let (Some(fmt), Some(text)) = (
+            bytes_of(&v.raw_get::<Value>("format").unwrap_or(Value::Nil)),
+            bytes_of(&v.raw_get::<Value>("string").unwrap_or(Value::Nil)),
+        )
+        && fmt.len() == 3
+    {
+        return Frame::Verbatim {
+            format: [fmt[0], fmt[1], fmt[2]],
+            text,
+        };
+    }
     if let Value::Table(m) = field("map") {
         let mut pairs = Vec::new();
         for (k, v) in m.pairs::<Value, Value>().flatten() {

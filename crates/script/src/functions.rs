@@ -161,7 +161,14 @@ impl Functions {
             if let Some(mut c) = vm.lua.app_data_mut::<RunCtx>() {
                 c.registering = Some(Vec::new());
             }
+            let state: Option<Table> = vm.lua.named_registry_value("cairn.load_state").ok();
+            if let Some(st) = &state {
+                let _ = st.raw_set("loading", true);
+            }
             let r: mlua::Result<(bool, Value)> = vm.runner.call(chunk);
+            if let Some(st) = &state {
+                let _ = st.raw_set("loading", false);
+            }
             let got = vm
                 .lua
                 .app_data_mut::<RunCtx>()
@@ -244,7 +251,8 @@ fn vm_load_env(vm: &Vm) -> mlua::Result<Table> {
     let make: Function = lua
         .load(
             r#"
-local limited, G = ...
+local limited, G, full, state = ...
+local rawget = rawget
 local function ro() error("Attempt to modify a readonly table", 2) end
 setmetatable(limited, {
   __index = function(_, k)
@@ -252,14 +260,26 @@ setmetatable(limited, {
   end,
   __newindex = ro, __metatable = false })
 local redis = setmetatable({}, {__index = limited, __newindex = ro, __metatable = false})
+-- While a library loads only the limited `redis` exists; its functions
+-- later run with every global.
 return setmetatable({}, {
-  __index = function(_, k) if k == "redis" then return redis end return G[k] end,
+  __index = function(_, k)
+    if state.loading then
+      if k == "redis" then return redis end
+    else
+      local v = rawget(G, k)
+      if v ~= nil then return v end
+    end
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
   __newindex = ro, __metatable = false })
 "#,
         )
         .set_name(crate::vm::INTERNAL)
         .into_function()?;
-    let env: Table = make.call((limited, vm.globals.clone()))?;
+    let state = lua.create_table()?;
+    lua.set_named_registry_value("cairn.load_state", state.clone())?;
+    let env: Table = make.call((limited, vm.globals.clone(), full.clone(), state))?;
     lua.set_named_registry_value("cairn.load_env", env.clone())?;
     Ok(env)
 }
@@ -278,6 +298,12 @@ pub(crate) fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()>
     }
     let (name, func, flags, description) = match (args.len(), args.front()) {
         (1, Some(Value::Table(t))) => named_args(lua, t)?,
+        (1, _) => {
+            return Err(raise_table(
+                lua,
+                "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+            ));
+        }
         (2, Some(first)) => {
             let Value::String(n) = first else {
                 return Err(raise_table(
@@ -486,7 +512,7 @@ fn dump(libs: &BTreeMap<String, Library>) -> Vec<u8> {
 }
 
 fn undump(p: &[u8]) -> Result<Vec<Bytes>, &'static str> {
-    const BAD: &str = "ERR payload version or checksum are wrong";
+    const BAD: &str = "ERR DUMP payload version or checksum are wrong";
     if p.len() < 10 {
         return Err(BAD);
     }
@@ -771,7 +797,13 @@ fn list(funcs: &Functions, args: &[Bytes]) -> Frame {
                     ),
                     (
                         Frame::bulk("flags"),
-                        Frame::Set(f.flags.names().into_iter().map(Frame::bulk).collect()),
+                        Frame::Set(
+                            f.flags
+                                .names()
+                                .into_iter()
+                                .map(|n| Frame::Simple(Bytes::from_static(n.as_bytes())))
+                                .collect(),
+                        ),
                     ),
                 ])
             })

@@ -138,7 +138,7 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     let engine = parts.next().unwrap_or_default();
     if engine != b"lua" {
         return Err(format!(
-            "Unexpected engine in script shebang: {}",
+            "Unexpected engine in script shebang: #!{}",
             String::from_utf8_lossy(engine)
         ));
     }
@@ -475,7 +475,7 @@ impl Scripting {
                 "ERR wrong number of arguments for 'script|{sub}' command"
             )),
             _ => Frame::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+                "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
                 String::from_utf8_lossy(&args[1])
             )),
         }

@@ -413,7 +413,7 @@ fn install_redis_api(lua: &Lua, redis: &Table, kind: Kind) -> mlua::Result<()> {
         "sha1hex",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() != 1 {
-                return Err(raise(lua, "wrong number of arguments"));
+                return Err(raise_table(lua, "wrong number of arguments"));
             }
             let s = match args.front() {
                 Some(Value::String(s)) => s.as_bytes().to_vec(),
@@ -428,14 +428,22 @@ fn install_redis_api(lua: &Lua, redis: &Table, kind: Kind) -> mlua::Result<()> {
         "log",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() < 2 {
-                return Err(raise(lua, "redis.log() requires two arguments or more."));
+                return Err(raise_table(
+                    lua,
+                    "redis.log() requires two arguments or more.",
+                ));
             }
             let level = match args.front().map(|v| lua.coerce_number(v.clone())) {
                 Some(Ok(Some(n))) => n as i64,
-                _ => return Err(raise(lua, "First argument must be a number (log level).")),
+                _ => {
+                    return Err(raise_table(
+                        lua,
+                        "First argument must be a number (log level).",
+                    ));
+                }
             };
             if !(0..=3).contains(&level) {
-                return Err(raise(lua, "Invalid debug level."));
+                return Err(raise_table(lua, "Invalid debug level."));
             }
             let mut msg = String::new();
             for (i, v) in args.iter().skip(1).enumerate() {
@@ -482,11 +490,11 @@ fn install_redis_api(lua: &Lua, redis: &Table, kind: Kind) -> mlua::Result<()> {
                 None
             };
             let Some(v) = v else {
-                return Err(raise(lua, "redis.setresp() requires one argument."));
+                return Err(raise_table(lua, "redis.setresp() requires one argument."));
             };
             let v = v as i64;
             if v != 2 && v != 3 {
-                return Err(raise(lua, "RESP version must be 2 or 3."));
+                return Err(raise_table(lua, "RESP version must be 2 or 3."));
             }
             if let Some(mut c) = lua.app_data_mut::<RunCtx>() {
                 c.resp = v as u8;
@@ -506,14 +514,14 @@ fn install_redis_api(lua: &Lua, redis: &Table, kind: Kind) -> mlua::Result<()> {
         "set_repl",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() != 1 {
-                return Err(raise(lua, "redis.set_repl() requires one argument."));
+                return Err(raise_table(lua, "redis.set_repl() requires one argument."));
             }
             let flags = args
                 .front()
                 .and_then(|v| lua.coerce_number(v.clone()).ok().flatten())
                 .unwrap_or(-1.0) as i64;
             if !(0..=3).contains(&flags) {
-                return Err(raise(
+                return Err(raise_table(
                     lua,
                     "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
                 ));

@@ -45,6 +45,7 @@ pub(crate) fn table(lua: &Lua) -> mlua::Result<Table> {
                 s: &text,
                 pos: 0,
                 depth: 0,
+                err_at: None,
             };
             match p.document() {
                 Ok(v) => Ok(ok([v])),
@@ -173,9 +174,9 @@ fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
                                 encode_number(*n, out)?;
                                 out.push(b'"');
                             }
-                            _ => {
+                            other => {
                                 return Err(exception(
-                                    &Value::Table(t.clone()),
+                                    other,
                                     "table key must be a number or string",
                                 ));
                             }
@@ -197,6 +198,8 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Where a string token's error was found (lua_cjson reports it there).
+    err_at: Option<usize>,
 }
 
 /// A token as lua_cjson names it in its errors.
@@ -357,7 +360,13 @@ impl Parser<'_> {
             return (t, at);
         }
         if c == b'"' {
-            return (self.string(), at);
+            let t = self.string();
+            let at = if matches!(t, Tok::Error(_)) {
+                self.err_at.take().unwrap_or(at)
+            } else {
+                at
+            };
+            return (t, at);
         }
         if c == b'-'
             || c.is_ascii_digit()
@@ -422,12 +431,14 @@ impl Parser<'_> {
         let mut out = Vec::new();
         loop {
             let Some(&c) = self.s.get(self.pos) else {
+                self.err_at = Some(self.pos);
                 return Tok::Error("unexpected end of string");
             };
             self.pos += 1;
             match c {
                 b'"' => return Tok::Str(out),
                 b'\\' => {
+                    self.err_at = Some(self.pos - 1);
                     let Some(&e) = self.s.get(self.pos) else {
                         return Tok::Error("unexpected end of string");
                     };

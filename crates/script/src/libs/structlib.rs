@@ -14,6 +14,7 @@ struct Fmt<'a> {
     pos: usize,
     little: bool,
     align: usize,
+    fname: &'static str,
 }
 
 enum Opt {
@@ -137,7 +138,13 @@ impl Fmt<'_> {
                 self.align = a;
                 (Opt::Nothing, 0)
             }
-            other => return Err(format!("invalid format option '{}'", char::from(other))),
+            other => {
+                return Err(format!(
+                    "bad argument #1 to '{}' (invalid format option '{}')",
+                    self.fname,
+                    char::from(other)
+                ));
+            }
         };
         Ok(Some(opt))
     }
@@ -156,12 +163,13 @@ impl Fmt<'_> {
     }
 }
 
-fn new_fmt(f: &[u8]) -> Fmt<'_> {
+fn new_fmt<'a>(f: &'a [u8], fname: &'static str) -> Fmt<'a> {
     Fmt {
         f,
         pos: 0,
         little: true,
         align: 1,
+        fname,
     }
 }
 
@@ -185,7 +193,7 @@ fn put_int(out: &mut Vec<u8>, v: i64, size: usize, little: bool) {
 
 fn pack(lua: &Lua, args: &MultiValue) -> Result<Vec<u8>, String> {
     let f = check_bytes(args, 0, "pack")?;
-    let mut fmt = new_fmt(&f);
+    let mut fmt = new_fmt(&f, "pack");
     let mut out = Vec::new();
     let mut arg = 1;
     while let Some((opt, size)) = fmt.next()? {
@@ -255,7 +263,7 @@ fn unpack(lua: &Lua, args: &MultiValue) -> Result<Vec<Value>, String> {
     if init < 1.0 {
         return Err("bad argument #3 to 'unpack' (offset must be 1 or greater)".to_owned());
     }
-    let mut fmt = new_fmt(&f);
+    let mut fmt = new_fmt(&f, "unpack");
     let mut out = Vec::new();
     let too_short = || "bad argument #2 to 'unpack' (data string too short)".to_owned();
     let lstr = |b: &[u8]| -> Result<Value, String> {
@@ -346,11 +354,11 @@ fn unpack(lua: &Lua, args: &MultiValue) -> Result<Vec<Value>, String> {
 
 fn size(args: &MultiValue) -> Result<f64, String> {
     let f = check_bytes(args, 0, "size")?;
-    let mut fmt = new_fmt(&f);
+    let mut fmt = new_fmt(&f, "size");
     let mut pos = 0usize;
     while let Some((opt, size)) = fmt.next()? {
         if matches!(opt, Opt::Zstr) {
-            return Err("bad argument #1 to 'size' (options 's' has no fixed size)".to_owned());
+            return Err("bad argument #1 to 'size' (option 's' has no fixed size)".to_owned());
         }
         pos += fmt.gap(&opt, size, pos) + size;
     }
