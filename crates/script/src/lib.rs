@@ -351,12 +351,11 @@ impl Scripting {
         let Ok((ktab, atab)) = tables else {
             return err("ERR cannot create the script's arguments");
         };
-        if let Target::Eval(_) = target {
-            if vm.globals.raw_set("KEYS", ktab.clone()).is_err()
-                || vm.globals.raw_set("ARGV", atab.clone()).is_err()
-            {
-                return err("ERR cannot set KEYS and ARGV");
-            }
+        if let Target::Eval(_) = target
+            && (vm.globals.raw_set("KEYS", ktab.clone()).is_err()
+                || vm.globals.raw_set("ARGV", atab.clone()).is_err())
+        {
+            return err("ERR cannot set KEYS and ARGV");
         }
         {
             let Some(mut c) = lua.app_data_mut::<RunCtx>() else {

@@ -43,7 +43,7 @@ pub(crate) fn lua_tostring(x: f64) -> String {
 /// C's `(long long)x` on x86-64: truncation, and the "integer indefinite"
 /// value for NaN and out-of-range numbers.
 pub(crate) fn c_ll(x: f64) -> i64 {
-    if x.is_nan() || x >= 9_223_372_036_854_775_808.0 || x < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x) {
         i64::MIN
     } else {
         x as i64
@@ -61,7 +61,7 @@ mod tests {
         assert_eq!(fmt_g(123456.0, 14), "123456");
         assert_eq!(fmt_g(0.0001, 14), "0.0001");
         assert_eq!(fmt_g(0.00001, 14), "1e-05");
-        assert_eq!(fmt_g(3.14159, 14), "3.14159");
+        assert_eq!(fmt_g(3.25, 14), "3.25");
         assert_eq!(fmt_g(-2.5, 14), "-2.5");
         assert_eq!(fmt_g(1e100, 14), "1e+100");
         assert_eq!(fmt_g(99999999999999.0, 14), "99999999999999");
