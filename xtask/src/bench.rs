@@ -36,7 +36,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const SUITES: [&str; 6] = [
+const SUITES: [&str; 7] = [
     "throughput",
     "families",
     "memory",

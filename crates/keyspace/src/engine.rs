@@ -331,6 +331,11 @@ thread_local! {
     static HELD: std::cell::Cell<Held> = const { std::cell::Cell::new(Held::No) };
 }
 
+/// How the calling thread holds the gate.
+pub(crate) fn held() -> Held {
+    HELD.with(|h| h.get())
+}
+
 /// The gate as held by this thread; restores the previous state on drop.
 pub(crate) struct GateGuard<'a> {
     _read: Option<parking_lot::RwLockReadGuard<'a, ()>>,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::clock::{Clock, SystemClock};
 use crate::cmd::{self, Extension, Table};
 use crate::engine::{Engine, ExpireStats, Held, Locked};
-use crate::session::{Session, SessionState};
+use crate::session::{NestedClient, Session, SessionState};
 use crate::view::{LoadEntry, LoadStats, View, ViewError};
 
 /// Builds a [`Keyspace`]; options follow fjall's by-value style.
@@ -154,6 +154,7 @@ impl KeyspaceBuilder {
                 commands_processed: AtomicU64::new(0),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
+                payloads: Default::default(),
             }),
         }
     }
@@ -189,6 +190,15 @@ pub(crate) struct Inner {
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// When small collections convert to their large form (CONFIG SET).
     pub(crate) limits: crate::encoding::SharedLimits,
+    /// Extension payloads ([`Keyspace::set_payload`]).
+    pub(crate) payloads: parking_lot::Mutex<Payloads>,
+}
+
+/// Named extension blobs and their change counter.
+#[derive(Default)]
+pub(crate) struct Payloads {
+    pub(crate) version: u64,
+    pub(crate) map: BTreeMap<String, Bytes>,
 }
 
 /// The shared keyspace: all databases, the command table and the sessions'
@@ -237,7 +247,74 @@ impl Keyspace {
     ///
     /// [`ViewError::Busy`] while another view is alive.
     pub fn view(&self) -> Result<View, ViewError> {
-        View::take(self.inner.engine.clone())
+        View::take(self.inner.engine.clone(), || {
+            let p = self.inner.payloads.lock();
+            p.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        })
+    }
+
+    /// Stores (or with `None` removes) an extension payload: a named blob
+    /// that is part of the dataset (Redis 7.0's function libraries) while
+    /// the keyspace knows nothing of its content. Views capture the
+    /// payloads at their cut, so a snapshot holds them as of the same
+    /// instant as its keys; `FLUSHALL` leaves them alone. Call it from a
+    /// command (the gate held) so the change falls between two views.
+    pub fn set_payload(&self, name: &str, value: Option<Bytes>) {
+        let mut p = self.inner.payloads.lock();
+        match value {
+            Some(v) => {
+                p.map.insert(name.to_owned(), v);
+            }
+            None => {
+                p.map.remove(name);
+            }
+        }
+        p.version += 1;
+    }
+
+    /// An extension payload stored by [`set_payload`](Self::set_payload)
+    /// or restored by [`load_payload`](Self::load_payload).
+    pub fn payload(&self, name: &str) -> Option<Bytes> {
+        self.inner.payloads.lock().map.get(name).cloned()
+    }
+
+    /// Increases with every change of any payload: an extension that keeps
+    /// a derived form (compiled code) compares it to know when to rebuild.
+    pub fn payload_version(&self) -> u64 {
+        self.inner.payloads.lock().version
+    }
+
+    /// Restores a payload read from a snapshot (bulk load, before clients
+    /// are served); same effect as [`set_payload`](Self::set_payload).
+    pub fn load_payload(&self, name: &str, value: Bytes) {
+        self.set_payload(name, Some(value));
+    }
+
+    /// A client for running commands from inside another command (a
+    /// script's `redis.call`): see [`NestedClient`].
+    pub fn nested_client(&self) -> NestedClient {
+        let id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        NestedClient::new(self.clone(), SessionState::new(id, None, true, tx))
+    }
+
+    /// The flags of a command by name (any case), `None` if unknown.
+    pub fn command_flags(&self, name: &[u8]) -> Option<crate::cmd::Flags> {
+        self.inner.table.lookup(name).map(|c| c.spec.flags)
+    }
+
+    /// Number of arguments a command accepts, as Redis' arity (`None` if
+    /// unknown).
+    pub fn command_arity(&self, name: &[u8]) -> Option<i32> {
+        self.inner.table.lookup(name).map(|c| c.spec.arity)
+    }
+
+    /// The first extension's refusal of writes, if any (`-MISCONF`).
+    pub fn deny_write(&self) -> Option<cairn_resp::Frame> {
+        self.inner
+            .extensions
+            .iter()
+            .find_map(|e| e.deny_write(self))
     }
 
     /// Number of key modifications so far (Redis' `server.dirty`); compare

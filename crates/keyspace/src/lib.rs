@@ -55,7 +55,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 
 /// The reply value and the deferred reply of a blocking command, re-exported so
 /// extensions (persistence, scripting) need not depend on `cairn-resp`.
-pub use cairn_resp::{Frame, Pending};
+pub use cairn_resp::{Frame, Pending, Protocol};
 
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
@@ -66,7 +66,7 @@ pub use crate::{
     hashed::seed_thread_rng,
     keyspace::{Keyspace, KeyspaceBuilder},
     quicklist::ListIter,
-    session::{Session, SessionState},
+    session::{NestedClient, NestedError, NestedRules, Session, SessionState},
     value::{
         HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
         Value, ValueType, WrongType, parse_canonical_i64,

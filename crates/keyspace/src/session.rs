@@ -478,3 +478,151 @@ impl Drop for Session {
         cairn_resp::Session::closed(self);
     }
 }
+
+/// Rules a [`NestedClient`] applies to each command, on top of the
+/// command table's flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NestedRules {
+    /// Refuse commands flagged `write` ([`NestedError::WriteRefused`]).
+    pub read_only: bool,
+}
+
+/// Why a [`NestedClient`] refused a command (it did not run).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NestedError {
+    /// No argument at all.
+    #[error("empty command")]
+    Empty,
+    /// No such command.
+    #[error("unknown command")]
+    Unknown,
+    /// The command's arity does not accept this many arguments.
+    #[error("wrong number of arguments")]
+    Arity,
+    /// The command is flagged `noscript` (MULTI, EXEC, EVAL, blocking
+    /// forms, SUBSCRIBE, ...) or must hold the whole keyspace alone.
+    #[error("command not allowed in a nested call")]
+    NotAllowed,
+    /// A write command under [`NestedRules::read_only`].
+    #[error("write command refused by the read-only rule")]
+    WriteRefused,
+    /// A write command refused by an extension (`-MISCONF`): the reply.
+    #[error("write refused")]
+    Denied(Frame),
+    /// The calling thread does not hold the keyspace gate for write: the
+    /// nested command would not be atomic with its caller.
+    #[error("nested calls need the keyspace gate held for write")]
+    NotExclusive,
+}
+
+/// Runs commands from inside another command that holds the keyspace gate
+/// for write (an `EXCLUSIVE` command such as a script call): they apply
+/// at once, with no gate of their own, so the caller and all of them are
+/// one atomic step for every other client and for views. It is a client
+/// of its own, as Redis' script client: `SELECT` inside changes only its
+/// database. Keep one and reuse it: creating one registers nothing but
+/// allocates a session state.
+pub struct NestedClient {
+    ks: Keyspace,
+    state: SessionState,
+    wrote: bool,
+}
+
+impl NestedClient {
+    pub(crate) fn new(ks: Keyspace, state: SessionState) -> NestedClient {
+        NestedClient {
+            ks,
+            state,
+            wrote: false,
+        }
+    }
+
+    /// Sets the database and reply protocol the next commands run with
+    /// (the caller's, at the start of each script).
+    pub fn reset(&mut self, db: usize, protocol: Protocol) {
+        self.state.db = db;
+        self.state.protocol = protocol;
+        self.wrote = false;
+    }
+
+    /// Changes the protocol the commands' replies are built for.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.state.protocol = protocol;
+    }
+
+    /// The protocol in effect.
+    pub fn protocol(&self) -> Protocol {
+        self.state.protocol
+    }
+
+    /// The database in effect.
+    pub fn db(&self) -> usize {
+        self.state.db
+    }
+
+    /// Whether a command flagged `write` ran since the last
+    /// [`reset`](Self::reset).
+    pub fn wrote(&self) -> bool {
+        self.wrote
+    }
+
+    /// Checks a command without running it: the same refusals as
+    /// [`call`](Self::call), and the command's flags when accepted.
+    ///
+    /// # Errors
+    /// The refusal, as [`call`](Self::call) gives it.
+    pub fn check(&self, args: &[Bytes], rules: NestedRules) -> Result<Flags, NestedError> {
+        let name = args.first().ok_or(NestedError::Empty)?;
+        let cmd = self
+            .ks
+            .inner
+            .table
+            .lookup(name)
+            .ok_or(NestedError::Unknown)?;
+        let flags = cmd.spec.flags;
+        if !cmd.spec.arity_ok(args.len()) {
+            return Err(NestedError::Arity);
+        }
+        if flags.contains(Flags::NOSCRIPT) || flags.contains(Flags::EXCLUSIVE) {
+            return Err(NestedError::NotAllowed);
+        }
+        if flags.contains(Flags::WRITE) {
+            if rules.read_only {
+                return Err(NestedError::WriteRefused);
+            }
+            if let Some(denied) = deny_write(&self.ks) {
+                return Err(NestedError::Denied(denied));
+            }
+        }
+        Ok(flags)
+    }
+
+    /// Runs one command and returns its reply (error replies included).
+    ///
+    /// # Errors
+    /// The command was refused before running; see [`NestedError`].
+    pub fn call(&mut self, args: &[Bytes], rules: NestedRules) -> Result<Frame, NestedError> {
+        if crate::engine::held() != Held::Write {
+            return Err(NestedError::NotExclusive);
+        }
+        let flags = self.check(args, rules)?;
+        let Some(cmd) = args.first().and_then(|n| self.ks.inner.table.lookup(n)) else {
+            return Err(NestedError::Unknown);
+        };
+        if flags.contains(Flags::WRITE) {
+            self.wrote = true;
+        }
+        self.ks
+            .inner
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(match run(&self.ks, &mut self.state, cmd, args, false) {
+            Outcome::Reply(f) | Outcome::Close(f) => f,
+            // `in_exec` makes blocking forms answer at once; anything that
+            // would still wait answers OK, as inside EXEC.
+            Outcome::Block(_) => Frame::ok(),
+            Outcome::NoReply => Frame::Null,
+        })
+    }
+}

@@ -81,15 +81,24 @@ pub struct View {
     /// Size of the last chunk's byte buffer: the next one is allocated at
     /// that size before the shard is locked.
     chunk_bytes: usize,
+    /// The extension payloads (see [`Keyspace::set_payload`](crate::Keyspace::set_payload))
+    /// as they were at the view's instant.
+    payloads: Vec<(String, Bytes)>,
 }
 
 impl View {
-    pub(crate) fn take(engine: Arc<Engine>) -> Result<View, ViewError> {
+    /// `payloads` runs under the gate, at the view's cut: the extension
+    /// payloads it returns are the ones of the view's instant.
+    pub(crate) fn take(
+        engine: Arc<Engine>,
+        payloads: impl FnOnce() -> Vec<(String, Bytes)>,
+    ) -> Result<View, ViewError> {
         if engine.view_active.swap(true, Ordering::AcqRel) {
             return Err(ViewError::Busy);
         }
         let epoch;
         let now_ms;
+        let captured;
         {
             let Some(_all) = engine.enter(Held::Write) else {
                 engine.view_active.store(false, Ordering::Release);
@@ -97,6 +106,7 @@ impl View {
             };
             epoch = engine.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
             now_ms = engine.clock.now_ms();
+            captured = payloads();
             for i in 0..engine.shard_count() {
                 let mut s = engine.lock_index(i, now_ms);
                 s.data.epoch = epoch;
@@ -112,6 +122,7 @@ impl View {
             now_ms,
             stats: ViewStats::default(),
             chunk_bytes: 0,
+            payloads: captured,
         })
     }
 
@@ -119,6 +130,12 @@ impl View {
     /// expired by then are skipped.
     pub fn taken_at_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// The extension payloads (name, bytes) at the view's instant, in name
+    /// order: the persistence layer saves them beside the keys.
+    pub fn payloads(&self) -> &[(String, Bytes)] {
+        &self.payloads
     }
 
     /// Counts so far.

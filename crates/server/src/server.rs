@@ -216,6 +216,7 @@ impl Server {
             .requirepass(config.requirepass.clone())
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
+            .extension(Arc::new(cairn_script::Scripting::new()))
             .config_param(
                 Signal::Term.parameter(),
                 &config.shutdown_on_sigterm.to_string(),
