@@ -85,13 +85,19 @@ pub(crate) fn with_rng<T>(f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
 }
 
 /// What a table stores: a member, or a field with its value.
-trait Keyed {
+pub(crate) trait Keyed {
     fn key(&self) -> &[u8];
 }
 
 impl Keyed for Bytes {
     fn key(&self) -> &[u8] {
         self
+    }
+}
+
+impl Keyed for (Bytes, f64) {
+    fn key(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -226,11 +232,17 @@ const SEGMENT: usize = 4096;
 /// element segment, not a million fields). Later writes to the same
 /// segment copy nothing more.
 #[derive(Clone)]
-struct Segmented<T> {
+pub(crate) struct Segmented<T> {
     hasher: DefaultHashBuilder,
     /// A power of two of them.
     segs: Vec<Arc<Table<T>>>,
     len: usize,
+}
+
+impl<T: Keyed + Clone> Default for Segmented<T> {
+    fn default() -> Segmented<T> {
+        Segmented::with_capacity(0)
+    }
 }
 
 /// The elements of a [`Segmented`] table, segment by segment.
@@ -273,7 +285,7 @@ impl<T: Keyed + Clone> Segmented<T> {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
@@ -286,7 +298,7 @@ impl<T: Keyed + Clone> Segmented<T> {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<&T> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
         self.segs.get(self.seg_of(key))?.get(key)
     }
 
@@ -295,6 +307,12 @@ impl<T: Keyed + Clone> Segmented<T> {
     fn seg_mut(&mut self, key: &[u8]) -> Option<&mut Table<T>> {
         let i = self.seg_of(key);
         self.segs.get_mut(i).map(Arc::make_mut)
+    }
+
+    /// The element at `key`, for writing (its segment copied first while
+    /// a view shares it).
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
+        self.seg_mut(key)?.get_mut(key)
     }
 
     /// Doubles the segments once they hold twice [`SEGMENT`] on average.
@@ -333,7 +351,7 @@ impl<T: Keyed + Clone> Segmented<T> {
 
     /// Inserts `e` if its key is new (true); leaves the stored one alone
     /// otherwise.
-    fn insert(&mut self, e: T) -> bool {
+    pub(crate) fn insert(&mut self, e: T) -> bool {
         let Some(t) = self.seg_mut(e.key()) else {
             return false;
         };
@@ -345,7 +363,7 @@ impl<T: Keyed + Clone> Segmented<T> {
         added
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<T> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<T> {
         // Only a present key is worth a copy of its segment.
         self.get(key)?;
         let removed = self.seg_mut(key)?.remove(key);

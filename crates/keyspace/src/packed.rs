@@ -148,17 +148,22 @@ fn encode(out: &mut Vec<u8>, put: Put<'_>) {
 
 /// The encoded size of `put`.
 pub(crate) fn encoded_len(put: Put<'_>) -> usize {
-    let mut tmp = Vec::new();
     match (put.int(), put) {
-        (None, Put::Auto(b) | Put::Str(b)) => {
-            put_varint(&mut tmp, (b.len() as u64) << 1);
-            tmp.len() + b.len()
+        (None, Put::Auto(b) | Put::Str(b)) => varint_len((b.len() as u64) << 1) + b.len(),
+        (Some(n), _) => {
+            let z = ((n << 1) ^ (n >> 63)) as u64;
+            match z.checked_mul(2).and_then(|d| d.checked_add(3)) {
+                Some(h) => varint_len(h),
+                None => 9,
+            }
         }
-        _ => {
-            encode(&mut tmp, put);
-            tmp.len()
-        }
+        (None, Put::Int(_)) => 0,
     }
+}
+
+/// The bytes `put_varint` writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
 }
 
 /// The entry at `buf[pos..]` and the position after it.
@@ -273,19 +278,26 @@ impl Pack {
     pub(crate) fn splice_puts(&mut self, at: usize, remove: usize, insert: &[Put<'_>]) {
         let at = at.min(self.count());
         let remove = remove.min(self.count() - at);
-        let start = self.offset(at);
+        // Appending needs no walk.
+        let start = if at == self.count() {
+            self.buf.len()
+        } else {
+            self.offset(at)
+        };
         let mut end = start;
         for _ in 0..remove {
             end = decode(&self.buf, end).1;
         }
-        let added: usize = insert.iter().map(|&p| encoded_len(p)).sum();
-        let mut out = Vec::with_capacity(self.buf.len() - (end - start) + added);
-        out.extend_from_slice(self.buf.get(..start).unwrap_or_default());
+        let mut new = Vec::with_capacity(insert.iter().map(|&p| encoded_len(p)).sum());
         for &p in insert {
-            encode(&mut out, p);
+            encode(&mut new, p);
         }
-        out.extend_from_slice(self.buf.get(end..).unwrap_or_default());
-        self.buf = out.into_boxed_slice();
+        // In place: the allocator can often grow or shrink the buffer
+        // without moving it, and only the tail after the edit moves.
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.reserve_exact(new.len().saturating_sub(end - start));
+        buf.splice(start..end.min(buf.len()), new);
+        self.buf = buf.into_boxed_slice();
         self.count = (self.count() - remove + insert.len()) as u32;
     }
 

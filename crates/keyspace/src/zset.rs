@@ -19,9 +19,12 @@
 
 use std::cmp::Ordering;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::encoding::Limits;
+use crate::hashed::Segmented;
 use crate::packed::{Elem, Pack, Probe, Put};
 
 /// Most entries a chunk holds before it is split in two.
@@ -56,13 +59,26 @@ fn normalize(score: f64, compact: bool) -> f64 {
 /// The large form: members ordered by (score, member bytes) with
 /// O(log n) rank queries, plus a member → score map for O(1) score
 /// lookups.
-#[derive(Clone, Debug, Default)]
+///
+/// Chunks sit behind `Arc`s and the score map is a [`Segmented`] table, so
+/// the first write under a view copies the chunk pointers, one chunk and
+/// one map segment, not the whole set.
+#[derive(Clone, Default)]
 struct Chunked {
-    chunks: Vec<Vec<Item>>,
+    chunks: Vec<Arc<Vec<Item>>>,
     /// Fenwick tree over `chunks[i].len()`: `fenwick[i]` covers the chunks
     /// `(i + 1) - lowbit(i + 1) .. i + 1`.
     fenwick: Vec<usize>,
-    scores: hashbrown::HashMap<Bytes, f64>,
+    scores: Segmented<(Bytes, f64)>,
+}
+
+impl std::fmt::Debug for Chunked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunked")
+            .field("len", &self.len())
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
 }
 
 impl Chunked {
@@ -73,7 +89,7 @@ impl Chunked {
 
     /// The score of `member`.
     fn score(&self, member: &[u8]) -> Option<f64> {
-        self.scores.get(member).copied()
+        self.scores.get(member).map(|e| e.1)
     }
 
     /// Sets `member`'s score; returns the previous score if it was present.
@@ -83,7 +99,7 @@ impl Chunked {
             return Some(prev);
         }
         let score = normalize(score, false);
-        self.scores.insert(member.clone(), score);
+        self.scores.insert((member.clone(), score));
         self.link(score, member);
         None
     }
@@ -93,12 +109,13 @@ impl Chunked {
     /// needs no owned member, so updates allocate nothing.
     fn update_score(&mut self, member: &[u8], score: f64) -> Option<f64> {
         let score = normalize(score, false);
-        let (key, slot) = self.scores.get_key_value_mut(member)?;
-        let prev = *slot;
-        // An equal score (0 for -0 included) changes nothing, as in Redis.
+        let prev = self.scores.get(member)?.1;
+        // An equal score (0 for -0 included) changes nothing, as in Redis
+        // (and copies nothing a view shares).
         if prev != score {
-            *slot = score;
-            let key = key.clone();
+            let slot = self.scores.get_mut(member)?;
+            slot.1 = score;
+            let key = slot.0.clone();
             self.unlink(prev, member);
             self.link(score, key);
         }
@@ -107,7 +124,7 @@ impl Chunked {
 
     /// Removes `member`; returns its score if it was present.
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let score = self.scores.remove(member)?;
+        let score = self.scores.remove(member)?.1;
         self.unlink(score, member);
         Some(score)
     }
@@ -182,7 +199,7 @@ impl Chunked {
         let Some(c) = self.chunks.get(ci) else {
             // After everything: append to the last chunk.
             let last = self.chunks.len().saturating_sub(1);
-            let off = self.chunks.get(last).map_or(0, Vec::len);
+            let off = self.chunks.get(last).map_or(0, |c| c.len());
             return Err((last, off));
         };
         match c.binary_search_by(|(s, m)| cmp_item(*s, m, score, member)) {
@@ -196,16 +213,16 @@ impl Chunked {
             Ok(pos) | Err(pos) => pos,
         };
         if self.chunks.is_empty() {
-            self.chunks.push(Vec::with_capacity(4));
+            self.chunks.push(Arc::new(Vec::with_capacity(4)));
             self.rebuild();
         }
-        let Some(chunk) = self.chunks.get_mut(ci) else {
+        let Some(chunk) = self.chunks.get_mut(ci).map(Arc::make_mut) else {
             return;
         };
         chunk.insert(off.min(chunk.len()), (score, member));
         if chunk.len() > CHUNK_MAX {
             let tail = chunk.split_off(chunk.len() / 2);
-            self.chunks.insert(ci + 1, tail);
+            self.chunks.insert(ci + 1, Arc::new(tail));
             self.rebuild();
         } else {
             self.fen_add(ci, 1, true);
@@ -216,7 +233,7 @@ impl Chunked {
         let Ok((ci, off)) = self.locate(score, member) else {
             return;
         };
-        let Some(chunk) = self.chunks.get_mut(ci) else {
+        let Some(chunk) = self.chunks.get_mut(ci).map(Arc::make_mut) else {
             return;
         };
         chunk.remove(off);
@@ -224,13 +241,13 @@ impl Chunked {
         if len == 0 {
             self.chunks.remove(ci);
             self.rebuild();
-        } else if let Some(next_len) = self.chunks.get(ci + 1).map(Vec::len)
+        } else if let Some(next_len) = self.chunks.get(ci + 1).map(|c| c.len())
             && len + next_len <= CHUNK_MAX / 2
         {
             // Keep chunks from thinning out after many removals.
             let next = self.chunks.remove(ci + 1);
-            if let Some(chunk) = self.chunks.get_mut(ci) {
-                chunk.extend(next);
+            if let Some(chunk) = self.chunks.get_mut(ci).map(Arc::make_mut) {
+                chunk.extend(next.iter().cloned());
             }
             self.rebuild();
         } else {
@@ -241,7 +258,7 @@ impl Chunked {
     fn rebuild(&mut self) {
         let n = self.chunks.len();
         self.fenwick.clear();
-        self.fenwick.extend(self.chunks.iter().map(Vec::len));
+        self.fenwick.extend(self.chunks.iter().map(|c| c.len()));
         for i in 1..=n {
             let j = i + (i & i.wrapping_neg());
             if j <= n {
@@ -684,5 +701,34 @@ mod tests {
         assert!(!z.is_compact(), "shrinking never converts back");
         let long = SortedSet::with_size_hint(1, 65);
         assert!(!long.is_compact());
+    }
+
+    /// A write to a large sorted set shared with a view copies one chunk
+    /// and one score segment; the view keeps the old order and scores.
+    #[test]
+    fn a_write_under_a_view_copies_one_chunk() {
+        let mut z = Arc::new(SortedSet::new());
+        for i in 0..50_000 {
+            Arc::make_mut(&mut z).insert(Bytes::from(format!("m{i}")), f64::from(i));
+        }
+        let view = Arc::clone(&z);
+        Arc::make_mut(&mut z).update_score(b"m10", -1.0);
+        let (Repr::Big(new), Repr::Big(old)) = (&z.0, &view.0) else {
+            panic!("large sets are chunked");
+        };
+        let shared = new
+            .chunks
+            .iter()
+            .filter(|c| old.chunks.iter().any(|o| Arc::ptr_eq(c, o)))
+            .count();
+        assert!(
+            shared + 2 >= new.chunks.len(),
+            "{shared} of {} chunks shared",
+            new.chunks.len()
+        );
+        assert_eq!(view.score(b"m10"), Some(10.0));
+        assert_eq!(z.score(b"m10"), Some(-1.0));
+        assert_eq!(z.rank(b"m10"), Some(0));
+        assert_eq!(view.rank(b"m10"), Some(10));
     }
 }

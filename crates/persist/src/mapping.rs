@@ -264,6 +264,9 @@ impl Drop for KeyspaceSink {
 
 impl LoadSink for KeyspaceSink {
     fn begin(&mut self, _generation: u64) -> Result<(), SinkError> {
+        // Values are built on this thread: with the keyspace's encoding
+        // thresholds, they get the encodings commands would give them.
+        self.ks.encoding_limits().install();
         self.drain();
         self.assembler = Assembler::new();
         self.batch.clear();

@@ -9,6 +9,10 @@
 //! keys); and of 1,000 elements (1,000 keys). Elements are 8 to 16 bytes,
 //! generated from the run's seed, so both servers hold the same bytes.
 //!
+//! The strings case then deletes every other key and sets as many new ones
+//! of 50 to 150 bytes, and reports the RSS per key again (fragmentation,
+//! for the allocator comparison).
+//!
 //! Then the copy-on-write cost of a large collection under a snapshot:
 //! a hash of 1,000,000 fields (200,000 with `--quick`), BGSAVE, one HSET
 //! while the snapshot runs, and the peak RSS growth over the hash's
@@ -131,9 +135,14 @@ fn command(case: &Case, i: u64, rng: &mut StdRng) -> Vec<Vec<u8>> {
     args
 }
 
-/// Sends every command of `case` pipelined from a writer thread while
-/// this one reads the replies; any error reply fails the case.
-fn load(conn: Conn, case: Case, seed: u64) -> Result<Duration> {
+/// Sends `n` commands from `make(i, rng)` pipelined from a writer thread
+/// while this one reads the replies; any error reply fails.
+fn pipeline(
+    conn: Conn,
+    n: u64,
+    seed: u64,
+    make: impl Fn(u64, &mut StdRng) -> Vec<Vec<u8>> + Send + 'static,
+) -> Result<Duration> {
     let started = Instant::now();
     let (mut reader, mut writer) = conn.split();
     let sender = std::thread::Builder::new()
@@ -141,8 +150,8 @@ fn load(conn: Conn, case: Case, seed: u64) -> Result<Duration> {
         .spawn(move || -> Result<()> {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut buf = Vec::with_capacity(1 << 20);
-            for i in 0..case.keys {
-                let args = command(&case, i, &mut rng);
+            for i in 0..n {
+                let args = make(i, &mut rng);
                 let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                 resp::encode(&mut buf, &refs);
                 if buf.len() >= 1 << 19 {
@@ -154,7 +163,7 @@ fn load(conn: Conn, case: Case, seed: u64) -> Result<Duration> {
             Ok(())
         })?;
     let mut bad = None;
-    for _ in 0..case.keys {
+    for _ in 0..n {
         if let Reply::Error(e) = resp::read_reply(&mut reader)? {
             bad.get_or_insert(e);
         }
@@ -164,9 +173,27 @@ fn load(conn: Conn, case: Case, seed: u64) -> Result<Duration> {
         Err(_) => bail!("the loader's writer thread panicked"),
     }
     if let Some(e) = bad {
-        bail!("{} answered {e:?}", case.name);
+        bail!("answered {e:?}");
     }
     Ok(started.elapsed())
+}
+
+fn load(conn: Conn, case: Case, seed: u64) -> Result<Duration> {
+    pipeline(conn, case.keys, seed, move |i, rng| command(&case, i, rng))
+}
+
+/// After a string load: deletes every other key and sets as many new
+/// keys with values of 50 to 150 bytes (fragmentation), in one pipeline.
+fn churn(conn: Conn, keys: u64, seed: u64) -> Result<Duration> {
+    pipeline(conn, keys, seed ^ 0x5eed, move |i, rng| {
+        if i % 2 == 0 {
+            vec![b"DEL".to_vec(), format!("key:{i:012}").into_bytes()]
+        } else {
+            let mut v = vec![0u8; rng.random_range(50..=150)];
+            rng.fill(&mut v[..]);
+            vec![b"SET".to_vec(), format!("new:{i:012}").into_bytes(), v]
+        }
+    })
 }
 
 /// Resident bytes of a server, after letting it settle briefly (the
@@ -202,10 +229,19 @@ fn measure(plan: &Plan, kind: Kind, case: Case) -> Result<(f64, String)> {
             case.keys
         );
     }
-    let enc = c
+    let mut enc = c
         .cmd(&["OBJECT", "ENCODING", "key:000000000000"])?
         .text()
         .unwrap_or_default();
+    if case.kind == Shape::String {
+        // Same number of live keys after the churn: RSS per key again.
+        churn(server.conn()?, case.keys, plan.seed)?;
+        let churned = settled_rss(&server)?;
+        enc = format!(
+            "{enc}; after churn {:.0} B/key",
+            churned.saturating_sub(before) as f64 / case.keys as f64
+        );
+    }
     eprintln!(
         "bench: memory: {} x{} into {}: {took:.2?}, RSS {} -> {} ({enc})",
         case.name,
@@ -316,7 +352,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }
     table.note(
         "RSS growth while loading over TCP, divided by the keys; each case on a fresh server. \
-         Keys are 16 bytes (`key:` and 12 digits); elements 8 to 16 bytes."
+         Keys are 16 bytes (`key:` and 12 digits); elements 8 to 16 bytes. For strings, \
+         \"after churn\": every other key deleted and as many new ones set (50 to 150 bytes), \
+         the same number of live keys (fragmentation)."
             .into(),
     );
     summary.push(format!(

@@ -71,15 +71,24 @@ pub struct LoadLog {
 }
 
 /// The release cairn binary, built once.
+///
+/// `CAIRN_BENCH_FEATURES` (e.g. `jemalloc` or `mimalloc`) builds it with
+/// those cargo features, to compare allocators in the same suites.
 pub fn build_cairn() -> Result<PathBuf> {
-    crate::util::cargo(&[
+    let features = std::env::var("CAIRN_BENCH_FEATURES").unwrap_or_default();
+    let mut args = vec![
         "build",
         "--release",
         "-p",
         "cairn-server",
         "--bin",
         "cairn-server",
-    ])?;
+    ];
+    if !features.trim().is_empty() {
+        eprintln!("bench: cairn built with features {features}");
+        args.extend(["--features", features.trim()]);
+    }
+    crate::util::cargo(&args)?;
     let path = crate::util::target_dir()?
         .join("release")
         .join(format!("cairn-server{}", std::env::consts::EXE_SUFFIX));
