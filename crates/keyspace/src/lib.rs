@@ -58,7 +58,7 @@ pub use crate::{
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,
-    keyspace::{Keyspace, KeyspaceBuilder},
+    keyspace::{Busy, Keyspace, KeyspaceBuilder},
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
     value::{
         HashMapBytes, HashSetBytes, Key, MapIter, Score, SortedSet, Value, ValueType, WrongType,
