@@ -22,6 +22,7 @@ mod latency;
 mod memory;
 mod resp;
 mod saturated;
+mod scripting;
 mod servers;
 mod snapshot;
 mod throughput;
@@ -36,7 +37,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const SUITES: [&str; 7] = [
+const SUITES: [&str; 8] = [
     "throughput",
     "families",
     "memory",
@@ -44,9 +45,10 @@ const SUITES: [&str; 7] = [
     "latency",
     "saturated",
     "view-pause",
+    "scripting",
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|memory|snapshot|latency|saturated|view-pause]...";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|memory|snapshot|latency|saturated|view-pause|scripting]...";
 
 /// What a run does, from the arguments.
 pub struct Plan {
@@ -430,6 +432,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "latency" => latency::run(&plan),
             "saturated" => saturated::run(&plan),
             "view-pause" => viewpause::run(&plan),
+            "scripting" => scripting::run(&plan),
             other => bail!("unknown suite {other}"),
         };
         match result {
@@ -567,9 +570,11 @@ fn suite_title(suite: &str) -> &'static str {
     match suite {
         "throughput" => "Throughput",
         "families" => "Bitmaps and HyperLogLog",
+        "memory" => "Memory per key",
         "snapshot" => "Snapshot: SAVE, size on disk, restart",
         "latency" => "Latency and memory during a background snapshot",
         "saturated" => "A background snapshot with the CPU saturated",
+        "scripting" => "Scripting: EVALSHA and FCALL",
         _ => "View pause",
     }
 }
@@ -626,6 +631,13 @@ fn suite_method(suite: &str) -> &'static str {
              sampled every 10 ms during each snapshot (Redis: parent plus fork child, by PSS). The factor \
              saturated/idle is the bound issue #13 asks for: a background snapshot must finish within a \
              bounded factor of its idle time, and the memory it adds must stay bounded."
+        }
+        "scripting" => {
+            "`redis-benchmark -c 50 -r 10000 -n N [-P 16] EVALSHA <sha> 1 rl:__rand_int__ 60` of a rate \
+             limiter (INCR, EXPIRE on the first hit) loaded with SCRIPT LOAD on both servers, and the same \
+             limiter as a function (`FCALL hit 1 rl:__rand_int__ 60`); rounds alternate cairn and Redis, \
+             medians reported; target cairn/redis >= 1.0. Then one client sends PING back to back for 1.5 s \
+             while another runs a script that spins for 1 s (busy-reply-threshold 100 ms, then 5000 ms)."
         }
         _ => {
             "`cargo bench -p cairn-keyspace --bench view -- take_view_pause`: how long writers are paused \

@@ -155,6 +155,8 @@ impl KeyspaceBuilder {
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
                 payloads: Default::default(),
+                busy: Default::default(),
+                busy_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -192,6 +194,20 @@ pub(crate) struct Inner {
     pub(crate) limits: crate::encoding::SharedLimits,
     /// Extension payloads ([`Keyspace::set_payload`]).
     pub(crate) payloads: parking_lot::Mutex<Payloads>,
+    /// A busy exclusive operation ([`Keyspace::set_busy`]).
+    pub(crate) busy: parking_lot::Mutex<Option<Busy>>,
+    pub(crate) busy_changed: tokio::sync::Notify,
+}
+
+/// A long exclusive operation in progress (see [`Keyspace::set_busy`]).
+#[derive(Clone, Debug)]
+pub struct Busy {
+    /// When it started.
+    pub since: Instant,
+    /// How long other clients wait before being answered `reply`.
+    pub threshold: Duration,
+    /// The answer past the threshold (`-BUSY ...`).
+    pub reply: cairn_resp::Frame,
 }
 
 /// Named extension blobs and their change counter.
@@ -288,6 +304,71 @@ impl Keyspace {
     /// are served); same effect as [`set_payload`](Self::set_payload).
     pub fn load_payload(&self, name: &str, value: Bytes) {
         self.set_payload(name, Some(value));
+    }
+
+    /// Runs `f` holding the keyspace gate for write on the calling thread
+    /// (not a tokio worker: it may wait for every running command to end),
+    /// then serves clients blocked on keys `f` filled. Work an `EXCLUSIVE`
+    /// command hands to a thread of its own (a script) runs here, so it is
+    /// one atomic step for every other client and for views. `None` when
+    /// the thread is inside a command holding the gate for read.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let r = {
+            let _g = self.engine().enter(Held::Write)?;
+            f()
+        };
+        self.serve_blocked();
+        Some(r)
+    }
+
+    /// Declares (or with `None` ends) a long exclusive operation, as Redis'
+    /// busy script: while it lasts, other clients' commands wait for it
+    /// without holding a worker thread, and once `threshold` has passed
+    /// since `since` they are answered `reply` (`-BUSY ...`) instead,
+    /// except commands flagged [`Flags::ALLOW_BUSY`](crate::Flags::ALLOW_BUSY).
+    pub fn set_busy(&self, busy: Option<Busy>) {
+        *self.inner.busy.lock() = busy;
+        self.inner.busy_changed.notify_waiters();
+    }
+
+    /// Waits until the busy operation ends or passes its threshold.
+    pub(crate) async fn busy_wait(&self) {
+        loop {
+            let changed = self.inner.busy_changed.notified();
+            let left = match self.inner.busy.lock().as_ref() {
+                None => return,
+                Some(b) => b.threshold.saturating_sub(b.since.elapsed()),
+            };
+            if left.is_zero() {
+                return;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep(left) => {}
+            }
+        }
+    }
+
+    /// Whether a busy operation ([`set_busy`](Self::set_busy)) is running.
+    pub fn is_busy(&self) -> bool {
+        self.inner.busy.lock().is_some()
+    }
+
+    /// The reply for commands refused because a busy operation has passed
+    /// its threshold, if one has.
+    pub fn busy_reply(&self) -> Option<cairn_resp::Frame> {
+        let b = self.inner.busy.lock();
+        b.as_ref()
+            .filter(|b| b.since.elapsed() >= b.threshold)
+            .map(|b| b.reply.clone())
+    }
+
+    /// Removes every payload (a restore discarding a partly loaded
+    /// generation).
+    pub fn clear_payloads(&self) {
+        let mut p = self.inner.payloads.lock();
+        p.map.clear();
+        p.version += 1;
     }
 
     /// A client for running commands from inside another command (a
@@ -446,9 +527,12 @@ impl Keyspace {
     /// with a TTL, deletes the expired ones and repeats on a shard while
     /// more than 25% of the sample had expired, stopping when `budget` is
     /// used up. Run it from a timer (Redis: 10 times a second, 25 ms).
-    /// Does nothing while `DEBUG SET-ACTIVE-EXPIRE 0` is in effect.
+    /// Does nothing while `DEBUG SET-ACTIVE-EXPIRE 0` is in effect or a
+    /// busy operation runs ([`set_busy`](Self::set_busy)).
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
-        if !self.inner.active_expire.load(Ordering::Relaxed) {
+        // Nor while a busy script holds the keyspace: the cycle would wait
+        // for it on the caller's (async worker) thread.
+        if !self.inner.active_expire.load(Ordering::Relaxed) || self.is_busy() {
             return ExpireStats::default();
         }
         self.engine().active_expire_cycle(budget)

@@ -64,7 +64,7 @@ pub use crate::{
     engine::{Entry, EntryMut, ExpireStats, Locked, Shard},
     glob::glob_match,
     hashed::seed_thread_rng,
-    keyspace::{Keyspace, KeyspaceBuilder},
+    keyspace::{Busy, Keyspace, KeyspaceBuilder},
     quicklist::ListIter,
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
     value::{

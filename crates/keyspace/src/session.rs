@@ -112,6 +112,11 @@ pub struct Session {
     state: SessionState,
     client: Arc<Client>,
     closed: bool,
+    /// Served by the connection server, which can wait for a future and
+    /// run a command again ([`cairn_resp::Session::take_retry`]).
+    served: bool,
+    /// The command to run again once the busy operation ends.
+    retry: Option<Vec<Bytes>>,
 }
 
 /// Commands a RESP2 client may run while subscribed (Redis 7.0's list).
@@ -141,6 +146,8 @@ impl Session {
             state,
             client,
             closed: false,
+            served: false,
+            retry: None,
         }
     }
 
@@ -152,14 +159,21 @@ impl Session {
     /// Executes a command given as strings and returns its reply; for tests
     /// and embedding. Blocking outcomes and commands answered only by
     /// pushes (SUBSCRIBE and friends) return `Null`; replies switched off
-    /// by `CLIENT REPLY` are returned all the same.
+    /// by `CLIENT REPLY` are returned all the same. Commands flagged
+    /// `DEFERS` (scripts) are waited for.
     pub fn command<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
-        let args = args
+        let args: Vec<Bytes> = args
             .iter()
             .map(|a| Bytes::copy_from_slice(a.as_ref()))
             .collect();
+        let defers = args
+            .first()
+            .and_then(|n| self.ks.inner.table.lookup(n))
+            .is_some_and(|c| c.spec.flags.contains(Flags::DEFERS));
         match self.execute(args) {
             Outcome::Reply(f) | Outcome::Close(f) => f,
+            // Work handed to another thread always completes: wait for it.
+            Outcome::Block(p) if defers => block_on(p),
             Outcome::Block(_) | Outcome::NoReply => Frame::Null,
         }
     }
@@ -248,6 +262,29 @@ impl Session {
             queue.push(args);
             self.publish_view(cmd.spec.name);
             return Outcome::Reply(Frame::simple("QUEUED"));
+        }
+        // A long exclusive operation (a busy script) holds the keyspace:
+        // commands allowed meanwhile run without the gate; others wait for
+        // it without holding a worker thread, or past its threshold are
+        // answered its reply (-BUSY).
+        let busy = ks.inner.busy.lock().clone();
+        if let Some(b) = busy {
+            if spec.flags.contains(Flags::ALLOW_BUSY) {
+                let outcome = run_ungated(ks, state, cmd, &args);
+                self.publish_view(cmd.spec.name);
+                return outcome;
+            }
+            if b.since.elapsed() >= b.threshold {
+                return reject(state, b.reply);
+            }
+            if self.served {
+                let ks = ks.clone();
+                self.retry = Some(args);
+                return Outcome::Block(Box::pin(async move {
+                    ks.busy_wait().await;
+                    Frame::Null
+                }));
+            }
         }
         let outcome = run(ks, state, cmd, &args, true);
         self.publish_view(cmd.spec.name);
@@ -420,6 +457,47 @@ pub(crate) fn run(
     }
 }
 
+/// Runs `cmd` without the gate while a busy operation holds it (commands
+/// flagged `ALLOW_BUSY`, which touch no keys).
+fn run_ungated(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: &[Bytes]) -> Outcome {
+    let now = ks.engine().clock.now_ms();
+    let mut ctx = Ctx {
+        ks,
+        session: state,
+        now,
+        command: cmd.spec.name,
+        special: None,
+    };
+    let reply = match &cmd.handler {
+        Handler::Builtin(f) => f(&mut ctx, args),
+        Handler::Ext(ext) => ext.call(&mut ctx, args),
+    };
+    match ctx.special.take() {
+        Some(o) => o,
+        None => Outcome::Reply(reply),
+    }
+}
+
+/// Polls a future to completion on this thread (parking between wakes):
+/// [`Session::command`] waits for deferred work with no runtime at hand.
+fn block_on(mut fut: cairn_resp::Pending) -> Frame {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(f) => return f,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// Redis 7.0's text: the name and up to 128 characters of arguments.
 fn unknown_command(args: &[Bytes]) -> Frame {
     let name = args
@@ -444,7 +522,12 @@ fn unknown_command(args: &[Bytes]) -> Frame {
 
 impl cairn_resp::Session for Session {
     fn call(&mut self, args: Vec<Bytes>) -> Outcome {
+        self.served = true;
         self.execute(args)
+    }
+
+    fn take_retry(&mut self) -> Option<Vec<Bytes>> {
+        self.retry.take()
     }
 
     fn protocol(&self) -> Protocol {

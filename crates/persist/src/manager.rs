@@ -682,6 +682,12 @@ impl Persistence {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    // Not while a busy script holds the keyspace: taking the
+                    // view would wait for it on this async worker. The
+                    // snapshot starts on a tick after the script.
+                    if ks.is_busy() {
+                        continue;
+                    }
                     if let Some(trigger) = self.due(&ks) {
                         // InProgress only means another one got there first.
                         let _ = self.start_background(&ks, trigger);

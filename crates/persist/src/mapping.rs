@@ -38,6 +38,12 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
     chunker.split(record)
 }
 
+/// The record of an extension payload (function libraries): its name as
+/// the key, in database 0, never chunked.
+pub(crate) fn payload_record(name: String, data: Bytes) -> Record {
+    Record::new(0, Bytes::from(name), RecValue::Payload(data))
+}
+
 /// Converts one whole (assembled) record into a keyspace entry; `None` for
 /// an empty collection, which Redis never stores (a key whose last element
 /// was removed no longer exists).
@@ -272,6 +278,7 @@ impl LoadSink for KeyspaceSink {
         self.batch.clear();
         self.counts = RestoreCounts::default();
         self.missing_db = None;
+        self.ks.clear_payloads();
         Ok(())
     }
 
@@ -291,6 +298,12 @@ impl LoadSink for KeyspaceSink {
         let Some(whole) = self.assembler.push(record)? else {
             return Ok(());
         };
+        if let RecValue::Payload(data) = &whole.value {
+            let name = String::from_utf8_lossy(&whole.key).into_owned();
+            self.ks
+                .load_payload(&name, Bytes::from(Vec::<u8>::from(data.clone())));
+            return Ok(());
+        }
         if whole.db as usize >= self.ks.databases() {
             // Read on to the end, so the error names every database needed.
             self.missing_db = self.missing_db.max(Some(whole.db));
@@ -316,6 +329,7 @@ impl LoadSink for KeyspaceSink {
         self.counts = RestoreCounts::default();
         self.missing_db = None;
         self.ks.flush_all();
+        self.ks.clear_payloads();
     }
 }
 

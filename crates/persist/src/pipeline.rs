@@ -78,6 +78,8 @@ pub(crate) async fn write_on_thread(
 
 /// What the walker sends the writer.
 enum Walked {
+    /// The extension payloads at the view's cut (sent first).
+    Payloads(Vec<(String, bytes::Bytes)>),
     Batch(Vec<ViewEntry>),
     /// The view is exhausted: only now may the generation be committed.
     End,
@@ -102,6 +104,12 @@ const WALK_BATCHES_IN_FLIGHT: usize = 4;
 /// lock.
 fn walk_view(mut view: View, out: &std::sync::mpsc::SyncSender<Walked>) {
     let mut pacer = Pacer::new();
+    if out
+        .send(Walked::Payloads(view.payloads().to_vec()))
+        .is_err()
+    {
+        return;
+    }
     let mut batch = Vec::with_capacity(VIEW_BATCH);
     while let Some(mut chunk) = view.next_batch(VIEW_BATCH - batch.len()) {
         pacer.pause();
@@ -139,6 +147,11 @@ fn write_walked(
     let mut keys = 0u64;
     loop {
         match walked.recv() {
+            Ok(Walked::Payloads(payloads)) => {
+                for (name, data) in payloads {
+                    writer.write(&mapping::payload_record(name, data))?;
+                }
+            }
             Ok(Walked::Batch(batch)) => {
                 for entry in batch {
                     keys += 1;

@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -230,6 +230,8 @@ struct Connection<T: Session> {
     output: BytesMut,
     /// An `Event::Kill` arrived; close after the current command.
     killed: bool,
+    /// A command to hand to the session again (see `Session::take_retry`).
+    retry: Option<Vec<Bytes>>,
 }
 
 impl<T: Session> Connection<T> {
@@ -252,6 +254,7 @@ impl<T: Session> Connection<T> {
             input: BytesMut::with_capacity(READ_CHUNK),
             output: BytesMut::with_capacity(READ_CHUNK),
             killed: false,
+            retry: None,
         }
     }
 
@@ -293,7 +296,11 @@ impl<T: Session> Connection<T> {
             }
             self.decoder
                 .set_authenticated(self.session.0.authenticated());
-            let args = match self.decoder.decode(&mut self.input, &self.config.limits) {
+            let decoded = match self.retry.take() {
+                Some(args) => Ok(Some(args)),
+                None => self.decoder.decode(&mut self.input, &self.config.limits),
+            };
+            let args = match decoded {
                 Ok(Some(args)) => args,
                 Ok(None) => return Ok(Flow::Continue),
                 Err(e) => {
@@ -324,9 +331,14 @@ impl<T: Session> Connection<T> {
                     return Ok(Flow::Close);
                 }
                 Outcome::Block(fut) => {
+                    // A command that waits to be run again: its future's
+                    // value is no reply.
+                    let again = self.session.0.take_retry();
+                    let quiet = quiet || again.is_some();
                     if self.block(fut, quiet).await? == Flow::Close {
                         return Ok(Flow::Close);
                     }
+                    self.retry = again;
                 }
             }
             if self.output.len() > FLUSH_ABOVE {

@@ -78,6 +78,15 @@ pub trait Session: Send + 'static {
     /// Executes one command. `args[0]` is the command name as the client sent it.
     fn call(&mut self, args: Vec<Bytes>) -> Outcome;
 
+    /// After [`call`](Session::call) answered [`Outcome::Block`]: `Some`
+    /// means the command did not run and must be handed to `call` again,
+    /// unchanged, once that future completes (its value is not a reply).
+    /// The keyspace uses it to let a command wait for a long exclusive
+    /// operation (a busy script) without holding a worker thread.
+    fn take_retry(&mut self) -> Option<Vec<Bytes>> {
+        None
+    }
+
     /// The protocol replies are encoded in; may change after `HELLO`.
     fn protocol(&self) -> Protocol;
 

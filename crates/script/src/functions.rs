@@ -13,7 +13,7 @@ use cairn_keyspace::{Ctx, Frame, Keyspace};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::vm::{RunCtx, Vm, raise_table};
-use crate::{ScriptFlags, Scripting, Target, err, help, parse_numkeys};
+use crate::{Core, ScriptFlags, Target, err, help, parse_numkeys};
 
 /// The keyspace payload holding the libraries.
 pub const PAYLOAD: &str = "functions";
@@ -537,15 +537,15 @@ fn undump(p: &[u8]) -> Result<Vec<Bytes>, &'static str> {
     Ok(out)
 }
 
-impl Scripting {
-    pub(crate) fn fcall(&self, ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> Frame {
+impl Core {
+    /// FCALL and FCALL_RO, with the gate held for write.
+    pub(crate) fn fcall(&self, ks: &Keyspace, db: usize, args: &[Bytes]) -> Frame {
+        let ro = args[0].eq_ignore_ascii_case(b"fcall_ro");
         let numkeys = match parse_numkeys(args) {
             Ok(n) => n,
             Err(f) => return f,
         };
-        let ks = ctx.keyspace();
-        let db = ctx.db();
-        let protocol = ctx.session().protocol;
+        let protocol = cairn_keyspace::Protocol::Resp2;
         let r = self.with_engine(ks, |e| {
             let Some(f) = e.funcs.find(&args[1]) else {
                 return err("ERR Function not found");

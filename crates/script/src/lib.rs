@@ -23,10 +23,10 @@ mod vm;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_keyspace::{CommandSpec, Ctx, Extension, Flags, Frame, Keyspace, Protocol};
+use cairn_keyspace::{Busy, CommandSpec, Ctx, Extension, Flags, Frame, Keyspace, Protocol};
 use mlua::{Function, Value};
 use parking_lot::Mutex;
 
@@ -176,16 +176,108 @@ struct Engine {
     funcs: functions::Functions,
 }
 
-/// The scripting extension: register it with
-/// [`KeyspaceBuilder::extension`](cairn_keyspace::KeyspaceBuilder::extension).
-pub struct Scripting {
+/// The Lua side and the state shared with other connections.
+pub(crate) struct Core {
     shared: Arc<Shared>,
     engine: Mutex<Option<Engine>>,
+}
+
+/// A script's work handed to the script thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The scripting extension: register it with
+/// [`KeyspaceBuilder::extension`](cairn_keyspace::KeyspaceBuilder::extension).
+///
+/// Scripts run on a thread of their own that holds the keyspace gate for
+/// write ([`Keyspace::exclusive`]) while the calling connection waits for
+/// the reply: tokio's workers keep serving other connections, whose
+/// commands wait for the script without holding a worker and are answered
+/// `-BUSY` once `busy-reply-threshold` has passed ([`Keyspace::set_busy`]).
+pub struct Scripting {
+    core: Arc<Core>,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
 }
 
 impl Default for Scripting {
     fn default() -> Self {
         Scripting::new()
+    }
+}
+
+impl Scripting {
+    /// The extension, with no Lua state yet (they are created on first use).
+    pub fn new() -> Scripting {
+        Scripting {
+            core: Arc::new(Core::new()),
+            jobs: Mutex::new(None),
+        }
+    }
+
+    /// Hands `job` to the script thread (started on first use).
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        let mut jobs = self.jobs.lock();
+        if jobs.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new()
+                .name("cairn-script".into())
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                });
+            if spawned.is_err() {
+                return Err(job);
+            }
+            *jobs = Some(tx);
+        }
+        match jobs.as_ref().map(|tx| tx.send(job)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(back)) => {
+                *jobs = None;
+                Err(back.0)
+            }
+            None => Err(Box::new(|| {})),
+        }
+    }
+
+    /// Runs a script call: inside EXEC at once (EXEC holds the gate for
+    /// write), otherwise on the script thread, answering through
+    /// [`Ctx::block`].
+    fn defer(
+        &self,
+        ctx: &mut Ctx<'_>,
+        args: &[Bytes],
+        function: bool,
+        work: fn(&Core, &Keyspace, usize, &[Bytes]) -> Frame,
+    ) -> Frame {
+        let ks = ctx.keyspace().clone();
+        let db = ctx.db();
+        if !ctx.may_defer() {
+            return work(&self.core, &ks, db, args);
+        }
+        let core = self.core.clone();
+        let args = args.to_vec();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let reply = busy_text(function);
+            ks.set_busy(Some(Busy {
+                since: Instant::now(),
+                threshold: Duration::from_millis(core.shared.busy_ms.load(Ordering::Relaxed)),
+                reply: err(reply),
+            }));
+            let frame = ks
+                .exclusive(|| work(&core, &ks, db, &args))
+                .unwrap_or_else(|| err("ERR script thread holds the keyspace already"));
+            ks.set_busy(None);
+            let _ = tx.send(frame);
+        });
+        if self.submit(job).is_err() {
+            return err("ERR cannot start the script thread");
+        }
+        ctx.block(Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| err("ERR the script thread stopped"))
+        }))
     }
 }
 
@@ -198,10 +290,9 @@ fn err(msg: &str) -> Frame {
     Frame::error(msg.to_owned())
 }
 
-impl Scripting {
-    /// The extension, with no Lua state yet (they are created on first use).
-    pub fn new() -> Scripting {
-        Scripting {
+impl Core {
+    fn new() -> Core {
+        Core {
             shared: Arc::new(Shared {
                 // Redis 7.0 seeds once at start, not per script.
                 rand48: AtomicU64::new(initial_seed()),
@@ -272,14 +363,16 @@ impl Scripting {
         Ok((sha, s))
     }
 
-    fn eval(&self, ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Frame {
+    /// EVAL and friends, with the gate held for write.
+    pub(crate) fn eval(&self, ks: &Keyspace, db: usize, args: &[Bytes]) -> Frame {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let by_sha = name.starts_with("evalsha");
+        let ro = name.ends_with("_ro");
         let numkeys = match parse_numkeys(args) {
             Ok(n) => n,
             Err(f) => return f,
         };
-        let ks = ctx.keyspace();
-        let db = ctx.db();
-        let protocol = ctx.session().protocol;
+        let protocol = Protocol::Resp2;
         let res = self.with_engine(ks, |engine| {
             let (sha, script) = if by_sha {
                 let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
@@ -486,12 +579,10 @@ impl Scripting {
             return err("NOTBUSY No scripts in execution right now.");
         }
         let is_function = self.shared.is_function.load(Ordering::Relaxed);
+        // The other kind's KILL is refused as any command during a busy
+        // script is.
         if is_function != function {
-            return if function {
-                err("NOTBUSY No scripts in execution right now.")
-            } else {
-                err("ERR Please use FUNCTION KILL instead.")
-            };
+            return err(busy_text(is_function));
         }
         if self.shared.wrote.load(Ordering::Relaxed) {
             return err(
@@ -500,6 +591,15 @@ impl Scripting {
         }
         self.shared.kill.store(true, Ordering::Relaxed);
         Frame::ok()
+    }
+}
+
+/// The `-BUSY` text while a script (or a function) runs.
+fn busy_text(function: bool) -> &'static str {
+    if function {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
     }
 }
 
@@ -556,7 +656,7 @@ fn parse_numkeys(args: &[Bytes]) -> Result<usize, Frame> {
 impl Extension for Scripting {
     fn commands(&self) -> Vec<CommandSpec> {
         let g = "scripting";
-        let run = Flags::NOSCRIPT | Flags::STALE | Flags::EXCLUSIVE;
+        let run = Flags::NOSCRIPT | Flags::STALE | Flags::DEFERS;
         vec![
             CommandSpec::new("eval", -3, run, g).doc("Execute a Lua script server side", "2.6.0"),
             CommandSpec::new("evalsha", -3, run, g)
@@ -568,7 +668,7 @@ impl Extension for Scripting {
             CommandSpec::new("fcall", -3, run, g).doc("Invoke a function", "7.0.0"),
             CommandSpec::new("fcall_ro", -3, run | Flags::READONLY, g)
                 .doc("Invoke a read-only function", "7.0.0"),
-            CommandSpec::new("script", -2, Flags::NOSCRIPT, g)
+            CommandSpec::new("script", -2, Flags::NOSCRIPT | Flags::ALLOW_BUSY, g)
                 .doc("A container for Lua scripts management commands", "2.6.0")
                 .subs(&[
                     ("debug", 3),
@@ -578,7 +678,7 @@ impl Extension for Scripting {
                     ("kill", 2),
                     ("load", 3),
                 ]),
-            CommandSpec::new("function", -2, Flags::NOSCRIPT, g)
+            CommandSpec::new("function", -2, Flags::NOSCRIPT | Flags::ALLOW_BUSY, g)
                 .doc("A container for function commands", "7.0.0")
                 .subs(&[
                     ("delete", 3),
@@ -595,15 +695,30 @@ impl Extension for Scripting {
     }
 
     fn call(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+        let core = &self.core;
         match ctx.command() {
-            "eval" => self.eval(ctx, args, false, false),
-            "evalsha" => self.eval(ctx, args, true, false),
-            "eval_ro" => self.eval(ctx, args, false, true),
-            "evalsha_ro" => self.eval(ctx, args, true, true),
-            "fcall" => self.fcall(ctx, args, false),
-            "fcall_ro" => self.fcall(ctx, args, true),
-            "script" => self.script_cmd(ctx, args),
-            "function" => self.function_cmd(ctx, args),
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+                self.defer(ctx, args, false, Core::eval)
+            }
+            "fcall" | "fcall_ro" => self.defer(ctx, args, true, Core::fcall),
+            cmd @ ("script" | "function") => {
+                // While a script runs these come without the gate: only
+                // KILL is served then (the Lua side is in use).
+                let kill = args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"kill"));
+                // KILL never waits for the Lua side (the running script
+                // holds it).
+                if kill && args.len() == 2 {
+                    return core.kill(cmd == "function");
+                }
+                if !kill && core.shared.running.load(Ordering::Acquire) {
+                    return err(busy_text(core.shared.is_function.load(Ordering::Relaxed)));
+                }
+                if cmd == "script" {
+                    core.script_cmd(ctx, args)
+                } else {
+                    core.function_cmd(ctx, args)
+                }
+            }
             _ => err("ERR unknown command"),
         }
     }
@@ -625,7 +740,7 @@ impl Extension for Scripting {
         if (name == "busy-reply-threshold" || name == "lua-time-limit")
             && let Ok(ms) = value.parse::<u64>()
         {
-            self.shared.busy_ms.store(ms, Ordering::Relaxed);
+            self.core.shared.busy_ms.store(ms, Ordering::Relaxed);
         }
     }
 }

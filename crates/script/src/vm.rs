@@ -655,7 +655,14 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
         let Some(client) = ctx.client.as_mut() else {
             return fail("internal error: no script client");
         };
-        (client.call(&argv, rules), resp)
+        let r = client.call(&argv, rules);
+        if client.wrote() {
+            // SCRIPT KILL now answers UNKILLABLE.
+            ctx.shared
+                .wrote
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        (r, resp)
     };
     let frame = match result {
         Ok(f) => f,

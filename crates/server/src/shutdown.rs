@@ -246,8 +246,13 @@ pub(crate) struct ShutdownCommand {
 
 impl Extension for ShutdownCommand {
     fn commands(&self) -> Vec<CommandSpec> {
-        let flags =
-            Flags::ADMIN | Flags::NOSCRIPT | Flags::LOADING | Flags::STALE | Flags::NO_MULTI;
+        // ALLOW_BUSY: SHUTDOWN NOSAVE works during a busy script.
+        let flags = Flags::ADMIN
+            | Flags::NOSCRIPT
+            | Flags::LOADING
+            | Flags::STALE
+            | Flags::NO_MULTI
+            | Flags::ALLOW_BUSY;
         vec![CommandSpec::new("shutdown", -1, flags, "server").doc(
             "Synchronously save the dataset to disk and then shut down the server",
             "1.0.0",
@@ -320,6 +325,13 @@ impl ShutdownCommand {
         }
         if (abort && flags > 0) || (nosave && save) {
             return err("ERR syntax error");
+        }
+        // During a busy script only SHUTDOWN NOSAVE is served (Redis: a
+        // shutdown that saves would wait for the script).
+        if !nosave && ctx.keyspace().is_busy() {
+            return ctx.keyspace().busy_reply().unwrap_or_else(|| {
+                err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+            });
         }
         if abort {
             return if self.state.abort() {

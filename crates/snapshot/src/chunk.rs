@@ -91,6 +91,8 @@ impl Chunker {
         let fits = record.chunk.is_some()
             || match &record.value {
                 Value::String(b) => key_len.saturating_add(b.len()) <= self.target_bytes,
+                // Payloads are small metadata (function libraries): never split.
+                Value::Payload(_) => true,
                 v => {
                     v.len() <= self.max_elements
                         && key_len.saturating_add(value_size(v)) <= self.target_bytes
@@ -123,6 +125,14 @@ impl Chunker {
             Value::SortedSet(v) => {
                 Rest::SortedSet(Packer::new(head(ValueKind::SortedSet)), v.into_iter())
             }
+            // Handled by `fits` above.
+            Value::Payload(b) => Rest::Whole(Some(Record {
+                db,
+                key,
+                expires_at_ms,
+                value: Value::Payload(b),
+                chunk: None,
+            })),
         })
     }
 }
@@ -689,7 +699,7 @@ pub fn split_entry(record: Record) -> Chunks {
 fn value_size(value: &Value) -> usize {
     use sealed::Sealed;
     match value {
-        Value::String(b) => b.len(),
+        Value::String(b) | Value::Payload(b) => b.len(),
         Value::List(v) | Value::Set(v) => v.iter().map(Sealed::encoded_size).sum(),
         Value::Hash(v) => v.iter().map(Sealed::encoded_size).sum(),
         Value::SortedSet(v) => v.iter().map(Sealed::encoded_size).sum(),
@@ -1017,6 +1027,12 @@ impl Assembler {
             ValueKind::Set => Acc::Set(Vec::new()),
             ValueKind::Hash => Acc::Hash(Vec::new()),
             ValueKind::SortedSet => Acc::SortedSet(Vec::new()),
+            ValueKind::Payload => {
+                return Err(ChunkError::Mismatch {
+                    index: chunk.index,
+                    field: "payloads are never chunked",
+                });
+            }
         };
         let mut p = Partial {
             db: record.db,
@@ -1195,6 +1211,7 @@ fn absorb_run<E: ChunkElement>(
 fn empty(kind: ValueKind) -> Value {
     match kind {
         ValueKind::String => Value::String(Bytes::new()),
+        ValueKind::Payload => Value::Payload(Bytes::new()),
         ValueKind::List => Value::List(Vec::new()),
         ValueKind::Hash => Value::Hash(Vec::new()),
         ValueKind::Set => Value::Set(Vec::new()),

@@ -28,6 +28,9 @@ pub(crate) const TAG_LIST: u32 = 9;
 pub(crate) const TAG_HASH: u32 = 10;
 pub(crate) const TAG_SET: u32 = 11;
 pub(crate) const TAG_SORTED_SET: u32 = 12;
+/// An extension payload (format version 2, added without a bump: older
+/// readers report it as a skippable `UnknownValueType`).
+pub(crate) const TAG_PAYLOAD: u32 = 13;
 pub(crate) const VALUE_TAGS: std::ops::RangeInclusive<u32> = 8..=63;
 
 // Field numbers of `Chunk`; 3..=7 were added in format version 2.
@@ -227,7 +230,7 @@ fn bytes_list_len<'a>(items: impl Iterator<Item = &'a Bytes>) -> usize {
 /// length) and its element count.
 fn value_body_len(value: &Value) -> (usize, usize) {
     match value {
-        Value::String(b) => (b.len(), 0),
+        Value::String(b) | Value::Payload(b) => (b.len(), 0),
         Value::List(items) | Value::Set(items) => (bytes_list_len(items.iter()), items.len()),
         Value::Hash(pairs) => (
             bytes_list_len(pairs.iter().map(|(f, _)| f))
@@ -364,6 +367,7 @@ fn write_payload(record: &Record, dst: &mut Vec<u8>) {
     let (body, _) = value_body_len(&record.value);
     let tag = match &record.value {
         Value::String(b) => return put_bytes_field(dst, TAG_STRING, b),
+        Value::Payload(b) => return put_bytes_field(dst, TAG_PAYLOAD, b),
         Value::List(_) => TAG_LIST,
         Value::Hash(_) => TAG_HASH,
         Value::Set(_) => TAG_SET,
@@ -372,7 +376,7 @@ fn write_payload(record: &Record, dst: &mut Vec<u8>) {
     put_key(dst, tag, WT_LEN);
     put_varint(dst, body as u64);
     match &record.value {
-        Value::String(_) => {}
+        Value::String(_) | Value::Payload(_) => {}
         Value::List(items) | Value::Set(items) => {
             for item in items {
                 put_bytes_field(dst, 1, item);
@@ -583,6 +587,14 @@ pub(crate) fn decode_payload(
                     TAG_HASH => decode_hash(c.sub()?, limits)?,
                     _ => decode_sorted_set(c.sub()?, limits)?,
                 });
+            }
+            TAG_PAYLOAD => {
+                c.expect(wt, WT_LEN)?;
+                if value.is_some() {
+                    c.pos = field_start;
+                    return Err(c.malformed("record has more than one value"));
+                }
+                value = Some(Value::Payload(c.bytes()?));
             }
             t if VALUE_TAGS.contains(&t) => {
                 return Err(Error::UnknownValueType {

@@ -128,6 +128,10 @@ pub enum Value {
     /// A sorted set as (member, score) pairs. Scores are stored bit-exactly
     /// (±inf, -0.0 and subnormals round-trip); NaN is rejected.
     SortedSet(Vec<(Bytes, f64)>),
+    /// An extension payload (the record's key is its name, db 0): part of
+    /// the dataset but not a key, e.g. Redis 7.0's function libraries.
+    /// Never chunked. Value field 13.
+    Payload(Bytes),
 }
 
 /// The type of a [`Value`], without its data.
@@ -144,6 +148,8 @@ pub enum ValueKind {
     Set,
     /// [`Value::SortedSet`]
     SortedSet,
+    /// [`Value::Payload`]
+    Payload,
 }
 
 impl Value {
@@ -155,13 +161,14 @@ impl Value {
             Value::Hash(_) => ValueKind::Hash,
             Value::Set(_) => ValueKind::Set,
             Value::SortedSet(_) => ValueKind::SortedSet,
+            Value::Payload(_) => ValueKind::Payload,
         }
     }
 
     /// Number of elements: bytes for a string, items for a collection.
     pub fn len(&self) -> usize {
         match self {
-            Value::String(b) => b.len(),
+            Value::String(b) | Value::Payload(b) => b.len(),
             Value::List(v) | Value::Set(v) => v.len(),
             Value::Hash(v) => v.len(),
             Value::SortedSet(v) => v.len(),

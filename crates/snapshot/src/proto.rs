@@ -19,6 +19,7 @@
 //!     Hash hash = 10;
 //!     Set set = 11;
 //!     SortedSet sorted_set = 12;
+//!     bytes payload = 13;    // an extension payload; key = its name, db 0
 //!   }
 //! }
 //! message Chunk {
@@ -54,7 +55,7 @@ pub struct Record {
     #[prost(message, optional, tag = "4")]
     pub chunk: Option<Chunk>,
     /// The value (exactly one kind).
-    #[prost(oneof = "ValueKind", tags = "8, 9, 10, 11, 12")]
+    #[prost(oneof = "ValueKind", tags = "8, 9, 10, 11, 12, 13")]
     pub value: Option<ValueKind>,
 }
 
@@ -102,6 +103,9 @@ pub enum ValueKind {
     /// A sorted set.
     #[prost(message, tag = "12")]
     SortedSet(SortedSet),
+    /// An extension payload (its name in `key`).
+    #[prost(bytes = "bytes", tag = "13")]
+    Payload(Bytes),
 }
 
 /// List items, head first.
@@ -147,6 +151,7 @@ impl From<&crate::Record> for Record {
         use crate::Value;
         let value = match &r.value {
             Value::String(b) => ValueKind::String(b.clone()),
+            Value::Payload(b) => ValueKind::Payload(b.clone()),
             Value::List(items) => ValueKind::List(List {
                 items: items.clone(),
             }),

@@ -163,16 +163,17 @@ fn frame_errors_say_where() {
     );
 }
 
-/// A record of a value type from the future: tag 13 is in the value range.
+/// A record of a value type from the future: tag 14 is in the value range
+/// (13 is the extension payload).
 #[test]
 fn unknown_value_types_are_typed_errors_and_skippable_in_streams() {
-    let future = frame(&[0x12, 1, b'k', 0x6a, 2, 0x08, 0x01]);
+    let future = frame(&[0x12, 1, b'k', 0x72, 2, 0x08, 0x01]);
     let err = decode_record(&future).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnknownValueType {
-                tag: 13,
+                tag: 14,
                 offset: 7,
                 record: None
             }
@@ -202,7 +203,7 @@ fn unknown_value_types_are_typed_errors_and_skippable_in_streams() {
     assert!(matches!(
         items[1],
         Err(Error::UnknownValueType {
-            tag: 13,
+            tag: 14,
             record: Some(1),
             ..
         })
@@ -477,4 +478,18 @@ fn writer_accepts_framed_records_and_checks_them() {
             .unwrap(),
         footer
     );
+}
+
+/// An extension payload (value field 13) round-trips, key byte `0x6a`, and
+/// is never chunked.
+#[test]
+fn payload_records_round_trip_unchunked() {
+    let data = Bytes::from(vec![7u8; 100_000]);
+    let r = Record::new(0, "functions", Value::Payload(data.clone()));
+    let mut buf = Vec::new();
+    encode_record(&r, &mut buf).unwrap();
+    assert!(buf.windows(1).any(|w| w[0] == 0x6a));
+    assert_eq!(decode_record(&buf).unwrap(), r);
+    let chunks: Vec<Record> = Chunker::new().target_bytes(1024).split(r.clone()).collect();
+    assert_eq!(chunks, vec![r]);
 }

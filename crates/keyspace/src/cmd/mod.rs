@@ -72,6 +72,16 @@ impl Flags {
     /// cairn-internal: runs with every other command held off (the gate is
     /// taken for write), e.g. FLUSHALL, SWAPDB, EXEC. Not shown by COMMAND.
     pub const EXCLUSIVE: Flags = Flags(1 << 30);
+    /// cairn-internal: runs while a long exclusive operation (a busy
+    /// script, see [`Keyspace::set_busy`]) holds the keyspace, without the
+    /// gate: SCRIPT KILL, FUNCTION KILL, SHUTDOWN NOSAVE. Its handler must
+    /// not touch keys. Redis' `allow-busy`.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 29);
+    /// cairn-internal: the command may answer with [`Ctx::block`] for work
+    /// that always completes (a script run on a thread of its own);
+    /// [`Session::command`](crate::Session::command) waits for that reply
+    /// instead of answering nil as for blocking commands.
+    pub const DEFERS: Flags = Flags(1 << 28);
 
     pub(crate) const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
@@ -486,6 +496,13 @@ impl<'a> Ctx<'a> {
     /// The lowercase name of the command being executed.
     pub fn command(&self) -> &'static str {
         self.command
+    }
+
+    /// Whether the command may hand its work to another thread and answer
+    /// later through [`Ctx::block`] (false inside EXEC and for nested
+    /// calls, which must complete under the caller's gate).
+    pub fn may_defer(&self) -> bool {
+        !self.session.in_exec
     }
 
     /// Whether this command runs inside EXEC (queued in MULTI): its effects
