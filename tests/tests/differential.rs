@@ -3315,6 +3315,8 @@ const FIXED: &[(&[&str], Cmp)] = &[
         &["BITFIELD", "nobf", "GET", "u8", "0", "OVERFLOW"],
         Cmp::Exact,
     ),
+    (&["BITCOUNT", "bm", "-13", "-61", "BITS"], Cmp::Exact),
+    (&["BITCOUNT", "bm", "-61", "-13", "BITS"], Cmp::Exact),
     (&["BITPOS", "nokey", "1", "x"], Cmp::Exact),
     (&["BITCOUNT", "nokey", "x"], Cmp::Exact),
     (&["SET", "empty", ""], Cmp::Exact),

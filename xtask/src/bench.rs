@@ -586,8 +586,9 @@ fn suite_method(suite: &str) -> &'static str {
              seeded generator). BITCOUNT and BITOP AND/OR/XOR/NOT over them are timed one call at a time, \
              alternating cairn and Redis, and the median call is reported with the input bytes it read per \
              second; both servers must answer the same count and produce the same result (a failure \
-             otherwise). Then `redis-benchmark -c 50 -n N -r R` runs SETBIT and GETBIT at random offsets \
-             below 10^8, PFADD of random elements, PFCOUNT of that key (cached after the first count that \
+             otherwise). Then SETBIT and GETBIT at 5N random offsets below 10^8 are sent on one connection in \
+             pipelined batches of 1000 (redis-benchmark's `__rand_int__` is zero-padded, not an offset), \
+             and `redis-benchmark -c 50 -n N -r R` runs PFADD of random elements, PFCOUNT of that key (cached after the first count that \
              follows a PFADD) and PFCOUNT of two keys (a union, computed every call), alternating the \
              servers per round, the median reported."
         }

@@ -240,10 +240,12 @@ fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             4 | 5 => {
                 let start = parse_int(arg(args, 2))?;
                 let end = parse_int(arg(args, 3))?;
-                let bit = unit(args.get(4))?;
+                // Redis 7.0 answers an inverted negative range before it
+                // reads BYTE|BIT.
                 if start < 0 && end < 0 && start > end {
                     return Ok(0);
                 }
+                let bit = unit(args.get(4))?;
                 resolve(start, end, b.len(), bit)
             }
             _ => return Err(err(ERR_SYNTAX)),
