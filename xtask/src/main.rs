@@ -106,7 +106,7 @@ fn ci(_rest: &[String]) -> Result<()> {
     }
     persistence::run_with(&persistence_args, root_tests)?;
     // The persistence code's line coverage must stay at or above 80%
-    // (installs cargo-tarpaulin when missing: about 4 minutes, then about
+    // (installs cargo-tarpaulin when missing: about 2 minutes, then about
     // 8 for the instrumented build and run, on 2 cores).
     if cfg!(target_os = "linux") {
         coverage::run_with(

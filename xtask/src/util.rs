@@ -36,12 +36,15 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     run(&mut cargo_command(args))
 }
 
-/// Runs a command, echoing it, failing on a non-zero exit.
+/// Runs a command, echoing it, failing on a non-zero exit; says how long
+/// it took (CI's budget is spent step by step).
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
+    let started = std::time::Instant::now();
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {cmd:?}"))?;
+    eprintln!("xtask: ({:.0?}, {status})", started.elapsed());
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
