@@ -25,6 +25,7 @@ pub struct KeyspaceBuilder {
     clock: Arc<dyn Clock>,
     extensions: Vec<Arc<dyn Extension>>,
     params: BTreeMap<String, String>,
+    allocator: Option<Arc<dyn crate::memory::AllocatorStats>>,
 }
 
 impl Default for KeyspaceBuilder {
@@ -69,6 +70,7 @@ impl Default for KeyspaceBuilder {
             clock: Arc::new(SystemClock),
             extensions: Vec::new(),
             params,
+            allocator: None,
         }
     }
 }
@@ -108,6 +110,13 @@ impl KeyspaceBuilder {
     pub fn config_param(mut self, name: &str, value: &str) -> Self {
         self.params
             .insert(name.to_ascii_lowercase(), value.to_string());
+        self
+    }
+
+    /// The statistics of the allocator the program runs on, which `INFO
+    /// memory` reports (`used_memory` is the resident set size without them).
+    pub fn allocator_stats(mut self, stats: Arc<dyn crate::memory::AllocatorStats>) -> Self {
+        self.allocator = Some(stats);
         self
     }
 
@@ -157,6 +166,7 @@ impl KeyspaceBuilder {
                 payloads: Default::default(),
                 busy: Default::default(),
                 busy_changed: tokio::sync::Notify::new(),
+                allocator: self.allocator,
             }),
         }
     }
@@ -197,6 +207,8 @@ pub(crate) struct Inner {
     /// A busy exclusive operation ([`Keyspace::set_busy`]).
     pub(crate) busy: parking_lot::Mutex<Option<Busy>>,
     pub(crate) busy_changed: tokio::sync::Notify,
+    /// Where `INFO memory` reads the allocator's counters.
+    pub(crate) allocator: Option<Arc<dyn crate::memory::AllocatorStats>>,
 }
 
 /// A long exclusive operation in progress (see [`Keyspace::set_busy`]).

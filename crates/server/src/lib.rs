@@ -38,6 +38,9 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod counted;
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+mod jemalloc;
 mod server;
 mod shutdown;
 
@@ -45,6 +48,15 @@ pub use cairn_persist::{
     OnCorrupt, PersistenceStatus, RestoreError, SavePoint, SnapshotError, SnapshotEvents,
     SnapshotInfo, SnapshotOutcome, SnapshotTrigger,
 };
+
+/// What a program hands the server about its allocator (see
+/// [`ServerBuilder::allocator_stats`]).
+pub use cairn_keyspace::{AllocatorReading, AllocatorStats};
+
+pub use crate::counted::{CountedStats, CountedSystem, counted_system};
+
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub use crate::jemalloc::JemallocStats;
 
 pub use crate::{
     config::{Config, ConfigError},

@@ -14,6 +14,15 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The default: the system allocator, which measured the least memory per
+/// key (docs/architecture.md, "Allocator"), counted for INFO memory.
+#[cfg(not(any(
+    all(feature = "jemalloc", not(target_env = "msvc")),
+    feature = "mimalloc"
+)))]
+#[global_allocator]
+static GLOBAL: cairn_server::CountedSystem = cairn_server::counted_system();
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -32,7 +41,19 @@ async fn main() -> Result<()> {
     // Before starting: a signal that arrives as soon as the server is ready
     // must already find cairn's handler, not the default (which kills).
     let mut signals = Signals::new().context("cannot install signal handlers")?;
-    let handle = Server::new(config)
+    let builder = Server::builder().config(config);
+    // INFO memory's used_memory from jemalloc's own count, as Redis reports it.
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    let builder = builder.allocator_stats(std::sync::Arc::new(cairn_server::JemallocStats));
+    #[cfg(not(any(
+        all(feature = "jemalloc", not(target_env = "msvc")),
+        feature = "mimalloc"
+    )))]
+    let builder = builder.allocator_stats(std::sync::Arc::new(cairn_server::CountedStats::new(
+        &GLOBAL,
+    )));
+    let handle = builder
+        .build()
         .start()
         .await
         .context("cannot start cairn")?;

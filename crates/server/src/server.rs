@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_keyspace::Keyspace;
+use cairn_keyspace::{AllocatorStats, Keyspace};
 use cairn_resp::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -54,6 +54,20 @@ pub enum StartError {
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
+    allocator: Allocator,
+}
+
+/// The allocator statistics handed to the keyspace, if the program has any.
+#[derive(Clone, Default)]
+struct Allocator(Option<Arc<dyn AllocatorStats>>);
+
+impl std::fmt::Debug for Allocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(stats) => write!(f, "Allocator({})", stats.name()),
+            None => f.write_str("Allocator(system, no statistics)"),
+        }
+    }
 }
 
 impl ServerBuilder {
@@ -158,10 +172,19 @@ impl ServerBuilder {
         &self.config
     }
 
+    /// The statistics of the program's global allocator, which `INFO
+    /// memory` then reports (`used_memory` is the resident set size
+    /// without them). The `cairn-server` binary passes jemalloc's.
+    pub fn allocator_stats(mut self, stats: Arc<dyn AllocatorStats>) -> Self {
+        self.allocator = Allocator(Some(stats));
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Server {
         Server {
             config: self.config,
+            allocator: self.allocator,
         }
     }
 }
@@ -178,6 +201,7 @@ impl ServerBuilder {
 #[derive(Clone, Debug)]
 pub struct Server {
     config: Config,
+    allocator: Allocator,
 }
 
 impl Server {
@@ -188,7 +212,10 @@ impl Server {
 
     /// A server with this configuration.
     pub fn new(config: Config) -> Server {
-        Server { config }
+        Server {
+            config,
+            allocator: Allocator::default(),
+        }
     }
 
     /// Validates the configuration, opens the data directory, restores the
@@ -227,6 +254,9 @@ impl Server {
             );
         for (name, value) in persistence.config_params() {
             builder = builder.config_param(name, &value);
+        }
+        if let Some(stats) = self.allocator.0 {
+            builder = builder.allocator_stats(stats);
         }
         let keyspace = builder.build();
 

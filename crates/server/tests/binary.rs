@@ -240,3 +240,33 @@ async fn shutdown_on_sigterm_decides_what_a_failed_shutdown_snapshot_does() {
         "nosave takes no snapshot: {log:?}"
     );
 }
+
+/// The binary runs on the counted system allocator: `used_memory` is what
+/// cairn holds, so it follows a large value in and out, and differs from
+/// the resident set size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_memory_counts_what_the_binary_allocates() {
+    let server = Binary::start(&["--persistence", "false"]);
+    let mut con = connect(server.addr).await;
+    let used = |i: &std::collections::HashMap<String, String>| -> i64 {
+        i["used_memory"].parse().unwrap()
+    };
+    let before = info(&mut con, "memory").await;
+    assert_eq!(before["mem_allocator"], "libc", "{before:?}");
+    const BIG: i64 = 16 << 20;
+    let _: i64 = cmd(&mut con, &["SETRANGE", "big", &(BIG - 1).to_string(), "x"]).await;
+    let during = info(&mut con, "memory").await;
+    assert!(
+        used(&during) >= used(&before) + BIG,
+        "a 16 MiB value is counted: {before:?} then {during:?}"
+    );
+    let _: i64 = cmd(&mut con, &["DEL", "big"]).await;
+    let after = info(&mut con, "memory").await;
+    assert!(
+        used(&after) <= used(&during) - BIG + (1 << 20),
+        "and uncounted when deleted: {during:?} then {after:?}"
+    );
+    if cfg!(target_os = "linux") {
+        assert_ne!(during["used_memory"], during["used_memory_rss"], "{during:?}");
+    }
+}

@@ -484,11 +484,11 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     }
     if want("memory") {
-        let rss = rss_bytes();
+        let report = crate::memory::MemoryReport::take(ks.inner.allocator.as_ref());
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
-            rss as f64 / 1048576.0,
+            "# Memory\r\n{}maxmemory:{}\r\nmaxmemory_policy:{}\r\n\r\n",
+            report.lines(),
             ks.config_param("maxmemory").unwrap_or_else(|| "0".into()),
             ks.config_param("maxmemory-policy")
                 .unwrap_or_else(|| "noeviction".into()),
@@ -841,13 +841,4 @@ fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         ),
         _ => Frame::Integer(0),
     }
-}
-
-/// Resident memory from /proc/self/statm (Linux), else 0. cairn does not
-/// count its allocations, so `used_memory` reports the RSS too.
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
 }
