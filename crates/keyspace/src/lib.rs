@@ -39,6 +39,7 @@ mod glob;
 mod hashed;
 mod hll;
 mod keyspace;
+mod notify;
 mod num;
 mod packed;
 mod pubsub;
@@ -65,6 +66,7 @@ pub use crate::{
     glob::glob_match,
     hashed::seed_thread_rng,
     keyspace::{Busy, Keyspace, KeyspaceBuilder},
+    notify::Class,
     quicklist::ListIter,
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
     value::{

@@ -538,6 +538,27 @@ impl<'a> Ctx<'a> {
         Locked::new(e, idx, self.now)
     }
 
+    /// Publishes the keyspace event `event` of `class` for `key` in the
+    /// selected database, as Redis' `notifyKeyspaceEvent` (call it where
+    /// Redis does, after the change, with Redis' event name). Costs one
+    /// relaxed atomic load while `notify-keyspace-events` is off.
+    /// Invalidation of tracked keys needs no call: the engine's write path
+    /// does it.
+    #[inline]
+    pub fn notify(&self, class: crate::notify::Class, event: &str, key: &[u8]) {
+        self.ks
+            .engine()
+            .counters
+            .notify
+            .event(class, event, self.session.db, key);
+    }
+
+    /// [`Ctx::notify`] for a key of another database (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_db(&self, class: crate::notify::Class, event: &str, db: usize, key: &[u8]) {
+        self.ks.engine().counters.notify.event(class, event, db, key);
+    }
+
     /// Closes the connection after sending `reply` (QUIT).
     pub fn close_after(&mut self, reply: Frame) -> Frame {
         self.special = Some(Outcome::Close(reply.clone()));

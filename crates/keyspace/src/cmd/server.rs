@@ -320,6 +320,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
+            crate::keyspace::apply_notify_param(&ks.engine().counters.notify, k, v);
             if SharedLimits::controls(k) {
                 // Takes effect for the next command (and keeps the old
                 // `ziplist` alias reading the same value, as in Redis).
@@ -636,6 +637,11 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
         return parse_memory(&v)
             .map(|n| n.to_string())
             .ok_or("argument must be a memory value");
+    }
+    if name == "notify-keyspace-events" {
+        return crate::notify::parse_classes(value)
+            .map(crate::notify::classes_to_string)
+            .ok_or(crate::notify::BAD_CLASS);
     }
     if name == "maxmemory-policy" {
         let l = v.to_ascii_lowercase();
