@@ -726,6 +726,16 @@ impl<'a> Shard<'a> {
         self.now
     }
 
+    /// Publishes the keyspace event `event` of `class` for `key` in this
+    /// shard's database (see [`Ctx::notify`](crate::Ctx::notify)), for
+    /// helpers that hold a shard but no command context.
+    #[inline]
+    pub fn notify(&self, class: crate::notify::Class, event: &str, key: &[u8]) {
+        self.counters
+            .notify
+            .event(class, event, self.db as usize, key);
+    }
+
     /// Counts `n` more changes for commands that change several elements
     /// at once (Redis counts each one in `rdb_changes_since_last_save`).
     pub(crate) fn add_changes(&self, n: u64) {

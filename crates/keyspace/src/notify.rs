@@ -564,7 +564,8 @@ impl Notifier {
         }
     }
 
-    /// Number of keys in the tracking table (INFO `tracking_total_keys`).
+    /// Number of keys in the tracking table.
+    #[cfg(test)]
     pub(crate) fn tracked_keys(&self) -> usize {
         self.tracking.lock().keys.len()
     }

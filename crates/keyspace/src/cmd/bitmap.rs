@@ -6,6 +6,7 @@
 //! 64-bit words, byte loops the compiler vectorises), so a 64 MB string is
 //! counted or combined at memory speed.
 
+use crate::notify::Class;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
@@ -131,6 +132,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Err(e) = write_bits(&mut shard, key, byte + 1, set) {
         return e;
     }
+    ctx.notify(Class::String, "setbit", key);
     Frame::Integer(i64::from(old))
 }
 
@@ -411,7 +413,9 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     }
     if maxlen == 0 {
-        locked.shard(db, dest).remove(dest);
+        if locked.shard(db, dest).remove(dest).is_some() {
+            ctx.notify(Class::Generic, "del", dest);
+        }
         return Frame::Integer(0);
     }
     let mut out = vec![0u8; maxlen];
@@ -426,6 +430,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     locked
         .shard(db, dest)
         .set(dest, Value::Str(out.into_boxed_slice()), None);
+    ctx.notify(Class::String, "set", dest);
     int(maxlen)
 }
 
@@ -726,6 +731,7 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if changes > 1 {
         shard.add_changes(changes as u64 - 1);
     }
+    ctx.notify(Class::String, "setbit", key);
     Frame::Array(out)
 }
 

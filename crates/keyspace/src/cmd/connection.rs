@@ -17,6 +17,10 @@ const CLIENT_SUBS: &[(&str, i32)] = &[
     ("no-evict", 3),
     ("no-touch", 3),
     ("reply", 3),
+    ("tracking", -3),
+    ("caching", 3),
+    ("getredir", 2),
+    ("trackinginfo", 2),
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -187,6 +191,10 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .unwrap_or(Frame::Null),
         Ok("id") => Frame::Integer(ctx.session().id as i64),
         Ok("list") => client_list(ctx, args),
+        Ok("tracking") => super::tracking::client_tracking(ctx, args),
+        Ok("caching") => super::tracking::client_caching(ctx, args),
+        Ok("getredir") => super::tracking::client_getredir(ctx),
+        Ok("trackinginfo") => super::tracking::client_trackinginfo(ctx),
         Ok("info") => {
             let me = ctx.session().id;
             let line = ctx
@@ -495,6 +503,10 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let s = ctx.session();
     crate::session::discard(ks, s);
     crate::session::unsubscribe_all(ks, s);
+    if s.tracking.take().is_some() {
+        ks.engine().counters.notify.disable(s.id);
+    }
+    s.caching = false;
     s.db = 0;
     s.protocol = Protocol::Resp2;
     s.name = None;

@@ -21,6 +21,7 @@ pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod strings;
+pub(crate) mod tracking;
 pub(crate) mod tx;
 pub(crate) mod zset;
 

@@ -374,6 +374,9 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         touch_watched(ctx, db, None);
     }
     e.flush_dbs(dbs);
+    // Every tracking client drops its whole cache (Redis'
+    // `trackingInvalidateKeysOnFlush`, for FLUSHDB too).
+    e.counters.notify.flushed();
     // Redis counts the flush itself too, so even an empty FLUSHALL makes
     // the dataset "changed" (and triggers save points).
     e.counters
