@@ -407,13 +407,7 @@ impl Notifier {
         }
     }
 
-    fn deliver(
-        &self,
-        id: u64,
-        tx: &tokio::sync::mpsc::UnboundedSender<Event>,
-        f: Frame,
-        me: u64,
-    ) {
+    fn deliver(&self, id: u64, tx: &tokio::sync::mpsc::UnboundedSender<Event>, f: Frame, me: u64) {
         if id == me {
             AFTER_REPLY.with(|p| p.borrow_mut().push(f));
         } else {
@@ -568,5 +562,183 @@ impl Notifier {
     #[cfg(test)]
     pub(crate) fn tracked_keys(&self) -> usize {
         self.tracking.lock().keys.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pubsub::{Subscriber, Subscriptions};
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn class_strings_normalise_as_redis() {
+        let f = |s: &str| classes_to_string(parse_classes(s.as_bytes()).unwrap());
+        assert_eq!(f("KEA"), "AKE");
+        assert_eq!(f("KEAn"), "AKE");
+        assert_eq!(f("gx$Kmdn"), "g$xdnKm");
+        assert_eq!(f("Am"), "Am");
+        assert_eq!(f(""), "");
+        assert_eq!(parse_classes(b"Q"), None);
+        assert_eq!(parse_classes(b"KEA?"), None);
+        // `n` and `m` are outside `A`.
+        assert_eq!(parse_classes(b"A").unwrap() & (NEW | KEY_MISS), 0);
+    }
+
+    fn hub() -> (Notifier, Arc<PubSub>, Arc<Clients>) {
+        let pubsub: Arc<PubSub> = Arc::default();
+        let clients: Arc<Clients> = Arc::default();
+        (
+            Notifier::new(pubsub.clone(), clients.clone()),
+            pubsub,
+            clients,
+        )
+    }
+
+    fn texts(f: &Frame) -> Vec<String> {
+        match f {
+            Frame::Push(v) | Frame::Array(v) => v
+                .iter()
+                .map(|x| match x {
+                    Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                    Frame::Null => "(null)".into(),
+                    Frame::Array(a) => format!("{:?}", texts(&Frame::Array(a.clone()))),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            other => vec![format!("{other:?}")],
+        }
+    }
+
+    #[test]
+    fn events_go_to_both_channels_only_for_enabled_classes() {
+        let (n, pubsub, _) = hub();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let me = Subscriber { id: 1, tx };
+        Subscriptions::add(
+            &mut pubsub.write().patterns,
+            &Bytes::from_static(b"__key*"),
+            &me,
+        );
+        n.event(Class::List, "lpush", 0, b"k");
+        assert!(rx.try_recv().is_err(), "off by default");
+        n.set_classes(parse_classes(b"Kl").unwrap());
+        n.event(Class::Set, "sadd", 0, b"k");
+        assert!(rx.try_recv().is_err(), "class s is off");
+        n.event(Class::List, "lpush", 3, b"k");
+        let Ok(Event::Push(f)) = rx.try_recv() else {
+            panic!("no event")
+        };
+        assert_eq!(
+            texts(&f),
+            ["pmessage", "__key*", "__keyspace@3__:k", "lpush"]
+        );
+        assert!(rx.try_recv().is_err(), "E is off: no keyevent message");
+        n.set_classes(parse_classes(b"El").unwrap());
+        n.event(Class::List, "lpush", 0, b"k");
+        let Ok(Event::Push(f)) = rx.try_recv() else {
+            panic!("no event")
+        };
+        assert_eq!(
+            texts(&f),
+            ["pmessage", "__key*", "__keyevent@0__:lpush", "k"]
+        );
+    }
+
+    #[test]
+    fn a_change_invalidates_readers_once_and_respects_noloop() {
+        let (n, _, clients) = hub();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let c = clients.register(7, None, tx);
+        c.view.lock().resp = 3;
+        n.enable(7, TrackMode::default(), &[]);
+        assert!(n.tracking());
+        let k = Bytes::from_static(b"k");
+        n.remember(7, [&k].into_iter());
+        assert_eq!(n.tracked_keys(), 1);
+        n.key_changed(b"other");
+        assert!(rx.try_recv().is_err());
+        n.key_changed(b"k");
+        let Ok(Event::Push(f)) = rx.try_recv() else {
+            panic!("no invalidation")
+        };
+        assert_eq!(texts(&f), ["invalidate", "[\"k\"]"]);
+        n.key_changed(b"k");
+        assert!(rx.try_recv().is_err(), "forgotten after one invalidation");
+        // The client's own change, NOLOOP: skipped; without: after reply.
+        n.enable(
+            7,
+            TrackMode {
+                noloop: true,
+                ..TrackMode::default()
+            },
+            &[],
+        );
+        n.remember(7, [&k].into_iter());
+        {
+            let _g = enter_client(7);
+            n.key_changed(b"k");
+        }
+        assert!(rx.try_recv().is_err());
+        assert!(take_after_reply().is_empty());
+        n.enable(7, TrackMode::default(), &[]);
+        n.remember(7, [&k].into_iter());
+        {
+            let _g = enter_client(7);
+            n.key_changed(b"k");
+        }
+        assert!(rx.try_recv().is_err(), "held for after the reply");
+        assert_eq!(take_after_reply().len(), 1);
+        n.disable(7);
+        assert!(!n.tracking());
+    }
+
+    #[test]
+    fn bcast_sends_sorted_keys_per_prefix_after_the_command() {
+        let (n, _, clients) = hub();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        clients.register(5, None, tx).view.lock().resp = 3;
+        let mode = TrackMode {
+            bcast: true,
+            ..TrackMode::default()
+        };
+        n.enable(
+            5,
+            mode,
+            &[Bytes::from_static(b"a"), Bytes::from_static(b"x")],
+        );
+        for k in [b"x1".as_slice(), b"ab", b"zz", b"aa", b"ab"] {
+            n.key_changed(k);
+        }
+        assert!(rx.try_recv().is_err(), "nothing before the command ends");
+        n.after_command();
+        let got: Vec<Vec<String>> = std::iter::from_fn(|| match rx.try_recv() {
+            Ok(Event::Push(f)) => Some(texts(&f)),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(
+            got,
+            [
+                vec!["invalidate".to_owned(), "[\"aa\", \"ab\"]".to_owned()],
+                vec!["invalidate".to_owned(), "[\"x1\"]".to_owned()],
+            ]
+        );
+    }
+
+    #[test]
+    fn the_table_is_held_under_its_limit() {
+        let (n, _, clients) = hub();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        clients.register(9, None, tx).view.lock().resp = 3;
+        n.enable(9, TrackMode::default(), &[]);
+        n.set_max_keys(3);
+        let keys: Vec<Bytes> = (0..10).map(|i| Bytes::from(format!("k{i}"))).collect();
+        n.remember(9, keys.iter());
+        n.after_command();
+        assert_eq!(n.tracked_keys(), 3);
+        let sent = std::iter::from_fn(|| rx.try_recv().ok()).count();
+        assert_eq!(sent, 7, "each evicted key is invalidated");
     }
 }

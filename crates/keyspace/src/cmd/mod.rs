@@ -557,7 +557,11 @@ impl<'a> Ctx<'a> {
     /// [`Ctx::notify`] for a key of another database (MOVE, COPY ... DB).
     #[inline]
     pub fn notify_db(&self, class: crate::notify::Class, event: &str, db: usize, key: &[u8]) {
-        self.ks.engine().counters.notify.event(class, event, db, key);
+        self.ks
+            .engine()
+            .counters
+            .notify
+            .event(class, event, db, key);
     }
 
     /// Closes the connection after sending `reply` (QUIT).

@@ -264,6 +264,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     // extensions hear of concurrent CONFIG SETs in the order they stored.
     let _serial = ks.inner.config_set_serial.lock();
     let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut notify_classes = None;
     for p in pairs.chunks_exact(2) {
         let [name, value] = p else { continue };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
@@ -279,6 +280,11 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         }
         if IMMUTABLE.contains(&name.as_str()) {
             return failed("can't set immutable config");
+        }
+        if name == "notify-keyspace-events" {
+            // The flags, not their display form: with `A`, an `n` is not
+            // shown but stays on, as in Redis.
+            notify_classes = crate::notify::parse_classes(value);
         }
         let value = match default.as_deref().map(|d| normalize(&name, d, value)) {
             Some(Err(reason)) => return failed(reason),
@@ -320,7 +326,10 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
-            crate::keyspace::apply_notify_param(&ks.engine().counters.notify, k, v);
+            match (k.as_str(), notify_classes) {
+                ("notify-keyspace-events", Some(f)) => ks.engine().counters.notify.set_classes(f),
+                _ => crate::keyspace::apply_notify_param(&ks.engine().counters.notify, k, v),
+            }
             if SharedLimits::controls(k) {
                 // Takes effect for the next command (and keeps the old
                 // `ziplist` alias reading the same value, as in Redis).

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use cairn_resp::Frame;
 
+use super::args::arg;
 use super::{Ctx, ERR_SYNTAX, err, is, parse_int};
 use crate::notify::TrackMode;
 
@@ -28,7 +29,7 @@ pub(crate) fn client_tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             if redirect.is_some() {
                 return err("ERR A client can only redirect to a single other client");
             }
-            let id = match parse_int(&args[j]) {
+            let id = match parse_int(arg(args, j)) {
                 Ok(n) => n,
                 Err(e) => return e,
             };
@@ -52,13 +53,13 @@ pub(crate) fn client_tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             mode.noloop = true;
         } else if is(opt, "prefix") && more {
             j += 1;
-            prefixes.push(args[j].clone());
+            prefixes.push(args.get(j).cloned().unwrap_or_default());
         } else {
             return err(ERR_SYNTAX);
         }
         j += 1;
     }
-    let on = &args[2];
+    let on = arg(args, 2);
     let notifier = &ctx.keyspace().engine().counters.notify;
     let id = ctx.session().id;
     if is(on, "off") {
@@ -127,7 +128,7 @@ pub(crate) fn client_caching(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
         );
     };
-    let opt = &args[2];
+    let opt = arg(args, 2);
     if is(opt, "yes") {
         if !mode.optin {
             return err(
