@@ -398,9 +398,9 @@ impl Notifier {
             // RESP2 without a redirect: nowhere to send it.
             return;
         };
-        // Addressed to the client whose command runs (Redis checks the
-        // tracking client, not the redirect target).
-        if id == me {
+        // For the client whose command runs, after its reply; a redirect
+        // target is another connection, for which that order means nothing.
+        if target_id == me {
             AFTER_REPLY.with(|p| p.borrow_mut().push(f));
         } else {
             let _ = target.events.send(Event::Push(f));

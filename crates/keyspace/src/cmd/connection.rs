@@ -297,6 +297,16 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
     if multi >= 0 {
         flags.push('x');
     }
+    let track = ctx.keyspace().engine().counters.notify.mode(c.id);
+    if let Some(t) = &track {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if no_evict {
         flags.push('e');
     }
@@ -312,7 +322,7 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
         .map(|i| (i.peer.to_string(), i.local.to_string()))
         .unwrap_or_default();
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={}",
         c.id,
         addr,
         laddr,
@@ -326,6 +336,7 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
         psub,
         multi,
         cmd,
+        track.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
         resp,
     )
 }

@@ -256,6 +256,26 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
 fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    let reply = config_set_all(ks, pairs);
+    // A refused CONFIG SET makes Redis restore each parameter from its
+    // `CONFIG GET` form, which for `notify-keyspace-events` drops an `n`
+    // hidden by `A`: done here too, so the classes in effect stay Redis'.
+    if reply.is_error()
+        && pairs
+            .chunks_exact(2)
+            .any(|p| p[0].eq_ignore_ascii_case(b"notify-keyspace-events"))
+        && let Some(v) = ks.config_param("notify-keyspace-events")
+    {
+        crate::keyspace::apply_notify_param(
+            &ks.engine().counters.notify,
+            "notify-keyspace-events",
+            &v,
+        );
+    }
+    reply
+}
+
+fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
