@@ -714,16 +714,30 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     let byte = usize::try_from(highest >> 3).unwrap_or(usize::MAX);
     // Every SET/INCRBY counts as a change, FAIL or not, as in Redis.
+    // Redis reports `setbit` when a SET/INCRBY wrote and either the
+    // string was created or grown or the field's value changed.
+    let grows = shard
+        .value(key)
+        .is_none_or(|v| v.str_len().is_ok_and(|l| l < byte + 1));
     let out = write_bits(&mut shard, key, byte + 1, |p| {
-        fields
+        let mut changed = false;
+        let out = fields
             .iter()
             .map(|f| match f.op {
                 FieldOp::Get => read_field(p, f),
-                _ => apply(p, f),
+                _ => {
+                    let before = read_field(p, f);
+                    let r = apply(p, f);
+                    // A FAIL overflow (nil) writes nothing.
+                    let wrote = r != Frame::Null;
+                    changed |= wrote && (grows || read_field(p, f) != before);
+                    r
+                }
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (out, changed)
     });
-    let out = match out {
+    let (out, changed) = match out {
         Ok(out) => out,
         Err(e) => return e,
     };
@@ -731,7 +745,9 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if changes > 1 {
         shard.add_changes(changes as u64 - 1);
     }
-    ctx.notify(Class::String, "setbit", key);
+    if changed {
+        ctx.notify(Class::String, "setbit", key);
+    }
     Frame::Array(out)
 }
 
