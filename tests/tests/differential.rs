@@ -4628,7 +4628,9 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
             out.push(r);
         }
     }
-    let scenarios: &[(&str, bool, &[(&str, &[&str])])] = &[
+    /// (connection, command); `$R` stands for the redirect target's id.
+    type Step = (&'static str, &'static [&'static str]);
+    let scenarios: &[(&str, bool, &[Step])] = &[
         (
             "default mode",
             true,
