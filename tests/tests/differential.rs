@@ -4271,3 +4271,631 @@ async fn blocking_matches_redis() -> anyhow::Result<()> {
     drop(redis);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Keyspace notifications and client-side caching
+
+/// A subscriber to every keyspace and keyevent channel plus a `sync`
+/// channel: after each command the test publishes a marker on `sync` and
+/// reads up to it, so each command's events are collected without a sleep.
+struct EventTap {
+    conn: Conn,
+    marker: u64,
+}
+
+impl EventTap {
+    async fn open(addr: std::net::SocketAddr) -> anyhow::Result<EventTap> {
+        let mut conn = Conn::connect(addr).await?;
+        conn.send(&["PSUBSCRIBE", "__key*__:*"]).await?;
+        conn.read_reply().await?;
+        conn.send(&["SUBSCRIBE", "sync"]).await?;
+        conn.read_reply().await?;
+        Ok(EventTap { conn, marker: 0 })
+    }
+
+    /// The (channel, message) pairs published since the last call, in
+    /// order; `publisher` sends the marker.
+    async fn drain(&mut self, publisher: &mut Conn) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.marker += 1;
+        let marker = self.marker.to_string();
+        publisher.call(&["PUBLISH", "sync", &marker]).await?;
+        let mut out = Vec::new();
+        loop {
+            let r = reply_within(&mut self.conn, PUBSUB_PATIENCE).await;
+            let parts: Vec<Vec<u8>> = r
+                .elements()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p.as_bytes().map(<[u8]>::to_vec))
+                .collect();
+            match parts.as_slice() {
+                [kind, ch, msg] if kind == b"message" && ch == b"sync" => {
+                    if msg == marker.as_bytes() {
+                        return Ok(out);
+                    }
+                }
+                [kind, _pat, ch, msg] if kind == b"pmessage" => out.push((ch.clone(), msg.clone())),
+                _ => bail!("unexpected on the event subscriber: {r}"),
+            }
+        }
+    }
+}
+
+fn show_events(ev: &[(Vec<u8>, Vec<u8>)]) -> Reply {
+    Reply::Array(
+        ev.iter()
+            .map(|(c, m)| Reply::Array(vec![Reply::Bulk(c.clone()), Reply::Bulk(m.clone())]))
+            .collect(),
+    )
+}
+
+/// The randomized run's commands (every family, deterministic ones) on
+/// both servers with `notify-keyspace-events KEAn`, comparing each
+/// command's sequence of (channel, message) byte for byte; some steps are
+/// MULTI blocks. Seeded as the randomized run (`CAIRN_DIFF_SEED`,
+/// `CAIRN_DIFF_STEPS`, default 1500 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_events_match_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("keyspace_events_match_redis").await? else {
+        return Ok(());
+    };
+    let seed: u64 = env_parse("CAIRN_DIFF_SEED").unwrap_or_else(rand::random);
+    let steps: usize = env_parse("CAIRN_DIFF_STEPS").unwrap_or(1500);
+    println!("seed={seed} steps={steps} (replay with CAIRN_DIFF_SEED={seed})");
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), seed).await?;
+    duo.both(false, &v!["FLUSHALL"]).await?;
+    // A refused value makes Redis restore the CONFIG GET form, which
+    // loses an `n` hidden by `A`: checked by the events of the run below
+    // (`new` must be missing in both) only if KEAn came before; here the
+    // last value set is KEAn, so `new` events are compared.
+    for flags in ["KEA", "gx$Kmdn", "Q", "KEA?", "w", "KEAn"] {
+        let cmd = v!["CONFIG", "SET", "notify-keyspace-events", flags];
+        duo.check(0, false, &cmd, Cmp::Exact).await?;
+        let get = v!["CONFIG", "GET", "notify-keyspace-events"];
+        duo.check(0, false, &get, Cmp::Exact).await?;
+    }
+    let mut taps = [
+        EventTap::open(redis.addr()).await?,
+        EventTap::open(cairn.addr()).await?,
+    ];
+    let mut tpls = Vec::new();
+    for t in templates() {
+        // Random picks (SPOP, SRANDMEMBER, ...) would make the two
+        // datasets diverge; SCAN replies depend on the table layout.
+        if matches!(
+            t.cmp,
+            Cmp::Exact | Cmp::Unordered | Cmp::Pairs | Cmp::TtlSecs | Cmp::TtlMillis
+        ) && implemented(&mut duo.cairn.resp2, t.name).await?
+        {
+            tpls.push(t);
+        }
+    }
+    let mut g = G {
+        rng: StdRng::seed_from_u64(seed),
+        step: 0,
+        t0_ms: now_ms(),
+        home: KEYS,
+    };
+    let mut events = 0usize;
+    let mut by_event: BTreeMap<String, usize> = BTreeMap::new();
+    for step in 0..steps {
+        g.step = step as i64;
+        let mut script = Vec::new();
+        let multi = g.chance(0.08);
+        if multi {
+            script.push((v!["MULTI"], Cmp::Exact));
+        }
+        for _ in 0..if multi { g.n(1, 4) } else { 1 } {
+            let pool: Vec<&Tpl> = tpls.iter().filter(|t| !multi || t.in_multi).collect();
+            let Some(t) = pool.choose(&mut g.rng).copied() else {
+                break;
+            };
+            g.home = home(t.family);
+            let cmd = (t.generate)(&mut g);
+            script.push((cmd, t.cmp));
+        }
+        if multi {
+            script.push((v!["EXEC"], Cmp::Exact));
+        }
+        let cmps: Vec<Cmp> = script
+            .iter()
+            .filter(|(c, _)| c[0] != "MULTI" && c[0] != "EXEC")
+            .map(|(_, c)| *c)
+            .collect();
+        for (cmd, cmp) in &script {
+            if multi && cmd[0] == "EXEC" {
+                // Element by element, each with its command's comparison.
+                let (r, c) = duo.both(false, cmd).await?;
+                duo.log(step, false, cmd, &r);
+                let same = match (r.elements(), c.elements()) {
+                    (Some(re), Some(ce)) if re.len() == ce.len() && re.len() == cmps.len() => re
+                        .iter()
+                        .zip(ce)
+                        .zip(&cmps)
+                        .all(|((a, b), cmp)| normalize(a, *cmp) == normalize(b, *cmp)),
+                    _ => r == c,
+                };
+                if !same {
+                    duo.record(step, false, cmd, &r, &c, "transaction results differ");
+                }
+                continue;
+            }
+            let cmp = if multi { Cmp::Exact } else { *cmp };
+            duo.check(step, false, cmd, cmp).await?;
+        }
+        let [rt, ct] = &mut taps;
+        let r = rt.drain(&mut duo.redis.other).await?;
+        let c = ct.drain(&mut duo.cairn.other).await?;
+        events += r.len();
+        for (ch, _) in &r {
+            if let Some(ev) = ch.strip_prefix(b"__keyevent@0__:") {
+                *by_event
+                    .entry(String::from_utf8_lossy(ev).into_owned())
+                    .or_default() += 1;
+            }
+        }
+        if r != c {
+            let shown: Vec<String> = script.iter().flat_map(|(c, _)| c.clone()).collect();
+            duo.record(
+                step,
+                false,
+                &shown,
+                &show_events(&r),
+                &show_events(&c),
+                "keyspace events differ",
+            );
+        }
+    }
+    println!(
+        "keyspace events: {steps} steps, {} commands per server, {events} events compared, {} mismatches",
+        duo.commands_sent,
+        duo.mismatches.len()
+    );
+    println!("  events seen: {by_event:?}");
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
+
+/// `expired` from lazy expiry (a read after the deadline) and from active
+/// expiry (nobody reads), `new` and `del`, on both servers: the test waits
+/// for the event itself, never for a fixed time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_events_match_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("expiry_events_match_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    duo.both(false, &v!["FLUSHALL"]).await?;
+    duo.both(false, &v!["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+        .await?;
+    let mut taps = [
+        EventTap::open(redis.addr()).await?,
+        EventTap::open(cairn.addr()).await?,
+    ];
+    let mut compared = 0;
+    // Lazy: active expiry off, so only the read can expire the key.
+    duo.both(false, &v!["DEBUG", "SET-ACTIVE-EXPIRE", "0"])
+        .await?;
+    for (i, read) in [
+        v!["GET", "lazy"],
+        v!["EXISTS", "lazy"],
+        v!["SET", "lazy", "again"],
+        v!["LPUSH", "lazy", "x"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        duo.both(false, &v!["DEL", "lazy"]).await?;
+        duo.check(i, false, &v!["SET", "lazy", "v", "PX", "30"], Cmp::Exact)
+            .await?;
+        // Wait until the key's deadline has passed by PTTL's own clock
+        // (PTTL does not expire the key): -2 means gone.
+        for conn in [&mut duo.redis.resp2, &mut duo.cairn.resp2] {
+            let give_up = Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = conn.call(&["PTTL", "lazy"]).await?;
+                if r.as_int().is_none_or(|n| n <= 0) || Instant::now() > give_up {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        // A deadline of exactly now is not expired yet for Redis.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        duo.check(i, false, &read, Cmp::Exact).await?;
+        let [rt, ct] = &mut taps;
+        let r = rt.drain(&mut duo.redis.other).await?;
+        let c = ct.drain(&mut duo.cairn.other).await?;
+        compared += r.len();
+        if !r.iter().any(|(_, m)| m == b"expired") {
+            bail!("redis sent no expired event after {read:?}: {r:?}");
+        }
+        if r != c {
+            duo.record(
+                i,
+                false,
+                &read,
+                &show_events(&r),
+                &show_events(&c),
+                "lazy expiry events differ",
+            );
+        }
+    }
+    // Active: nobody touches the keys; each side's cycle must publish.
+    duo.both(false, &v!["DEBUG", "SET-ACTIVE-EXPIRE", "1"])
+        .await?;
+    for i in 0..5 {
+        duo.both(false, &v!["SET", format!("act{i}"), "v", "PX", "20"])
+            .await?;
+    }
+    for (name, tap) in ["redis", "cairn"].into_iter().zip(taps.iter_mut()) {
+        let mut seen = BTreeSet::new();
+        while seen.len() < 5 {
+            let r = reply_within(&mut tap.conn, Duration::from_secs(10)).await;
+            let parts: Vec<Vec<u8>> = r
+                .elements()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p.as_bytes().map(<[u8]>::to_vec))
+                .collect();
+            match parts.as_slice() {
+                [_, _, ch, msg] if ch == b"__keyevent@0__:expired" => {
+                    seen.insert(msg.clone());
+                }
+                [_, _, ch, msg] if ch.starts_with(b"__keyspace@0__:act") => {
+                    if !["set", "expire", "expired"].contains(&&*String::from_utf8_lossy(msg)) {
+                        bail!("{name}: unexpected event {r}");
+                    }
+                }
+                [_, _, ch, _] if ch == b"__keyevent@0__:set" || ch == b"__keyevent@0__:expire" => {}
+                _ => bail!("{name}: expected active expiry events, got {r}"),
+            }
+        }
+        compared += seen.len();
+    }
+    println!(
+        "expiry events: {compared} events compared, {} mismatches",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
+
+/// Client-side caching with two (or three) connections per server: the
+/// default mode in RESP3, NOLOOP, OPTIN/OPTOUT with CLIENT CACHING,
+/// BCAST with prefixes, REDIRECT to a RESP2 subscriber of
+/// `__redis__:invalidate` and to a RESP3 client, FLUSHALL/FLUSHDB (null),
+/// MULTI/EXEC, a script, the option errors and TRACKINGINFO/GETREDIR.
+/// Every step compares each connection's replies and pushes, read up to a
+/// PING sent after the step (the invalidations precede its PONG).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("tracking_matches_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    if !implemented(&mut duo.cairn.resp2, "client").await? {
+        return Ok(());
+    }
+    // Connections: a = tracking client (RESP3), b = writer (RESP2),
+    // r = redirect target (RESP2 subscriber or RESP3).
+    struct Three {
+        a: Conn,
+        b: Conn,
+        r: Conn,
+        r_id: i64,
+    }
+    async fn open(addr: std::net::SocketAddr, r3: bool) -> anyhow::Result<Three> {
+        // With a RESP2 target the tracking client is RESP2 too, as real
+        // RESP2 clients use redirection (Redis encodes a flush's null in
+        // the tracking client's protocol, whatever the target speaks).
+        let a = if r3 {
+            Conn::connect_resp3(addr).await?
+        } else {
+            Conn::connect(addr).await?
+        };
+        let b = Conn::connect(addr).await?;
+        let mut r = if r3 {
+            Conn::connect_resp3(addr).await?
+        } else {
+            Conn::connect(addr).await?
+        };
+        let r_id = r.call(&["CLIENT", "ID"]).await?.as_int().unwrap_or(-1);
+        if !r3 {
+            r.call(&["SUBSCRIBE", "__redis__:invalidate"]).await?;
+        }
+        Ok(Three { a, b, r, r_id })
+    }
+    /// Everything `conn` received up to the PONG of a PING sent now.
+    async fn upto_pong(conn: &mut Conn, subscribed: bool) -> anyhow::Result<Vec<Reply>> {
+        conn.send(&["PING"]).await?;
+        let mut out = Vec::new();
+        loop {
+            let r = reply_within(conn, PUBSUB_PATIENCE).await;
+            let pong = match &r {
+                Reply::Simple(s) => s == "PONG",
+                Reply::Array(v) if subscribed => v.first() == Some(&Reply::Bulk(b"pong".to_vec())),
+                Reply::Error(e) if e.starts_with("(client)") => bail!("{e}"),
+                _ => false,
+            };
+            if pong {
+                return Ok(out);
+            }
+            out.push(r);
+        }
+    }
+    /// (connection, command); `$R` stands for the redirect target's id.
+    type Step = (&'static str, &'static [&'static str]);
+    let scenarios: &[(&str, bool, &[Step])] = &[
+        (
+            "default mode",
+            true,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON"]),
+                ("a", &["GET", "k1"]),
+                ("a", &["MGET", "k2", "k3"]),
+                ("b", &["SET", "k1", "v"]),
+                ("b", &["SET", "k1", "w"]),
+                ("a", &["GET", "k1"]),
+                ("a", &["SET", "k1", "own"]),
+                ("a", &["GET", "k1"]),
+                ("b", &["MSET", "k2", "1", "k3", "2"]),
+                ("a", &["HGET", "h", "f"]),
+                ("b", &["HSET", "h", "f", "v"]),
+                ("a", &["LRANGE", "l", "0", "-1"]),
+                ("b", &["RPUSH", "l", "x"]),
+                ("a", &["LRANGE", "l", "0", "-1"]),
+                ("b", &["LPOP", "l"]),
+                ("a", &["GET", "e"]),
+                ("b", &["SET", "e", "v"]),
+                ("a", &["GET", "e"]),
+                ("b", &["EXPIRE", "e", "100"]),
+                ("a", &["TTL", "e"]),
+                ("b", &["DEL", "e"]),
+                ("a", &["GET", "m1"]),
+                ("b", &["MULTI"]),
+                ("b", &["SET", "m1", "1"]),
+                ("b", &["INCR", "m2"]),
+                ("b", &["EXEC"]),
+                ("a", &["GET", "s1"]),
+                ("b", &["EVAL", "redis.call('set', KEYS[1], 'x')", "1", "s1"]),
+                ("a", &["GET", "f1"]),
+                ("b", &["FLUSHDB"]),
+                ("a", &["GET", "f1"]),
+                ("a", &["FLUSHALL"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("a", &["CLIENT", "GETREDIR"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+                ("b", &["SET", "f1", "x"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("a", &["CLIENT", "GETREDIR"]),
+            ],
+        ),
+        (
+            "noloop, optin, optout",
+            true,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON", "NOLOOP"]),
+                ("a", &["GET", "n1"]),
+                ("a", &["SET", "n1", "mine"]),
+                ("a", &["GET", "n1"]),
+                ("b", &["SET", "n1", "theirs"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+                ("a", &["CLIENT", "CACHING", "YES"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "OPTIN"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "OPTOUT"]),
+                ("a", &["CLIENT", "CACHING", "NO"]),
+                ("a", &["CLIENT", "CACHING", "MAYBE"]),
+                ("a", &["GET", "o1"]),
+                ("a", &["CLIENT", "CACHING", "YES"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("a", &["GET", "o2"]),
+                ("a", &["GET", "o3"]),
+                ("b", &["MSET", "o1", "1", "o2", "2", "o3", "3"]),
+                ("a", &["CLIENT", "CACHING", "YES"]),
+                ("a", &["MULTI"]),
+                ("a", &["GET", "o4"]),
+                ("a", &["GET", "o5"]),
+                ("a", &["EXEC"]),
+                ("b", &["MSET", "o4", "1", "o5", "2"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "OPTOUT"]),
+                ("a", &["GET", "p1"]),
+                ("a", &["CLIENT", "CACHING", "NO"]),
+                ("a", &["GET", "p2"]),
+                ("b", &["MSET", "p1", "1", "p2", "2"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "OPTIN"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+            ],
+        ),
+        (
+            "bcast and prefixes",
+            true,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON", "PREFIX", "x"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"]),
+                (
+                    "a",
+                    &[
+                        "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab", "PREFIX", "a",
+                    ],
+                ),
+                ("a", &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab"]),
+                ("a", &["CLIENT", "TRACKING", "ON"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "abc"]),
+                (
+                    "a",
+                    &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x", "NOLOOP"],
+                ),
+                ("b", &["MSET", "abc", "1", "x1", "2", "ab", "3", "zz", "4"]),
+                ("b", &["MULTI"]),
+                ("b", &["SET", "x2", "1"]),
+                ("b", &["SET", "ab", "1"]),
+                ("b", &["SET", "x0", "1"]),
+                ("b", &["DEL", "x2"]),
+                ("b", &["EXEC"]),
+                ("a", &["SET", "x5", "1"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("b", &["FLUSHALL"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "BCAST"]),
+                ("b", &["SET", "any", "1"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+            ],
+        ),
+        (
+            "redirect to a RESP2 subscriber",
+            false,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON", "REDIRECT", "999999"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "REDIRECT", "x"]),
+                (
+                    "a",
+                    &[
+                        "CLIENT", "TRACKING", "ON", "REDIRECT", "$R", "REDIRECT", "$R",
+                    ],
+                ),
+                (
+                    "a",
+                    &["CLIENT", "TRACKING", "ON", "REDIRECT", "$R", "BOGUS"],
+                ),
+                ("a", &["CLIENT", "TRACKING", "MAYBE"]),
+                ("a", &["CLIENT", "TRACKING", "ON", "REDIRECT", "$R"]),
+                ("a", &["GET", "r1"]),
+                ("b", &["SET", "r1", "v"]),
+                ("a", &["GET", "r1"]),
+                ("a", &["SET", "r1", "own"]),
+                ("b", &["FLUSHDB"]),
+                ("a", &["CLIENT", "GETREDIR"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+                (
+                    "a",
+                    &[
+                        "CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", "$R", "PREFIX", "r",
+                    ],
+                ),
+                ("b", &["SET", "r2", "v"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+            ],
+        ),
+        (
+            "redirect to a RESP3 client",
+            true,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON", "REDIRECT", "$R"]),
+                ("a", &["GET", "q1"]),
+                ("b", &["SET", "q1", "v"]),
+                ("a", &["CLIENT", "TRACKINGINFO"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+            ],
+        ),
+    ];
+    let mut compared = 0;
+    for (si, (name, r3, steps)) in scenarios.iter().enumerate() {
+        let mut sides = [
+            open(redis.addr(), *r3).await?,
+            open(cairn.addr(), *r3).await?,
+        ];
+        for side in &mut sides {
+            side.b.call(&["FLUSHALL"]).await?;
+            upto_pong(&mut side.a, false).await?;
+        }
+        for (i, (who, cmd)) in steps.iter().enumerate() {
+            let mut got: Vec<[Vec<Reply>; 3]> = Vec::new();
+            for side in &mut sides {
+                let args: Vec<String> = cmd
+                    .iter()
+                    .map(|a| {
+                        if *a == "$R" {
+                            side.r_id.to_string()
+                        } else {
+                            (*a).to_owned()
+                        }
+                    })
+                    .collect();
+                let conn = match *who {
+                    "a" => &mut side.a,
+                    _ => &mut side.b,
+                };
+                let first = conn.call(&args).await?;
+                let mut a = vec![];
+                let mut b = vec![];
+                if *who == "a" {
+                    a.push(first);
+                } else {
+                    b.push(first);
+                }
+                // Inside MULTI a PING is queued: read pushes only outside.
+                let queued = b
+                    .last()
+                    .is_some_and(|r| *r == Reply::Simple("QUEUED".into()))
+                    || (cmd[0] == "MULTI" && *who == "b");
+                if !queued {
+                    b.extend(upto_pong(&mut side.b, false).await?);
+                }
+                let a_queued = a
+                    .last()
+                    .is_some_and(|r| *r == Reply::Simple("QUEUED".into()))
+                    || (cmd[0] == "MULTI" && *who == "a");
+                if !a_queued {
+                    a.extend(upto_pong(&mut side.a, false).await?);
+                }
+                let r = upto_pong(&mut side.r, !*r3).await?;
+                got.push([a, b, r]);
+            }
+            let [rd, cd] = [&got[0], &got[1]];
+            for (k, label) in ["a", "b", "r"].iter().enumerate() {
+                // CLIENT TRACKINGINFO and GETREDIR name the redirect id,
+                // which differs between the servers.
+                let norm = |v: &Vec<Reply>, id: i64| -> Vec<Reply> {
+                    v.iter()
+                        .map(|r| match r {
+                            Reply::Integer(n) if *n == id && id > 0 => Reply::Integer(-7),
+                            Reply::Map(m) => Reply::Map(
+                                m.iter()
+                                    .map(|(k, v)| match v {
+                                        Reply::Integer(n) if *n == id && id > 0 => {
+                                            (k.clone(), Reply::Integer(-7))
+                                        }
+                                        _ => (k.clone(), v.clone()),
+                                    })
+                                    .collect(),
+                            ),
+                            other => other.clone(),
+                        })
+                        .collect()
+                };
+                let r = norm(&rd[k], sides[0].r_id);
+                let c = norm(&cd[k], sides[1].r_id);
+                compared += r.len();
+                if r != c {
+                    let shown: Vec<String> = std::iter::once(format!("[{name}] {who}:"))
+                        .chain(cmd.iter().map(|a| (*a).to_owned()))
+                        .collect();
+                    duo.record(
+                        si * 100 + i,
+                        true,
+                        &shown,
+                        &Reply::Array(r),
+                        &Reply::Array(c),
+                        &format!("connection {label} received different replies/pushes"),
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "tracking: {compared} replies and pushes compared, {} mismatches",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}

@@ -350,13 +350,33 @@ impl Drop for GateGuard<'_> {
 }
 
 /// Counters shared by all shards.
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) dirty: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
     pub(crate) preserved: AtomicU64,
     /// WATCHed keys; every write and expiry touches them.
     pub(crate) watches: crate::watch::Watches,
+    /// Keyspace notifications and client-side caching invalidations.
+    pub(crate) notify: Arc<crate::notify::Notifier>,
+}
+
+impl Counters {
+    /// Redis' `signalModifiedKey`: every change of a key's value or
+    /// existence, from the one write path below.
+    #[inline]
+    fn modified(&self, db: u32, key: &[u8]) {
+        self.watches.touch(db, key);
+        self.notify.key_changed(key);
+    }
+
+    /// A key found expired and deleted (lazily or by the active cycle).
+    #[inline]
+    fn expired(&self, db: u32, key: &[u8]) {
+        self.expired_keys.fetch_add(1, Ordering::Relaxed);
+        self.notify
+            .event(crate::notify::Class::Expired, "expired", db as usize, key);
+        self.modified(db, key);
+    }
 }
 
 /// The storage engine: all databases' shards and the view machinery.
@@ -377,7 +397,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(databases: usize, shards_per_db: usize, clock: Arc<dyn Clock>) -> Engine {
+    pub(crate) fn new(
+        databases: usize,
+        shards_per_db: usize,
+        clock: Arc<dyn Clock>,
+        notify: Arc<crate::notify::Notifier>,
+    ) -> Engine {
         let per_db = shards_per_db.max(1).next_power_of_two();
         let databases = databases.max(1);
         // Every shard's table hashes with the engine's hasher, so a hash
@@ -399,7 +424,13 @@ impl Engine {
             gate: RwLock::new(()),
             epoch: AtomicU32::new(0),
             view_active: AtomicBool::new(false),
-            counters: Counters::default(),
+            counters: Counters {
+                dirty: AtomicU64::new(0),
+                expired_keys: AtomicU64::new(0),
+                preserved: AtomicU64::new(0),
+                watches: crate::watch::Watches::default(),
+                notify,
+            },
             clock,
             expire_cursor: AtomicUsize::new(0),
         }
@@ -695,6 +726,16 @@ impl<'a> Shard<'a> {
         self.now
     }
 
+    /// Publishes the keyspace event `event` of `class` for `key` in this
+    /// shard's database (see [`Ctx::notify`](crate::Ctx::notify)), for
+    /// helpers that hold a shard but no command context.
+    #[inline]
+    pub fn notify(&self, class: crate::notify::Class, event: &str, key: &[u8]) {
+        self.counters
+            .notify
+            .event(class, event, self.db as usize, key);
+    }
+
     /// Counts `n` more changes for commands that change several elements
     /// at once (Redis counts each one in `rdb_changes_since_last_save`).
     pub(crate) fn add_changes(&self, n: u64) {
@@ -732,8 +773,7 @@ impl<'a> Shard<'a> {
                 if e.expires_at != NO_EXPIRY {
                     d.ttl_count -= 1;
                 }
-                self.counters.expired_keys.fetch_add(1, Ordering::Relaxed);
-                self.counters.watches.touch(self.db, k.as_bytes());
+                self.counters.expired(self.db, k.as_bytes());
                 None
             }
         }
@@ -776,14 +816,18 @@ impl<'a> Shard<'a> {
         let db = self.db;
         let counters = self.counters;
         counters.dirty.fetch_add(1, Ordering::Relaxed);
-        counters.watches.touch(db, key);
         let d = &mut *self.data;
         if let Some((k, e)) = d.map.get_key_value_mut(key) {
             let expired = e.is_expired(now);
             preserve(&mut d.preserved, d.epoch, counters, db, k, e);
             if expired {
-                counters.expired_keys.fetch_add(1, Ordering::Relaxed);
+                // Redis deletes it first (lookupKeyWrite), then adds anew.
+                counters.expired(db, key);
+                counters
+                    .notify
+                    .event(crate::notify::Class::New, "new", db as usize, key);
             }
+            counters.modified(db, key);
             let new_expiry = match expires {
                 Some(x) => x,
                 None if expired => NO_EXPIRY,
@@ -810,6 +854,10 @@ impl<'a> Shard<'a> {
             }
             return if expired { None } else { Some(old) };
         }
+        counters
+            .notify
+            .event(crate::notify::Class::New, "new", db as usize, key);
+        counters.modified(db, key);
         let expires_at = expires.unwrap_or(NO_EXPIRY);
         let has = expires_at != NO_EXPIRY;
         d.map.insert(
@@ -840,7 +888,7 @@ impl<'a> Shard<'a> {
             d.ttl_count -= 1;
         }
         self.counters.dirty.fetch_add(1, Ordering::Relaxed);
-        self.counters.watches.touch(self.db, key);
+        self.counters.modified(self.db, key);
         Some(e)
     }
 
@@ -861,6 +909,10 @@ impl<'a> Shard<'a> {
                     d.ttl_count -= 1;
                 }
             }
+            // After the event of the command that emptied it, as Redis.
+            self.counters
+                .notify
+                .event(crate::notify::Class::Generic, "del", self.db as usize, key);
         }
         empty
     }
@@ -1021,8 +1073,7 @@ impl<'a> Shard<'a> {
                         preserve(&mut d.preserved, d.epoch, counters, db, &k, &e);
                         d.ttl_count -= 1;
                         d.ttl_keys.swap_remove(i);
-                        counters.expired_keys.fetch_add(1, Ordering::Relaxed);
-                        counters.watches.touch(db, k.as_bytes());
+                        counters.expired(db, k.as_bytes());
                         expired += 1;
                     }
                 }
@@ -1085,7 +1136,7 @@ impl EntryMut<'_> {
             );
             self.entry.version = self.epoch;
             self.counters.dirty.fetch_add(1, Ordering::Relaxed);
-            self.counters.watches.touch(self.db, self.key.as_bytes());
+            self.counters.modified(self.db, self.key.as_bytes());
         }
     }
 

@@ -144,7 +144,21 @@ impl KeyspaceBuilder {
                 limits.set(name, n);
             }
         }
-        let engine = Arc::new(Engine::new(self.databases, self.shards_per_db, self.clock));
+        let pubsub: Arc<crate::pubsub::PubSub> = Arc::default();
+        let clients: Arc<crate::pubsub::Clients> = Arc::default();
+        let notify = Arc::new(crate::notify::Notifier::new(
+            pubsub.clone(),
+            clients.clone(),
+        ));
+        for (name, value) in &params {
+            apply_notify_param(&notify, name, value);
+        }
+        let engine = Arc::new(Engine::new(
+            self.databases,
+            self.shards_per_db,
+            self.clock,
+            notify,
+        ));
         Keyspace {
             inner: Arc::new(Inner {
                 engine,
@@ -158,8 +172,8 @@ impl KeyspaceBuilder {
                 connected: AtomicUsize::new(0),
                 run_id: run_id(),
                 blocking: Default::default(),
-                pubsub: Default::default(),
-                clients: Default::default(),
+                pubsub,
+                clients,
                 commands_processed: AtomicU64::new(0),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
@@ -169,6 +183,18 @@ impl KeyspaceBuilder {
                 allocator: self.allocator,
             }),
         }
+    }
+}
+
+/// Applies `notify-keyspace-events` and `tracking-table-max-keys` (already
+/// validated) to the event path.
+pub(crate) fn apply_notify_param(n: &crate::notify::Notifier, name: &str, value: &str) {
+    match name {
+        "notify-keyspace-events" => {
+            n.set_classes(crate::notify::parse_classes(value.as_bytes()).unwrap_or(0));
+        }
+        "tracking-table-max-keys" => n.set_max_keys(value.parse().unwrap_or(0)),
+        _ => {}
     }
 }
 
@@ -194,8 +220,8 @@ pub(crate) struct Inner {
     pub(crate) connected: AtomicUsize,
     pub(crate) run_id: String,
     pub(crate) blocking: crate::blocking::Registry,
-    pub(crate) pubsub: crate::pubsub::PubSub,
-    pub(crate) clients: crate::pubsub::Clients,
+    pub(crate) pubsub: Arc<crate::pubsub::PubSub>,
+    pub(crate) clients: Arc<crate::pubsub::Clients>,
     /// INFO `total_commands_processed`.
     pub(crate) commands_processed: AtomicU64,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
@@ -603,6 +629,11 @@ impl Keyspace {
             .params
             .write()
             .insert(name.to_ascii_lowercase(), value.to_string());
+        apply_notify_param(
+            &self.inner.engine.counters.notify,
+            &name.to_ascii_lowercase(),
+            value,
+        );
         if crate::encoding::SharedLimits::controls(name)
             && let Ok(n) = value.parse::<i64>()
         {

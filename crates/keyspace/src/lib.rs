@@ -40,6 +40,7 @@ mod hashed;
 mod hll;
 mod keyspace;
 mod memory;
+mod notify;
 mod num;
 mod packed;
 mod pubsub;
@@ -67,6 +68,7 @@ pub use crate::{
     hashed::seed_thread_rng,
     keyspace::{Busy, Keyspace, KeyspaceBuilder},
     memory::{AllocatorReading, AllocatorStats},
+    notify::Class,
     quicklist::ListIter,
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
     value::{

@@ -202,6 +202,11 @@ impl Clients {
         self.map.lock().remove(&id);
     }
 
+    /// The client with this id, if connected.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Client>> {
+        self.map.lock().get(&id).cloned()
+    }
+
     /// All clients, by ascending id.
     pub(crate) fn all(&self) -> Vec<Arc<Client>> {
         self.map.lock().values().cloned().collect()

@@ -61,6 +61,14 @@ pub struct SessionState {
     pub(crate) reply_dropped: bool,
     /// The running command was queued in MULTI and runs inside EXEC.
     pub(crate) in_exec: bool,
+    /// `CLIENT TRACKING ON` in effect (a copy of what the notifier holds,
+    /// read after every read command without a lock).
+    pub(crate) tracking: Option<crate::notify::TrackMode>,
+    /// `CLIENT CACHING YES|NO` given for the next command.
+    pub(crate) caching: bool,
+    /// Invalidations addressed to this client by its own command, written
+    /// after that command's reply.
+    pub(crate) after_reply: Vec<Frame>,
 }
 
 impl SessionState {
@@ -91,6 +99,9 @@ impl SessionState {
             reply_skip_next: false,
             reply_dropped: false,
             in_exec: false,
+            tracking: None,
+            caching: false,
+            after_reply: Vec::new(),
         }
     }
 
@@ -170,7 +181,14 @@ impl Session {
             .first()
             .and_then(|n| self.ks.inner.table.lookup(n))
             .is_some_and(|c| c.spec.flags.contains(Flags::DEFERS));
-        match self.execute(args) {
+        let outcome = self.execute(args);
+        // No connection writes these after the reply: they go out as
+        // pushes, after it all the same for a caller reading the reply
+        // first.
+        for f in std::mem::take(&mut self.state.after_reply) {
+            let _ = self.state.events.send(Event::Push(f));
+        }
+        match outcome {
             Outcome::Reply(f) | Outcome::Close(f) => f,
             // Work handed to another thread always completes: wait for it.
             Outcome::Block(p) if defers => block_on(p),
@@ -192,8 +210,17 @@ impl Session {
             .first()
             .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"));
         let dropped_before = self.state.reply_off || self.state.reply_skip;
+        let client_cmd = args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"client"));
         let outcome = self.dispatch(args);
         let s = &mut self.state;
+        s.after_reply.extend(crate::notify::take_after_reply());
+        // Redis' `resetClient`: CLIENT CACHING covers the next command
+        // only, or a whole MULTI ... EXEC.
+        if s.multi.is_none() && !client_cmd {
+            s.caching = false;
+        }
         s.reply_dropped = if exec {
             dropped_before
         } else {
@@ -432,6 +459,9 @@ pub(crate) fn run(
     ks.inner.limits.load().install();
     // Only EXEC runs commands without taking the gate itself.
     let was_in_exec = std::mem::replace(&mut state.in_exec, !gate);
+    // The client whose changes NOLOOP skips and whose own invalidations
+    // wait for its reply (nested calls keep their caller's).
+    let _current = gate.then(|| crate::notify::enter_client(state.id));
     let mut ctx = Ctx {
         ks,
         session: state,
@@ -445,15 +475,47 @@ pub(crate) fn run(
     };
     let special = ctx.special.take();
     state.in_exec = was_in_exec;
+    if state.tracking.is_some() {
+        remember_read_keys(ks, state, &cmd.spec, args);
+    }
     if gate {
         // Clients blocked on keys this command filled are served before
         // its reply goes out, still under the gate (as Redis does after
         // each command; after EXEC as a whole, never inside it).
         ks.serve_blocked();
+        // What Redis does in `beforeSleep`: BCAST invalidations and the
+        // tracking table's size limit.
+        ks.engine().counters.notify.after_command();
     }
     match special {
         Some(o) => o,
         None => Outcome::Reply(reply),
+    }
+}
+
+/// Redis' `trackingRememberKeys` after a read-only command: the keys it
+/// named are tracked for the client, unless OPTIN without `CACHING YES`
+/// or OPTOUT with `CACHING NO`.
+fn remember_read_keys(
+    ks: &Keyspace,
+    state: &SessionState,
+    spec: &crate::cmd::CommandSpec,
+    args: &[Bytes],
+) {
+    let Some(mode) = &state.tracking else {
+        return;
+    };
+    if mode.bcast
+        || !spec.flags.contains(Flags::READONLY)
+        || spec.flags.contains(Flags::PUBSUB)
+        || (mode.optin && !state.caching)
+        || (mode.optout && state.caching)
+    {
+        return;
+    }
+    let mut keys = spec.key_args(args).peekable();
+    if keys.peek().is_some() {
+        ks.engine().counters.notify.remember(state.id, keys);
     }
 }
 
@@ -545,9 +607,16 @@ impl cairn_resp::Session for Session {
         self.state.reply_dropped
     }
 
+    fn after_reply(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.state.after_reply)
+    }
+
     fn closed(&mut self) {
         if !self.closed {
             self.closed = true;
+            if self.state.tracking.take().is_some() {
+                self.ks.engine().counters.notify.disable(self.state.id);
+            }
             unwatch_all(&self.ks, &mut self.state);
             unsubscribe_all(&self.ks, &mut self.state);
             self.ks.inner.clients.unregister(self.state.id);

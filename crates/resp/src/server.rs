@@ -322,12 +322,14 @@ impl<T: Session> Connection<T> {
                     if !quiet {
                         encode(&f, proto, &mut self.output);
                     }
+                    self.write_after_reply();
                 }
-                Outcome::NoReply => {}
+                Outcome::NoReply => self.write_after_reply(),
                 Outcome::Close(f) => {
                     if !quiet {
                         encode(&f, proto, &mut self.output);
                     }
+                    self.write_after_reply();
                     return Ok(Flow::Close);
                 }
                 Outcome::Block(fut) => {
@@ -338,6 +340,7 @@ impl<T: Session> Connection<T> {
                     if self.block(fut, quiet).await? == Flow::Close {
                         return Ok(Flow::Close);
                     }
+                    self.write_after_reply();
                     self.retry = again;
                 }
             }
@@ -408,6 +411,14 @@ impl<T: Session> Connection<T> {
             }
             Some(Event::Kill) => self.killed = true,
             None => self.events = None,
+        }
+    }
+
+    /// Pushes the session wants written right after a reply.
+    fn write_after_reply(&mut self) {
+        let proto = self.session.0.protocol();
+        for f in self.session.0.after_reply() {
+            encode(&f, proto, &mut self.output);
         }
     }
 

@@ -111,4 +111,11 @@ pub trait Session: Send + 'static {
 
     /// Called once when the connection ends, whatever the reason.
     fn closed(&mut self) {}
+
+    /// Pushes to write right after the reply of the command just executed
+    /// (Redis 7.0 sends a client the invalidations its own command caused
+    /// after that command's reply). Default: none.
+    fn after_reply(&mut self) -> Vec<Frame> {
+        Vec::new()
+    }
 }

@@ -267,6 +267,9 @@ async fn info_memory_counts_what_the_binary_allocates() {
         "and uncounted when deleted: {during:?} then {after:?}"
     );
     if cfg!(target_os = "linux") {
-        assert_ne!(during["used_memory"], during["used_memory_rss"], "{during:?}");
+        assert_ne!(
+            during["used_memory"], during["used_memory_rss"],
+            "{during:?}"
+        );
     }
 }

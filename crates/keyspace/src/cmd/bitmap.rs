@@ -6,6 +6,7 @@
 //! 64-bit words, byte loops the compiler vectorises), so a 64 MB string is
 //! counted or combined at memory speed.
 
+use crate::notify::Class;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
@@ -131,6 +132,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Err(e) = write_bits(&mut shard, key, byte + 1, set) {
         return e;
     }
+    ctx.notify(Class::String, "setbit", key);
     Frame::Integer(i64::from(old))
 }
 
@@ -411,7 +413,9 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     }
     if maxlen == 0 {
-        locked.shard(db, dest).remove(dest);
+        if locked.shard(db, dest).remove(dest).is_some() {
+            ctx.notify(Class::Generic, "del", dest);
+        }
         return Frame::Integer(0);
     }
     let mut out = vec![0u8; maxlen];
@@ -426,6 +430,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     locked
         .shard(db, dest)
         .set(dest, Value::Str(out.into_boxed_slice()), None);
+    ctx.notify(Class::String, "set", dest);
     int(maxlen)
 }
 
@@ -709,22 +714,39 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     let byte = usize::try_from(highest >> 3).unwrap_or(usize::MAX);
     // Every SET/INCRBY counts as a change, FAIL or not, as in Redis.
+    // Redis reports `setbit` when a SET/INCRBY wrote and either the
+    // string was created or grown or the field's value changed.
+    let grows = shard
+        .value(key)
+        .is_none_or(|v| v.str_len().is_ok_and(|l| l < byte + 1));
     let out = write_bits(&mut shard, key, byte + 1, |p| {
-        fields
+        let mut changed = false;
+        let out = fields
             .iter()
             .map(|f| match f.op {
                 FieldOp::Get => read_field(p, f),
-                _ => apply(p, f),
+                _ => {
+                    let before = read_field(p, f);
+                    let r = apply(p, f);
+                    // A FAIL overflow (nil) writes nothing.
+                    let wrote = r != Frame::Null;
+                    changed |= wrote && (grows || read_field(p, f) != before);
+                    r
+                }
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (out, changed)
     });
-    let out = match out {
+    let (out, changed) = match out {
         Ok(out) => out,
         Err(e) => return e,
     };
     let changes = fields.iter().filter(|f| f.op != FieldOp::Get).count();
     if changes > 1 {
         shard.add_changes(changes as u64 - 1);
+    }
+    if changed {
+        ctx.notify(Class::String, "setbit", key);
     }
     Frame::Array(out)
 }

@@ -17,6 +17,10 @@ const CLIENT_SUBS: &[(&str, i32)] = &[
     ("no-evict", 3),
     ("no-touch", 3),
     ("reply", 3),
+    ("tracking", -3),
+    ("caching", 3),
+    ("getredir", 2),
+    ("trackinginfo", 2),
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -187,6 +191,10 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .unwrap_or(Frame::Null),
         Ok("id") => Frame::Integer(ctx.session().id as i64),
         Ok("list") => client_list(ctx, args),
+        Ok("tracking") => super::tracking::client_tracking(ctx, args),
+        Ok("caching") => super::tracking::client_caching(ctx, args),
+        Ok("getredir") => super::tracking::client_getredir(ctx),
+        Ok("trackinginfo") => super::tracking::client_trackinginfo(ctx),
         Ok("info") => {
             let me = ctx.session().id;
             let line = ctx
@@ -289,6 +297,16 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
     if multi >= 0 {
         flags.push('x');
     }
+    let track = ctx.keyspace().engine().counters.notify.mode(c.id);
+    if let Some(t) = &track {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if no_evict {
         flags.push('e');
     }
@@ -304,7 +322,7 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
         .map(|i| (i.peer.to_string(), i.local.to_string()))
         .unwrap_or_default();
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={}",
         c.id,
         addr,
         laddr,
@@ -318,6 +336,7 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
         psub,
         multi,
         cmd,
+        track.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
         resp,
     )
 }
@@ -495,6 +514,10 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let s = ctx.session();
     crate::session::discard(ks, s);
     crate::session::unsubscribe_all(ks, s);
+    if s.tracking.take().is_some() {
+        ks.engine().counters.notify.disable(s.id);
+    }
+    s.caching = false;
     s.db = 0;
     s.protocol = Protocol::Resp2;
     s.name = None;

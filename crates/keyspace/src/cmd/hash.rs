@@ -4,6 +4,7 @@
 //! counts) are in [`super::args`]; the `long double` arithmetic of
 //! HINCRBYFLOAT in [`crate::num::ld`].
 
+use crate::notify::Class;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -84,6 +85,7 @@ fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     // Redis counts every field set, new or not.
     shard.add_changes((pairs.len() / 2 - 1) as u64);
+    shard.notify(Class::Hash, "hset", key);
     if cmd == "hmset" {
         Frame::ok()
     } else {
@@ -119,6 +121,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             shard.set(key, Value::Hash(Arc::new(h)), None);
         }
     }
+    shard.notify(Class::Hash, "hset", key);
     Frame::Integer(1)
 }
 
@@ -197,6 +200,7 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Ok(h) = e.value_mut().as_hash_mut() {
         deleted = fields.iter().filter(|f| h.remove(&f[..]).is_some()).count();
     }
+    shard.notify(Class::Hash, "hdel", key);
     shard.remove_if_empty(key);
     shard.add_changes(deleted.saturating_sub(1) as u64);
     int(deleted)
@@ -243,6 +247,7 @@ fn update_field(
             if let Ok(h) = e.value_mut().as_hash_mut() {
                 h.upsert(field, new.clone());
             }
+            shard.notify(Class::Hash, ctx.command(), key);
             Ok(new)
         }
         None => {
@@ -250,6 +255,7 @@ fn update_field(
             let mut h = HashMapBytes::with_capacity(1);
             h.insert(owned(field), new.clone());
             shard.set(key, Value::Hash(Arc::new(h)), None);
+            shard.notify(Class::Hash, ctx.command(), key);
             Ok(new)
         }
     }

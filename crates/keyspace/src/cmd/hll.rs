@@ -1,6 +1,7 @@
 //! HyperLogLog commands: PFADD, PFCOUNT, PFMERGE, PFDEBUG, PFSELFTEST, on
 //! strings in Redis' representation ([`crate::hll`]).
 
+use crate::notify::Class;
 use bytes::Bytes;
 use cairn_resp::Frame;
 
@@ -84,7 +85,10 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         hll::invalidate_cache(&mut h);
         shard.set(key, Value::Str(h.into_boxed_slice()), None);
         return match result {
-            Ok(()) => Frame::Integer(1),
+            Ok(()) => {
+                ctx.notify(Class::String, "pfadd", key);
+                Frame::Integer(1)
+            }
             Err(c) => c.into(),
         };
     };
@@ -110,6 +114,7 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             hll::invalidate_cache(b);
         }
+        ctx.notify(Class::String, "pfadd", key);
         return Frame::Integer(1);
     }
     // Sparse (at most hll-sparse-max-bytes): edited on a copy.
@@ -134,7 +139,12 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         store(&mut shard, key, h);
     }
     match result {
-        Ok(()) => Frame::Integer(i64::from(updated)),
+        Ok(()) => {
+            if updated {
+                ctx.notify(Class::String, "pfadd", key);
+            }
+            Frame::Integer(i64::from(updated))
+        }
         Err(c) => c.into(),
     }
 }
@@ -228,6 +238,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     hll::invalidate_cache(&mut h);
     store(s, dest, h);
+    ctx.notify(Class::String, "pfadd", dest);
     Frame::ok()
 }
 

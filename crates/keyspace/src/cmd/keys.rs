@@ -1,6 +1,7 @@
 //! Generic key commands: DEL, EXISTS, EXPIRE family, TTL, TYPE, RENAME,
 //! KEYS, SCAN, RANDOMKEY, MOVE.
 
+use crate::notify::Class;
 use bytes::Bytes;
 use cairn_resp::Frame;
 use rand::Rng;
@@ -38,12 +39,22 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let db = ctx.db();
     let keys = args.get(1..).unwrap_or_default();
     if let [k] = keys {
-        return int(usize::from(ctx.shard(k).remove(k).is_some()));
+        let gone = ctx.shard(k).remove(k).is_some();
+        if gone {
+            ctx.notify(Class::Generic, "del", k);
+        }
+        return int(usize::from(gone));
     }
     let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, &k[..])));
     int(keys
         .iter()
-        .filter(|k| locked.shard(db, k).remove(k).is_some())
+        .filter(|k| {
+            let gone = locked.shard(db, k).remove(k).is_some();
+            if gone {
+                ctx.notify(Class::Generic, "del", k);
+            }
+            gone
+        })
         .count())
 }
 
@@ -115,8 +126,10 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     if when <= now {
         shard.remove(key);
+        ctx.notify(Class::Generic, "del", key);
     } else {
         e.set_expires_at_ms(Some(when));
+        ctx.notify(Class::Generic, "expire", key);
     }
     Frame::Integer(1)
 }
@@ -146,6 +159,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match shard.entry_mut(key) {
         Some(mut e) if e.expires_at_ms().is_some() => {
             e.set_expires_at_ms(None);
+            ctx.notify(Class::Generic, "persist", key);
             Frame::Integer(1)
         }
         _ => Frame::Integer(0),
@@ -173,14 +187,21 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if src == dst {
         return if nx { Frame::Integer(0) } else { Frame::ok() };
     }
-    if nx && locked.shard(db, dst).contains(dst) {
+    let dst_exists = locked.shard(db, dst).contains(dst);
+    if nx && dst_exists {
         return Frame::Integer(0);
+    }
+    if dst_exists {
+        // Redis deletes the destination, then adds it anew.
+        ctx.notify(Class::New, "new", dst);
     }
     locked.shard(db, src).remove(src);
     locked
         .shard(db, dst)
         .set(dst, entry.value().clone(), entry.expires_at_ms());
     ctx.keyspace().signal_key_ready(db, dst);
+    ctx.notify(Class::Generic, "rename_from", src);
+    ctx.notify(Class::Generic, "rename_to", dst);
     if nx { Frame::Integer(1) } else { Frame::ok() }
 }
 
@@ -214,13 +235,18 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     };
     let d = locked.shard(dst_db, dst);
-    if d.contains(dst) && !replace {
+    let dst_exists = d.contains(dst);
+    if dst_exists && !replace {
         return Frame::Integer(0);
+    }
+    if dst_exists {
+        ctx.notify_db(Class::New, "new", dst_db, dst);
     }
     // Values are copy-on-write: the copy shares storage until either side
     // is written.
     d.set(dst, entry.value().clone(), entry.expires_at_ms());
     ctx.keyspace().signal_key_ready(dst_db, dst);
+    ctx.notify_db(Class::Generic, "copy_to", dst_db, dst);
     Frame::Integer(1)
 }
 
@@ -247,6 +273,8 @@ fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .shard(dst, key)
         .set(key, entry.value().clone(), entry.expires_at_ms());
     ctx.keyspace().signal_key_ready(dst, key);
+    ctx.notify_db(Class::Generic, "move_from", src, key);
+    ctx.notify_db(Class::Generic, "move_to", dst, key);
     Frame::Integer(1)
 }
 

@@ -8,6 +8,7 @@
 //! Every command here that makes a list non-empty calls
 //! [`Keyspace::signal_key_ready`](crate::Keyspace) under the shard lock.
 
+use crate::notify::Class;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -97,6 +98,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> F
             n
         }
     };
+    s.notify(Class::List, if left { "lpush" } else { "rpush" }, key);
     ctx.ks.signal_key_ready(ctx.db(), key);
     drop(s);
     add_dirty(ctx, elems.len().saturating_sub(1));
@@ -130,6 +132,7 @@ fn push_one(s: &mut Shard<'_>, key: &[u8], elem: Bytes, left: bool) -> Result<()
             s.set(key, Value::List(Arc::new(QuickList::from([elem]))), None);
         }
     }
+    s.notify(Class::List, if left { "lpush" } else { "rpush" }, key);
     Ok(())
 }
 
@@ -158,24 +161,38 @@ fn pop_n(
     } else {
         (0..n).filter_map(|_| list.pop_back()).collect()
     };
+    s.notify(Class::List, pop_event(left), key);
     s.remove_if_empty(key);
     Ok(Some(out))
 }
 
+fn pop_event(left: bool) -> &'static str {
+    if left { "lpop" } else { "rpop" }
+}
+
 /// Pops one element; `Ok(None)`: no such key.
 fn pop_one(s: &mut Shard<'_>, key: &[u8], left: bool) -> Result<Option<Bytes>, WrongType> {
+    let v = pop_one_keep(s, key, left)?;
+    if v.is_some() {
+        s.notify(Class::List, pop_event(left), key);
+    }
+    s.remove_if_empty(key);
+    Ok(v)
+}
+
+/// Pops one element, leaving an emptied list in place (LMOVE pushes
+/// before it reports the pop and deletes the source, as Redis).
+fn pop_one_keep(s: &mut Shard<'_>, key: &[u8], left: bool) -> Result<Option<Bytes>, WrongType> {
     let Some(mut e) = s.entry_mut(key) else {
         return Ok(None);
     };
     e.value().as_list()?;
     let list = e.value_mut().as_list_mut()?;
-    let v = if left {
+    Ok(if left {
         list.pop_front()
     } else {
         list.pop_back()
-    };
-    s.remove_if_empty(key);
-    Ok(v)
+    })
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -421,6 +438,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Ok(list) = e.value_mut().as_list_mut() {
         list.set(i, arg(args, 3));
     }
+    s.notify(Class::List, "lset", key);
     Frame::ok()
 }
 
@@ -448,6 +466,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     list.insert(if after { pos + 1 } else { pos }, owned(arg(args, 4)));
     let n = list.len();
+    s.notify(Class::List, "linsert", key);
     ctx.ks.signal_key_ready(ctx.db(), key);
     int(n)
 }
@@ -507,6 +526,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             true
         }
     });
+    s.notify(Class::List, "lrem", key);
     s.remove_if_empty(key);
     drop(s);
     add_dirty(ctx, removed.saturating_sub(1));
@@ -544,9 +564,13 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         } else {
             list.clear();
         }
+        s.notify(Class::List, "ltrim", key);
         s.remove_if_empty(key);
         drop(s);
         add_dirty(ctx, removed - 1);
+    } else {
+        // Redis reports the trim even when it removed nothing.
+        s.notify(Class::List, "ltrim", key);
     }
     Frame::ok()
 }
@@ -604,12 +628,17 @@ fn move_locked(
         } else {
             list.push_back(v.clone());
         }
+        s.notify(Class::List, if to_left { "lpush" } else { "rpush" }, src);
+        s.notify(Class::List, pop_event(from_left), src);
         return Ok(Some(v));
     }
-    let Some(v) = pop_one(locked.shard(db, src), src, from_left)? else {
+    let Some(v) = pop_one_keep(locked.shard(db, src), src, from_left)? else {
         return Ok(None);
     };
     push_one(locked.shard(db, dst), dst, v.clone(), to_left)?;
+    let s = locked.shard(db, src);
+    s.notify(Class::List, pop_event(from_left), src);
+    s.remove_if_empty(src);
     Ok(Some(v))
 }
 

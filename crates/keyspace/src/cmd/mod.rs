@@ -21,6 +21,7 @@ pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod strings;
+pub(crate) mod tracking;
 pub(crate) mod tx;
 pub(crate) mod zset;
 
@@ -536,6 +537,31 @@ impl<'a> Ctx<'a> {
             .map(|(db, k)| e.shard_index(db, k))
             .collect();
         Locked::new(e, idx, self.now)
+    }
+
+    /// Publishes the keyspace event `event` of `class` for `key` in the
+    /// selected database, as Redis' `notifyKeyspaceEvent` (call it where
+    /// Redis does, after the change, with Redis' event name). Costs one
+    /// relaxed atomic load while `notify-keyspace-events` is off.
+    /// Invalidation of tracked keys needs no call: the engine's write path
+    /// does it.
+    #[inline]
+    pub fn notify(&self, class: crate::notify::Class, event: &str, key: &[u8]) {
+        self.ks
+            .engine()
+            .counters
+            .notify
+            .event(class, event, self.session.db, key);
+    }
+
+    /// [`Ctx::notify`] for a key of another database (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_db(&self, class: crate::notify::Class, event: &str, db: usize, key: &[u8]) {
+        self.ks
+            .engine()
+            .counters
+            .notify
+            .event(class, event, db, key);
     }
 
     /// Closes the connection after sending `reply` (QUIT).

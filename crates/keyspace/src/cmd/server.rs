@@ -256,6 +256,26 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
 fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    let reply = config_set_all(ks, pairs);
+    // A refused CONFIG SET makes Redis restore each parameter from its
+    // `CONFIG GET` form, which for `notify-keyspace-events` drops an `n`
+    // hidden by `A`: done here too, so the classes in effect stay Redis'.
+    if reply.is_error()
+        && pairs
+            .chunks_exact(2)
+            .any(|p| p[0].eq_ignore_ascii_case(b"notify-keyspace-events"))
+        && let Some(v) = ks.config_param("notify-keyspace-events")
+    {
+        crate::keyspace::apply_notify_param(
+            &ks.engine().counters.notify,
+            "notify-keyspace-events",
+            &v,
+        );
+    }
+    reply
+}
+
+fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
@@ -264,6 +284,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     // extensions hear of concurrent CONFIG SETs in the order they stored.
     let _serial = ks.inner.config_set_serial.lock();
     let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut notify_classes = None;
     for p in pairs.chunks_exact(2) {
         let [name, value] = p else { continue };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
@@ -279,6 +300,11 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         }
         if IMMUTABLE.contains(&name.as_str()) {
             return failed("can't set immutable config");
+        }
+        if name == "notify-keyspace-events" {
+            // The flags, not their display form: with `A`, an `n` is not
+            // shown but stays on, as in Redis.
+            notify_classes = crate::notify::parse_classes(value);
         }
         let value = match default.as_deref().map(|d| normalize(&name, d, value)) {
             Some(Err(reason)) => return failed(reason),
@@ -320,6 +346,10 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
+            match (k.as_str(), notify_classes) {
+                ("notify-keyspace-events", Some(f)) => ks.engine().counters.notify.set_classes(f),
+                _ => crate::keyspace::apply_notify_param(&ks.engine().counters.notify, k, v),
+            }
             if SharedLimits::controls(k) {
                 // Takes effect for the next command (and keeps the old
                 // `ziplist` alias reading the same value, as in Redis).
@@ -373,6 +403,9 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         touch_watched(ctx, db, None);
     }
     e.flush_dbs(dbs);
+    // Every tracking client drops its whole cache (Redis'
+    // `trackingInvalidateKeysOnFlush`, for FLUSHDB too).
+    e.counters.notify.flushed();
     // Redis counts the flush itself too, so even an empty FLUSHALL makes
     // the dataset "changed" (and triggers save points).
     e.counters
@@ -636,6 +669,11 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
         return parse_memory(&v)
             .map(|n| n.to_string())
             .ok_or("argument must be a memory value");
+    }
+    if name == "notify-keyspace-events" {
+        return crate::notify::parse_classes(value)
+            .map(crate::notify::classes_to_string)
+            .ok_or(crate::notify::BAD_CLASS);
     }
     if name == "maxmemory-policy" {
         let l = v.to_ascii_lowercase();

@@ -5,6 +5,7 @@
 //! cloning its `Arc` (O(1)), compute, and write the destination last, so a
 //! destination that is also a source is read before it is replaced.
 
+use crate::notify::Class;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -85,6 +86,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     };
     shard.add_changes(added.saturating_sub(1) as u64);
+    if added > 0 {
+        shard.notify(Class::Set, "sadd", key);
+    }
     int(added)
 }
 
@@ -104,6 +108,7 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Ok(s) = e.value_mut().as_set_mut() {
         removed = members.iter().filter(|m| s.remove(&m[..])).count();
     }
+    shard.notify(Class::Set, "srem", key);
     shard.remove_if_empty(key);
     shard.add_changes(removed.saturating_sub(1) as u64);
     int(removed)
@@ -174,6 +179,8 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(n) if n >= s.len() => {
             let all: Vec<Frame> = s.iter().map(bulk).collect();
             shard.remove(key);
+            shard.notify(Class::Set, "spop", key);
+            shard.notify(Class::Generic, "del", key);
             // Redis counts one change per member popped here too.
             shard.add_changes(all.len().saturating_sub(1) as u64);
             return Frame::Set(all);
@@ -190,6 +197,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             Err(w) => return w.into(),
         },
     };
+    shard.notify(Class::Set, "spop", key);
     shard.remove_if_empty(key);
     shard.add_changes(picked.len().saturating_sub(1) as u64);
     match count {
@@ -252,6 +260,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     {
         set.remove(m);
     }
+    s.notify(Class::Set, "srem", src);
     s.remove_if_empty(src);
     let d = locked.shard(db, dst);
     match d.entry_mut(dst) {
@@ -259,12 +268,14 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             let present = e.value().as_set().is_ok_and(|s| s.contains(m));
             if !present && let Ok(set) = e.value_mut().as_set_mut() {
                 set.insert(owned(m));
+                d.notify(Class::Set, "sadd", dst);
             }
         }
         None => {
             let mut set = HashSetBytes::with_capacity(1);
             set.insert(owned(m));
             d.set(dst, Value::Set(Arc::new(set)), None);
+            d.notify(Class::Set, "sadd", dst);
         }
     }
     Frame::Integer(1)
@@ -338,9 +349,12 @@ fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let n = result.len();
     let shard = locked.shard(db, dst);
     if n == 0 {
-        shard.remove(dst);
+        if shard.remove(dst).is_some() {
+            shard.notify(Class::Generic, "del", dst);
+        }
     } else {
         shard.set(dst, Value::Set(Arc::new(result)), None);
+        shard.notify(Class::Set, ctx.command(), dst);
     }
     int(n)
 }

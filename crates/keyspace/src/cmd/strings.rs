@@ -5,6 +5,7 @@ use cairn_resp::Frame;
 
 use super::args::arg;
 use super::{Ctx, ERR_NOT_FLOAT, ERR_NOT_INT, ERR_SYNTAX, TableBuilder, err, int, is, parse_int};
+use crate::notify::Class;
 use crate::num::string2ll;
 use crate::value::Value;
 
@@ -174,15 +175,19 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match expiry {
         Expiry::Keep => {
             shard.set_keep_ttl(key, value);
+            ctx.notify(Class::String, "set", key);
         }
         Expiry::At(at) => {
             // Even a time already past is stored (Redis 7.0 has no
             // `checkAlreadyExpired` in SET): the key counts in DBSIZE
             // until it is next touched or reaped, as in Redis.
             shard.set(key, value, Some(at));
+            ctx.notify(Class::String, "set", key);
+            ctx.notify(Class::Generic, "expire", key);
         }
         Expiry::Unset | Expiry::Persist => {
             shard.set(key, value, None);
+            ctx.notify(Class::String, "set", key);
         }
     }
     if get {
@@ -214,6 +219,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     shard.set(key, Value::string(arg(args, 2)), None);
+    ctx.notify(Class::String, "set", key);
     Frame::Integer(1)
 }
 
@@ -226,6 +232,8 @@ fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     ctx.shard(key)
         .set(key, Value::string(arg(args, 3)), Some(at));
+    ctx.notify(Class::String, "set", key);
+    ctx.notify(Class::Generic, "expire", key);
     Frame::ok()
 }
 
@@ -238,6 +246,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return super::wrongtype();
     }
     let old = shard.set(key, Value::string(arg(args, 2)), None);
+    ctx.notify(Class::String, "set", key);
     string_reply(old.as_ref().map(|e| e.value()))
 }
 
@@ -247,7 +256,11 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match shard.value(key) {
         None => Frame::Null,
         Some(v) if !v.is_string() => super::wrongtype(),
-        Some(_) => string_reply(shard.remove(key).as_ref().map(|e| e.value())),
+        Some(_) => {
+            let old = shard.remove(key);
+            ctx.notify(Class::Generic, "del", key);
+            string_reply(old.as_ref().map(|e| e.value()))
+        }
     }
 }
 
@@ -275,10 +288,12 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match expiry {
         Expiry::At(at) if at <= now => {
             shard.remove(key);
+            ctx.notify(Class::Generic, "del", key);
         }
         Expiry::At(at) => {
             if let Some(mut e) = shard.entry_mut(key) {
                 e.set_expires_at_ms(Some(at));
+                ctx.notify(Class::Generic, "expire", key);
             }
         }
         Expiry::Persist => {
@@ -286,6 +301,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 && e.expires_at_ms().is_some()
             {
                 e.set_expires_at_ms(None);
+                ctx.notify(Class::Generic, "persist", key);
             }
         }
         Expiry::Unset | Expiry::Keep => {}
@@ -322,6 +338,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     for p in pairs() {
         if let [k, v] = p {
             locked.shard(db, k).set(k, Value::string(v), None);
+            ctx.notify(Class::String, "set", k);
         }
     }
     if nx { Frame::Integer(1) } else { Frame::ok() }
@@ -345,6 +362,7 @@ fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut shard = ctx.shard(key);
     let Some(mut e) = shard.entry_mut(key) else {
         shard.set(key, Value::Int(delta), None);
+        ctx.notify(Class::String, "incrby", key);
         return Frame::Integer(delta);
     };
     let cur = match e.value() {
@@ -359,6 +377,7 @@ fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return err("ERR increment or decrement would overflow");
     };
     *e.value_mut() = Value::Int(new);
+    ctx.notify(Class::String, "incrby", key);
     Frame::Integer(new)
 }
 
@@ -391,6 +410,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     let text = ld::format(new);
     shard.set_keep_ttl(key, Value::string(text.as_bytes()));
+    ctx.notify(Class::String, "incrbyfloat", key);
     Frame::Bulk(Bytes::from(text))
 }
 
@@ -401,6 +421,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut shard = ctx.shard(key);
     let Some(mut e) = shard.entry_mut(key) else {
         shard.set(key, Value::string(add), None);
+        ctx.notify(Class::String, "append", key);
         return int(add.len());
     };
     let cur_len = match e.value().str_len() {
@@ -415,6 +436,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     buf.extend_from_slice(add);
     let len = buf.len();
     *e.value_mut() = Value::Str(buf.into_boxed_slice());
+    ctx.notify(Class::String, "append", key);
     int(len)
 }
 
@@ -508,6 +530,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             shard.set(key, Value::Str(buf.into_boxed_slice()), None);
         }
     }
+    ctx.notify(Class::String, "setrange", key);
     int(len)
 }
 

@@ -8,6 +8,7 @@
 //! `[member, score, ...]` in RESP2 and `[[member, score], ...]` in RESP3,
 //! as Redis 7.0 sends them, so those depend on the session's protocol.
 
+use crate::notify::Class;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -96,12 +97,19 @@ fn read<'s>(shard: &'s mut Shard<'_>, key: &[u8]) -> Result<Option<&'s SortedSet
 /// Runs `f` on the stored sorted set for writing (one change counted,
 /// the old version preserved for an active view), then deletes the key if
 /// `f` emptied it. `None` when the key is absent or not a sorted set.
-fn modify<R>(shard: &mut Shard<'_>, key: &[u8], f: impl FnOnce(&mut SortedSet) -> R) -> Option<R> {
+/// `event` is the keyspace event reported before that deletion.
+fn modify<R>(
+    shard: &mut Shard<'_>,
+    key: &[u8],
+    event: &str,
+    f: impl FnOnce(&mut SortedSet) -> R,
+) -> Option<R> {
     let r = {
         let mut e = shard.entry_mut(key)?;
         let z = e.value_mut().as_zset_mut().ok()?;
         f(z)
     };
+    shard.notify(Class::Zset, event, key);
     shard.remove_if_empty(key);
     Some(r)
 }
@@ -494,6 +502,9 @@ fn add_elements(ctx: &mut Ctx<'_>, key: &[u8], elems: &[(f64, &[u8])], f: AddFla
                 apply(&mut z, m, last);
             }
             shard.set(key, Value::ZSet(Arc::new(z)), None);
+            if added + updated > 0 {
+                shard.notify(Class::Zset, if f.incr { "zincr" } else { "zadd" }, key);
+            }
             // Still under the key's lock, as `signal_key_ready` requires.
             ctx.keyspace().signal_key_ready(ctx.db(), key);
             count_changes(&shard, added + updated);
@@ -516,7 +527,8 @@ fn add_elements(ctx: &mut Ctx<'_>, key: &[u8], elems: &[(f64, &[u8])], f: AddFla
             if !any {
                 return reply(0, 0, last);
             }
-            let done = modify(&mut shard, key, |z| {
+            let event = if f.incr { "zincr" } else { "zadd" };
+            let done = modify(&mut shard, key, event, |z| {
                 let (mut added, mut updated) = (0, 0);
                 let mut last = Added::Nop;
                 for (score, m) in elems {
@@ -570,7 +582,7 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok(Some(z)) if !members.iter().any(|m| z.score(m).is_some()) => return Frame::Integer(0),
         Ok(Some(_)) => {}
     }
-    let removed = modify(&mut shard, key, |z| {
+    let removed = modify(&mut shard, key, "zrem", |z| {
         members.iter().filter(|m| z.remove(m).is_some()).count()
     })
     .unwrap_or(0);
@@ -795,9 +807,12 @@ fn range_store(
 fn store_result(ctx: &Ctx<'_>, shard: &mut Shard<'_>, dst: &[u8], result: SortedSet) -> Frame {
     let n = result.len();
     if n == 0 {
-        shard.remove(dst);
+        if shard.remove(dst).is_some() {
+            shard.notify(Class::Generic, "del", dst);
+        }
     } else {
         shard.set(dst, Value::ZSet(Arc::new(result)), None);
+        shard.notify(Class::Zset, ctx.command(), dst);
         ctx.keyspace().signal_key_ready(ctx.db(), dst);
     }
     int(n)
@@ -829,7 +844,7 @@ fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if a >= b {
         return Frame::Integer(0);
     }
-    let removed = modify(&mut shard, key, |z| {
+    let removed = modify(&mut shard, key, ctx.command(), |z| {
         let doomed: Vec<Bytes> = z.range(a, b).map(|(m, _)| m.clone()).collect();
         for m in &doomed {
             z.remove(m);
@@ -871,7 +886,11 @@ pub(crate) fn zpop(
         Some(z) if z.is_empty() || count == 0 => return Ok(Vec::new()),
         Some(_) => {}
     }
-    let popped = modify(shard, key, |z| {
+    let event = match end {
+        End::Min => "zpopmin",
+        End::Max => "zpopmax",
+    };
+    let popped = modify(shard, key, event, |z| {
         let n = count.min(z.len());
         let picked: Vec<(Bytes, f64)> = match end {
             End::Min => z.range(0, n).map(|(m, s)| (m.clone(), s)).collect(),
