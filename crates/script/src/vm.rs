@@ -39,6 +39,20 @@ pub(crate) struct RunCtx {
     pub(crate) pending: Option<(String, Table)>,
     /// Functions registered by the library being loaded.
     pub(crate) registering: Option<Vec<crate::functions::Registered>>,
+    /// The run in progress (kept between runs to reuse its buffers).
+    pub(crate) run: Option<RunState>,
+}
+
+/// What the busy declaration needs of the run in progress
+/// ([`crate::check_busy`]).
+pub(crate) struct RunState {
+    pub(crate) ks: cairn_keyspace::Keyspace,
+    pub(crate) started: std::time::Instant,
+    /// Whether this run declared itself busy.
+    pub(crate) declared: bool,
+    /// The function's name and the FCALL, for FUNCTION STATS.
+    pub(crate) name: String,
+    pub(crate) argv: Vec<Bytes>,
 }
 
 /// A Lua state with its helpers.
@@ -53,6 +67,7 @@ pub(crate) struct Vm {
     pub(crate) env: Table,
     /// The real globals (where KEYS and ARGV are set raw).
     pub(crate) globals: Table,
+    kind: Kind,
 }
 
 fn lua_err(e: impl std::fmt::Display) -> mlua::Error {
@@ -73,6 +88,7 @@ impl Vm {
             shared,
             registering: None,
             pending: None,
+            run: None,
         });
         let g = lua.globals();
         // Redis 7.0 removes these from the base library.
@@ -108,7 +124,28 @@ impl Vm {
             fn_runner,
             env,
             globals: g,
+            kind,
         })
+    }
+
+    /// The tables of a run's keys and arguments; for scripts also set as
+    /// the `KEYS` and `ARGV` globals (new tables each run, as Redis: a
+    /// script may write into them).
+    pub(crate) fn arg_tables(&self, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<(Table, Table)> {
+        let lua = &self.lua;
+        let k = lua.create_table_with_capacity(keys.len(), 0)?;
+        for (i, key) in keys.iter().enumerate() {
+            k.raw_set(i + 1, lua.create_string(key)?)?;
+        }
+        let a = lua.create_table_with_capacity(argv.len(), 0)?;
+        for (i, arg) in argv.iter().enumerate() {
+            a.raw_set(i + 1, lua.create_string(arg)?)?;
+        }
+        if self.kind == Kind::Eval {
+            self.globals.raw_set("KEYS", &k)?;
+            self.globals.raw_set("ARGV", &a)?;
+        }
+        Ok((k, a))
     }
 
     /// Compiles a chunk in the sandbox.
@@ -168,7 +205,14 @@ setmetatable(G, {
   __newindex = ro,
   __metatable = false,
 })
-local env = setmetatable({}, {__index = G, __newindex = ro, __metatable = false})
+-- Scripts see `_G` as their environment, not the real globals, so
+-- `_G.name = v` is refused like `name = v` even for an existing name (the
+-- globals' own guard only sees new names). A table between the two keeps
+-- global reads a table lookup, with `_G` itself not assignable.
+local shadow = setmetatable({}, {__index = G, __metatable = false})
+local env = setmetatable({}, {__index = shadow, __newindex = ro, __metatable = false})
+rawset(shadow, "_G", env)
+proxies[env] = G
 
 local function run(f) return xpcall(f, handler) end
 local function fn_run(f, keys, args)
@@ -662,6 +706,8 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
                 .wrote
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        // A script may spend its time in commands rather than in Lua.
+        crate::check_busy(&mut ctx);
         (r, resp)
     };
     let frame = match result {
