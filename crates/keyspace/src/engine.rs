@@ -640,7 +640,13 @@ impl Engine {
     }
 
     /// One bounded round of active expiry; see [`crate::Keyspace::active_expire_cycle`].
-    pub(crate) fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+    /// `give_up`: asked while waiting for the gate; a busy script holds
+    /// it, and the cycle must not hold the caller's worker meanwhile.
+    pub(crate) fn active_expire_cycle(
+        &self,
+        budget: Duration,
+        give_up: impl Fn() -> bool,
+    ) -> ExpireStats {
         const SAMPLE: usize = 20;
         let start = Instant::now();
         let mut stats = ExpireStats::default();
@@ -653,7 +659,9 @@ impl Engine {
             loop {
                 let now = self.clock.now_ms();
                 let (sampled, expired) = {
-                    let _g = self.enter(Held::Read);
+                    let Ok(_g) = self.enter_unless(Held::Read, &give_up) else {
+                        return stats;
+                    };
                     let mut s = self.lock_index(idx, now);
                     s.expire_sample(SAMPLE, &mut rng)
                 };

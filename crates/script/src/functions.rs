@@ -173,7 +173,7 @@ impl Functions {
             if let Some(st) = &state {
                 let _ = st.raw_set("loading", true);
             }
-            let r: mlua::Result<(bool, Value)> = vm.runner.call(chunk);
+            let r: mlua::Result<(bool, Value)> = vm.load_runner.call(chunk);
             if let Some(st) = &state {
                 let _ = st.raw_set("loading", false);
             }

@@ -73,11 +73,13 @@ pub struct Shared {
     is_function: AtomicBool,
     /// `busy-reply-threshold` in milliseconds.
     busy_ms: AtomicU64,
+    /// [`Scripting::abort`] was called.
+    aborted: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn kill_requested(&self) -> bool {
-        self.kill.load(Ordering::Relaxed)
+        self.kill.load(Ordering::Relaxed) || self.aborted.load(Ordering::Relaxed)
     }
 }
 
@@ -257,6 +259,16 @@ impl Scripting {
             core: Arc::new(Core::new()),
         }
     }
+
+    /// The server stops without saving: the running script (even one that
+    /// wrote, which SCRIPT KILL refuses) stops at its next instruction
+    /// check, and scripts called from now on fail at once, so no command
+    /// keeps a worker busy while connections close (Redis exits during a
+    /// busy script on SHUTDOWN NOSAVE).
+    pub fn abort(&self) {
+        self.core.shared.aborted.store(true, Ordering::Relaxed);
+        self.core.shared.kill.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Errors building a Lua state.
@@ -281,6 +293,7 @@ impl Core {
                 counts: Mutex::new((0, 0)),
                 is_function: AtomicBool::new(false),
                 busy_ms: AtomicU64::new(5000),
+                aborted: AtomicBool::new(false),
             }),
             engine: Mutex::new(None),
         }
@@ -427,11 +440,11 @@ impl Core {
                 return err("ERR Can not execute a script with write flag using *_ro command.");
             }
         }
+        if self.shared.aborted.load(Ordering::Relaxed) {
+            return err("ERR the server is shutting down");
+        }
         let lua = &vm.lua;
         let function = matches!(target, Target::Function(_));
-        let Ok((ktab, atab)) = vm.arg_tables(keys, argv) else {
-            return err("ERR cannot create the script's arguments");
-        };
         {
             let Some(mut c) = lua.app_data_mut::<RunCtx>() else {
                 return err("ERR scripting unavailable");
@@ -461,9 +474,9 @@ impl Core {
         self.shared.wrote.store(false, Ordering::Relaxed);
         self.shared.is_function.store(function, Ordering::Relaxed);
         self.shared.running.store(true, Ordering::Release);
-        let result: mlua::Result<(bool, Value)> = match target {
-            Target::Eval(f) => vm.runner.call(f),
-            Target::Function(f) => vm.fn_runner.call((f, ktab, atab)),
+        let result = match target {
+            Target::Eval(f) => vm.call_with(&vm.runner, f, keys, argv),
+            Target::Function(f) => vm.call_with(&vm.fn_runner, f, keys, argv),
         };
         self.shared.running.store(false, Ordering::Release);
         let resp = {
@@ -566,8 +579,7 @@ impl Core {
                 if mode.eq_ignore_ascii_case(b"no") {
                     // Debugging is off, as asked.
                     Frame::ok()
-                } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync")
-                {
+                } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
                     // Accepting it would run the next script undebugged.
                     err(
                         "ERR SCRIPT DEBUG YES|SYNC is not supported: cairn has no Lua debugger (LDB)",
@@ -597,7 +609,9 @@ impl Core {
                 ),
                 (
                     Frame::bulk("duration_ms"),
-                    Frame::Integer(i64::try_from(b.started.elapsed().as_millis()).unwrap_or(i64::MAX)),
+                    Frame::Integer(
+                        i64::try_from(b.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                    ),
                 ),
             ]),
             None => Frame::Null,

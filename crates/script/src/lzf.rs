@@ -188,7 +188,11 @@ mod tests {
                     .collect();
                 if let Some(c) = compress(&data, n - 4) {
                     assert!(c.len() <= n - 4);
-                    assert_eq!(decompress(&c, n).as_deref(), Some(&data[..]), "{n} {alphabet}");
+                    assert_eq!(
+                        decompress(&c, n).as_deref(),
+                        Some(&data[..]),
+                        "{n} {alphabet}"
+                    );
                 }
             }
         }

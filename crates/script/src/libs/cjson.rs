@@ -152,33 +152,75 @@ fn install_config(lua: &Lua, t: &Table, cfg: &Shared) -> mlua::Result<()> {
     config_fn(lua, t, cfg, "encode_max_depth", |lua, a, c| {
         const F: &str = "encode_max_depth";
         arg_init(lua, a, 1, F)?;
-        Ok(ok([integer_option(lua, a, 0, &mut c.encode_max_depth, (1, i32::MAX), F)?]))
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.encode_max_depth,
+            (1, i32::MAX),
+            F,
+        )?]))
     })?;
     config_fn(lua, t, cfg, "decode_max_depth", |lua, a, c| {
         const F: &str = "decode_max_depth";
         arg_init(lua, a, 1, F)?;
-        Ok(ok([integer_option(lua, a, 0, &mut c.decode_max_depth, (1, i32::MAX), F)?]))
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.decode_max_depth,
+            (1, i32::MAX),
+            F,
+        )?]))
     })?;
     config_fn(lua, t, cfg, "encode_number_precision", |lua, a, c| {
         const F: &str = "encode_number_precision";
         arg_init(lua, a, 1, F)?;
-        Ok(ok([integer_option(lua, a, 0, &mut c.precision, (1, 14), F)?]))
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.precision,
+            (1, 14),
+            F,
+        )?]))
     })?;
     config_fn(lua, t, cfg, "encode_keep_buffer", |lua, a, c| {
         const F: &str = "encode_keep_buffer";
         arg_init(lua, a, 1, F)?;
         // Only where the C version keeps its buffer: nothing to see.
-        Ok(ok([enum_option(lua, a, 0, &mut c.keep_buffer, BOOL_OPTIONS, F)?]))
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.keep_buffer,
+            BOOL_OPTIONS,
+            F,
+        )?]))
     })?;
     config_fn(lua, t, cfg, "encode_invalid_numbers", |lua, a, c| {
         const F: &str = "encode_invalid_numbers";
         arg_init(lua, a, 1, F)?;
-        Ok(ok([enum_option(lua, a, 0, &mut c.encode_invalid_numbers, &["off", "on", "null"], F)?]))
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.encode_invalid_numbers,
+            &["off", "on", "null"],
+            F,
+        )?]))
     })?;
     config_fn(lua, t, cfg, "decode_invalid_numbers", |lua, a, c| {
         const F: &str = "decode_invalid_numbers";
         arg_init(lua, a, 1, F)?;
-        Ok(ok([enum_option(lua, a, 0, &mut c.decode_invalid_numbers, BOOL_OPTIONS, F)?]))
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.decode_invalid_numbers,
+            BOOL_OPTIONS,
+            F,
+        )?]))
     })?;
     Ok(())
 }
@@ -312,7 +354,10 @@ fn array_length(c: &Config, t: &Table) -> Result<Option<usize>, String> {
             return Ok(None);
         }
     }
-    if c.sparse_ratio > 0 && max > items * f64::from(c.sparse_ratio) && max > f64::from(c.sparse_safe) {
+    if c.sparse_ratio > 0
+        && max > items * f64::from(c.sparse_ratio)
+        && max > f64::from(c.sparse_safe)
+    {
         if c.sparse_convert == 0 {
             return Err(exception(
                 &Value::Table(t.clone()),
