@@ -872,6 +872,11 @@ impl Core {
                 "HELP",
                 "    Prints this help.",
             ]),
+            // Redis' `addReplySubcommandSyntaxError`, past the arity check.
+            "restore" if args.len() > 4 => Frame::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
             "load" | "delete" | "flush" | "kill" | "stats" | "dump" | "restore" | "help" => {
                 Frame::error(format!(
                     "ERR wrong number of arguments for 'function|{sub}' command"
