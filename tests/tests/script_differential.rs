@@ -987,7 +987,9 @@ async fn function_dumps_are_redis_payloads() -> anyhow::Result<()> {
     let body1 = &d1[..d1.len() - 10];
     let mut twice = body1.to_vec();
     twice.extend_from_slice(body1);
-    let steps: Vec<(Vec<&[u8]>, Vec<Vec<u8>>)> = vec![
+    // (fixed arguments, payload arguments)
+    type Step<'a> = (Vec<&'a [u8]>, Vec<Vec<u8>>);
+    let steps: Vec<Step<'_>> = vec![
         (vec![b"FUNCTION", b"LOAD", lib1.as_bytes()], vec![]),
         (vec![b"FUNCTION", b"RESTORE"], vec![d1.clone()]),
         (
