@@ -232,6 +232,19 @@ fn error_cases() -> Vec<Case> {
         "redis.call = nil",
         "table.insert = nil",
         "_G.x = 1",
+        "_G.redis = 1",
+        "_G.KEYS = {}",
+        "_G._G = 1",
+        "_G = 1",
+        "rawset(_G, 'x', 1)",
+        "rawset(_G, 'redis', 1)",
+        "rawset(string, 'x', 1)",
+        "local ok, e = pcall(rawset, _G, 'x', 1) return e",
+        "local t = {} rawset(t, 'a', 1) return t.a",
+        "rawset(KEYS, 1, 'k') return KEYS[1]",
+        "return type(_G.redis)",
+        "return _G.KEYS",
+        "return _G._G == _G",
         "return _G.nonexistent",
         "cjson.encode = nil",
         "KEYS = {}",
@@ -520,6 +533,39 @@ fn library_cases() -> Vec<Case> {
             "return {{bit.tobit({v}), bit.bnot({v}), bit.band({v}, 255), bit.bor({v}, 1), bit.bxor({v}, -1), bit.lshift({v}, 4), bit.rshift({v}, 4), bit.arshift({v}, 4), bit.rol({v}, 8), bit.ror({v}, 8), bit.bswap({v}), bit.tohex({v}), bit.tohex({v}, -4), bit.tohex({v}, 2)}}"
         )));
     }
+    // cjson's configuration functions; every case puts the defaults back,
+    // since a setting stays for the state's life as in Redis.
+    for script in [
+        "return {cjson.encode_sparse_array()}",
+        "return {cjson.encode_max_depth(), cjson.decode_max_depth(), cjson.encode_number_precision()}",
+        "return {tostring(cjson.encode_keep_buffer()), tostring(cjson.encode_invalid_numbers()), tostring(cjson.decode_invalid_numbers())}",
+        "return cjson.encode_max_depth(0)",
+        "return cjson.encode_max_depth(1, 2)",
+        "return cjson.encode_max_depth('x')",
+        "return cjson.encode_max_depth('7') + cjson.encode_max_depth(1000)",
+        "return cjson.encode_number_precision(15)",
+        "return cjson.encode_number_precision(0)",
+        "return cjson.encode_invalid_numbers('x')",
+        "return cjson.encode_invalid_numbers(1)",
+        "return cjson.decode_invalid_numbers({})",
+        "return {cjson.encode_sparse_array(1, 2, 3, 4)}",
+        "return {cjson.encode_sparse_array(true, -1)}",
+        "return {cjson.encode_sparse_array('on', 3, 5), cjson.encode_sparse_array(false, 2, 10)}",
+        "return {cjson.encode_sparse_array(nil, 3), cjson.encode_sparse_array(nil, 2)}",
+        "return {tostring(cjson.encode_keep_buffer('off')), tostring(cjson.encode_keep_buffer(true))}",
+        "cjson.encode_max_depth(5) local ok, e = pcall(cjson.encode, {{{{{{1}}}}}}) local ok2, v = pcall(cjson.encode, {{{{{1}}}}}) cjson.encode_max_depth(1000) return {e, v}",
+        "cjson.decode_max_depth(2) local ok, e = pcall(cjson.decode, '[[[1]]]') local v = cjson.encode(cjson.decode('[[1]]')) cjson.decode_max_depth(1000) return {e, v}",
+        "cjson.decode_invalid_numbers(false) local r = {} for _, j in ipairs({'[0x10]', '[inf]', '[+1]', '[01]', '[-0]', '[-nan]', '[1.5e3]', '[nan]', '[-1]', 'null', 'true'}) do local ok, e = pcall(cjson.decode, j) r[#r+1] = ok and cjson.encode(e) or e end cjson.decode_invalid_numbers(true) return r",
+        "local r = {} for _, j in ipairs({'[0x10]', '[inf]', '[-inf]', '[+1]', '[01]', '[nan]'}) do local ok, e = pcall(cjson.decode, j) r[#r+1] = ok and tostring(e[1]) or e end return r",
+        "cjson.encode_invalid_numbers(true) local a = cjson.encode({1/0, -1/0, 0/0}) cjson.encode_invalid_numbers('null') local b = cjson.encode({1/0, 0/0, 2}) local c = tostring(cjson.encode_invalid_numbers()) cjson.encode_invalid_numbers(false) return {a, b, c}",
+        "cjson.encode_sparse_array(true) local a = cjson.encode({[1]=1,[20]=2}) cjson.encode_sparse_array(false) return a",
+        "cjson.encode_sparse_array(false, 0) local a = cjson.encode({[1]=1,[20]=2}) cjson.encode_sparse_array(false, 2, 10) return a",
+        "cjson.encode_sparse_array(false, 2, 30) local a = cjson.encode({[1]=1,[20]=2}) cjson.encode_sparse_array(false, 2, 10) return a",
+        "cjson.encode_number_precision(3) local a = cjson.encode({3.14159, 1e20, 12345}) cjson.encode_number_precision(14) return a",
+        "cjson.encode_number_precision(1) local a = cjson.encode(0.15) cjson.encode_number_precision(14) return a",
+    ] {
+        commands.push(eval(script));
+    }
     commands.push(eval("return bit.band()"));
     commands.push(eval("return bit.tobit('x')"));
     commands.push(eval("return bit.lshift(1, 33)"));
@@ -625,6 +671,9 @@ fn function_cases() -> Vec<Case> {
         cmd(&["FUNCTION", "DELETE", "lib5"]),
         cmd(&["FUNCTION", "DUMP"]),
         cmd(&["FUNCTION", "RESTORE", "bad payload"]),
+        cmd(&["FUNCTION", "RESTORE", "short"]),
+        cmd(&["FUNCTION", "RESTORE", "x", "APPEND", "extra"]),
+        cmd(&["FUNCTION", "RESTORE"]),
         cmd(&["FUNCTION", "RESTORE", "x", "BADPOLICY"]),
         cmd(&["FUNCTION", "FLUSH", "x"]),
         cmd(&["FUNCTION", "NOSUCH"]),
@@ -642,6 +691,46 @@ fn function_cases() -> Vec<Case> {
     }]
 }
 
+/// Scripting commands whose replies must match exactly but are not
+/// scripts: SCRIPT DEBUG's refusals, the config alias, COMMAND INFO/DOCS
+/// and GETKEYS of the scripting commands.
+fn command_cases() -> Vec<Case> {
+    let mut commands = vec![
+        cmd(&["SCRIPT", "DEBUG", "NO"]),
+        cmd(&["SCRIPT", "DEBUG", "maybe"]),
+        cmd(&["SCRIPT", "DEBUG"]),
+        cmd(&["SCRIPT", "DEBUG", "NO", "x"]),
+        cmd(&["CONFIG", "SET", "lua-time-limit", "1234"]),
+        cmd(&["CONFIG", "GET", "busy-reply-threshold"]),
+        cmd(&["CONFIG", "GET", "lua-time-limit"]),
+        cmd(&["CONFIG", "SET", "busy-reply-threshold", "4321"]),
+        cmd(&["CONFIG", "GET", "lua-time-limit"]),
+        cmd(&["CONFIG", "GET", "lua*"]),
+        cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]),
+        cmd(&["CONFIG", "GET", "busy-reply-threshold"]),
+    ];
+    for c in [
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall",
+        "fcall_ro",
+        "script",
+        "function",
+        "script|kill",
+        "script|load",
+        "script|debug",
+        "function|stats",
+        "function|restore",
+        "function|dump",
+    ] {
+        commands.push(cmd(&["COMMAND", "INFO", c]));
+        commands.push(cmd(&["COMMAND", "DOCS", c]));
+    }
+    vec![case("commands", commands)]
+}
+
 /// Replies that legitimately differ byte for byte: FUNCTION DUMP's
 /// checksum footer is the same, but the order of libraries follows each
 /// server's dictionary; compared as "both bulk".
@@ -653,6 +742,27 @@ fn loosely_compared(c: &[String]) -> bool {
 /// ("Scripting"): `_G`'s metatable is cairn's guard (Redis 7.0 marks the
 /// table read-only inside its patched VM instead).
 const KNOWN: &[&str] = &["setmetatable(_G, nil)", "return getmetatable(_G)"];
+
+/// COMMAND INFO/DOCS list a container's subcommands in each server's
+/// hash-table order: compared with arrays and map entries sorted.
+fn sorted_deep(r: &Reply) -> Reply {
+    match r {
+        Reply::Array(v) | Reply::Set(v) => {
+            let mut v: Vec<Reply> = v.iter().map(sorted_deep).collect();
+            v.sort();
+            Reply::Array(v)
+        }
+        Reply::Map(m) => {
+            let mut m: Vec<(Reply, Reply)> = m
+                .iter()
+                .map(|(k, v)| (sorted_deep(k), sorted_deep(v)))
+                .collect();
+            m.sort();
+            Reply::Map(m)
+        }
+        other => other.clone(),
+    }
+}
 
 /// FUNCTION LIST orders libraries and functions by each server's hash
 /// tables: compared with every array sorted.
@@ -682,6 +792,7 @@ async fn scripts_answer_as_redis_does() -> anyhow::Result<()> {
     cases.extend(error_cases());
     cases.extend(library_cases());
     cases.extend(function_cases());
+    cases.extend(command_cases());
     let mut scripts = 0usize;
     let mut commands = 0usize;
     let mut diffs = Vec::new();
@@ -727,6 +838,8 @@ async fn scripts_answer_as_redis_does() -> anyhow::Result<()> {
                     std::mem::discriminant(&want) == std::mem::discriminant(&got)
                 } else if command.len() >= 2 && command[0] == "FUNCTION" && command[1] == "LIST" {
                     sorted(&want) == sorted(&got)
+                } else if command[0] == "COMMAND" {
+                    sorted_deep(&want) == sorted_deep(&got)
                 } else if command.get(1).is_some_and(|s| KNOWN.contains(&s.as_str())) {
                     true
                 } else {
@@ -752,4 +865,361 @@ async fn scripts_answer_as_redis_does() -> anyhow::Result<()> {
     );
     assert!(diffs.is_empty(), "{} differences (see above)", diffs.len());
     Ok(())
+}
+
+/// Redis' CRC-64 (Jones, reflected), to build FUNCTION RESTORE payloads.
+fn crc64(data: &[u8]) -> u64 {
+    const POLY: u64 = 0x95AC_9329_AC4B_C9B5;
+    let mut crc = 0u64;
+    for &b in data {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// A payload of `body` with RDB version `version` and a valid checksum.
+fn payload(body: &[u8], version: u16) -> Vec<u8> {
+    let mut p = body.to_vec();
+    p.extend_from_slice(&version.to_le_bytes());
+    let crc = crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}
+
+/// FUNCTION DUMP of one library is byte for byte Redis' (LZF-compressed
+/// RDB strings included), a dump from either server restores in the
+/// other, and RESTORE's policies and errors answer as Redis'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_dumps_are_redis_payloads() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("script_dump")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let mut r = Conn::connect(oracle.addr()).await?;
+    let mut c = Conn::connect(cairn.addr()).await?;
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64
+        | 1;
+    println!("function dump seed {seed}");
+    let mut x = seed;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut libs = vec![
+        "#!lua name=small\nredis.register_function('f', function() return 1 end)".to_owned(),
+        format!(
+            "#!lua name=big\n-- {}\nredis.register_function('f', function() return 'hello hello hello' end)",
+            "a".repeat(20_000)
+        ),
+    ];
+    // Comments of random words from a small alphabet: LZF finds matches of
+    // every length and offset.
+    for i in 0..60 {
+        let words = [
+            "redis",
+            "cairn",
+            "lua",
+            "x",
+            "yy",
+            "zzz",
+            "0123456789",
+            " ",
+            "\n-- ",
+        ];
+        let mut body = String::new();
+        let n = rand(3000);
+        while body.len() < n as usize {
+            body.push_str(words[rand(words.len() as u64) as usize]);
+            if rand(4) == 0 {
+                body.push(char::from(b'a' + rand(26) as u8));
+            }
+        }
+        libs.push(format!(
+            "#!lua name=l{i}\n-- {body}\nredis.register_function('f{i}', function() return {i} end)"
+        ));
+    }
+    let mut compared = 0;
+    for lib in &libs {
+        let mut dumps = Vec::new();
+        for conn in [&mut r, &mut c] {
+            conn.call(&["FUNCTION", "FLUSH"]).await?;
+            let loaded = conn.call(&["FUNCTION", "LOAD", lib]).await?;
+            anyhow::ensure!(!loaded.is_error(), "{loaded:?} loading {lib:.60}");
+            let d = conn.call(&["FUNCTION", "DUMP"]).await?;
+            dumps.push(d.as_bytes().map(<[u8]>::to_vec).unwrap_or_default());
+        }
+        assert_eq!(dumps[0], dumps[1], "FUNCTION DUMP of {lib:.60}");
+        compared += 1;
+        // Each server restores the other's dump.
+        for (conn, dump) in [(&mut c, &dumps[0]), (&mut r, &dumps[1])] {
+            conn.call(&["FUNCTION", "FLUSH"]).await?;
+            let ok = conn.call(&[&b"FUNCTION"[..], b"RESTORE", dump]).await?;
+            assert_eq!(ok, Reply::Simple("OK".into()), "restoring {lib:.60}");
+        }
+        let lr = r.call(&["FUNCTION", "LIST", "WITHCODE"]).await?;
+        let lc = c.call(&["FUNCTION", "LIST", "WITHCODE"]).await?;
+        assert_eq!(sorted(&lr), sorted(&lc));
+    }
+    println!("function dump: {compared} dumps identical");
+
+    // RESTORE's policies and errors.
+    let lib1 = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)";
+    let lib2 = "#!lua name=lib2\nredis.register_function('f1', function() return 2 end)";
+    let lib3 = "#!lua name=lib3\nredis.register_function('f3', function() return 3 end)";
+    c.call(&["FUNCTION", "FLUSH"]).await?;
+    c.call(&["FUNCTION", "LOAD", lib1]).await?;
+    let d1 = c.call(&["FUNCTION", "DUMP"]).await?;
+    let d1 = d1.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+    c.call(&["FUNCTION", "LOAD", lib3]).await?;
+    let d13 = c.call(&["FUNCTION", "DUMP"]).await?;
+    let d13 = d13.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+    let body1 = &d1[..d1.len() - 10];
+    let mut twice = body1.to_vec();
+    twice.extend_from_slice(body1);
+    // (fixed arguments, payload arguments)
+    type Step<'a> = (Vec<&'a [u8]>, Vec<Vec<u8>>);
+    let steps: Vec<Step<'_>> = vec![
+        (vec![b"FUNCTION", b"LOAD", lib1.as_bytes()], vec![]),
+        (vec![b"FUNCTION", b"RESTORE"], vec![d1.clone()]),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d1.clone(), b"APPEND".to_vec()],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d1.clone(), b"replace".to_vec()],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d13.clone(), b"APPEND".to_vec()],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d13.clone(), b"REPLACE".to_vec()],
+        ),
+        (vec![b"FUNCTION", b"LIST"], vec![]),
+        (vec![b"FUNCTION", b"FLUSH"], vec![]),
+        (vec![b"FUNCTION", b"LOAD", lib2.as_bytes()], vec![]),
+        (vec![b"FUNCTION", b"RESTORE"], vec![d1.clone()]),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d1.clone(), b"REPLACE".to_vec()],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d13.clone(), b"REPLACE".to_vec()],
+        ),
+        (vec![b"FUNCTION", b"LIST"], vec![]),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![d13.clone(), b"FLUSH".to_vec()],
+        ),
+        (vec![b"FUNCTION", b"LIST"], vec![]),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(&twice, 10), b"FLUSH".to_vec()],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(b"\x00\x03abc", 10)],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(b"\xf5\x03abc", 10)],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(b"\xf5\xc3\x05\x10abc", 10)],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(b"\xf5\x40", 10)],
+        ),
+        (
+            vec![b"FUNCTION", b"RESTORE"],
+            vec![payload(b"\xf5\xc0\x07", 10)],
+        ),
+        (vec![b"FUNCTION", b"RESTORE"], vec![payload(b"", 10)]),
+        (vec![b"FUNCTION", b"RESTORE"], vec![payload(b"", 11)]),
+        (vec![b"FUNCTION", b"RESTORE"], vec![payload(body1, 9)]),
+        (vec![b"FUNCTION", b"RESTORE"], vec![b"\x0a\x00".to_vec()]),
+        (vec![b"FUNCTION", b"LIST"], vec![]),
+    ];
+    for conn in [&mut r, &mut c] {
+        conn.call(&["FUNCTION", "FLUSH"]).await?;
+    }
+    let mut diffs = Vec::new();
+    for (fixed, extra) in &steps {
+        let mut args: Vec<&[u8]> = fixed.clone();
+        args.extend(extra.iter().map(Vec::as_slice));
+        let want = r.call(&args).await?;
+        let got = c.call(&args).await?;
+        if sorted(&want) != sorted(&got) {
+            diffs.push(format!(
+                "{:?}\n   redis: {want:?}\n   cairn: {got:?}",
+                fixed
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    for d in &diffs {
+        println!("DIFF {d}");
+    }
+    println!(
+        "function restore: {} commands, {} differences",
+        steps.len(),
+        diffs.len()
+    );
+    assert!(diffs.is_empty());
+    Ok(())
+}
+
+/// The commands Redis serves while a script is busy (`allow-busy`: AUTH,
+/// HELLO, MULTI/DISCARD, WATCH/UNWATCH, RESET, QUIT, FUNCTION STATS) and
+/// the refusals of the others (inside MULTI too), compared with Redis'
+/// replies during a busy script and a busy function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_scripts_serve_what_redis_serves() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("script_busy")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let spin_lib =
+        "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    let during: Vec<Vec<String>> = vec![
+        cmd(&["PING"]),
+        cmd(&["GET", "k"]),
+        cmd(&["AUTH", "x"]),
+        cmd(&["AUTH", "default", "x"]),
+        // HELLO 2's reply holds the client id, which differs.
+        cmd(&["HELLO", "4"]),
+        cmd(&["WATCH", "k"]),
+        cmd(&["UNWATCH"]),
+        cmd(&["MULTI"]),
+        cmd(&["SET", "k", "v"]),
+        cmd(&["AUTH", "x"]),
+        cmd(&["EXEC"]),
+        cmd(&["MULTI"]),
+        cmd(&["DISCARD"]),
+        cmd(&["SCRIPT", "LOAD", "return 1"]),
+        cmd(&["SCRIPT", "EXISTS", "x"]),
+        cmd(&["FUNCTION", "LIST"]),
+        cmd(&["FUNCTION", "STATS"]),
+        cmd(&["SHUTDOWN"]),
+        cmd(&["RESET"]),
+        cmd(&["SELECT", "1"]),
+        cmd(&["QUIT"]),
+    ];
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for (start, kill) in [
+        (cmd(&["EVAL", "while true do end", "0"]), "SCRIPT"),
+        (cmd(&["FCALL", "spin", "0"]), "FUNCTION"),
+    ] {
+        let mut replies = Vec::new();
+        for addr in [oracle.addr(), cairn.addr()] {
+            let mut admin = Conn::connect(addr).await?;
+            admin
+                .call(&["CONFIG", "SET", "busy-reply-threshold", "100"])
+                .await?;
+            admin.call(&["FUNCTION", "FLUSH"]).await?;
+            admin.call(&["FUNCTION", "LOAD", spin_lib]).await?;
+            let mut runner = Conn::connect(addr).await?;
+            runner.send(&start).await?;
+            // Busy once a fresh connection is refused.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let mut probe = Conn::connect(addr).await?;
+                if probe.call(&["PING"]).await?.is_error() {
+                    break;
+                }
+                anyhow::ensure!(std::time::Instant::now() < deadline, "never busy");
+            }
+            let mut c = Conn::connect(addr).await?;
+            let mut got = Vec::new();
+            for command in &during {
+                let mut r = c.call(command).await?;
+                // FUNCTION STATS' duration differs; its shape must not.
+                if command[..] == cmd(&["FUNCTION", "STATS"])[..] {
+                    r = mask_duration(r);
+                }
+                got.push(r);
+            }
+            let killed = admin.call(&[kill, "KILL"]).await?;
+            got.push(killed);
+            let ended = runner.read_reply().await?;
+            got.push(ended);
+            admin
+                .call(&["CONFIG", "SET", "busy-reply-threshold", "5000"])
+                .await?;
+            replies.push(got);
+        }
+        for (i, (want, got)) in replies[0].iter().zip(&replies[1]).enumerate() {
+            compared += 1;
+            if want != got {
+                let what = during
+                    .get(i)
+                    .map_or("KILL / script reply".to_owned(), |c| c.join(" "));
+                diffs.push(format!(
+                    "[{}] {what}\n   redis: {want:?}\n   cairn: {got:?}",
+                    start[0]
+                ));
+            }
+        }
+    }
+    for d in &diffs {
+        println!("DIFF {d}");
+    }
+    println!(
+        "busy scripts: {compared} replies compared, {} differences",
+        diffs.len()
+    );
+    assert!(diffs.is_empty());
+    Ok(())
+}
+
+/// FUNCTION STATS with `duration_ms` replaced by 0.
+fn mask_duration(r: Reply) -> Reply {
+    match r {
+        Reply::Array(v) => {
+            let mut out = Vec::new();
+            let mut mask_next = false;
+            for e in v {
+                if mask_next {
+                    out.push(Reply::Integer(0));
+                    mask_next = false;
+                    continue;
+                }
+                mask_next = e.as_bytes() == Some(b"duration_ms");
+                out.push(mask_duration(e));
+            }
+            Reply::Array(out)
+        }
+        Reply::Map(m) => Reply::Map(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = if k.as_bytes() == Some(b"duration_ms") {
+                        Reply::Integer(0)
+                    } else {
+                        mask_duration(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }

@@ -336,6 +336,10 @@ pub(crate) fn held() -> Held {
     HELD.with(|h| h.get())
 }
 
+/// [`Engine::enter_unless`] stopped waiting for the gate.
+#[derive(Debug)]
+pub(crate) struct GaveUp;
+
 /// The gate as held by this thread; restores the previous state on drop.
 pub(crate) struct GateGuard<'a> {
     _read: Option<parking_lot::RwLockReadGuard<'a, ()>>,
@@ -457,6 +461,45 @@ impl Engine {
             _write: write,
             prev,
         })
+    }
+
+    /// [`enter`](Self::enter) for a command a connection runs: while the
+    /// gate is held by another thread, asks `give_up` every `GATE_POLL`
+    /// and answers `Err(GaveUp)` when it says so. A busy script holds the
+    /// gate on a tokio worker and declares itself busy only once it has
+    /// run a while; a command already waiting for the gate then stops
+    /// waiting (and holding its worker) and waits asynchronously instead.
+    pub(crate) fn enter_unless(
+        &self,
+        want: Held,
+        give_up: impl Fn() -> bool,
+    ) -> Result<Option<GateGuard<'_>>, GaveUp> {
+        /// Short enough that a worker caught waiting for a script frees
+        /// itself at once on the scale of the busy threshold.
+        const GATE_POLL: Duration = Duration::from_micros(500);
+        let prev = HELD.with(|h| h.get());
+        if prev != Held::No {
+            return Ok(self.enter(want));
+        }
+        let (read, write) = loop {
+            let got = match want {
+                Held::Read => self.gate.try_read_for(GATE_POLL).map(|g| (Some(g), None)),
+                Held::Write => self.gate.try_write_for(GATE_POLL).map(|g| (None, Some(g))),
+                Held::No => Some((None, None)),
+            };
+            if let Some(g) = got {
+                break g;
+            }
+            if give_up() {
+                return Err(GaveUp);
+            }
+        };
+        HELD.with(|h| h.set(want));
+        Ok(Some(GateGuard {
+            _read: read,
+            _write: write,
+            prev,
+        }))
     }
 
     pub(crate) fn shards_per_db(&self) -> usize {
@@ -628,7 +671,13 @@ impl Engine {
     }
 
     /// One bounded round of active expiry; see [`crate::Keyspace::active_expire_cycle`].
-    pub(crate) fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+    /// `give_up`: asked while waiting for the gate; a busy script holds
+    /// it, and the cycle must not hold the caller's worker meanwhile.
+    pub(crate) fn active_expire_cycle(
+        &self,
+        budget: Duration,
+        give_up: impl Fn() -> bool,
+    ) -> ExpireStats {
         const SAMPLE: usize = 20;
         let start = Instant::now();
         let mut stats = ExpireStats::default();
@@ -641,7 +690,9 @@ impl Engine {
             loop {
                 let now = self.clock.now_ms();
                 let (sampled, expired) = {
-                    let _g = self.enter(Held::Read);
+                    let Ok(_g) = self.enter_unless(Held::Read, &give_up) else {
+                        return stats;
+                    };
                     let mut s = self.lock_index(idx, now);
                     s.expire_sample(SAMPLE, &mut rng)
                 };

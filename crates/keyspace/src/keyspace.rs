@@ -573,7 +573,7 @@ impl Keyspace {
         if !self.inner.active_expire.load(Ordering::Relaxed) || self.is_busy() {
             return ExpireStats::default();
         }
-        self.engine().active_expire_cycle(budget)
+        self.engine().active_expire_cycle(budget, || self.is_busy())
     }
 
     /// Number of keys in `db` (0 for a database that does not exist).

@@ -283,26 +283,18 @@ impl Session {
                 )),
             );
         }
-        if let Some(queue) = state.multi.as_mut()
-            && !NOT_QUEUED.contains(&spec.name)
-        {
-            queue.push(args);
-            self.publish_view(cmd.spec.name);
-            return Outcome::Reply(Frame::simple("QUEUED"));
-        }
         // A long exclusive operation (a busy script) holds the keyspace:
-        // commands allowed meanwhile run without the gate; others wait for
-        // it without holding a worker thread, or past its threshold are
-        // answered its reply (-BUSY).
+        // commands Redis flags `allow-busy` run meanwhile without the gate;
+        // others wait for it without holding a worker thread, or past its
+        // threshold are refused with its reply (-BUSY), before MULTI
+        // queues them (Redis' order: the refusal dooms the transaction).
         let busy = ks.inner.busy.lock().clone();
-        if let Some(b) = busy {
-            if spec.flags.contains(Flags::ALLOW_BUSY) {
-                let outcome = run_ungated(ks, state, cmd, &args);
-                self.publish_view(cmd.spec.name);
-                return outcome;
-            }
+        let allow_busy = busy.is_some() && allows_busy(spec, &args);
+        if let Some(b) = busy
+            && !allow_busy
+        {
             if b.since.elapsed() >= b.threshold {
-                return reject(state, b.reply);
+                return refuse(ks, state, spec.name, b.reply);
             }
             if self.served {
                 let ks = ks.clone();
@@ -313,7 +305,33 @@ impl Session {
                 }));
             }
         }
-        let outcome = run(ks, state, cmd, &args, true);
+        if let Some(queue) = state.multi.as_mut()
+            && !NOT_QUEUED.contains(&spec.name)
+        {
+            queue.push(args);
+            self.publish_view(cmd.spec.name);
+            return Outcome::Reply(Frame::simple("QUEUED"));
+        }
+        if allow_busy {
+            let outcome = run_ungated(ks, state, cmd, &args);
+            self.publish_view(cmd.spec.name);
+            return outcome;
+        }
+        let outcome = if self.served {
+            match run_served(ks, state, cmd, &args) {
+                Some(o) => o,
+                None => {
+                    let ks = ks.clone();
+                    self.retry = Some(args);
+                    return Outcome::Block(Box::pin(async move {
+                        ks.busy_wait().await;
+                        Frame::Null
+                    }));
+                }
+            }
+        } else {
+            run(ks, state, cmd, &args, true)
+        };
         self.publish_view(cmd.spec.name);
         outcome
     }
@@ -335,6 +353,30 @@ impl Session {
             v.name.clone_from(&s.name);
         }
     }
+}
+
+/// Whether a command runs while a busy operation holds the keyspace:
+/// Redis' `allow-busy` flag, for a container that of the subcommand
+/// called (FUNCTION STATS and KILL, SCRIPT KILL; not FUNCTION LOAD).
+fn allows_busy(spec: &crate::cmd::CommandSpec, args: &[Bytes]) -> bool {
+    if !spec.flags.contains(Flags::ALLOW_BUSY) {
+        return false;
+    }
+    if spec.subs.is_empty() {
+        return true;
+    }
+    let Some(sub) = args.get(1) else {
+        return false;
+    };
+    let full = format!(
+        "{}|{}",
+        spec.name,
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    matches!(
+        crate::cmd::meta::redis_info(&full),
+        Some(Frame::Array(f)) if f.get(2).is_some_and(|fl| crate::cmd::meta::info_flags(fl).contains(Flags::ALLOW_BUSY))
+    )
 }
 
 /// Redis' `fullname`: `container|subcommand` for a known subcommand.
@@ -439,22 +481,58 @@ pub(crate) fn run(
     gate: bool,
 ) -> Outcome {
     let engine = ks.engine();
-    let exclusive = cmd.spec.flags.contains(Flags::EXCLUSIVE);
     // Held for the whole command so a view (which takes it for write) falls
     // between two commands, never inside one.
-    let want = if exclusive { Held::Write } else { Held::Read };
     let _gate = if gate {
-        match engine.enter(want) {
+        match engine.enter(gate_mode(cmd)) {
             Some(g) => Some(g),
-            // Only reachable by executing an EXCLUSIVE command from inside
-            // another command's handler.
-            None => {
-                return Outcome::Reply(err("ERR this command cannot run inside another command"));
-            }
+            None => return Outcome::Reply(err(ERR_NESTED)),
         }
     } else {
         None
     };
+    run_held(ks, state, cmd, args, gate)
+}
+
+/// Only reachable by executing an EXCLUSIVE command from inside another
+/// command's handler.
+const ERR_NESTED: &str = "ERR this command cannot run inside another command";
+
+/// How a command holds the gate.
+fn gate_mode(cmd: &Command) -> Held {
+    if cmd.spec.flags.contains(Flags::EXCLUSIVE) {
+        Held::Write
+    } else {
+        Held::Read
+    }
+}
+
+/// [`run`] for a connection's command: `None` when a busy operation was
+/// declared while the command waited for the gate (it did not run).
+fn run_served(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    cmd: &Command,
+    args: &[Bytes],
+) -> Option<Outcome> {
+    let _gate = match ks.engine().enter_unless(gate_mode(cmd), || ks.is_busy()) {
+        Ok(Some(g)) => g,
+        Ok(None) => return Some(Outcome::Reply(err(ERR_NESTED))),
+        Err(crate::engine::GaveUp) => return None,
+    };
+    Some(run_held(ks, state, cmd, args, true))
+}
+
+/// [`run`] once the gate is held as the command needs (`gate` false: by
+/// the caller, EXEC).
+fn run_held(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    cmd: &Command,
+    args: &[Bytes],
+    gate: bool,
+) -> Outcome {
+    let engine = ks.engine();
     let now = engine.clock.now_ms();
     ks.inner.limits.load().install();
     // Only EXEC runs commands without taking the gate itself.

@@ -36,7 +36,7 @@ struct Library {
 pub(crate) struct Functions {
     vm: Option<Vm>,
     /// The payload version the libraries were built from.
-    version: Option<u64>,
+    pub(crate) version: Option<u64>,
     libs: BTreeMap<String, Library>,
 }
 
@@ -131,6 +131,14 @@ impl Functions {
         Ok(())
     }
 
+    /// Libraries and functions loaded.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (
+            self.libs.len(),
+            self.libs.values().map(|l| l.functions.len()).sum(),
+        )
+    }
+
     fn vm(&self) -> Result<&Vm, String> {
         self.vm
             .as_ref()
@@ -165,7 +173,7 @@ impl Functions {
             if let Some(st) = &state {
                 let _ = st.raw_set("loading", true);
             }
-            let r: mlua::Result<(bool, Value)> = vm.runner.call(chunk);
+            let r: mlua::Result<(bool, Value)> = vm.load_runner.call(chunk);
             if let Some(st) = &state {
                 let _ = st.raw_set("loading", false);
             }
@@ -215,6 +223,46 @@ impl Functions {
             },
         );
         Ok(name)
+    }
+
+    /// FUNCTION RESTORE, as Redis' `functionRestoreCommand`: the payload's
+    /// libraries are created apart (as in a fresh library context, so a
+    /// library twice in it is refused), then swapped in (FLUSH) or joined
+    /// (APPEND refuses an existing library name, REPLACE replaces it; a
+    /// function name already used by another library is refused). All or
+    /// nothing.
+    fn restore(&mut self, codes: &[Bytes], policy: &str) -> Result<(), String> {
+        let current = std::mem::take(&mut self.libs);
+        for code in codes {
+            if let Err(m) = self.load(code, false) {
+                self.libs = current;
+                return Err(m);
+            }
+        }
+        let restored = std::mem::replace(&mut self.libs, current);
+        if policy == "flush" {
+            self.libs = restored;
+            return Ok(());
+        }
+        let mut replaced = Vec::new();
+        for name in restored.keys() {
+            if let Some(old) = self.libs.remove(name) {
+                replaced.push((name.clone(), old));
+                if policy != "replace" {
+                    self.libs.extend(replaced);
+                    return Err(format!("ERR Library {name} already exists"));
+                }
+            }
+        }
+        for f in restored.values().flat_map(|l| l.functions.iter()) {
+            if self.find(f.name.as_bytes()).is_some() {
+                let name = f.name.clone();
+                self.libs.extend(replaced);
+                return Err(format!("ERR Function {name} already exists"));
+            }
+        }
+        self.libs.extend(restored);
+        Ok(())
     }
 
     fn find(&self, name: &[u8]) -> Option<&Registered> {
@@ -497,13 +545,105 @@ fn read_rdb_len(p: &[u8], i: &mut usize) -> Option<usize> {
 const RDB_VERSION: u16 = 10;
 /// `RDB_OPCODE_FUNCTION2`.
 const OPCODE_FUNCTION2: u8 = 245;
+/// `RDB_OPCODE_FUNCTION`, the pre-GA format Redis refuses.
+const OPCODE_FUNCTION: u8 = 246;
 
-fn dump(libs: &BTreeMap<String, Library>) -> Vec<u8> {
+/// RDB string encodings (`RDB_ENCVAL` type byte, low 6 bits).
+const ENC_INT8: u8 = 0;
+const ENC_INT16: u8 = 1;
+const ENC_INT32: u8 = 2;
+const ENC_LZF: u8 = 3;
+
+/// Redis' `rdbTryIntegerEncoding`: a string that is a canonical integer
+/// of up to 32 bits is stored as that integer.
+fn rdb_int_encoding(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(v) = std::str::from_utf8(s)
+        .ok()
+        .and_then(|t| cairn_keyspace::parse_canonical_i64(t.as_bytes()))
+    else {
+        return false;
+    };
+    if let Ok(v) = i8::try_from(v) {
+        out.push(0xC0 | ENC_INT8);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = i16::try_from(v) {
+        out.push(0xC0 | ENC_INT16);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = i32::try_from(v) {
+        out.push(0xC0 | ENC_INT32);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else {
+        return false;
+    }
+    true
+}
+
+/// Redis' `rdbSaveRawString`: integer encoding up to 11 bytes, LZF above
+/// 20 bytes when it saves at least 4 (and `rdbcompression` is on), else
+/// the length and the bytes.
+fn rdb_save_string(s: &[u8], compress: bool, out: &mut Vec<u8>) {
+    if s.len() <= 11 && rdb_int_encoding(s, out) {
+        return;
+    }
+    if compress
+        && s.len() > 20
+        && let Some(c) = crate::lzf::compress(s, s.len() - 4)
+    {
+        out.push(0xC0 | ENC_LZF);
+        rdb_len(c.len(), out);
+        rdb_len(s.len(), out);
+        out.extend_from_slice(&c);
+        return;
+    }
+    rdb_len(s.len(), out);
+    out.extend_from_slice(s);
+}
+
+/// Redis' `rdbGenericLoadStringObject`.
+fn rdb_load_string(p: &[u8], i: &mut usize) -> Option<Vec<u8>> {
+    let b = *p.get(*i)?;
+    if b >> 6 == 3 {
+        *i += 1;
+        return match b & 0x3f {
+            ENC_INT8 => {
+                let v = i8::from_le_bytes([*p.get(*i)?]);
+                *i += 1;
+                Some(v.to_string().into_bytes())
+            }
+            ENC_INT16 => {
+                let v = i16::from_le_bytes(p.get(*i..*i + 2)?.try_into().ok()?);
+                *i += 2;
+                Some(v.to_string().into_bytes())
+            }
+            ENC_INT32 => {
+                let v = i32::from_le_bytes(p.get(*i..*i + 4)?.try_into().ok()?);
+                *i += 4;
+                Some(v.to_string().into_bytes())
+            }
+            ENC_LZF => {
+                let clen = read_rdb_len(p, i)?;
+                let len = read_rdb_len(p, i)?;
+                let c = p.get(*i..i.checked_add(clen)?)?;
+                *i += clen;
+                crate::lzf::decompress(c, len)
+            }
+            _ => None,
+        };
+    }
+    let n = read_rdb_len(p, i)?;
+    let s = p.get(*i..i.checked_add(n)?)?;
+    *i += n;
+    Some(s.to_vec())
+}
+
+/// `FUNCTION DUMP`'s payload: each library as `RDB_OPCODE_FUNCTION2` and
+/// its code as an RDB string, then the RDB version and a CRC-64 (both
+/// little-endian), as Redis' `functionDumpCommand`.
+fn dump(libs: &BTreeMap<String, Library>, compress: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for lib in libs.values() {
         out.push(OPCODE_FUNCTION2);
-        rdb_len(lib.code.len(), &mut out);
-        out.extend_from_slice(&lib.code);
+        rdb_save_string(&lib.code, compress, &mut out);
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -511,6 +651,7 @@ fn dump(libs: &BTreeMap<String, Library>) -> Vec<u8> {
     out
 }
 
+/// The library codes of a `FUNCTION RESTORE` payload, or Redis' error.
 fn undump(p: &[u8]) -> Result<Vec<Bytes>, &'static str> {
     const BAD: &str = "ERR DUMP payload version or checksum are wrong";
     if p.len() < 10 {
@@ -525,16 +666,33 @@ fn undump(p: &[u8]) -> Result<Vec<Bytes>, &'static str> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < body.len() {
-        if body[i] != OPCODE_FUNCTION2 {
-            return Err("ERR given type is not a function");
+        match body[i] {
+            OPCODE_FUNCTION2 => {}
+            OPCODE_FUNCTION => return Err("ERR Pre-GA function format not supported"),
+            _ => return Err("ERR given type is not a function"),
         }
         i += 1;
-        let n = read_rdb_len(body, &mut i).ok_or(BAD)?;
-        let code = body.get(i..i + n).ok_or(BAD)?;
-        out.push(Bytes::copy_from_slice(code));
-        i += n;
+        let code = rdb_load_string(body, &mut i).ok_or("ERR Failed loading library payload")?;
+        out.push(Bytes::from(code));
     }
     Ok(out)
+}
+
+/// FUNCTION STATS' reply.
+pub(crate) fn stats_reply(running: Frame, libs: usize, funcs: usize) -> Frame {
+    Frame::Map(vec![
+        (Frame::bulk("running_script"), running),
+        (
+            Frame::bulk("engines"),
+            Frame::Map(vec![(
+                Frame::bulk("LUA"),
+                Frame::Map(vec![
+                    (Frame::bulk("libraries_count"), Frame::Integer(libs as i64)),
+                    (Frame::bulk("functions_count"), Frame::Integer(funcs as i64)),
+                ]),
+            )]),
+        ),
+    ])
 }
 
 impl Core {
@@ -545,7 +703,6 @@ impl Core {
             Ok(n) => n,
             Err(f) => return f,
         };
-        let protocol = cairn_keyspace::Protocol::Resp2;
         let r = self.with_engine(ks, |e| {
             let Some(f) = e.funcs.find(&args[1]) else {
                 return err("ERR Function not found");
@@ -567,7 +724,7 @@ impl Core {
                 flags,
                 ro,
                 db,
-                protocol,
+                args,
             )
         });
         r.unwrap_or_else(|f| f)
@@ -644,26 +801,15 @@ impl Core {
             }
             "kill" if args.len() == 2 => self.kill(true),
             "stats" if args.len() == 2 => {
-                let nfuncs: usize = e.funcs.libs.values().map(|l| l.functions.len()).sum();
-                Frame::Map(vec![
-                    (Frame::bulk("running_script"), Frame::Null),
-                    (
-                        Frame::bulk("engines"),
-                        Frame::Map(vec![(
-                            Frame::bulk("LUA"),
-                            Frame::Map(vec![
-                                (
-                                    Frame::bulk("libraries_count"),
-                                    Frame::Integer(e.funcs.libs.len() as i64),
-                                ),
-                                (Frame::bulk("functions_count"), Frame::Integer(nfuncs as i64)),
-                            ]),
-                        )]),
-                    ),
-                ])
+                let (libs, funcs) = e.funcs.counts();
+                stats_reply(Frame::Null, libs, funcs)
             }
             "list" => list(&e.funcs, args),
-            "dump" if args.len() == 2 => Frame::Bulk(Bytes::from(dump(&e.funcs.libs))),
+            "dump" if args.len() == 2 => {
+                // `rdbcompression no` stores the code verbatim, as Redis.
+                let compress = ks.config_param("rdbcompression").as_deref() != Some("no");
+                Frame::Bulk(Bytes::from(dump(&e.funcs.libs, compress)))
+            }
             "restore" if args.len() == 3 || args.len() == 4 => {
                 let policy = args
                     .get(3)
@@ -676,22 +822,13 @@ impl Core {
                     Ok(c) => c,
                     Err(m) => return err(m),
                 };
-                let before: Vec<Bytes> = e.funcs.libs.values().map(|l| l.code.clone()).collect();
-                if policy == "flush" {
-                    e.funcs.libs.clear();
-                }
-                for code in &codes {
-                    if let Err(m) = e.funcs.load(code, policy != "append") {
-                        // All or nothing: put the libraries back.
-                        e.funcs.libs.clear();
-                        for c in &before {
-                            let _ = e.funcs.load(c, true);
-                        }
-                        return Frame::error(m);
+                match e.funcs.restore(&codes, &policy) {
+                    Ok(()) => {
+                        Self::persist(ks, &mut e.funcs);
+                        Frame::ok()
                     }
+                    Err(m) => Frame::error(m),
                 }
-                Self::persist(ks, &mut e.funcs);
-                Frame::ok()
             }
             "help" if args.len() == 2 => help(&[
                 "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -735,6 +872,11 @@ impl Core {
                 "HELP",
                 "    Prints this help.",
             ]),
+            // Redis' `addReplySubcommandSyntaxError`, past the arity check.
+            "restore" if args.len() > 4 => Frame::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
             "load" | "delete" | "flush" | "kill" | "stats" | "dump" | "restore" | "help" => {
                 Frame::error(format!(
                     "ERR wrong number of arguments for 'function|{sub}' command"

@@ -17,6 +17,7 @@
 mod conv;
 mod functions;
 mod libs;
+mod lzf;
 mod num;
 mod vm;
 
@@ -35,8 +36,10 @@ use crate::vm::{Kind, RunCtx, Vm};
 /// The reply to a script stopped by `SCRIPT KILL`.
 pub(crate) const KILLED_MSG: &str = "ERR Script killed by user with SCRIPT KILL...";
 
-/// Instructions between two checks of the kill switch and the clock.
-const HOOK_EVERY: u32 = 100_000;
+/// Instructions between two checks of the kill switch and the clock
+/// (Redis checks every 100,000; cairn more often, so a script declares
+/// itself busy soon after [`DECLARE_BUSY_AFTER`]).
+const HOOK_EVERY: u32 = 10_000;
 
 /// `SHA1(data)` in lowercase hex.
 pub(crate) fn sha1hex(data: &[u8]) -> String {
@@ -60,17 +63,62 @@ pub struct Shared {
     running: AtomicBool,
     /// Whether the running script has written (SCRIPT KILL then refuses).
     wrote: AtomicBool,
-    started: Mutex<Option<Instant>>,
+    /// The running function and its call, once it has declared itself
+    /// busy (FUNCTION STATS, served meanwhile, reports it).
+    busy_call: Mutex<Option<BusyCall>>,
+    /// Libraries and functions loaded (FUNCTION STATS during a busy
+    /// function, when the Lua side is in use).
+    counts: Mutex<(usize, usize)>,
     /// Whether the running script is a function (FUNCTION KILL vs SCRIPT KILL).
     is_function: AtomicBool,
     /// `busy-reply-threshold` in milliseconds.
     busy_ms: AtomicU64,
+    /// [`Scripting::abort`] was called.
+    aborted: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn kill_requested(&self) -> bool {
-        self.kill.load(Ordering::Relaxed)
+        self.kill.load(Ordering::Relaxed) || self.aborted.load(Ordering::Relaxed)
     }
+}
+
+/// A run that declared itself busy, as FUNCTION STATS shows it.
+pub(crate) struct BusyCall {
+    name: String,
+    argv: Vec<Bytes>,
+    started: Instant,
+}
+
+/// How long a script runs before it declares itself busy. Shorter runs
+/// (nearly all) just hold the gate as any exclusive command does; after
+/// this, commands waiting for the gate wait asynchronously instead.
+pub(crate) const DECLARE_BUSY_AFTER: Duration = Duration::from_millis(1);
+
+/// Called from the instruction hook and after each `redis.call`: declares
+/// the run busy once it has lasted [`DECLARE_BUSY_AFTER`].
+pub(crate) fn check_busy(c: &mut vm::RunCtx) {
+    if !c.running {
+        return;
+    }
+    let Some(run) = c.run.as_mut() else { return };
+    if run.declared || run.started.elapsed() < DECLARE_BUSY_AFTER {
+        return;
+    }
+    run.declared = true;
+    let function = c.shared.is_function.load(Ordering::Relaxed);
+    if function {
+        *c.shared.busy_call.lock() = Some(BusyCall {
+            name: run.name.clone(),
+            argv: run.argv.clone(),
+            started: run.started,
+        });
+    }
+    run.ks.set_busy(Some(Busy {
+        since: run.started,
+        threshold: Duration::from_millis(c.shared.busy_ms.load(Ordering::Relaxed)),
+        reply: err(busy_text(function)),
+    }));
 }
 
 /// Flags of a script (`#!lua flags=...`) or a function.
@@ -182,20 +230,20 @@ pub(crate) struct Core {
     engine: Mutex<Option<Engine>>,
 }
 
-/// A script's work handed to the script thread.
-type Job = Box<dyn FnOnce() + Send>;
-
 /// The scripting extension: register it with
 /// [`KeyspaceBuilder::extension`](cairn_keyspace::KeyspaceBuilder::extension).
 ///
-/// Scripts run on a thread of their own that holds the keyspace gate for
-/// write ([`Keyspace::exclusive`]) while the calling connection waits for
-/// the reply: tokio's workers keep serving other connections, whose
-/// commands wait for the script without holding a worker and are answered
-/// `-BUSY` once `busy-reply-threshold` has passed ([`Keyspace::set_busy`]).
+/// A script call is an `EXCLUSIVE` command: it runs on the connection's
+/// tokio worker holding the keyspace gate for write, with no hop to
+/// another thread (a hop per call cost more than the script itself, and
+/// pipelined calls run back to back). Most scripts end within
+/// microseconds; one that runs longer than [`DECLARE_BUSY_AFTER`]
+/// declares itself busy ([`Keyspace::set_busy`]), so other connections'
+/// commands (including those already waiting for the gate) wait for it
+/// without holding a worker, the other workers keep serving, and past
+/// `busy-reply-threshold` those commands are answered `-BUSY`.
 pub struct Scripting {
     core: Arc<Core>,
-    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
 }
 
 impl Default for Scripting {
@@ -209,75 +257,17 @@ impl Scripting {
     pub fn new() -> Scripting {
         Scripting {
             core: Arc::new(Core::new()),
-            jobs: Mutex::new(None),
         }
     }
 
-    /// Hands `job` to the script thread (started on first use).
-    fn submit(&self, job: Job) -> Result<(), Job> {
-        let mut jobs = self.jobs.lock();
-        if jobs.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let spawned = std::thread::Builder::new()
-                .name("cairn-script".into())
-                .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        job();
-                    }
-                });
-            if spawned.is_err() {
-                return Err(job);
-            }
-            *jobs = Some(tx);
-        }
-        match jobs.as_ref().map(|tx| tx.send(job)) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(back)) => {
-                *jobs = None;
-                Err(back.0)
-            }
-            None => Err(Box::new(|| {})),
-        }
-    }
-
-    /// Runs a script call: inside EXEC at once (EXEC holds the gate for
-    /// write), otherwise on the script thread, answering through
-    /// [`Ctx::block`].
-    fn defer(
-        &self,
-        ctx: &mut Ctx<'_>,
-        args: &[Bytes],
-        function: bool,
-        work: fn(&Core, &Keyspace, usize, &[Bytes]) -> Frame,
-    ) -> Frame {
-        let ks = ctx.keyspace().clone();
-        let db = ctx.db();
-        if !ctx.may_defer() {
-            return work(&self.core, &ks, db, args);
-        }
-        let core = self.core.clone();
-        let args = args.to_vec();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let reply = busy_text(function);
-            ks.set_busy(Some(Busy {
-                since: Instant::now(),
-                threshold: Duration::from_millis(core.shared.busy_ms.load(Ordering::Relaxed)),
-                reply: err(reply),
-            }));
-            let frame = ks
-                .exclusive(|| work(&core, &ks, db, &args))
-                .unwrap_or_else(|| err("ERR script thread holds the keyspace already"));
-            ks.set_busy(None);
-            let _ = tx.send(frame);
-        });
-        if self.submit(job).is_err() {
-            return err("ERR cannot start the script thread");
-        }
-        ctx.block(Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| err("ERR the script thread stopped"))
-        }))
+    /// The server stops without saving: the running script (even one that
+    /// wrote, which SCRIPT KILL refuses) stops at its next instruction
+    /// check, and scripts called from now on fail at once, so no command
+    /// keeps a worker busy while connections close (Redis exits during a
+    /// busy script on SHUTDOWN NOSAVE).
+    pub fn abort(&self) {
+        self.core.shared.aborted.store(true, Ordering::Relaxed);
+        self.core.shared.kill.store(true, Ordering::Relaxed);
     }
 }
 
@@ -299,9 +289,11 @@ impl Core {
                 kill: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 wrote: AtomicBool::new(false),
-                started: Mutex::new(None),
+                busy_call: Mutex::new(None),
+                counts: Mutex::new((0, 0)),
                 is_function: AtomicBool::new(false),
                 busy_ms: AtomicU64::new(5000),
+                aborted: AtomicBool::new(false),
             }),
             engine: Mutex::new(None),
         }
@@ -313,12 +305,14 @@ impl Core {
         vm.lua
             .set_hook(
                 mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-                move |_, _| {
+                move |lua, _| {
                     if shared.kill_requested() {
-                        Err(mlua::Error::RuntimeError(KILLED_MSG.to_owned()))
-                    } else {
-                        Ok(mlua::VmState::Continue)
+                        return Err(mlua::Error::RuntimeError(KILLED_MSG.to_owned()));
                     }
+                    if let Some(mut c) = lua.app_data_mut::<RunCtx>() {
+                        check_busy(&mut c);
+                    }
+                    Ok(mlua::VmState::Continue)
                 },
             )
             .map_err(|e| ScriptError(e.to_string()))?;
@@ -340,51 +334,68 @@ impl Core {
         let Some(engine) = guard.as_mut() else {
             return Err(err("ERR scripting unavailable"));
         };
+        let before = engine.funcs.version;
         engine
             .funcs
             .sync(ks, || self.new_vm(Kind::Functions))
             .map_err(|e| Frame::error(format!("ERR {e}")))?;
-        Ok(f(engine))
+        let r = f(engine);
+        if engine.funcs.version != before {
+            *self.shared.counts.lock() = engine.funcs.counts();
+        }
+        Ok(r)
     }
 
     /// Compiles (or finds) a script; its sha1.
-    fn load_script(engine: &mut Engine, body: &[u8]) -> Result<(String, Script), Frame> {
+    fn load_script(engine: &mut Engine, body: &[u8]) -> Result<String, Frame> {
         let sha = sha1hex(body);
-        if let Some(s) = engine.scripts.get(&sha) {
-            return Ok((sha, s.clone()));
+        if engine.scripts.contains_key(&sha) {
+            return Ok(sha);
         }
         let (flags, skip) = shebang(body).map_err(|m| Frame::error(format!("ERR {m}")))?;
         let func = engine
             .eval
             .compile(&body[skip..], "@user_script")
             .map_err(|m| Frame::error(format!("ERR Error compiling script (new function): {m}")))?;
-        let s = Script { func, flags };
-        engine.scripts.insert(sha.clone(), s.clone());
-        Ok((sha, s))
+        engine.scripts.insert(sha.clone(), Script { func, flags });
+        Ok(sha)
     }
 
     /// EVAL and friends, with the gate held for write.
     pub(crate) fn eval(&self, ks: &Keyspace, db: usize, args: &[Bytes]) -> Frame {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        let by_sha = name.starts_with("evalsha");
-        let ro = name.ends_with("_ro");
+        let name = &args[0];
+        let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
+        let ro = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
         let numkeys = match parse_numkeys(args) {
             Ok(n) => n,
             Err(f) => return f,
         };
-        let protocol = Protocol::Resp2;
         let res = self.with_engine(ks, |engine| {
-            let (sha, script) = if by_sha {
-                let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-                match engine.scripts.get(&sha) {
-                    Some(s) if sha.len() == 40 => (sha, s.clone()),
-                    _ => return err("NOSCRIPT No matching script. Please use EVAL."),
+            const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+            // EVALSHA looks the script up without allocating.
+            let mut buf = [0u8; 40];
+            let owned;
+            let sha: &str = if by_sha {
+                let given = &args[1];
+                if given.len() != 40 {
+                    return err(NOSCRIPT);
+                }
+                for (d, c) in buf.iter_mut().zip(given.iter()) {
+                    *d = c.to_ascii_lowercase();
+                }
+                match std::str::from_utf8(&buf) {
+                    Ok(s) => s,
+                    Err(_) => return err(NOSCRIPT),
                 }
             } else {
-                match Self::load_script(engine, &args[1]) {
+                owned = match Self::load_script(engine, &args[1]) {
                     Ok(x) => x,
                     Err(f) => return f,
-                }
+                };
+                &owned
+            };
+            let Some(script) = engine.scripts.get(sha) else {
+                return err(NOSCRIPT);
             };
             let keys = &args[3..3 + numkeys];
             let argv = &args[3 + numkeys..];
@@ -392,13 +403,13 @@ impl Core {
                 ks,
                 &engine.eval,
                 Target::Eval(&script.func),
-                &sha,
+                sha,
                 keys,
                 argv,
                 script.flags,
                 ro,
                 db,
-                protocol,
+                args,
             )
         });
         res.unwrap_or_else(|f| f)
@@ -417,7 +428,7 @@ impl Core {
         flags: ScriptFlags,
         ro: bool,
         db: usize,
-        protocol: Protocol,
+        call: &[Bytes],
     ) -> Frame {
         if !flags.compat && !flags.no_writes {
             if ks.deny_write().is_some() {
@@ -429,27 +440,11 @@ impl Core {
                 return err("ERR Can not execute a script with write flag using *_ro command.");
             }
         }
-        let lua = &vm.lua;
-        let tables = (|| -> mlua::Result<(mlua::Table, mlua::Table)> {
-            let k = lua.create_table_with_capacity(keys.len(), 0)?;
-            for (i, key) in keys.iter().enumerate() {
-                k.raw_set(i + 1, lua.create_string(key)?)?;
-            }
-            let a = lua.create_table_with_capacity(argv.len(), 0)?;
-            for (i, arg) in argv.iter().enumerate() {
-                a.raw_set(i + 1, lua.create_string(arg)?)?;
-            }
-            Ok((k, a))
-        })();
-        let Ok((ktab, atab)) = tables else {
-            return err("ERR cannot create the script's arguments");
-        };
-        if let Target::Eval(_) = target
-            && (vm.globals.raw_set("KEYS", ktab.clone()).is_err()
-                || vm.globals.raw_set("ARGV", atab.clone()).is_err())
-        {
-            return err("ERR cannot set KEYS and ARGV");
+        if self.shared.aborted.load(Ordering::Relaxed) {
+            return err("ERR the server is shutting down");
         }
+        let lua = &vm.lua;
+        let function = matches!(target, Target::Function(_));
         {
             let Some(mut c) = lua.app_data_mut::<RunCtx>() else {
                 return err("ERR scripting unavailable");
@@ -460,27 +455,43 @@ impl Core {
             c.resp = 2;
             c.running = true;
             c.pending = None;
+            let run = c.run.get_or_insert_with(|| vm::RunState {
+                ks: ks.clone(),
+                started: Instant::now(),
+                declared: false,
+                name: String::new(),
+                argv: Vec::new(),
+            });
+            run.started = Instant::now();
+            run.declared = false;
+            if function {
+                name.clone_into(&mut run.name);
+                run.argv.clear();
+                run.argv.extend_from_slice(call);
+            }
         }
-        let _ = protocol;
         self.shared.kill.store(false, Ordering::Relaxed);
         self.shared.wrote.store(false, Ordering::Relaxed);
-        self.shared
-            .is_function
-            .store(matches!(target, Target::Function(_)), Ordering::Relaxed);
-        *self.shared.started.lock() = Some(Instant::now());
+        self.shared.is_function.store(function, Ordering::Relaxed);
         self.shared.running.store(true, Ordering::Release);
-        let result: mlua::Result<(bool, Value)> = match target {
-            Target::Eval(f) => vm.runner.call(f.clone()),
-            Target::Function(f) => vm.fn_runner.call((f.clone(), ktab, atab)),
+        let result = match target {
+            Target::Eval(f) => vm.call_with(&vm.runner, f, keys, argv),
+            Target::Function(f) => vm.call_with(&vm.fn_runner, f, keys, argv),
         };
         self.shared.running.store(false, Ordering::Release);
-        *self.shared.started.lock() = None;
         let resp = {
             let Some(mut c) = lua.app_data_mut::<RunCtx>() else {
                 return err("ERR scripting unavailable");
             };
             c.running = false;
             c.pending = None;
+            if let Some(run) = c.run.as_mut()
+                && run.declared
+            {
+                run.declared = false;
+                *self.shared.busy_call.lock() = None;
+                ks.set_busy(None);
+            }
             c.resp
         };
         self.shared.kill.store(false, Ordering::Relaxed);
@@ -557,13 +568,27 @@ impl Core {
             }
             ("load", 3) => {
                 let r = self.with_engine(ks, |e| match Self::load_script(e, &args[2]) {
-                    Ok((sha, _)) => Frame::Bulk(Bytes::from(sha)),
+                    Ok(sha) => Frame::Bulk(Bytes::from(sha)),
                     Err(f) => f,
                 });
                 r.unwrap_or_else(|f| f)
             }
             ("kill", 2) => self.kill(false),
-            ("help" | "flush" | "exists" | "load" | "kill", _) => Frame::error(format!(
+            ("debug", 3) => {
+                let mode = &args[2];
+                if mode.eq_ignore_ascii_case(b"no") {
+                    // Debugging is off, as asked.
+                    Frame::ok()
+                } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+                    // Accepting it would run the next script undebugged.
+                    err(
+                        "ERR SCRIPT DEBUG YES|SYNC is not supported: cairn has no Lua debugger (LDB)",
+                    )
+                } else {
+                    err("ERR Use SCRIPT DEBUG YES/SYNC/NO")
+                }
+            }
+            ("help" | "flush" | "exists" | "load" | "kill" | "debug", _) => Frame::error(format!(
                 "ERR wrong number of arguments for 'script|{sub}' command"
             )),
             _ => Frame::error(format!(
@@ -571,6 +596,28 @@ impl Core {
                 String::from_utf8_lossy(&args[1])
             )),
         }
+    }
+
+    /// FUNCTION STATS while a function is busy (the Lua side is in use).
+    fn busy_stats(&self) -> Frame {
+        let running = match self.shared.busy_call.lock().as_ref() {
+            Some(b) => Frame::Map(vec![
+                (Frame::bulk("name"), Frame::bulk(b.name.clone())),
+                (
+                    Frame::bulk("command"),
+                    Frame::Array(b.argv.iter().cloned().map(Frame::Bulk).collect()),
+                ),
+                (
+                    Frame::bulk("duration_ms"),
+                    Frame::Integer(
+                        i64::try_from(b.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                    ),
+                ),
+            ]),
+            None => Frame::Null,
+        };
+        let (libs, funcs) = *self.shared.counts.lock();
+        functions::stats_reply(running, libs, funcs)
     }
 
     /// SCRIPT KILL / FUNCTION KILL.
@@ -656,7 +703,8 @@ fn parse_numkeys(args: &[Bytes]) -> Result<usize, Frame> {
 impl Extension for Scripting {
     fn commands(&self) -> Vec<CommandSpec> {
         let g = "scripting";
-        let run = Flags::NOSCRIPT | Flags::STALE | Flags::DEFERS;
+        // Runs on the connection's worker holding the gate for write.
+        let run = Flags::NOSCRIPT | Flags::STALE | Flags::EXCLUSIVE;
         vec![
             CommandSpec::new("eval", -3, run, g).doc("Execute a Lua script server side", "2.6.0"),
             CommandSpec::new("evalsha", -3, run, g)
@@ -698,9 +746,9 @@ impl Extension for Scripting {
         let core = &self.core;
         match ctx.command() {
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-                self.defer(ctx, args, false, Core::eval)
+                core.eval(ctx.keyspace(), ctx.db(), args)
             }
-            "fcall" | "fcall_ro" => self.defer(ctx, args, true, Core::fcall),
+            "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
                 // KILL is served then (the Lua side is in use).
@@ -710,8 +758,13 @@ impl Extension for Scripting {
                 if kill && args.len() == 2 {
                     return core.kill(cmd == "function");
                 }
-                if !kill && core.shared.running.load(Ordering::Acquire) {
-                    return err(busy_text(core.shared.is_function.load(Ordering::Relaxed)));
+                if core.shared.running.load(Ordering::Acquire) {
+                    let is_function = core.shared.is_function.load(Ordering::Relaxed);
+                    let stats = args.len() == 2 && args[1].eq_ignore_ascii_case(b"stats");
+                    if cmd == "function" && stats && is_function {
+                        return core.busy_stats();
+                    }
+                    return err(busy_text(is_function));
                 }
                 if cmd == "script" {
                     core.script_cmd(ctx, args)
@@ -736,11 +789,17 @@ impl Extension for Scripting {
         )
     }
 
-    fn config_applied(&self, _ks: &Keyspace, name: &str, value: &str) {
-        if (name == "busy-reply-threshold" || name == "lua-time-limit")
-            && let Ok(ms) = value.parse::<u64>()
-        {
+    fn config_applied(&self, ks: &Keyspace, name: &str, value: &str) {
+        let other = match name {
+            "busy-reply-threshold" => "lua-time-limit",
+            "lua-time-limit" => "busy-reply-threshold",
+            _ => return,
+        };
+        if let Ok(ms) = value.parse::<u64>() {
             self.core.shared.busy_ms.store(ms, Ordering::Relaxed);
         }
+        // One setting under two names in Redis 7.0: CONFIG GET of either
+        // reads the value last set through either.
+        ks.set_config_param(other, value);
     }
 }

@@ -39,19 +39,35 @@ pub(crate) struct RunCtx {
     pub(crate) pending: Option<(String, Table)>,
     /// Functions registered by the library being loaded.
     pub(crate) registering: Option<Vec<crate::functions::Registered>>,
+    /// The run in progress (kept between runs to reuse its buffers).
+    pub(crate) run: Option<RunState>,
+}
+
+/// What the busy declaration needs of the run in progress
+/// ([`crate::check_busy`]).
+pub(crate) struct RunState {
+    pub(crate) ks: cairn_keyspace::Keyspace,
+    pub(crate) started: std::time::Instant,
+    /// Whether this run declared itself busy.
+    pub(crate) declared: bool,
+    /// The function's name and the FCALL, for FUNCTION STATS.
+    pub(crate) name: String,
+    pub(crate) argv: Vec<Bytes>,
 }
 
 /// A Lua state with its helpers.
 pub(crate) struct Vm {
     pub(crate) lua: Lua,
-    /// `function(f) return xpcall(f, handler) end`: runs a script.
+    /// `function(f, nkeys, ...)`: runs a script with KEYS and ARGV set.
     pub(crate) runner: Function,
-    /// `function(f, keys, args)`: runs a function with its arguments.
+    /// `function(f, nkeys, ...)`: runs a function with its keys and args.
     pub(crate) fn_runner: Function,
+    /// `function(f) return xpcall(f, handler) end`: runs library code.
+    pub(crate) load_runner: Function,
     /// The environment scripts and libraries run in: reads see the
     /// globals, writes fail.
     pub(crate) env: Table,
-    /// The real globals (where KEYS and ARGV are set raw).
+    /// The real globals.
     pub(crate) globals: Table,
 }
 
@@ -73,6 +89,7 @@ impl Vm {
             shared,
             registering: None,
             pending: None,
+            run: None,
         });
         let g = lua.globals();
         // Redis 7.0 removes these from the base library.
@@ -101,14 +118,44 @@ impl Vm {
             .set_name(INTERNAL)
             .set_environment(g.clone())
             .into_function()?;
-        let (runner, fn_runner, env): (Function, Function, Table) = setup.call(())?;
+        let (runner, fn_runner, load_runner, env): (Function, Function, Function, Table) =
+            setup.call(())?;
         Ok(Vm {
             lua,
             runner,
             fn_runner,
+            load_runner,
             env,
             globals: g,
         })
+    }
+
+    /// Runs a script (or a function, with `runner` = `fn_runner`) with its
+    /// keys and arguments: `(true, value)` or `(false, error table)`.
+    pub(crate) fn call_with(
+        &self,
+        runner: &Function,
+        f: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> mlua::Result<(bool, Value)> {
+        let nkeys = keys.len() as i64;
+        let texts: Option<Vec<&str>> = keys
+            .iter()
+            .chain(argv)
+            .map(|b| std::str::from_utf8(b).ok())
+            .collect();
+        match texts {
+            // Pushed straight onto the Lua stack.
+            Some(t) => runner.call((f, nkeys, mlua::Variadic::from_iter(t))),
+            None => {
+                let mut v = Vec::with_capacity(keys.len() + argv.len());
+                for b in keys.iter().chain(argv) {
+                    v.push(Value::String(self.lua.create_string(b)?));
+                }
+                runner.call((f, nkeys, mlua::Variadic::from_iter(v)))
+            }
+        }
     }
 
     /// Compiles a chunk in the sandbox.
@@ -168,13 +215,49 @@ setmetatable(G, {
   __newindex = ro,
   __metatable = false,
 })
-local env = setmetatable({}, {__index = G, __newindex = ro, __metatable = false})
+-- Scripts see `_G` as their environment, not the real globals, so
+-- `_G.name = v` is refused like `name = v` even for an existing name (the
+-- globals' own guard only sees new names). A table between the two keeps
+-- global reads a table lookup, with `_G` itself not assignable.
+local shadow = setmetatable({}, {__index = G, __metatable = false})
+local env = setmetatable({}, {__index = shadow, __newindex = ro, __metatable = false})
+rawset(shadow, "_G", env)
+proxies[env] = G
+-- Redis' read-only tables refuse rawset too (raised without a position,
+-- as from C).
+local readonly = {[G] = true, [env] = true, [shadow] = true}
+rawset(G, "rawset", function(t, k, v)
+  if readonly[t] or proxies[t] then error("Attempt to modify a readonly table", 0) end
+  return rawset(t, k, v)
+end)
 
-local function run(f) return xpcall(f, handler) end
-local function fn_run(f, keys, args)
-  return xpcall(function() return f(keys, args) end, handler)
+-- The keys and arguments come as one vararg list (pushed straight onto
+-- the stack, where tables and strings built one by one from Rust cost a
+-- reference each): new tables each run, as Redis (a script may write into
+-- them).
+local select = select
+local function split(nkeys, ...)
+  local keys = {...}
+  local argv = {select(nkeys + 1, ...)}
+  for i = #keys, nkeys + 1, -1 do keys[i] = nil end
+  return keys, argv
 end
-return run, fn_run, env
+local function run(f, nkeys, ...)
+  local keys, argv = split(nkeys, ...)
+  rawset(G, "KEYS", keys)
+  rawset(G, "ARGV", argv)
+  return xpcall(f, handler)
+end
+-- One closure for every FCALL (a function cannot call another).
+local cur_f, cur_keys, cur_argv
+local function call_cur() return cur_f(cur_keys, cur_argv) end
+local function fn_run(f, nkeys, ...)
+  cur_f = f
+  cur_keys, cur_argv = split(nkeys, ...)
+  return xpcall(call_cur, handler)
+end
+local function load_run(f) return xpcall(f, handler) end
+return run, fn_run, load_run, env
 "#;
 
 /// Redis' `__redis__err__handler`: errors become `{err=...}` tables (a
@@ -613,18 +696,46 @@ fn redis_version_num() -> i64 {
     (a << 16) | (b << 8) | c
 }
 
-/// The arguments of `redis.call`: strings, and numbers written `%.17g`.
+/// The arguments of `redis.call`: strings, and numbers written `%.17g`;
+/// all in one buffer (one allocation for them all), sliced.
 fn lua_args(args: &MultiValue) -> Result<Vec<Bytes>, ()> {
-    let mut out = Vec::with_capacity(args.len());
-    for v in args {
-        out.push(match v {
-            Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-            Value::Integer(i) => Bytes::from(i.to_string()),
-            Value::Number(n) => Bytes::from(crate::num::fmt_g(*n, 17)),
+    let cap: usize = args
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.as_bytes().len(),
+            _ => 24,
+        })
+        .sum();
+    let mut buf = bytes::BytesMut::with_capacity(cap);
+    // Where each argument ends; on the stack for the usual few.
+    let mut ends_small = [0usize; 16];
+    let mut ends_big = Vec::new();
+    for (i, v) in args.iter().enumerate() {
+        match v {
+            Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+            Value::Integer(n) => buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Number(n) => buf.extend_from_slice(crate::num::fmt_g(*n, 17).as_bytes()),
             _ => return Err(()),
-        });
+        }
+        match ends_small.get_mut(i) {
+            Some(e) => *e = buf.len(),
+            None => ends_big.push(buf.len()),
+        }
     }
-    Ok(out)
+    let all = buf.freeze();
+    let ends = ends_small
+        .iter()
+        .take(args.len())
+        .chain(ends_big.iter())
+        .copied();
+    let mut start = 0;
+    Ok(ends
+        .map(|end| {
+            let b = all.slice(start..end);
+            start = end;
+            b
+        })
+        .collect())
 }
 
 /// `redis.call` (`raise`: errors are raised) and `redis.pcall`.
@@ -662,6 +773,8 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
                 .wrote
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        // A script may spend its time in commands rather than in Lua.
+        crate::check_busy(&mut ctx);
         (r, resp)
     };
     let frame = match result {

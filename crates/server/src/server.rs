@@ -238,12 +238,13 @@ impl Server {
             requests: requests.clone(),
             state: Arc::clone(&shutdown_state),
         };
+        let scripting = Arc::new(cairn_script::Scripting::new());
         let mut builder = Keyspace::builder()
             .databases(config.databases)
             .requirepass(config.requirepass.clone())
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
-            .extension(Arc::new(cairn_script::Scripting::new()))
+            .extension(scripting.clone())
             .config_param(
                 Signal::Term.parameter(),
                 &config.shutdown_on_sigterm.to_string(),
@@ -321,6 +322,7 @@ impl Server {
             serve: Some(serve),
             tasks: vec![expiry, timer],
             done: done_tx,
+            scripting,
         };
         let supervisor = tokio::spawn(supervisor.run(requests_rx));
         info!(%addr, "Ready to accept connections tcp on {addr}");

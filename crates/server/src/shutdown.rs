@@ -375,6 +375,9 @@ pub(crate) struct Supervisor {
     pub(crate) serve: Option<JoinHandle<std::io::Result<()>>>,
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) done: watch::Sender<bool>,
+    /// Stopped before the connections: a script runs on a connection's
+    /// worker and would otherwise keep it (and the shutdown) waiting.
+    pub(crate) scripting: Arc<cairn_script::Scripting>,
 }
 
 impl Supervisor {
@@ -439,7 +442,9 @@ impl Supervisor {
             warn!("shutdown aborted by SHUTDOWN ABORT; the server keeps running");
             return Err(ShutdownError::Aborted);
         }
-        // Stop serving: no new commands after this, in-flight ones finish.
+        // Stop serving: no new commands after this, in-flight ones finish
+        // (a running script is stopped).
+        self.scripting.abort();
         let _ = self.stop_tx.send(true);
         let mut result = Ok(());
         if let Some(serve) = self.serve.take() {

@@ -222,8 +222,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }
     busy.note(
         "Before the threshold every command waits for the script (both servers); past it the \
-         answer is -BUSY. cairn runs the script on a thread of its own, so its async workers keep \
-         answering."
+         answer is -BUSY. cairn runs the script on its connection's worker; after 1 ms it declares \
+         itself busy, so the other workers keep answering."
             .to_owned(),
     );
     out.tables.push(table);

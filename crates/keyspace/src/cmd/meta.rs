@@ -131,6 +131,8 @@ pub(crate) fn info_flags(flags: &Frame) -> Flags {
         return Flags::NONE;
     };
     names.iter().fold(Flags::NONE, |acc, n| match n {
+        // What dispatch serves while a script is busy.
+        Frame::Simple(n) | Frame::Bulk(n) if &n[..] == b"allow_busy" => acc.with(Flags::ALLOW_BUSY),
         Frame::Simple(n) | Frame::Bulk(n) => Flags::NAMES
             .iter()
             .find(|(_, name)| name.as_bytes() == &n[..])

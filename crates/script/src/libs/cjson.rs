@@ -1,13 +1,229 @@
-//! Lua CJSON 2.1.0 (`cjson.encode`, `cjson.decode`, `cjson.null`) with
-//! Redis' defaults: an empty table encodes as `{}`, numbers as `%.14g`,
-//! sparse arrays over ratio 2 (beyond 10 items) are refused, nesting
-//! limited to 1000.
+//! Lua CJSON 2.1.0 (`cjson.encode`, `cjson.decode`, `cjson.null` and the
+//! configuration functions) with Redis' defaults: an empty table encodes
+//! as `{}`, numbers as `%.14g`, sparse arrays over ratio 2 (beyond 10
+//! items) are refused, nesting limited to 1000. As in Redis, a setting
+//! changed by a script stays for the Lua state's life (until SCRIPT
+//! FLUSH; each library state of FUNCTION has its own).
+
+use std::sync::Arc;
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use parking_lot::Mutex;
 
 use super::{check_bytes, fail, ok};
 
-const MAX_DEPTH: usize = 1000;
+/// lua_cjson's `json_config_t`.
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    sparse_convert: i32,
+    sparse_ratio: i32,
+    sparse_safe: i32,
+    encode_max_depth: i32,
+    decode_max_depth: i32,
+    /// 0 refuses NaN and Inf, 1 writes them, 2 writes `null`.
+    encode_invalid_numbers: i32,
+    decode_invalid_numbers: i32,
+    keep_buffer: i32,
+    precision: i32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sparse_convert: 0,
+            sparse_ratio: 2,
+            sparse_safe: 10,
+            encode_max_depth: 1000,
+            decode_max_depth: 1000,
+            encode_invalid_numbers: 0,
+            decode_invalid_numbers: 1,
+            keep_buffer: 1,
+            precision: 14,
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Config>>;
+
+/// `json_arg_init`: at most `max` arguments.
+fn arg_init(lua: &Lua, args: &MultiValue, max: usize, fname: &str) -> mlua::Result<()> {
+    if args.len() > max {
+        return Err(super::raise(
+            lua,
+            &format!(
+                "bad argument #{} to '{fname}' (found too many arguments)",
+                max + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `json_integer_option`: sets `setting` from argument `i` when given
+/// (range errors name argument #1, as lua_cjson does); its value.
+fn integer_option(
+    lua: &Lua,
+    args: &MultiValue,
+    i: usize,
+    setting: &mut i32,
+    (min, max): (i32, i32),
+    fname: &str,
+) -> mlua::Result<Value> {
+    if !matches!(args.get(i), None | Some(Value::Nil)) {
+        let n = super::check_number(lua, args, i, fname).map_err(|m| super::raise(lua, &m))?;
+        // `luaL_checkinteger` into an `int`.
+        let v = (n as i64) as i32;
+        if v < min || v > max {
+            return Err(super::raise(
+                lua,
+                &format!("bad argument #1 to '{fname}' (expected integer between {min} and {max})"),
+            ));
+        }
+        *setting = v;
+    }
+    Ok(Value::Integer(i64::from(*setting)))
+}
+
+/// `json_enum_option` with `bool_true` 1: a boolean or one of `options`.
+fn enum_option(
+    lua: &Lua,
+    args: &MultiValue,
+    i: usize,
+    setting: &mut i32,
+    options: &[&str],
+    fname: &str,
+) -> mlua::Result<Value> {
+    match args.get(i) {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => *setting = i32::from(*b),
+        Some(_) => {
+            let name = check_bytes(args, i, fname).map_err(|m| super::raise(lua, &m))?;
+            let Some(k) = options.iter().position(|o| o.as_bytes() == &name[..]) else {
+                return Err(super::raise(
+                    lua,
+                    &format!(
+                        "bad argument #{} to '{fname}' (invalid option '{}')",
+                        i + 1,
+                        String::from_utf8_lossy(&name)
+                    ),
+                ));
+            };
+            *setting = k as i32;
+        }
+    }
+    Ok(match *setting {
+        0 | 1 => Value::Boolean(*setting == 1),
+        k => Value::String(lua.create_string(options[k as usize])?),
+    })
+}
+
+const BOOL_OPTIONS: &[&str] = &["off", "on"];
+
+/// Installs one configuration function.
+fn config_fn(
+    lua: &Lua,
+    t: &Table,
+    cfg: &Shared,
+    name: &'static str,
+    f: fn(&Lua, &MultiValue, &mut Config) -> mlua::Result<MultiValue>,
+) -> mlua::Result<()> {
+    let cfg = cfg.clone();
+    t.raw_set(
+        name,
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut c = *cfg.lock();
+            let r = f(lua, &args, &mut c);
+            // Settings made before an error stay, as in C.
+            *cfg.lock() = c;
+            r
+        })?,
+    )
+}
+
+fn install_config(lua: &Lua, t: &Table, cfg: &Shared) -> mlua::Result<()> {
+    config_fn(lua, t, cfg, "encode_sparse_array", |lua, a, c| {
+        const F: &str = "encode_sparse_array";
+        arg_init(lua, a, 3, F)?;
+        let convert = enum_option(lua, a, 0, &mut c.sparse_convert, BOOL_OPTIONS, F)?;
+        let ratio = integer_option(lua, a, 1, &mut c.sparse_ratio, (0, i32::MAX), F)?;
+        let safe = integer_option(lua, a, 2, &mut c.sparse_safe, (0, i32::MAX), F)?;
+        Ok(ok([convert, ratio, safe]))
+    })?;
+    config_fn(lua, t, cfg, "encode_max_depth", |lua, a, c| {
+        const F: &str = "encode_max_depth";
+        arg_init(lua, a, 1, F)?;
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.encode_max_depth,
+            (1, i32::MAX),
+            F,
+        )?]))
+    })?;
+    config_fn(lua, t, cfg, "decode_max_depth", |lua, a, c| {
+        const F: &str = "decode_max_depth";
+        arg_init(lua, a, 1, F)?;
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.decode_max_depth,
+            (1, i32::MAX),
+            F,
+        )?]))
+    })?;
+    config_fn(lua, t, cfg, "encode_number_precision", |lua, a, c| {
+        const F: &str = "encode_number_precision";
+        arg_init(lua, a, 1, F)?;
+        Ok(ok([integer_option(
+            lua,
+            a,
+            0,
+            &mut c.precision,
+            (1, 14),
+            F,
+        )?]))
+    })?;
+    config_fn(lua, t, cfg, "encode_keep_buffer", |lua, a, c| {
+        const F: &str = "encode_keep_buffer";
+        arg_init(lua, a, 1, F)?;
+        // Only where the C version keeps its buffer: nothing to see.
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.keep_buffer,
+            BOOL_OPTIONS,
+            F,
+        )?]))
+    })?;
+    config_fn(lua, t, cfg, "encode_invalid_numbers", |lua, a, c| {
+        const F: &str = "encode_invalid_numbers";
+        arg_init(lua, a, 1, F)?;
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.encode_invalid_numbers,
+            &["off", "on", "null"],
+            F,
+        )?]))
+    })?;
+    config_fn(lua, t, cfg, "decode_invalid_numbers", |lua, a, c| {
+        const F: &str = "decode_invalid_numbers";
+        arg_init(lua, a, 1, F)?;
+        Ok(ok([enum_option(
+            lua,
+            a,
+            0,
+            &mut c.decode_invalid_numbers,
+            BOOL_OPTIONS,
+            F,
+        )?]))
+    })?;
+    Ok(())
+}
 
 /// `cjson.null`: the NULL light userdata.
 pub(crate) fn null() -> Value {
@@ -17,14 +233,18 @@ pub(crate) fn null() -> Value {
 /// The `cjson` table.
 pub(crate) fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    let cfg: Shared = Arc::new(Mutex::new(Config::default()));
+    install_config(lua, &t, &cfg)?;
+    let enc_cfg = cfg.clone();
     t.raw_set(
         "encode",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
                 return fail(lua, "bad argument #1 to 'encode' (expected 1 argument)");
             }
+            let c = *enc_cfg.lock();
             let mut out = Vec::new();
-            match encode(&args[0], 1, &mut out) {
+            match encode(&c, &args[0], 1, &mut out) {
                 Ok(()) => Ok(ok([Value::String(lua.create_string(&out)?)])),
                 Err(m) => fail(lua, &m),
             }
@@ -32,16 +252,18 @@ pub(crate) fn table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "decode",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
                 return fail(lua, "bad argument #1 to 'decode' (expected 1 argument)");
             }
+            let c = *cfg.lock();
             let text = match check_bytes(&args, 0, "decode") {
                 Ok(t) => t,
                 Err(m) => return fail(lua, &m),
             };
             let mut p = Parser {
                 lua,
+                cfg: c,
                 s: &text,
                 pos: 0,
                 depth: 0,
@@ -70,11 +292,23 @@ fn exception(v: &Value, reason: &str) -> String {
     format!("Cannot serialise {}: {reason}", type_of(v))
 }
 
-fn encode_number(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode_number(c: &Config, n: f64, out: &mut Vec<u8>) -> Result<(), String> {
     if n.is_nan() || n.is_infinite() {
-        return Err(exception(&Value::Number(n), "must not be NaN or Inf"));
+        match c.encode_invalid_numbers {
+            0 => return Err(exception(&Value::Number(n), "must not be NaN or Inf")),
+            1 if n.is_nan() => {
+                // Some platforms print "-nan".
+                out.extend_from_slice(b"nan");
+                return Ok(());
+            }
+            1 => {}
+            _ => {
+                out.extend_from_slice(b"null");
+                return Ok(());
+            }
+        }
     }
-    out.extend_from_slice(crate::num::fmt_g(n, 14).as_bytes());
+    out.extend_from_slice(crate::num::fmt_g(n, c.precision as usize).as_bytes());
     Ok(())
 }
 
@@ -101,7 +335,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 
 /// lua_cjson's `lua_array_length`: `Some(max)` for an array (all keys
 /// positive integers, not too sparse), `None` for an object.
-fn array_length(t: &Table) -> Result<Option<usize>, String> {
+fn array_length(c: &Config, t: &Table) -> Result<Option<usize>, String> {
     let mut max = 0f64;
     let mut items = 0f64;
     for pair in t.clone().pairs::<Value, Value>() {
@@ -120,28 +354,34 @@ fn array_length(t: &Table) -> Result<Option<usize>, String> {
             return Ok(None);
         }
     }
-    if max > items * 2.0 && max > 10.0 {
-        return Err(exception(
-            &Value::Table(t.clone()),
-            "excessively sparse array",
-        ));
+    if c.sparse_ratio > 0
+        && max > items * f64::from(c.sparse_ratio)
+        && max > f64::from(c.sparse_safe)
+    {
+        if c.sparse_convert == 0 {
+            return Err(exception(
+                &Value::Table(t.clone()),
+                "excessively sparse array",
+            ));
+        }
+        return Ok(None);
     }
     Ok(Some(max as usize))
 }
 
-fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode(c: &Config, v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
     match v {
         Value::String(s) => encode_string(&s.as_bytes(), out),
-        Value::Integer(i) => encode_number(*i as f64, out)?,
-        Value::Number(n) => encode_number(*n, out)?,
+        Value::Integer(i) => encode_number(c, *i as f64, out)?,
+        Value::Number(n) => encode_number(c, *n, out)?,
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Table(t) => {
-            if depth > MAX_DEPTH {
+            if depth > c.encode_max_depth as usize {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
-            match array_length(t)? {
+            match array_length(c, t)? {
                 Some(n) if n > 0 => {
                     out.push(b'[');
                     for i in 1..=n {
@@ -149,7 +389,7 @@ fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
                             out.push(b',');
                         }
                         let item: Value = t.raw_get(i).unwrap_or(Value::Nil);
-                        encode(&item, depth + 1, out)?;
+                        encode(c, &item, depth + 1, out)?;
                     }
                     out.push(b']');
                 }
@@ -166,12 +406,12 @@ fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
                             Value::String(s) => encode_string(&s.as_bytes(), out),
                             Value::Integer(i) => {
                                 out.push(b'"');
-                                encode_number(*i as f64, out)?;
+                                encode_number(c, *i as f64, out)?;
                                 out.push(b'"');
                             }
                             Value::Number(n) => {
                                 out.push(b'"');
-                                encode_number(*n, out)?;
+                                encode_number(c, *n, out)?;
                                 out.push(b'"');
                             }
                             other => {
@@ -182,7 +422,7 @@ fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
                             }
                         }
                         out.push(b':');
-                        encode(&item, depth + 1, out)?;
+                        encode(c, &item, depth + 1, out)?;
                     }
                     out.push(b'}');
                 }
@@ -195,6 +435,7 @@ fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
 
 struct Parser<'a> {
     lua: &'a Lua,
+    cfg: Config,
     s: &'a [u8],
     pos: usize,
     depth: usize,
@@ -266,7 +507,7 @@ impl Parser<'_> {
 
     fn descend(&mut self, at: usize) -> Result<(), String> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.cfg.decode_max_depth as usize {
             return Err(format!(
                 "Found too many nested data structures ({}) at character {}",
                 self.depth,
@@ -367,6 +608,26 @@ impl Parser<'_> {
                 at
             };
             return (t, at);
+        }
+        if self.cfg.decode_invalid_numbers == 0 {
+            // Strict JSON numbers only (`json_is_invalid_number`).
+            if c == b'-' || c.is_ascii_digit() {
+                if is_invalid_number(&self.s[self.pos..]) {
+                    return (Tok::Error("invalid number"), at);
+                }
+                return (self.number(), at);
+            }
+            for (word, tok) in [
+                (&b"true"[..], Tok::Bool(true)),
+                (&b"false"[..], Tok::Bool(false)),
+                (&b"null"[..], Tok::Null),
+            ] {
+                if self.s[self.pos..].starts_with(word) {
+                    self.pos += word.len();
+                    return (tok, at);
+                }
+            }
+            return (Tok::Error("invalid token"), at);
         }
         if c == b'-'
             || c.is_ascii_digit()
@@ -489,6 +750,30 @@ impl Parser<'_> {
             return None;
         }
         char::from_u32(hi)
+    }
+}
+
+/// lua_cjson's `json_is_invalid_number`: forms `strtod` reads that strict
+/// JSON does not have (a leading `+`, hex, leading zeros, inf, nan).
+fn is_invalid_number(p: &[u8]) -> bool {
+    let mut p = p;
+    if p.first() == Some(&b'+') {
+        return true;
+    }
+    if p.first() == Some(&b'-') {
+        p = &p[1..];
+    }
+    match p.first() {
+        Some(b'0') => {
+            let c2 = p.get(1).copied().unwrap_or(0);
+            (c2 | 0x20) == b'x' || c2.is_ascii_digit()
+        }
+        Some(&c) if c <= b'9' => false,
+        None => false,
+        Some(_) => {
+            let head: Vec<u8> = p.iter().take(3).map(u8::to_ascii_lowercase).collect();
+            head == b"inf" || head == b"nan"
+        }
     }
 }
 
