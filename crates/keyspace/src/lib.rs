@@ -35,6 +35,7 @@ mod clock;
 mod cmd;
 mod encoding;
 mod engine;
+mod geohash;
 mod glob;
 mod hashed;
 mod hll;

@@ -61,6 +61,9 @@ pub struct SessionState {
     pub(crate) reply_dropped: bool,
     /// The running command was queued in MULTI and runs inside EXEC.
     pub(crate) in_exec: bool,
+    /// The client runs a script's commands (Redis' `CLIENT_SCRIPT`): SORT
+    /// then orders a set's output even without sorting.
+    pub(crate) script: bool,
 }
 
 impl SessionState {
@@ -91,6 +94,7 @@ impl SessionState {
             reply_skip_next: false,
             reply_dropped: false,
             in_exec: false,
+            script: false,
         }
     }
 
@@ -613,7 +617,8 @@ pub struct NestedClient {
 }
 
 impl NestedClient {
-    pub(crate) fn new(ks: Keyspace, state: SessionState) -> NestedClient {
+    pub(crate) fn new(ks: Keyspace, mut state: SessionState) -> NestedClient {
+        state.script = true;
         NestedClient {
             ks,
             state,
