@@ -5116,6 +5116,10 @@ async fn sort_matches_redis() -> anyhow::Result<()> {
                 .await?;
                 compared += 1;
             }
+            if unordered {
+                // Its order is each server's own: not compared further.
+                duo.both(false, &v!["DEL", "sdst"]).await?;
+            }
         }
     }
     for cmd in SORT_CASES {
@@ -5192,12 +5196,6 @@ const SORT_CASES: &[&[&str]] = &[
     ],
     &["SORT", "sodd2"],
     &["SORT", "sodd2", "DESC"],
-    &["RPUSH", "sodd3", "1", "1e400"],
-    &["SORT", "sodd3"],
-    &["RPUSH", "sodd4", "1", "1e-400"],
-    &["SORT", "sodd4"],
-    &["RPUSH", "sodd5", "nan", "1"],
-    &["SORT", "sodd5"],
     &["SET", "sstrdst", "x"],
     &["SORT", "sl", "STORE", "sstrdst"],
     &["TYPE", "sstrdst"],
@@ -5214,4 +5212,14 @@ const SORT_CASES: &[&[&str]] = &[
     &[
         "SORT", "sw", "ALPHA", "BY", "w_*", "DESC", "LIMIT", "0", "3",
     ],
+    &["RPUSH", "sodd5", "nan", "1"],
+    &["SORT", "sodd5"],
+    // Last: an overflow or underflow leaves `errno` at ERANGE in Redis,
+    // and SORT tests `errno` without clearing it first, so every later
+    // numeric SORT of non-integer strings fails there until some other
+    // call changes `errno` (a Redis bug cairn does not reproduce).
+    &["RPUSH", "sodd3", "1", "1e400"],
+    &["SORT", "sodd3"],
+    &["RPUSH", "sodd4", "1", "1e-400"],
+    &["SORT", "sodd4"],
 ];

@@ -42,6 +42,7 @@ mod hll;
 mod keyspace;
 mod num;
 mod packed;
+mod pqsort;
 mod pubsub;
 mod quicklist;
 mod session;

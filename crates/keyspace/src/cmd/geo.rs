@@ -15,6 +15,7 @@ use super::zset::{self, AddFlags};
 use super::{Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, TableBuilder, err, is, parse_int};
 use crate::geohash::{self, LAT_MAX, LONG_MAX, Search, Shape};
 use crate::num::parse_score;
+use crate::pqsort::pqsort;
 use crate::value::SortedSet;
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -423,12 +424,6 @@ fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if found.is_empty() && store.is_none() {
         return Frame::Array(Vec::new());
     }
-    match sort {
-        Sort::None => {}
-        // Stable, as glibc's merge-sorting `qsort` is.
-        Sort::Asc => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Sort::Desc => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-    }
     let returned = if count == 0 {
         found.len()
     } else {
@@ -436,6 +431,24 @@ fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .len()
             .min(usize::try_from(count).unwrap_or(usize::MAX))
     };
+    if sort != Sort::None {
+        // Redis' comparator: by distance only, so points at the same
+        // position tie and the algorithm decides their order.
+        let desc = sort == Sort::Desc;
+        let cmp = |a: &Found, b: &Found| {
+            let o = a
+                .dist
+                .partial_cmp(&b.dist)
+                .unwrap_or(std::cmp::Ordering::Equal);
+            if desc { o.reverse() } else { o }
+        };
+        if returned == found.len() {
+            // glibc's `qsort` merge-sorts: stable.
+            found.sort_by(cmp);
+        } else if returned > 0 {
+            pqsort(&mut found, &cmp, 0, returned - 1);
+        }
+    }
     found.truncate(returned);
     let Some(dst) = store else {
         let options = usize::from(withdist) + usize::from(withhash) + usize::from(withcoord);

@@ -20,6 +20,7 @@ use super::args::arg;
 use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::engine::Locked;
 use crate::num::{is_c_space, strtod};
+use crate::pqsort::pqsort;
 use crate::value::{QuickList, Value};
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -306,8 +307,19 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             by_pattern: sortby.is_some(),
             store: store.is_some(),
         };
-        // Stable, as glibc's merge-sorting `qsort` is.
-        vector.sort_by(|a, b| compare(order, a, b));
+        let cmp = |a: &Item, b: &Item| compare(order, a, b);
+        if sortby.is_some() && (start != 0 || end != vector.len() as i64 - 1) {
+            // Redis sorts only the LIMIT range then, with its own
+            // (unstable) partial quicksort; equal ALPHA weights end up
+            // where that leaves them. An empty range (`end < start`)
+            // still runs it, on a range that selects nothing useful.
+            let s = usize::try_from(start.max(0)).unwrap_or(0);
+            let e = usize::try_from(end.max(start).max(0)).unwrap_or(0);
+            pqsort(&mut vector, &cmp, s, e);
+        } else {
+            // glibc's `qsort` merge-sorts: stable.
+            vector.sort_by(cmp);
+        }
     }
 
     let picked = if end >= start {
