@@ -4144,6 +4144,58 @@ async fn blocking_matches_redis() -> anyhow::Result<()> {
         B::Read(0),
         B::Send(0, &["BZPOPMIN", "z4", "0.1"]),
         B::ReadAfter(0, 90),
+        // Served by the stores of SORT and the geo commands.
+        B::Call(1, &["RPUSH", "sortsrc", "3", "1", "2"]),
+        B::Send(0, &["BLPOP", "sorted", "0"]),
+        B::Call(1, &["SORT", "sortsrc", "STORE", "sorted"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "sorted", "0", "-1"]),
+        B::Call(
+            1,
+            &[
+                "GEOADD",
+                "geosrc",
+                "13.361389",
+                "38.115556",
+                "a",
+                "15.087269",
+                "37.502669",
+                "b",
+            ],
+        ),
+        B::Send(0, &["BZPOPMIN", "near", "0"]),
+        B::Call(
+            1,
+            &[
+                "GEOSEARCHSTORE",
+                "near",
+                "geosrc",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+                "STOREDIST",
+            ],
+        ),
+        B::Read(0),
+        B::Send(0, &["BZPOPMAX", "near2", "0"]),
+        B::Call(
+            1,
+            &[
+                "GEORADIUS",
+                "geosrc",
+                "15",
+                "37",
+                "200",
+                "km",
+                "STORE",
+                "near2",
+            ],
+        ),
+        B::Read(0),
+        B::Call(1, &["ZRANGE", "near2", "0", "-1", "WITHSCORES"]),
         B::Call(1, &["SET", "str", "v"]),
         B::Call(0, &["BLPOP", "str", "0"]),
         B::Call(0, &["BZPOPMIN", "str", "0"]),
@@ -4393,6 +4445,24 @@ fn geo_options(rng: &mut StdRng, with: bool) -> Vec<String> {
     groups.concat()
 }
 
+/// WATCH `key` on the main RESP2 client, run `touch` on the second client,
+/// then MULTI/PING/EXEC: the EXEC reply (nil when `touch` changed `key`)
+/// must be Redis'.
+async fn watch_case(duo: &mut Duo, key: &str, touch: &[&str]) -> anyhow::Result<usize> {
+    let touch: Vec<String> = touch.iter().map(|a| (*a).to_owned()).collect();
+    let mut compared = 0;
+    check_fam(duo, 0, false, &v!["WATCH", key], Fam::Exact).await?;
+    let (r, c) = duo.both_other(&touch).await?;
+    if r != c {
+        duo.record(0, false, &touch, &r, &c, "second client, under WATCH");
+    }
+    for cmd in [v!["MULTI"], v!["PING"], v!["EXEC"]] {
+        check_fam(duo, 0, false, &cmd, Fam::Exact).await?;
+        compared += 1;
+    }
+    Ok(compared + 1)
+}
+
 /// Geo sets filled with the same random points on both servers (a small
 /// one Redis keeps as a listpack, a large one as a skiplist), then
 /// searched, measured and stored with every option, half on RESP3; the
@@ -4573,6 +4643,72 @@ async fn geo_matches_redis() -> anyhow::Result<()> {
             compared += 1;
         }
     }
+    // Stores touch watched keys, as ZADD does; a search that finds
+    // nothing deletes the destination, which WATCH sees too.
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEOSEARCHSTORE",
+            "gw",
+            "gs",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "30000",
+            "km",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEOSEARCHSTORE",
+            "gw",
+            "gs",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "m",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEORADIUS",
+            "gs",
+            "0",
+            "0",
+            "30000",
+            "km",
+            "STOREDIST",
+            "gw",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEORADIUS",
+            "gs",
+            "0",
+            "0",
+            "30000",
+            "km",
+            "COUNT",
+            "0",
+            "STORE",
+            "gw",
+        ],
+    )
+    .await?;
     for key in ["gs", "gb"] {
         let cmd = v!["ZRANGE", key, "0", "-1", "WITHSCORES"];
         check_fam(&mut duo, steps, false, &cmd, Fam::Exact).await?;
@@ -5122,6 +5258,16 @@ async fn sort_matches_redis() -> anyhow::Result<()> {
             }
         }
     }
+    compared += watch_case(&mut duo, "sw1", &["SORT", "sl", "STORE", "sw1"]).await?;
+    compared += watch_case(&mut duo, "sw1", &["SORT", "nokey", "STORE", "sw1"]).await?;
+    compared += watch_case(
+        &mut duo,
+        "sw1",
+        &["SORT", "sl", "LIMIT", "0", "0", "STORE", "sw1"],
+    )
+    .await?;
+    compared += watch_case(&mut duo, "sw1", &["SORT", "sw", "STORE", "sw1"]).await?;
+    compared += watch_case(&mut duo, "sl", &["SORT", "sl", "LIMIT", "0", "3"]).await?;
     for cmd in SORT_CASES {
         let cmd: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
         for resp3 in [false, true] {
