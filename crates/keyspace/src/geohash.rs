@@ -166,7 +166,7 @@ fn area_centre(a: &Area) -> (f64, f64) {
 fn score_to_u64(score: f64) -> u64 {
     const TWO63: f64 = 9_223_372_036_854_775_808.0;
     let cvtt = |v: f64| -> u64 {
-        if v.is_nan() || v >= TWO63 || v < -TWO63 {
+        if !(-TWO63..TWO63).contains(&v) {
             1 << 63
         } else {
             (v as i64) as u64
