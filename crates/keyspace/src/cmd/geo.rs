@@ -545,3 +545,65 @@ fn scan(z: &SortedSet, s: &Search, limit: usize) -> Vec<Found> {
     }
     out
 }
+
+/// The key positions Redis' `georadiusGetKeys` reports for GEORADIUS and
+/// GEORADIUSBYMEMBER (COMMAND GETKEYS): the source key and the last
+/// STORE or STOREDIST destination, looked for from argument 5 on.
+#[allow(dead_code)] // for COMMAND GETKEYS (issue 16, introspection)
+pub(crate) fn georadius_key_positions(args: &[Bytes]) -> Vec<usize> {
+    let mut stored = None;
+    let mut i = 5;
+    while i < args.len() {
+        let a = arg(args, i);
+        if (is(a, "store") || is(a, "storedist")) && i + 1 < args.len() {
+            stored = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    let mut keys = vec![1];
+    keys.extend(stored);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn georadius_keys_as_redis_reports_them() {
+        let a = args(&[
+            "GEORADIUS",
+            "k",
+            "0",
+            "0",
+            "1",
+            "km",
+            "STORE",
+            "a",
+            "STOREDIST",
+            "b",
+        ]);
+        assert_eq!(georadius_key_positions(&a), vec![1, 9]);
+        let a = args(&["GEORADIUSBYMEMBER", "k", "m", "1", "km", "STORE"]);
+        assert_eq!(georadius_key_positions(&a), vec![1]);
+    }
+
+    #[test]
+    fn coordinates_print_as_redis_human_long_double() {
+        let text = |v: f64| match coord_reply(v) {
+            Frame::DoubleText(t) => String::from_utf8_lossy(&t).into_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(text(13.361_389_338_970_184), "13.36138933897018433");
+        assert_eq!(text(180.0), "180");
+        assert_eq!(text(-0.0), "0");
+        assert_eq!(text(-85.051_127_512_639_425), "-85.05112751263942528");
+    }
+}

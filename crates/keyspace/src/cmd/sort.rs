@@ -373,3 +373,73 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     int(outputlen)
 }
+
+/// The key positions Redis' `sortGetKeys` reports for SORT and SORT_RO
+/// (COMMAND GETKEYS): the sorted key, and the last STORE destination.
+/// BY and GET patterns are not keys. Options named LIMIT, GET and BY skip
+/// their arguments; anything else is taken as a one-word option.
+#[allow(dead_code)] // for COMMAND GETKEYS (issue 16, introspection)
+pub(crate) fn key_positions(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = arg(args, i);
+        if is(a, "limit") {
+            i += 2;
+        } else if is(a, "get") || is(a, "by") {
+            i += 1;
+        } else if is(a, "store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    keys.extend(store);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn key_positions_as_sort_get_keys() {
+        assert_eq!(key_positions(&args(&["SORT", "k"])), vec![1]);
+        assert_eq!(
+            key_positions(&args(&["SORT", "k", "STORE", "a", "STORE", "b"])),
+            vec![1, 5]
+        );
+        // A STORE read as an argument of BY, GET or LIMIT is not an option.
+        assert_eq!(
+            key_positions(&args(&[
+                "SORT", "k", "BY", "store", "GET", "store", "LIMIT", "store", "store"
+            ])),
+            vec![1]
+        );
+        assert_eq!(
+            key_positions(&args(&["SORT", "k", "ALPHA", "STORE"])),
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn weights_as_strtod_reads_them() {
+        assert_eq!(weight(b""), Some(0.0));
+        assert_eq!(weight(b" 2"), Some(2.0));
+        assert_eq!(weight(b"0x10"), Some(16.0));
+        assert_eq!(weight(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(weight(b"3 "), None);
+        assert_eq!(weight(b"   "), None);
+        assert_eq!(weight(b"nan"), None);
+        assert_eq!(weight(b"1e400"), None);
+        assert_eq!(weight(b"1e-400"), None);
+        assert_eq!(weight(b"0e-400"), Some(0.0));
+        assert_eq!(weight(b"12\0junk"), Some(12.0));
+    }
+}
