@@ -702,6 +702,54 @@ fn bitfield_ops(g: &mut G, ro: bool) -> Vec<String> {
     out
 }
 
+const GEO_LONS: &[&str] = &[
+    "0",
+    "13.361389",
+    "-180",
+    "180",
+    "180.0001",
+    "-73.98",
+    "abc",
+    "1e3",
+    "-0",
+    "179.99",
+];
+const GEO_LATS: &[&str] = &[
+    "0",
+    "38.115556",
+    "85.05112878",
+    "-85.05112878",
+    "85.06",
+    "40.75",
+    "x",
+    "-0",
+    "51.5",
+];
+const GEO_RADII: &[&str] = &["0", "1", "150", "5000", "20000", "-1", "abc", "1e5"];
+const GEO_UNITS: &[&str] = &["m", "km", "ft", "mi", "KM", "parsec"];
+
+/// Reply, order and COUNT options of a geo search.
+fn geo_search_options(g: &mut G, with_reply: bool) -> Vec<String> {
+    let mut c = Vec::new();
+    if with_reply {
+        for w in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+            if g.chance(0.3) {
+                c.push(w.to_owned());
+            }
+        }
+    }
+    if g.chance(0.4) {
+        c.push(g.pick(&["ASC", "DESC"]));
+    }
+    if g.chance(0.3) {
+        c.extend(v!["COUNT", g.pick(&["1", "3", "0", "-2", "x"])]);
+        if g.chance(0.3) {
+            c.push("ANY".to_owned());
+        }
+    }
+    c
+}
+
 fn templates() -> Vec<Tpl> {
     use Cmp::{Exact, Pairs, TtlMillis, TtlSecs, Unordered};
     use Family::{Bitmaps, Hashes, Hll, Keys, Lists, Sets, SortedSets, Strings};
@@ -1044,6 +1092,87 @@ fn templates() -> Vec<Tpl> {
             let n = g.n(1, 3);
             let mut c = v!["ZMSCORE", g.key()];
             c.extend((0..n).map(|_| g.member()));
+            c
+        }),
+        // Geo commands on the sorted sets: GEOADD adds geohash scores
+        // beside arbitrary ones, which the reads then decode.
+        tpl("geoadd", SortedSets, Exact, |g| {
+            let mut c = v!["GEOADD", g.key()];
+            for opt in ["NX", "XX", "CH"] {
+                if g.chance(0.15) {
+                    c.push(opt.to_owned());
+                }
+            }
+            for _ in 0..g.n(1, 3) {
+                c.extend(v![g.pick(GEO_LONS), g.pick(GEO_LATS), g.member()]);
+            }
+            c
+        }),
+        tpl("geopos", SortedSets, Exact, |g| {
+            v!["GEOPOS", g.key(), g.member(), g.member()]
+        }),
+        tpl("geohash", SortedSets, Exact, |g| {
+            v!["GEOHASH", g.key(), g.member(), g.member()]
+        }),
+        tpl("geodist", SortedSets, Exact, |g| {
+            let mut c = v!["GEODIST", g.key(), g.member(), g.member()];
+            if g.chance(0.6) {
+                c.push(g.pick(GEO_UNITS));
+            }
+            c
+        }),
+        tpl("geosearch", SortedSets, Exact, |g| {
+            let mut c = v!["GEOSEARCH", g.key()];
+            if g.chance(0.5) {
+                c.extend(v!["FROMMEMBER", g.member()]);
+            } else {
+                c.extend(v!["FROMLONLAT", g.pick(GEO_LONS), g.pick(GEO_LATS)]);
+            }
+            if g.chance(0.5) {
+                c.extend(v!["BYRADIUS", g.pick(GEO_RADII), g.pick(GEO_UNITS)]);
+            } else {
+                c.extend(v![
+                    "BYBOX",
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]);
+            }
+            with(c, geo_search_options(g, true))
+        }),
+        tpl("geosearchstore", SortedSets, Exact, |g| {
+            let mut c = v!["GEOSEARCHSTORE", g.key(), g.key()];
+            c.extend(v!["FROMLONLAT", g.pick(GEO_LONS), g.pick(GEO_LATS)]);
+            c.extend(v!["BYRADIUS", g.pick(GEO_RADII), g.pick(GEO_UNITS)]);
+            if g.chance(0.5) {
+                c.push("STOREDIST".to_owned());
+            }
+            with(c, geo_search_options(g, false))
+        }),
+        tpl("georadius", SortedSets, Exact, |g| {
+            let mut c = if g.chance(0.5) {
+                v![
+                    "GEORADIUS",
+                    g.key(),
+                    g.pick(GEO_LONS),
+                    g.pick(GEO_LATS),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]
+            } else {
+                v![
+                    "GEORADIUSBYMEMBER",
+                    g.key(),
+                    g.member(),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]
+            };
+            let store = g.chance(0.3);
+            c = with(c, geo_search_options(g, !store));
+            if store {
+                c.extend(v![g.pick(&["STORE", "STOREDIST"]), g.key()]);
+            }
             c
         }),
         tpl("zcard", SortedSets, Exact, |g| v!["ZCARD", g.key()]),
