@@ -36,7 +36,7 @@ use cairn_tests::cairn::CairnServer;
 use cairn_tests::oracle::RedisOracle;
 use cairn_tests::wire::{Conn, Reply};
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 // ---------------------------------------------------------------------------
@@ -702,6 +702,54 @@ fn bitfield_ops(g: &mut G, ro: bool) -> Vec<String> {
     out
 }
 
+const GEO_LONS: &[&str] = &[
+    "0",
+    "13.361389",
+    "-180",
+    "180",
+    "180.0001",
+    "-73.98",
+    "abc",
+    "1e3",
+    "-0",
+    "179.99",
+];
+const GEO_LATS: &[&str] = &[
+    "0",
+    "38.115556",
+    "85.05112878",
+    "-85.05112878",
+    "85.06",
+    "40.75",
+    "x",
+    "-0",
+    "51.5",
+];
+const GEO_RADII: &[&str] = &["0", "1", "150", "5000", "20000", "-1", "abc", "1e5"];
+const GEO_UNITS: &[&str] = &["m", "km", "ft", "mi", "KM", "parsec"];
+
+/// Reply, order and COUNT options of a geo search.
+fn geo_search_options(g: &mut G, with_reply: bool) -> Vec<String> {
+    let mut c = Vec::new();
+    if with_reply {
+        for w in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+            if g.chance(0.3) {
+                c.push(w.to_owned());
+            }
+        }
+    }
+    if g.chance(0.4) {
+        c.push(g.pick(&["ASC", "DESC"]));
+    }
+    if g.chance(0.3) {
+        c.extend(v!["COUNT", g.pick(&["1", "3", "0", "-2", "x"])]);
+        if g.chance(0.3) {
+            c.push("ANY".to_owned());
+        }
+    }
+    c
+}
+
 fn templates() -> Vec<Tpl> {
     use Cmp::{Exact, Pairs, TtlMillis, TtlSecs, Unordered};
     use Family::{Bitmaps, Hashes, Hll, Keys, Lists, Sets, SortedSets, Strings};
@@ -1044,6 +1092,87 @@ fn templates() -> Vec<Tpl> {
             let n = g.n(1, 3);
             let mut c = v!["ZMSCORE", g.key()];
             c.extend((0..n).map(|_| g.member()));
+            c
+        }),
+        // Geo commands on the sorted sets: GEOADD adds geohash scores
+        // beside arbitrary ones, which the reads then decode.
+        tpl("geoadd", SortedSets, Exact, |g| {
+            let mut c = v!["GEOADD", g.key()];
+            for opt in ["NX", "XX", "CH"] {
+                if g.chance(0.15) {
+                    c.push(opt.to_owned());
+                }
+            }
+            for _ in 0..g.n(1, 3) {
+                c.extend(v![g.pick(GEO_LONS), g.pick(GEO_LATS), g.member()]);
+            }
+            c
+        }),
+        tpl("geopos", SortedSets, Exact, |g| {
+            v!["GEOPOS", g.key(), g.member(), g.member()]
+        }),
+        tpl("geohash", SortedSets, Exact, |g| {
+            v!["GEOHASH", g.key(), g.member(), g.member()]
+        }),
+        tpl("geodist", SortedSets, Exact, |g| {
+            let mut c = v!["GEODIST", g.key(), g.member(), g.member()];
+            if g.chance(0.6) {
+                c.push(g.pick(GEO_UNITS));
+            }
+            c
+        }),
+        tpl("geosearch", SortedSets, Exact, |g| {
+            let mut c = v!["GEOSEARCH", g.key()];
+            if g.chance(0.5) {
+                c.extend(v!["FROMMEMBER", g.member()]);
+            } else {
+                c.extend(v!["FROMLONLAT", g.pick(GEO_LONS), g.pick(GEO_LATS)]);
+            }
+            if g.chance(0.5) {
+                c.extend(v!["BYRADIUS", g.pick(GEO_RADII), g.pick(GEO_UNITS)]);
+            } else {
+                c.extend(v![
+                    "BYBOX",
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]);
+            }
+            with(c, geo_search_options(g, true))
+        }),
+        tpl("geosearchstore", SortedSets, Exact, |g| {
+            let mut c = v!["GEOSEARCHSTORE", g.key(), g.key()];
+            c.extend(v!["FROMLONLAT", g.pick(GEO_LONS), g.pick(GEO_LATS)]);
+            c.extend(v!["BYRADIUS", g.pick(GEO_RADII), g.pick(GEO_UNITS)]);
+            if g.chance(0.5) {
+                c.push("STOREDIST".to_owned());
+            }
+            with(c, geo_search_options(g, false))
+        }),
+        tpl("georadius", SortedSets, Exact, |g| {
+            let mut c = if g.chance(0.5) {
+                v![
+                    "GEORADIUS",
+                    g.key(),
+                    g.pick(GEO_LONS),
+                    g.pick(GEO_LATS),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]
+            } else {
+                v![
+                    "GEORADIUSBYMEMBER",
+                    g.key(),
+                    g.member(),
+                    g.pick(GEO_RADII),
+                    g.pick(GEO_UNITS)
+                ]
+            };
+            let store = g.chance(0.3);
+            c = with(c, geo_search_options(g, !store));
+            if store {
+                c.extend(v![g.pick(&["STORE", "STOREDIST"]), g.key()]);
+            }
             c
         }),
         tpl("zcard", SortedSets, Exact, |g| v!["ZCARD", g.key()]),
@@ -4144,6 +4273,58 @@ async fn blocking_matches_redis() -> anyhow::Result<()> {
         B::Read(0),
         B::Send(0, &["BZPOPMIN", "z4", "0.1"]),
         B::ReadAfter(0, 90),
+        // Served by the stores of SORT and the geo commands.
+        B::Call(1, &["RPUSH", "sortsrc", "3", "1", "2"]),
+        B::Send(0, &["BLPOP", "sorted", "0"]),
+        B::Call(1, &["SORT", "sortsrc", "STORE", "sorted"]),
+        B::Read(0),
+        B::Call(1, &["LRANGE", "sorted", "0", "-1"]),
+        B::Call(
+            1,
+            &[
+                "GEOADD",
+                "geosrc",
+                "13.361389",
+                "38.115556",
+                "a",
+                "15.087269",
+                "37.502669",
+                "b",
+            ],
+        ),
+        B::Send(0, &["BZPOPMIN", "near", "0"]),
+        B::Call(
+            1,
+            &[
+                "GEOSEARCHSTORE",
+                "near",
+                "geosrc",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+                "STOREDIST",
+            ],
+        ),
+        B::Read(0),
+        B::Send(0, &["BZPOPMAX", "near2", "0"]),
+        B::Call(
+            1,
+            &[
+                "GEORADIUS",
+                "geosrc",
+                "15",
+                "37",
+                "200",
+                "km",
+                "STORE",
+                "near2",
+            ],
+        ),
+        B::Read(0),
+        B::Call(1, &["ZRANGE", "near2", "0", "-1", "WITHSCORES"]),
         B::Call(1, &["SET", "str", "v"]),
         B::Call(0, &["BLPOP", "str", "0"]),
         B::Call(0, &["BZPOPMIN", "str", "0"]),
@@ -4899,3 +5080,1049 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
     drop(redis);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Geo and SORT
+
+/// How a geo or SORT reply is compared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fam {
+    /// Exactly.
+    Exact,
+    /// As a multiset (Redis' order follows its hash tables).
+    Unordered,
+    /// Only the number of items (a subset Redis picks in hash order).
+    Len,
+}
+
+/// Sends `cmd` to both servers and records a difference under `how`.
+async fn check_fam(
+    duo: &mut Duo,
+    step: usize,
+    resp3: bool,
+    cmd: &[String],
+    how: Fam,
+) -> anyhow::Result<(Reply, Reply)> {
+    let (r, c) = duo.both(resp3, cmd).await?;
+    duo.log(step, resp3, cmd, &r);
+    let same = match (how, &r, &c) {
+        (Fam::Exact, _, _) => r == c,
+        (Fam::Unordered, _, _) => normalize(&r, Cmp::Unordered) == normalize(&c, Cmp::Unordered),
+        (Fam::Len, Reply::Array(a), Reply::Array(b)) => a.len() == b.len(),
+        (Fam::Len, _, _) => r == c,
+    };
+    if !same {
+        duo.record(step, resp3, cmd, &r, &c, "geo/sort case");
+    }
+    Ok((r, c))
+}
+
+/// A coordinate pair as text: anywhere, near a pole, near the
+/// antimeridian, in one of a few clusters, or on a limit.
+fn geo_point(rng: &mut StdRng) -> (String, String) {
+    const LAT: f64 = 85.051_128_78;
+    let (lon, lat): (f64, f64) = match rng.random_range(0..10) {
+        0..=2 => (
+            rng.random_range(-180.0..=180.0),
+            rng.random_range(-LAT..=LAT),
+        ),
+        3 | 4 => {
+            let lat = rng.random_range(78.0..=LAT);
+            let lat = if rng.random_bool(0.5) { lat } else { -lat };
+            (rng.random_range(-180.0..=180.0), lat)
+        }
+        5 | 6 => {
+            let lon = rng.random_range(178.5..=180.0);
+            let lon = if rng.random_bool(0.5) { lon } else { -lon };
+            (lon, rng.random_range(-60.0..=60.0))
+        }
+        7 | 8 => {
+            let centres = [
+                (13.36, 38.11),
+                (-0.12, 51.5),
+                (139.7, 35.7),
+                (-73.98, 40.75),
+            ];
+            let (x, y) = centres[rng.random_range(0..centres.len())];
+            (
+                x + rng.random_range(-0.6..0.6),
+                y + rng.random_range(-0.6..0.6),
+            )
+        }
+        _ => {
+            let lons = [-180.0, 180.0, 0.0, 179.999_999];
+            let lats = [-LAT, LAT, 0.0, 85.0];
+            (lons[rng.random_range(0..4)], lats[rng.random_range(0..4)])
+        }
+    };
+    let prec = rng.random_range(2..=9);
+    (format!("{lon:.prec$}"), format!("{lat:.prec$}"))
+}
+
+fn geo_unit(rng: &mut StdRng) -> &'static str {
+    ["m", "km", "ft", "mi", "KM", "M"][rng.random_range(0..6)]
+}
+
+/// A distance (in meters, 1 m to 6,000 km, log-uniform) in `unit`.
+fn geo_distance(rng: &mut StdRng, unit: &str) -> String {
+    let meters = 10f64.powf(rng.random_range(0.0..6.8));
+    let per = match unit.to_ascii_lowercase().as_str() {
+        "km" => 1000.0,
+        "ft" => 0.3048,
+        "mi" => 1609.34,
+        _ => 1.0,
+    };
+    format!("{:.3}", meters / per)
+}
+
+/// The optional reply/ordering/COUNT options of a search, shuffled.
+fn geo_options(rng: &mut StdRng, with: bool) -> Vec<String> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    if with {
+        for w in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+            if rng.random_bool(0.4) {
+                groups.push(v![w]);
+            }
+        }
+    }
+    match rng.random_range(0..3) {
+        0 => groups.push(v!["ASC"]),
+        1 => groups.push(v!["DESC"]),
+        _ => {}
+    }
+    if rng.random_bool(0.4) {
+        let n = rng.random_range(1..30).to_string();
+        if rng.random_bool(0.3) {
+            groups.push(v!["COUNT", n, "ANY"]);
+        } else {
+            groups.push(v!["COUNT", n]);
+        }
+    }
+    groups.shuffle(rng);
+    groups.concat()
+}
+
+/// WATCH `key` on the main RESP2 client, run `touch` on the second client,
+/// then MULTI/PING/EXEC: the EXEC reply (nil when `touch` changed `key`)
+/// must be Redis'.
+async fn watch_case(duo: &mut Duo, key: &str, touch: &[&str]) -> anyhow::Result<usize> {
+    let touch: Vec<String> = touch.iter().map(|a| (*a).to_owned()).collect();
+    let mut compared = 0;
+    check_fam(duo, 0, false, &v!["WATCH", key], Fam::Exact).await?;
+    let (r, c) = duo.both_other(&touch).await?;
+    if r != c {
+        duo.record(0, false, &touch, &r, &c, "second client, under WATCH");
+    }
+    for cmd in [v!["MULTI"], v!["PING"], v!["EXEC"]] {
+        check_fam(duo, 0, false, &cmd, Fam::Exact).await?;
+        compared += 1;
+    }
+    Ok(compared + 1)
+}
+
+/// Geo sets filled with the same random points on both servers (a small
+/// one Redis keeps as a listpack, a large one as a skiplist), then
+/// searched, measured and stored with every option, half on RESP3; the
+/// stored results and the sets themselves compared at the end. Error
+/// paths are checked by [`GEO_ERRORS`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geo_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("geo_matches_redis").await? else {
+        return Ok(());
+    };
+    if !implemented(&mut Conn::connect(cairn.addr()).await?, "geosearch").await? {
+        println!("skipped: geo_matches_redis: cairn has no GEOSEARCH");
+        cairn.shutdown().await?;
+        return Ok(());
+    }
+    let seed: u64 = env_parse("CAIRN_DIFF_SEED").unwrap_or_else(rand::random);
+    println!("geo_matches_redis: seed={seed} (replay with CAIRN_DIFF_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let steps: usize = env_parse("CAIRN_DIFF_GEO_STEPS").unwrap_or(1500);
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), seed).await?;
+    let mut compared = 0usize;
+    let keys = [("gs", 60usize), ("gb", 2500usize)];
+    for (key, n) in keys {
+        let mut i = 0;
+        while i < n {
+            let mut cmd = v!["GEOADD", key];
+            for _ in 0..rng.random_range(1..50).min(n - i) {
+                let (x, y) = geo_point(&mut rng);
+                cmd.extend([x, y, format!("p{i}")]);
+                i += 1;
+            }
+            check_fam(&mut duo, i, false, &cmd, Fam::Exact).await?;
+            compared += 1;
+        }
+    }
+    let member = |rng: &mut StdRng, n: usize| {
+        if rng.random_bool(0.05) {
+            "nosuch".to_owned()
+        } else {
+            format!("p{}", rng.random_range(0..n))
+        }
+    };
+    for step in 0..steps {
+        let resp3 = rng.random_bool(0.5);
+        let (key, n) = keys[rng.random_range(0..keys.len())];
+        let key = if rng.random_bool(0.03) { "gnone" } else { key };
+        let unit = geo_unit(&mut rng);
+        let mut after: Option<String> = None;
+        let cmd: Vec<String> = match rng.random_range(0..12) {
+            0 => {
+                let mut c = v!["GEODIST", key, member(&mut rng, n), member(&mut rng, n)];
+                if rng.random_bool(0.7) {
+                    c.push(unit.to_owned());
+                }
+                c
+            }
+            1 => {
+                let mut c = v!["GEOPOS", key];
+                for _ in 0..rng.random_range(1..5) {
+                    c.push(member(&mut rng, n));
+                }
+                c
+            }
+            2 => {
+                let mut c = v!["GEOHASH", key];
+                for _ in 0..rng.random_range(1..5) {
+                    c.push(member(&mut rng, n));
+                }
+                c
+            }
+            3 => {
+                let mut c = v!["GEOADD", key];
+                for opt in ["NX", "XX", "CH"] {
+                    if rng.random_bool(0.3) {
+                        c.push(opt.to_owned());
+                    }
+                }
+                if c.iter().any(|a| a == "NX") && c.iter().any(|a| a == "XX") {
+                    c.retain(|a| a != "XX");
+                }
+                for _ in 0..rng.random_range(1..4) {
+                    let (x, y) = geo_point(&mut rng);
+                    c.extend([x, y, member(&mut rng, n + 5)]);
+                }
+                c
+            }
+            4 | 5 => {
+                let name = if rng.random_bool(0.5) {
+                    "GEORADIUS"
+                } else {
+                    "GEORADIUS_RO"
+                };
+                let (x, y) = geo_point(&mut rng);
+                let mut c = v![name, key, x, y, geo_distance(&mut rng, unit), unit];
+                c.extend(geo_options(&mut rng, true));
+                c
+            }
+            6 => {
+                let name = if rng.random_bool(0.5) {
+                    "GEORADIUSBYMEMBER"
+                } else {
+                    "GEORADIUSBYMEMBER_RO"
+                };
+                let mut c = v![
+                    name,
+                    key,
+                    member(&mut rng, n),
+                    geo_distance(&mut rng, unit),
+                    unit
+                ];
+                c.extend(geo_options(&mut rng, true));
+                c
+            }
+            7..=9 => {
+                let mut c = v!["GEOSEARCH", key];
+                c.extend(geo_search_args(&mut rng, n, unit, &member));
+                c.extend(geo_options(&mut rng, true));
+                c
+            }
+            10 => {
+                let dst = if rng.random_bool(0.1) {
+                    key.to_owned()
+                } else {
+                    "gdst".to_owned()
+                };
+                let mut c = v!["GEOSEARCHSTORE", dst.clone(), key];
+                c.extend(geo_search_args(&mut rng, n, unit, &member));
+                c.extend(geo_options(&mut rng, false));
+                if rng.random_bool(0.5) {
+                    c.push("STOREDIST".to_owned());
+                }
+                after = Some(dst);
+                c
+            }
+            _ => {
+                let (x, y) = geo_point(&mut rng);
+                let mut c = if rng.random_bool(0.5) {
+                    v!["GEORADIUS", key, x, y, geo_distance(&mut rng, unit), unit]
+                } else {
+                    v![
+                        "GEORADIUSBYMEMBER",
+                        key,
+                        member(&mut rng, n),
+                        geo_distance(&mut rng, unit),
+                        unit
+                    ]
+                };
+                c.extend(geo_options(&mut rng, false));
+                let dst = "gdst2".to_owned();
+                c.extend(v![
+                    if rng.random_bool(0.5) {
+                        "STORE"
+                    } else {
+                        "STOREDIST"
+                    },
+                    dst.clone()
+                ]);
+                after = Some(dst);
+                c
+            }
+        };
+        check_fam(&mut duo, step, resp3, &cmd, Fam::Exact).await?;
+        compared += 1;
+        if let Some(dst) = after {
+            for c in [
+                v!["ZRANGE", dst.clone(), "0", "-1", "WITHSCORES"],
+                v!["EXISTS", dst],
+            ] {
+                check_fam(&mut duo, step, resp3, &c, Fam::Exact).await?;
+                compared += 1;
+            }
+        }
+    }
+    for cmd in GEO_ERRORS {
+        let cmd: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
+        for resp3 in [false, true] {
+            check_fam(&mut duo, 0, resp3, &cmd, Fam::Exact).await?;
+            compared += 1;
+        }
+    }
+    // Stores touch watched keys, as ZADD does; a search that finds
+    // nothing deletes the destination, which WATCH sees too.
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEOSEARCHSTORE",
+            "gw",
+            "gs",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "30000",
+            "km",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEOSEARCHSTORE",
+            "gw",
+            "gs",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "m",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEORADIUS",
+            "gs",
+            "0",
+            "0",
+            "30000",
+            "km",
+            "STOREDIST",
+            "gw",
+        ],
+    )
+    .await?;
+    compared += watch_case(
+        &mut duo,
+        "gw",
+        &[
+            "GEORADIUS",
+            "gs",
+            "0",
+            "0",
+            "30000",
+            "km",
+            "COUNT",
+            "0",
+            "STORE",
+            "gw",
+        ],
+    )
+    .await?;
+    for key in ["gs", "gb"] {
+        let cmd = v!["ZRANGE", key, "0", "-1", "WITHSCORES"];
+        check_fam(&mut duo, steps, false, &cmd, Fam::Exact).await?;
+        compared += 1;
+    }
+    println!(
+        "geo_matches_redis: {compared} comparisons, {} differences",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
+
+/// FROMMEMBER|FROMLONLAT and BYRADIUS|BYBOX, in either order.
+fn geo_search_args(
+    rng: &mut StdRng,
+    n: usize,
+    unit: &str,
+    member: &dyn Fn(&mut StdRng, usize) -> String,
+) -> Vec<String> {
+    let from = if rng.random_bool(0.5) {
+        v!["FROMMEMBER", member(rng, n)]
+    } else {
+        let (x, y) = geo_point(rng);
+        v!["FROMLONLAT", x, y]
+    };
+    let by = if rng.random_bool(0.5) {
+        v!["BYRADIUS", geo_distance(rng, unit), unit]
+    } else {
+        v![
+            "BYBOX",
+            geo_distance(rng, unit),
+            geo_distance(rng, unit),
+            unit
+        ]
+    };
+    if rng.random_bool(0.5) {
+        [from, by].concat()
+    } else {
+        [by, from].concat()
+    }
+}
+
+/// Geo error paths and edge cases, run on both protocols after the
+/// randomized part (so `gs` exists; `gstr` is created as a string).
+const GEO_ERRORS: &[&[&str]] = &[
+    &["SET", "gstr", "x"],
+    &["GEOADD", "gstr", "1", "1", "a"],
+    &["GEOADD", "ge", "200", "100", "x"],
+    &["GEOADD", "ge", "-180.0000001", "0", "x"],
+    &["GEOADD", "ge", "0", "85.06", "x"],
+    &["GEOADD", "ge", "abc", "1", "x"],
+    &["GEOADD", "ge", "1e400", "1", "x"],
+    &["GEOADD", "ge", "1", "1"],
+    &["GEOADD", "ge", "1", "1", "a", "2"],
+    &["GEOADD", "ge", "NX", "XX", "1", "1", "a"],
+    &["GEOADD", "ge", "NX", "CH", "CH"],
+    &["GEOADD", "ge", "GT", "1", "1", "a"],
+    &["GEOADD", "ge", "XX", "1", "1", "a"],
+    &["GEOADD", "ge", "CH", "1", "1", "a", "1", "1", "a"],
+    &["GEOADD", "ge", "CH", "2", "2", "a"],
+    &[
+        "GEOADD",
+        "ge",
+        "180",
+        "85.05112878",
+        "n",
+        "-180",
+        "-85.05112878",
+        "s",
+    ],
+    &["GEOPOS", "ge", "n", "s", "a", "zz"],
+    &["GEOHASH", "ge", "n", "s", "a", "zz"],
+    &["GEODIST", "ge", "n", "s"],
+    &["GEODIST", "ge", "n", "s", "km"],
+    &["GEODIST", "ge", "n", "s", "parsec"],
+    &["GEODIST", "ge", "n", "s", "km", "x"],
+    &["GEODIST", "nokey", "n", "s", "parsec"],
+    &["GEODIST", "nokey", "n", "s"],
+    &["GEODIST", "gstr", "n", "s"],
+    &["GEOPOS", "gstr", "n"],
+    &["GEOPOS", "nokey", "n", "s"],
+    &["GEOHASH", "nokey", "n"],
+    &["GEOHASH", "gstr", "n"],
+    &[
+        "ZADD",
+        "gz",
+        "0",
+        "zero",
+        "4503599627370495",
+        "top",
+        "-5",
+        "neg",
+        "1e300",
+        "huge",
+        "1.5",
+        "frac",
+    ],
+    &["GEOPOS", "gz", "zero", "top", "neg", "huge", "frac"],
+    &["GEOHASH", "gz", "zero", "top", "neg", "huge", "frac"],
+    &["GEODIST", "gz", "zero", "top"],
+    &["GEORADIUS", "ge", "0", "0", "-1", "km"],
+    &["GEORADIUS", "ge", "0", "0", "abc", "km"],
+    &["GEORADIUS", "ge", "0", "0", "1", "parsec"],
+    &["GEORADIUS", "ge", "500", "0", "1", "km"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "COUNT", "0"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "COUNT", "-3"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "COUNT", "x"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "COUNT"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "ANY"],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "BOGUS"],
+    &[
+        "GEORADIUS",
+        "ge",
+        "0",
+        "0",
+        "1",
+        "km",
+        "STORE",
+        "d",
+        "WITHDIST",
+    ],
+    &["GEORADIUS", "ge", "0", "0", "1", "km", "STORE"],
+    &["GEORADIUS_RO", "ge", "0", "0", "1", "km", "STORE", "d"],
+    &["GEORADIUS", "nokey", "0", "0", "1", "km"],
+    &["GEORADIUS", "nokey", "0", "0", "1", "km", "STORE", "gs"],
+    &["GEORADIUS", "gstr", "0", "0", "1", "km"],
+    &[
+        "GEORADIUS",
+        "ge",
+        "180",
+        "85",
+        "20000",
+        "km",
+        "ASC",
+        "WITHCOORD",
+        "WITHDIST",
+        "WITHHASH",
+    ],
+    &["GEORADIUS", "ge", "0", "0", "0", "m"],
+    &["GEORADIUSBYMEMBER", "ge", "zz", "1", "km"],
+    &["GEORADIUSBYMEMBER", "nokey", "zz", "x", "parsec"],
+    &["GEORADIUSBYMEMBER", "nokey", "zz", "1", "km", "BOGUS"],
+    &["GEORADIUSBYMEMBER", "ge", "n", "1", "km", "WITHDIST"],
+    &["GEORADIUSBYMEMBER", "gstr", "n", "1", "km"],
+    &["GEOSEARCH", "ge", "BYRADIUS", "1", "km"],
+    &["GEOSEARCH", "ge", "FROMLONLAT", "0", "0"],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMMEMBER",
+        "n",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "FROMMEMBER",
+        "n",
+        "BYRADIUS",
+        "1",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+        "BYBOX",
+        "1",
+        "1",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYBOX",
+        "1",
+        "-1",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYBOX",
+        "x",
+        "1",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYBOX",
+        "1",
+        "x",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYBOX",
+        "1",
+        "1",
+        "parsec",
+    ],
+    &["GEOSEARCH", "ge", "FROMMEMBER", "zz", "BYRADIUS", "1", "km"],
+    &[
+        "GEOSEARCH",
+        "nokey",
+        "FROMMEMBER",
+        "zz",
+        "BYRADIUS",
+        "1",
+        "km",
+    ],
+    &["GEOSEARCH", "nokey", "FROMMEMBER", "zz"],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+        "STORE",
+        "x",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+        "STOREDIST",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "30000",
+        "km",
+        "WITHCOORD",
+    ],
+    &[
+        "GEOSEARCH",
+        "ge",
+        "FROMMEMBER",
+        "n",
+        "BYBOX",
+        "40000",
+        "40000",
+        "km",
+        "DESC",
+        "WITHDIST",
+    ],
+    &[
+        "GEOSEARCHSTORE",
+        "gd",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+        "WITHDIST",
+    ],
+    &[
+        "GEOSEARCHSTORE",
+        "gd",
+        "nokey",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "km",
+    ],
+    &[
+        "GEOSEARCHSTORE",
+        "gd",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "30000",
+        "km",
+        "STOREDIST",
+    ],
+    &["ZRANGE", "gd", "0", "-1", "WITHSCORES"],
+    &[
+        "GEOSEARCHSTORE",
+        "gd",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "1",
+        "m",
+    ],
+    &["EXISTS", "gd"],
+    &[
+        "GEOSEARCHSTORE",
+        "gstr",
+        "ge",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "30000",
+        "km",
+        "COUNT",
+        "1",
+    ],
+    &["TYPE", "gstr"],
+    &[
+        "GEOSEARCH",
+        "gs",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "30000",
+        "km",
+        "COUNT",
+        "3",
+        "ANY",
+    ],
+    &[
+        "GEOSEARCH",
+        "gs",
+        "FROMLONLAT",
+        "0",
+        "0",
+        "BYRADIUS",
+        "30000",
+        "km",
+        "COUNT",
+        "3",
+        "ANY",
+        "DESC",
+    ],
+];
+
+/// Lists, sets and sorted sets of numbers and words sorted on both
+/// servers with random BY (none, weights, hash fields, constant, missing),
+/// LIMIT, GET (`#`, strings, hash fields, missing), ASC|DESC, ALPHA and
+/// STORE (the stored list compared after), half on RESP3. Where Redis'
+/// order follows its hash tables (a set not sorted, ALPHA ties on a set or
+/// sorted set), the reply is compared as a multiset, or by length when
+/// LIMIT picks the subset. Error paths are in [`SORT_CASES`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_matches_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("sort_matches_redis").await? else {
+        return Ok(());
+    };
+    if !implemented(&mut Conn::connect(cairn.addr()).await?, "sort").await? {
+        println!("skipped: sort_matches_redis: cairn has no SORT");
+        cairn.shutdown().await?;
+        return Ok(());
+    }
+    let seed: u64 = env_parse("CAIRN_DIFF_SEED").unwrap_or_else(rand::random);
+    println!("sort_matches_redis: seed={seed} (replay with CAIRN_DIFF_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let steps: usize = env_parse("CAIRN_DIFF_SORT_STEPS").unwrap_or(1500);
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), seed).await?;
+    let mut compared = 0usize;
+
+    // Elements: integers (an intset in Redis), decimals, words; each
+    // with a unique weight string `w_<e>`, a hash `h_<e>` with a unique
+    // field `f` (and sometimes `g`), and a GET target `o_<e>`.
+    let mut numbers: Vec<String> = (0..40)
+        .map(|_| rng.random_range(-1000i64..1000).to_string())
+        .collect();
+    numbers.extend((0..10).map(|_| format!("{:.3}", rng.random_range(-50.0..50.0))));
+    let ints: Vec<String> = (0..30)
+        .map(|_| rng.random_range(-500i64..500).to_string())
+        .collect();
+    let words: Vec<String> = (0..40)
+        .map(|i| {
+            let len = rng.random_range(1..6);
+            let w: String = (0..len)
+                .map(|_| char::from(rng.random_range(b'A'..=b'z')))
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+            format!("{w}{}", i % 7)
+        })
+        .collect();
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    all.extend(numbers.iter().cloned());
+    all.extend(ints.iter().cloned());
+    all.extend(words.iter().cloned());
+    let mut setup: Vec<Vec<String>> = Vec::new();
+    for (i, e) in all.iter().enumerate() {
+        let w = match i % 4 {
+            0 => format!("{}", rng.random_range(-100i64..100)),
+            1 => format!("{:.4}", rng.random_range(-10.0..10.0)),
+            2 => format!("w{i:03}"),
+            _ => format!("{}.{i}", rng.random_range(0..9)),
+        };
+        if rng.random_bool(0.9) {
+            setup.push(v!["SET", format!("w_{e}"), w]);
+        }
+        if rng.random_bool(0.85) {
+            let f = format!("{}{i}", rng.random_range(0..50));
+            setup.push(v!["HSET", format!("h_{e}"), "f", f, "g", format!("g{i}")]);
+        }
+        if rng.random_bool(0.8) {
+            setup.push(v!["SET", format!("o_{e}"), format!("val-{e}")]);
+        }
+    }
+    // Lists keep duplicates; sets and sorted sets do not.
+    setup.push([v!["RPUSH", "sl"], numbers.clone()].concat());
+    setup.push([v!["RPUSH", "sw"], words.clone()].concat());
+    setup.push([v!["SADD", "ss"], ints.clone()].concat());
+    setup.push([v!["SADD", "sn"], numbers.clone()].concat());
+    setup.push([v!["SADD", "sx"], words.clone()].concat());
+    let mut zadd = v!["ZADD", "sz"];
+    for e in numbers.iter().chain(words.iter()) {
+        zadd.extend([format!("{}", rng.random_range(-20..20)), e.clone()]);
+    }
+    setup.push(zadd);
+    setup.push(v!["SET", "sstr", "x"]);
+    setup.push(v!["HSET", "shash", "a", "1"]);
+    setup.push(v!["RPUSH", "sempty_src", "x"]);
+    setup.push(v!["LPOP", "sempty_src"]);
+    for cmd in &setup {
+        check_fam(&mut duo, 0, false, cmd, Fam::Exact).await?;
+    }
+
+    let sources = ["sl", "sw", "ss", "sn", "sx", "sz", "nokey", "sstr", "shash"];
+    for step in 0..steps {
+        let resp3 = rng.random_bool(0.5);
+        let src = sources[rng.random_range(0..sources.len())];
+        let ro = rng.random_bool(0.15);
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        let by = match rng.random_range(0..7) {
+            0 | 1 => None,
+            2 => Some("w_*"),
+            3 => Some("h_*->f"),
+            4 => Some("nosort"),
+            5 => Some("missing_*"),
+            _ => Some("h_*->nofield"),
+        };
+        if let Some(b) = by {
+            groups.push(v!["BY", b]);
+        }
+        let limit = rng.random_bool(0.4);
+        if limit {
+            let start = rng.random_range(-3i64..60).to_string();
+            let count = rng.random_range(-2i64..30).to_string();
+            groups.push(v!["LIMIT", start, count]);
+        }
+        let gets = if rng.random_bool(0.4) {
+            rng.random_range(1..4)
+        } else {
+            0
+        };
+        for _ in 0..gets {
+            let g = [
+                "#", "o_*", "h_*->f", "h_*->g", "nosuch_*", "constant", "w_*",
+            ][rng.random_range(0..7)];
+            groups.push(v!["GET", g]);
+        }
+        let desc = rng.random_bool(0.4);
+        if desc {
+            groups.push(v!["DESC"]);
+        } else if rng.random_bool(0.3) {
+            groups.push(v!["ASC"]);
+        }
+        let alpha = rng.random_bool(0.5);
+        if alpha {
+            groups.push(v!["ALPHA"]);
+        }
+        let store = !ro && rng.random_bool(0.3);
+        if store {
+            groups.push(v!["STORE", "sdst"]);
+        }
+        groups.shuffle(&mut rng);
+        let mut cmd = v![if ro { "SORT_RO" } else { "SORT" }, src];
+        cmd.extend(groups.concat());
+        // Where Redis walks a hash table, its order is its own.
+        let is_set = matches!(src, "ss" | "sn" | "sx");
+        let dontsort = by.is_some_and(|b| !b.contains('*'));
+        let alpha_ties =
+            alpha && matches!(by, Some("missing_*" | "h_*->nofield" | "w_*" | "h_*->f"));
+        let unordered = (is_set && dontsort && !store)
+            || (alpha_ties && (is_set || src == "sz") && !(dontsort))
+            || (alpha_ties && limit && !dontsort);
+        let how = match (unordered, limit) {
+            (false, _) => Fam::Exact,
+            (true, false) => Fam::Unordered,
+            (true, true) => Fam::Len,
+        };
+        check_fam(&mut duo, step, resp3, &cmd, how).await?;
+        compared += 1;
+        if store {
+            for c in [v!["LRANGE", "sdst", "0", "-1"], v!["EXISTS", "sdst"]] {
+                check_fam(
+                    &mut duo,
+                    step,
+                    resp3,
+                    &c,
+                    if unordered { how } else { Fam::Exact },
+                )
+                .await?;
+                compared += 1;
+            }
+            if unordered {
+                // Its order is each server's own: not compared further.
+                duo.both(false, &v!["DEL", "sdst"]).await?;
+            }
+        }
+    }
+    compared += watch_case(&mut duo, "sw1", &["SORT", "sl", "STORE", "sw1"]).await?;
+    compared += watch_case(&mut duo, "sw1", &["SORT", "nokey", "STORE", "sw1"]).await?;
+    compared += watch_case(
+        &mut duo,
+        "sw1",
+        &["SORT", "sl", "LIMIT", "0", "0", "STORE", "sw1"],
+    )
+    .await?;
+    compared += watch_case(&mut duo, "sw1", &["SORT", "sw", "STORE", "sw1"]).await?;
+    compared += watch_case(&mut duo, "sl", &["SORT", "sl", "LIMIT", "0", "3"]).await?;
+    for cmd in SORT_CASES {
+        let cmd: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
+        for resp3 in [false, true] {
+            check_fam(&mut duo, 0, resp3, &cmd, Fam::Exact).await?;
+            compared += 1;
+        }
+    }
+    println!(
+        "sort_matches_redis: {compared} comparisons, {} differences",
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}
+
+/// SORT edge cases and errors, on both protocols.
+const SORT_CASES: &[&[&str]] = &[
+    &["SORT", "sstr"],
+    &["SORT", "shash"],
+    &["SORT", "nokey"],
+    &["SORT", "nokey", "STORE", "sdst"],
+    &["EXISTS", "sdst"],
+    &["SORT", "sw"],
+    &["SORT", "sl", "LIMIT", "1"],
+    &["SORT", "sl", "LIMIT", "a", "1"],
+    &["SORT", "sl", "LIMIT", "0", "b"],
+    &["SORT", "sl", "BOGUS"],
+    &["SORT", "sl", "BY"],
+    &["SORT", "sl", "GET"],
+    &["SORT", "sl", "STORE"],
+    &["SORT_RO", "sl", "STORE", "x"],
+    &["SORT", "sl", "LIMIT", "0", "0"],
+    &["SORT", "sl", "LIMIT", "0", "0", "STORE", "sdst"],
+    &["SORT", "sl", "LIMIT", "-5", "-5"],
+    &["SORT", "sl", "LIMIT", "1000", "5"],
+    &[
+        "SORT",
+        "sl",
+        "LIMIT",
+        "9223372036854775807",
+        "9223372036854775807",
+    ],
+    &["SORT", "sl", "BY", "nosort", "LIMIT", "1000", "5", "DESC"],
+    &["SORT", "sz", "BY", "nosort", "LIMIT", "3", "4", "DESC"],
+    &["SORT", "sz", "BY", "nosort", "LIMIT", "3", "4"],
+    &[
+        "SORT", "sz", "BY", "nosort", "DESC", "GET", "#", "GET", "o_*",
+    ],
+    &["SORT", "ss", "BY", "nosort", "STORE", "sdst"],
+    &["LRANGE", "sdst", "0", "-1"],
+    &[
+        "EVAL",
+        "return redis.call('sort', KEYS[1], 'by', 'nosort')",
+        "1",
+        "sx",
+    ],
+    &[
+        "EVAL",
+        "return redis.call('sort', KEYS[1], 'by', 'nosort', 'limit', '2', '5')",
+        "1",
+        "ss",
+    ],
+    &[
+        "RPUSH", "sodd", "1", "", " 2", "0x10", "1e2", "-inf", "+inf", "3 ",
+    ],
+    &["SORT", "sodd"],
+    &["SORT", "sodd", "ALPHA"],
+    &[
+        "RPUSH", "sodd2", "1", "", " 2", "0x10", "1e2", "-inf", "+inf",
+    ],
+    &["SORT", "sodd2"],
+    &["SORT", "sodd2", "DESC"],
+    &["SET", "sstrdst", "x"],
+    &["SORT", "sl", "STORE", "sstrdst"],
+    &["TYPE", "sstrdst"],
+    &[
+        "SORT", "sl", "BY", "w_*", "GET", "#", "GET", "w_*", "STORE", "sdst",
+    ],
+    &["LRANGE", "sdst", "0", "-1"],
+    &["SORT", "sl", "BY", "w_*->", "GET", "w_*->"],
+    &[
+        "SORT", "sl", "BY", "h_*->f", "GET", "h_*->f", "LIMIT", "2", "3", "DESC",
+    ],
+    &["SORT", "sl", "GET", "*"],
+    &["SORT", "sl", "BY", "", "GET", ""],
+    &[
+        "SORT", "sw", "ALPHA", "BY", "w_*", "DESC", "LIMIT", "0", "3",
+    ],
+    &["RPUSH", "sodd5", "nan", "1"],
+    &["SORT", "sodd5"],
+    // Last: an overflow or underflow leaves `errno` at ERANGE in Redis,
+    // and SORT tests `errno` without clearing it first, so every later
+    // numeric SORT of non-integer strings fails there until some other
+    // call changes `errno` (a Redis bug cairn does not reproduce).
+    &["RPUSH", "sodd3", "1", "1e400"],
+    &["SORT", "sodd3"],
+    &["RPUSH", "sodd4", "1", "1e-400"],
+    &["SORT", "sodd4"],
+];

@@ -569,7 +569,7 @@ fn render(
 fn suite_title(suite: &str) -> &'static str {
     match suite {
         "throughput" => "Throughput",
-        "families" => "Bitmaps and HyperLogLog",
+        "families" => "Bitmaps, HyperLogLog, geo and SORT",
         "memory" => "Memory per key",
         "snapshot" => "Snapshot: SAVE, size on disk, restart",
         "latency" => "Latency and memory during a background snapshot",
@@ -590,7 +590,12 @@ fn suite_method(suite: &str) -> &'static str {
              pipelined batches of 1000 (redis-benchmark's `__rand_int__` is zero-padded, not an offset), \
              and `redis-benchmark -c 50 -n N -r R` runs PFADD of random elements, PFCOUNT of that key (cached after the first count that \
              follows a PFADD) and PFCOUNT of two keys (a union, computed every call), alternating the \
-             servers per round, the median reported."
+             servers per round, the median reported. Geo and SORT: both servers get the same 10^5 \
+             random points (longitude 10..20, latitude 35..45) and two 1,000-element lists (numbers, \
+             words); the replies of GEOSEARCH, GEODIST and both SORTs must agree; then \
+             `redis-benchmark -c 50` runs GEOADD of random members, GEOSEARCH BYRADIUS 20 km ASC \
+             (about 130 points in range), GEODIST and SORT (numeric, ALPHA), unpipelined and with \
+             `-P 16`, alternating the servers per round, the median reported."
         }
         "throughput" => {
             "`redis-benchmark -t TEST -n N -c 50 -q --csv` (and with `-P 16`, where N is 10 times larger \

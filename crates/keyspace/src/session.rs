@@ -69,6 +69,9 @@ pub struct SessionState {
     /// Invalidations addressed to this client by its own command, written
     /// after that command's reply.
     pub(crate) after_reply: Vec<Frame>,
+    /// The client runs a script's commands (Redis' `CLIENT_SCRIPT`): SORT
+    /// then orders a set's output even without sorting.
+    pub(crate) script: bool,
 }
 
 impl SessionState {
@@ -102,6 +105,7 @@ impl SessionState {
             tracking: None,
             caching: false,
             after_reply: Vec::new(),
+            script: false,
         }
     }
 
@@ -760,7 +764,8 @@ pub struct NestedClient {
 }
 
 impl NestedClient {
-    pub(crate) fn new(ks: Keyspace, state: SessionState) -> NestedClient {
+    pub(crate) fn new(ks: Keyspace, mut state: SessionState) -> NestedClient {
+        state.script = true;
         NestedClient {
             ks,
             state,

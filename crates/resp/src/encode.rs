@@ -46,6 +46,13 @@ pub fn encode(frame: &Frame, proto: Protocol, dst: &mut BytesMut) {
                 blob(dst, b'$', text.as_bytes());
             }
         }
+        Frame::DoubleText(t) => {
+            if resp3 {
+                line(dst, b',', t);
+            } else {
+                blob(dst, b'$', t);
+            }
+        }
         Frame::Boolean(b) => dst.put_slice(match (resp3, b) {
             (true, true) => b"#t\r\n",
             (true, false) => b"#f\r\n",
@@ -98,6 +105,7 @@ impl Frame {
                     .collect(),
             ),
             Frame::Double(d) => Frame::Bulk(Bytes::from(format_double(d))),
+            Frame::DoubleText(t) => Frame::Bulk(t),
             Frame::Boolean(b) => Frame::Integer(i64::from(b)),
             Frame::BigNumber(n) => Frame::Bulk(n),
             Frame::Verbatim { text, .. } => Frame::Bulk(text),

@@ -29,6 +29,7 @@ pub enum Protocol {
 /// | `Set` | `~` | `*` |
 /// | `Push` | `>` | `*` |
 /// | `Double` | `,` | bulk string |
+/// | `DoubleText` | `,` | bulk string |
 /// | `Boolean` | `#` | integer 1 / 0 |
 /// | `BigNumber` | `(` | bulk string |
 /// | `Verbatim` | `=` | bulk string (text only) |
@@ -57,6 +58,10 @@ pub enum Frame {
     Push(Vec<Frame>),
     /// RESP3 double `,1.5` (also `inf`, `-inf`, `nan`); a bulk string in RESP2.
     Double(f64),
+    /// RESP3 double whose text is given rather than formatted from an
+    /// `f64` (Redis' `addReplyHumanLongDouble`, `%.17Lf` trimmed, as
+    /// GEOPOS sends coordinates); a bulk string in RESP2.
+    DoubleText(Bytes),
     /// RESP3 boolean `#t` / `#f`; integer 1 / 0 in RESP2.
     Boolean(bool),
     /// RESP3 big number `(123...`: the decimal digits, optionally signed.

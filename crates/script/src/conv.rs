@@ -97,6 +97,16 @@ fn to_lua(lua: &Lua, frame: Frame, resp3: bool) -> mlua::Result<Value> {
             t.raw_set("double", d)?;
             Value::Table(t)
         }
+        Frame::DoubleText(t) => {
+            // Redis' Lua reads the `,` line with strtod.
+            let d = std::str::from_utf8(&t)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let t = lua.create_table()?;
+            t.raw_set("double", d)?;
+            Value::Table(t)
+        }
         Frame::Boolean(b) => Value::Boolean(b),
         Frame::BigNumber(s) => {
             let t = lua.create_table()?;

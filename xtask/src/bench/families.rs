@@ -7,6 +7,11 @@
 //!   each); PFADD, PFCOUNT (one key: the cached count after each PFADD
 //!   invalidated it; two keys: the union computed every time) through
 //!   `redis-benchmark` with random elements.
+//! - Geo and SORT through `redis-benchmark`, unpipelined and with `-P 16`:
+//!   GEOADD (random members), GEOSEARCH BYRADIUS 20 km among 10^5 points
+//!   (about 130 in range), GEODIST, SORT of a 1,000-element list
+//!   (numeric and ALPHA); every reply is checked equal on both servers
+//!   first.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -56,6 +61,78 @@ const RATES: [(&str, u64, &[&str]); 3] = [
     ("PFCOUNT one key", 1, &["PFCOUNT", "hll"]),
     ("PFCOUNT two keys", 1, &["PFCOUNT", "hll", "hll2"]),
 ];
+
+/// Geo and SORT rates: (row, range for `-r`, fraction of `-n`, command).
+const GEO_SORT: [(&str, u64, u64, &[&str]); 5] = [
+    (
+        "GEOADD",
+        1_000_000_000,
+        1,
+        &[
+            "GEOADD",
+            "geoadd",
+            "13.361389",
+            "38.115556",
+            "m:__rand_int__",
+        ],
+    ),
+    (
+        "GEOSEARCH BYRADIUS 20 km (10^5 points)",
+        1,
+        10,
+        &[
+            "GEOSEARCH",
+            "geo",
+            "FROMLONLAT",
+            "15",
+            "40",
+            "BYRADIUS",
+            "20",
+            "km",
+            "ASC",
+        ],
+    ),
+    ("GEODIST", 1, 1, &["GEODIST", "geo", "p1", "p2", "km"]),
+    ("SORT 1,000 numbers", 1, 20, &["SORT", "sortn"]),
+    ("SORT 1,000 words ALPHA", 1, 20, &["SORT", "sorta", "ALPHA"]),
+];
+
+/// Points in the GEOSEARCH set.
+const GEO_POINTS: usize = 100_000;
+
+/// Loads the same geo set and lists on a server; checks the replies of
+/// the benchmarked read commands on both servers agree.
+fn load_geo_sort(c: &mut super::resp::Conn, seed: u64) -> Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut i = 0;
+    while i < GEO_POINTS {
+        let mut args: Vec<String> = vec!["GEOADD".into(), "geo".into()];
+        for _ in 0..1000 {
+            args.push(format!("{:.6}", rng.random_range(10.0..20.0)));
+            args.push(format!("{:.6}", rng.random_range(35.0..45.0)));
+            args.push(format!("p{i}"));
+            i += 1;
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.ok(&refs)?;
+    }
+    let mut nums: Vec<String> = vec!["RPUSH".into(), "sortn".into()];
+    let mut words: Vec<String> = vec!["RPUSH".into(), "sorta".into()];
+    for _ in 0..1000 {
+        nums.push(format!("{:.3}", rng.random_range(-1e6..1e6)));
+        let len = rng.random_range(4..12);
+        words.push(
+            (0..len)
+                .map(|_| char::from(rng.random_range(b'a'..=b'z')))
+                .collect(),
+        );
+    }
+    for args in [nums, words] {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.ok(&refs)?;
+    }
+    Ok(())
+}
 
 /// Offsets of the SETBIT/GETBIT rates: below 10^8 bits (a 12.5 MB string).
 const BIT_RANGE: u64 = 100_000_000;
@@ -287,6 +364,78 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         ]);
     }
     out.tables.push(rates);
+
+    let mut geo_table = Table::new(
+        format!(
+            "Geo and SORT rates (ops/s, median of {} alternating rounds, redis-benchmark -c 50; -n {n}, GEOSEARCH n/10, SORT n/20)",
+            plan.bench_rounds
+        ),
+        &[
+            "command",
+            "cairn ops/s",
+            "redis ops/s",
+            "cairn/redis",
+            "cairn -P 16",
+            "redis -P 16",
+            "cairn/redis -P 16",
+        ],
+    );
+    let mut geo_ratios = Vec::new();
+    let mut loaded = Vec::new();
+    for s in &servers {
+        let mut c = s.conn()?;
+        load_geo_sort(&mut c, plan.seed)?;
+        let mut replies = Vec::new();
+        for (_, _, _, cmd) in GEO_SORT.iter().skip(1) {
+            replies.push(c.cmd(cmd)?);
+        }
+        loaded.push(replies);
+    }
+    if loaded.first() != loaded.get(1) {
+        out.failures
+            .push("geo/SORT: cairn and redis answer the benchmarked reads differently".into());
+    }
+    for (row, range, div, cmd) in GEO_SORT {
+        let mut cells = vec![row.to_owned()];
+        for pipeline in [1u32, 16] {
+            let mut got: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for _ in 0..plan.bench_rounds {
+                for (i, s) in servers.iter().enumerate() {
+                    let mut args: Vec<String> = vec![
+                        "-n".into(),
+                        (n / div).max(1000).to_string(),
+                        "-P".into(),
+                        pipeline.to_string(),
+                    ];
+                    if range > 1 {
+                        args.extend(["-r".into(), range.to_string()]);
+                    }
+                    args.extend(cmd.iter().map(|a| (*a).to_owned()));
+                    match redis_benchmark(s.addr.port(), &args)? {
+                        Run::Rows(rows) => got[i].extend(rows.into_iter().map(|(_, r)| r)),
+                        Run::Failed(msg) => {
+                            out.failures.push(format!("{} {row}: {msg}", s.kind.name()));
+                        }
+                    }
+                }
+            }
+            let (c, r) = (median(&got[0]), median(&got[1]));
+            let ratio = match (c, r) {
+                (Some(c), Some(r)) if r > 0.0 => Some(c / r),
+                _ => None,
+            };
+            if let Some(x) = ratio {
+                geo_ratios.push(x);
+            }
+            cells.extend([
+                c.map_or("—".into(), |v| format!("{v:.0}")),
+                r.map_or("—".into(), |v| format!("{v:.0}")),
+                ratio.map_or("—".into(), fmt_ratio),
+            ]);
+        }
+        geo_table.row(cells);
+    }
+    out.tables.push(geo_table);
     let geo = |v: &[f64]| {
         (!v.is_empty()).then(|| (v.iter().map(|r| r.ln()).sum::<f64>() / v.len() as f64).exp())
     };
@@ -300,6 +449,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     if let Some(g) = geo(&rate_ratios) {
         out.summary.push(format!(
             "SETBIT/GETBIT/PFADD/PFCOUNT rates: cairn/redis geometric mean {}.",
+            fmt_ratio(g)
+        ));
+    }
+    if let Some(g) = geo(&geo_ratios) {
+        out.summary.push(format!(
+            "Geo and SORT rates: cairn/redis geometric mean {}.",
             fmt_ratio(g)
         ));
     }

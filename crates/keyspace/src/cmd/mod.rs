@@ -12,6 +12,7 @@
 pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod connection;
+pub(crate) mod geo;
 pub(crate) mod hash;
 pub(crate) mod hll;
 pub(crate) mod keys;
@@ -20,6 +21,7 @@ pub(crate) mod meta;
 pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod sort;
 pub(crate) mod strings;
 pub(crate) mod tracking;
 pub(crate) mod tx;
@@ -468,6 +470,8 @@ pub(crate) fn builtin_table() -> TableBuilder {
     hash::register(&mut t);
     set::register(&mut t);
     zset::register(&mut t);
+    geo::register(&mut t);
+    sort::register(&mut t);
     tx::register(&mut t);
     pubsub::register(&mut t);
     t

@@ -87,7 +87,10 @@ fn push_member(out: &mut Vec<Frame>, m: Bytes, s: f64, withscores: bool, resp3: 
 }
 
 /// The sorted set at `key` for reading; `Ok(None)` when there is none.
-fn read<'s>(shard: &'s mut Shard<'_>, key: &[u8]) -> Result<Option<&'s SortedSet>, Frame> {
+pub(crate) fn read<'s>(
+    shard: &'s mut Shard<'_>,
+    key: &[u8],
+) -> Result<Option<&'s SortedSet>, Frame> {
     match shard.value(key) {
         None => Ok(None),
         Some(v) => v.as_zset().map(Some).map_err(Frame::from),
@@ -363,14 +366,15 @@ fn select<'z>(
 // ---------------------------------------------------------------------------
 // ZADD / ZINCRBY
 
+/// ZADD's options (GEOADD passes NX, XX and CH through).
 #[derive(Clone, Copy, Default)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+pub(crate) struct AddFlags {
+    pub(crate) nx: bool,
+    pub(crate) xx: bool,
+    pub(crate) gt: bool,
+    pub(crate) lt: bool,
+    pub(crate) ch: bool,
+    pub(crate) incr: bool,
 }
 
 /// What adding one element did.
@@ -462,7 +466,14 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     add_elements(ctx, arg(args, 1), &[(score, arg(args, 3))], f)
 }
 
-fn add_elements(ctx: &mut Ctx<'_>, key: &[u8], elems: &[(f64, &[u8])], f: AddFlags) -> Frame {
+/// ZADD's work once arguments are parsed: adds or updates `elems`
+/// (score, member) at `key` under `f`, replying as ZADD does.
+pub(crate) fn add_elements(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    elems: &[(f64, &[u8])],
+    f: AddFlags,
+) -> Frame {
     let mut shard = ctx.shard(key);
     let reply = |added: usize, updated: usize, last: Added| {
         if f.incr {
@@ -804,7 +815,12 @@ fn range_store(
 /// Stores a computed sorted set at `dst` (deleting `dst` when it is empty,
 /// as Redis does) and replies with its size. The caller holds `dst`'s
 /// shard, so a client blocked on `dst` is woken under the lock.
-fn store_result(ctx: &Ctx<'_>, shard: &mut Shard<'_>, dst: &[u8], result: SortedSet) -> Frame {
+pub(crate) fn store_result(
+    ctx: &Ctx<'_>,
+    shard: &mut Shard<'_>,
+    dst: &[u8],
+    result: SortedSet,
+) -> Frame {
     let n = result.len();
     if n == 0 {
         if shard.remove(dst).is_some() {
