@@ -44,6 +44,7 @@ mod packed;
 mod pubsub;
 mod quicklist;
 mod session;
+mod stream;
 mod value;
 mod view;
 mod watch;
@@ -70,6 +71,10 @@ pub use crate::{
     value::{
         HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
         Value, ValueType, WrongType, parse_canonical_i64,
+    },
+    stream::{
+        Consumer, EntryRef, Group, Nack, NodeLimits, Stream, StreamId, StreamView, Trim,
+        INVALID_ENTRIES_READ,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
     zset::ZIter,

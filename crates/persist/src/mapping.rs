@@ -33,6 +33,7 @@ pub(crate) fn entry_records(entry: ViewEntry, chunker: &Chunker) -> Chunks {
         Value::Hash(h) => RecValue::Hash(h.iter().collect()),
         Value::Set(s) => RecValue::Set(s.iter().collect()),
         Value::ZSet(z) => RecValue::SortedSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
+        Value::Stream(s) => RecValue::Stream(crate::stream_items::encode(&s)),
     };
     let record = Record::new(entry.db, entry.key, value).with_expiry(entry.expires_at_ms);
     chunker.split(record)
@@ -95,6 +96,14 @@ pub(crate) fn record_entry(record: Record) -> Option<LoadEntry> {
             }
             Value::ZSet(Arc::new(z))
         }
+        // A stream is kept even with no entries (as Redis keeps it).
+        RecValue::Stream(items) => match crate::stream_items::decode(&items) {
+            Some(s) => Value::Stream(Arc::new(s)),
+            None => {
+                tracing::warn!(db = record.db, "malformed stream record skipped");
+                return None;
+            }
+        },
         _ => return None,
     };
     Some(LoadEntry {

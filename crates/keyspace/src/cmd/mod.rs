@@ -20,6 +20,7 @@ pub(crate) mod meta;
 pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod stream;
 pub(crate) mod strings;
 pub(crate) mod tx;
 pub(crate) mod zset;
@@ -467,6 +468,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     hash::register(&mut t);
     set::register(&mut t);
     zset::register(&mut t);
+    stream::register(&mut t);
     tx::register(&mut t);
     pubsub::register(&mut t);
     t
