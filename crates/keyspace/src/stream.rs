@@ -597,7 +597,8 @@ impl Stream {
             Some((id, false)) => {
                 if self.last_id.ms == id.ms {
                     if self.last_id.seq == u64::MAX {
-                        return Err(AppendError::NotGreater);
+                        // Redis 7.0.15 reports this one as too large.
+                        return Err(AppendError::TooLarge);
                     }
                     StreamId::new(id.ms, self.last_id.seq + 1)
                 } else {

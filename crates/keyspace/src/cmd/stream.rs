@@ -357,7 +357,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut shard = ctx.shard(key);
     let exists = match read_stream(shard.value(key)) {
         Err(e) => return e,
-        Ok(None) if p.nomkstream => return Frame::NullArray,
+        Ok(None) if p.nomkstream => return Frame::Null,
         Ok(None) => false,
         Ok(Some(s)) => {
             if s.last_id == StreamId::MAX {
@@ -571,11 +571,6 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Err(e) => return e,
         Ok(None) => return err("ERR no such key"),
         Ok(Some(s)) => {
-            if id < s.max_deleted {
-                return err(
-                    "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-                );
-            }
             if !s.is_empty() {
                 if id < s.last_live() {
                     return err(
@@ -1078,10 +1073,12 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         } else {
             g.pel.insert(
                 id,
+                // Redis creates the NACK as delivered once, then counts
+                // this claim as below.
                 crate::stream::Nack {
                     consumer: name.clone(),
                     delivery_time: now,
-                    delivery_count: 0,
+                    delivery_count: 1,
                 },
             );
             if let Some(c) = g.consumers.get_mut(&name) {
@@ -1311,14 +1308,20 @@ fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             // STREAM <key> [FULL [COUNT <count>]]
             let mut full = false;
             let mut count: i64 = 10;
+            let syntax = || {
+                Frame::error(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                    String::from_utf8_lossy(arg(args, 1))
+                ))
+            };
             if args.len() > 3 {
                 if !is(arg(args, 3), "full") {
-                    return err(ERR_SYNTAX);
+                    return syntax();
                 }
                 full = true;
                 if args.len() > 4 {
                     if args.len() != 6 || !is(arg(args, 4), "count") {
-                        return err(ERR_SYNTAX);
+                        return syntax();
                     }
                     count = match parse_int(arg(args, 5)) {
                         Ok(n) if n < 0 => 10,
@@ -1540,11 +1543,10 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         } else if is(o, "streams") && more > 0 {
             streams_at = i + 1;
             if !(args.len() - streams_at).is_multiple_of(2) {
-                let symbol = if xreadgroup { '>' } else { '$' };
-                return Frame::error(format!(
-                    "ERR Unbalanced '{}' list of streams: for each stream key an ID or '{symbol}' must be specified.",
-                    if xreadgroup { "xreadgroup" } else { "xread" }
-                ));
+                // Redis 7.0.15 words it so for XREADGROUP too.
+                return err(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                );
             }
             break;
         } else if is(o, "group") && more >= 2 {
