@@ -68,13 +68,13 @@ pub use crate::{
     keyspace::{Busy, Keyspace, KeyspaceBuilder},
     quicklist::ListIter,
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
+    stream::{
+        Consumer, EntryRef, Group, INVALID_ENTRIES_READ, Nack, NodeLimits, Stream, StreamId,
+        StreamView, Trim,
+    },
     value::{
         HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
         Value, ValueType, WrongType, parse_canonical_i64,
-    },
-    stream::{
-        Consumer, EntryRef, Group, Nack, NodeLimits, Stream, StreamId, StreamView, Trim,
-        INVALID_ENTRIES_READ,
     },
     view::{LoadEntry, LoadStats, View, ViewEntry, ViewError},
     zset::ZIter,

@@ -624,11 +624,17 @@ impl Stream {
 
     /// Appends an entry with an ID above every other (checked by the
     /// caller), opening a block when the last one is full.
-    fn append(&mut self, id: StreamId, fields: &[(&[u8], &[u8])], limits: NodeLimits, total: usize) {
+    fn append(
+        &mut self,
+        id: StreamId,
+        fields: &[(&[u8], &[u8])],
+        limits: NodeLimits,
+        total: usize,
+    ) {
         let room = self.blocks.last_key_value().is_some_and(|(_, b)| {
             let bytes_ok = limits.max_bytes == 0 || b.lp_bytes() + total < limits.max_bytes;
-            let entries_ok = limits.max_entries == 0
-                || ((b.live + b.deleted) as usize) < limits.max_entries;
+            let entries_ok =
+                limits.max_entries == 0 || ((b.live + b.deleted) as usize) < limits.max_entries;
             bytes_ok && entries_ok
         });
         if room {
@@ -938,8 +944,7 @@ impl Stream {
         if id <= g.last_id {
             return;
         }
-        if g.entries_read != INVALID_ENTRIES_READ && !self.range_has_tombstones(id, StreamId::MAX)
-        {
+        if g.entries_read != INVALID_ENTRIES_READ && !self.range_has_tombstones(id, StreamId::MAX) {
             g.entries_read += 1;
         } else if self.entries_added != 0 {
             g.entries_read = self.estimate_distance(id);
@@ -1254,7 +1259,8 @@ mod tests {
         assert_eq!(s.add(None, &f, 100, lim).unwrap(), StreamId::new(100, 0));
         assert_eq!(s.add(None, &f, 50, lim).unwrap(), StreamId::new(100, 1));
         assert_eq!(
-            s.add(Some((StreamId::new(100, 0), false)), &f, 0, lim).unwrap(),
+            s.add(Some((StreamId::new(100, 0), false)), &f, 0, lim)
+                .unwrap(),
             StreamId::new(100, 2)
         );
         assert_eq!(

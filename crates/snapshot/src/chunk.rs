@@ -1151,9 +1151,7 @@ fn absorb(p: &mut Partial, value: Value, chunk: &Chunk, limit: usize) -> Result<
         (Acc::String(g), Value::String(b)) => g.extend(&b, chunk.index, "string"),
         (Acc::List(dst), Value::List(v))
         | (Acc::Set(dst), Value::Set(v))
-        | (Acc::Stream(dst), Value::Stream(v)) => {
-            absorb_run(dst, &mut p.split, v, chunk, limit)
-        }
+        | (Acc::Stream(dst), Value::Stream(v)) => absorb_run(dst, &mut p.split, v, chunk, limit),
         (Acc::Hash(dst), Value::Hash(v)) => absorb_run(dst, &mut p.split, v, chunk, limit),
         (Acc::SortedSet(dst), Value::SortedSet(v)) => {
             absorb_run(dst, &mut p.split, v, chunk, limit)

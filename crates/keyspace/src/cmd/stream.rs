@@ -17,9 +17,7 @@ use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, subcommand};
 use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::encoding::Limits;
 use crate::engine::Locked;
-use crate::stream::{
-    AppendError, Group, INVALID_ENTRIES_READ, NodeLimits, Stream, StreamId, Trim,
-};
+use crate::stream::{AppendError, Group, INVALID_ENTRIES_READ, NodeLimits, Stream, StreamId, Trim};
 use crate::value::Value;
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -49,12 +47,7 @@ const XGROUP_SUBS: &[(&str, i32)] = &[
     ("help", 2),
 ];
 
-const XINFO_SUBS: &[(&str, i32)] = &[
-    ("consumers", 4),
-    ("groups", 3),
-    ("stream", -3),
-    ("help", 2),
-];
+const XINFO_SUBS: &[(&str, i32)] = &[("consumers", 4), ("groups", 3), ("stream", -3), ("help", 2)];
 
 const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
@@ -406,9 +399,9 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn append_error(e: AppendError) -> Frame {
     match e {
-        AppendError::NotGreater => err(
-            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
-        ),
+        AppendError::NotGreater => {
+            err("ERR The ID specified in XADD is equal or smaller than the target stream top item")
+        }
         AppendError::TooLarge => err("ERR Elements are too large to be stored"),
     }
 }
@@ -969,7 +962,10 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
         }
     }
-    let minidle = match int_with(arg(args, 4), "ERR Invalid min-idle-time argument for XCLAIM") {
+    let minidle = match int_with(
+        arg(args, 4),
+        "ERR Invalid min-idle-time argument for XCLAIM",
+    ) {
         Ok(n) => n.max(0),
         Err(e) => return e,
     };
@@ -1007,7 +1003,10 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
         } else if is(opt, "retrycount") && more > 0 {
             j += 1;
-            match int_with(arg(args, j), "ERR Invalid RETRYCOUNT option argument for XCLAIM") {
+            match int_with(
+                arg(args, j),
+                "ERR Invalid RETRYCOUNT option argument for XCLAIM",
+            ) {
                 Ok(n) => retrycount = n,
                 Err(e) => return e,
             }
@@ -1460,7 +1459,9 @@ impl BlockedOp for StreamWait {
                     Some(grp) => (s.last_id, grp.last_id),
                     None => {
                         return Served::Reply(
-                            err("NOGROUP the consumer group this client was blocked on no longer exists"),
+                            err(
+                                "NOGROUP the consumer group this client was blocked on no longer exists",
+                            ),
                             None,
                         );
                     }
@@ -1529,7 +1530,10 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let o = arg(args, i);
         if is(o, "block") && more > 0 {
             i += 1;
-            match int_with(arg(args, i), "ERR timeout is not an integer or out of range") {
+            match int_with(
+                arg(args, i),
+                "ERR timeout is not an integer or out of range",
+            ) {
                 Ok(n) if n < 0 => return err("ERR timeout is negative"),
                 Ok(n) => timeout = Some(n),
                 Err(e) => return e,
