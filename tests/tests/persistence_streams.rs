@@ -18,7 +18,7 @@ async fn build(conn: &mut Conn, big_entries: usize) -> anyhow::Result<()> {
     // Many blocks, varied fields, values long enough for the chunker.
     for i in 1..=big_entries {
         let id = format!("{}-{}", 1_000 + i / 7, i % 7);
-        // About 110 bytes an entry: the big stream spans several 1 MiB
+        // About 130 bytes an entry: 30 000 entries span several 1 MiB
         // chunk records.
         let v = format!("value-{i}-{}", "x".repeat(80 + i % 40));
         if i % 97 == 0 {
@@ -160,7 +160,7 @@ async fn observe(conn: &mut Conn) -> anyhow::Result<Vec<Reply>> {
 #[test]
 fn streams_survive_snapshots_and_restarts() -> anyhow::Result<()> {
     fixtures::run("streams-restart", |ctx| async move {
-        let big = if fixtures::quick() { 15_000 } else { 100_000 };
+        let big = if fixtures::quick() { 3_000 } else { 30_000 };
         let dir = ctx.tempdir()?.join("data");
         let node = ctx.start(ctx.builder(&dir)).await?;
         let mut conn = Conn::connect(node.addr()).await?;
