@@ -25,6 +25,7 @@ mod saturated;
 mod scripting;
 mod servers;
 mod snapshot;
+mod streams;
 mod throughput;
 mod viewpause;
 
@@ -37,7 +38,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const SUITES: [&str; 8] = [
+const SUITES: [&str; 9] = [
     "throughput",
     "families",
     "memory",
@@ -46,9 +47,10 @@ const SUITES: [&str; 8] = [
     "saturated",
     "view-pause",
     "scripting",
+    "streams",
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|memory|snapshot|latency|saturated|view-pause|scripting]...";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--seed N] [--rounds N] [throughput|families|memory|snapshot|latency|saturated|view-pause|scripting|streams]...";
 
 /// What a run does, from the arguments.
 pub struct Plan {
@@ -433,6 +435,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "saturated" => saturated::run(&plan),
             "view-pause" => viewpause::run(&plan),
             "scripting" => scripting::run(&plan),
+            "streams" => streams::run(&plan),
             other => bail!("unknown suite {other}"),
         };
         match result {
@@ -575,6 +578,7 @@ fn suite_title(suite: &str) -> &'static str {
         "latency" => "Latency and memory during a background snapshot",
         "saturated" => "A background snapshot with the CPU saturated",
         "scripting" => "Scripting: EVALSHA and FCALL",
+        "streams" => "Streams: XADD, XREADGROUP + XACK, memory per entry, SAVE and restart",
         _ => "View pause",
     }
 }
@@ -637,6 +641,16 @@ fn suite_method(suite: &str) -> &'static str {
              sampled every 10 ms during each snapshot (Redis: parent plus fork child, by PSS). The factor \
              saturated/idle is the bound issue #13 asks for: a background snapshot must finish within a \
              bounded factor of its idle time, and the memory it adds must stay bounded."
+        }
+        "streams" => {
+            "`redis-benchmark -c 50 -n N -r 1000000 [-P 16] XADD s * f __rand_int__` (10N requests with \
+             -P 16), rounds alternating cairn and Redis, medians reported; then 8 client threads, each a \
+             consumer of one group on a stream filled beforehand, send `XREADGROUP GROUP g cT COUNT 1 \
+             STREAMS q >` and `XACK q g <the ID it got>`, one pair per round trip or 16 (redis-benchmark \
+             cannot acknowledge the ID it was given); no entry may be left pending. Then 10^6 entries \
+             (2*10^5 with `--quick`) of 3 small fields are added with pipelined XADD: RSS growth per entry; \
+             SAVE is timed and the server restarted on that data (spawn to first PONG), XLEN checked. \
+             Targets: rates cairn/redis >= 1.0, memory per entry <= 1.2x Redis."
         }
         "scripting" => {
             "`redis-benchmark -c 50 -r 10000 -n N [-P 16] EVALSHA <sha> 1 rl:__rand_int__ 60` of a rate \

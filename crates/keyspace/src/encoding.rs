@@ -31,6 +31,12 @@ pub struct Limits {
     /// `list-max-listpack-size`: positive, the most entries per quicklist
     /// node; negative, -1..-5 select 4, 8, 16, 32 or 64 KiB per node.
     pub list_size: i64,
+    /// `stream-node-max-bytes`: a stream block closes once Redis' listpack
+    /// for it would reach this size (0: no limit).
+    pub stream_node_bytes: usize,
+    /// `stream-node-max-entries`: a stream block closes at this many
+    /// entries, deleted ones included (0: no limit).
+    pub stream_node_entries: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +54,8 @@ impl Limits {
         zset_value: 64,
         set_intset_entries: 512,
         list_size: -2,
+        stream_node_bytes: 4096,
+        stream_node_entries: 100,
     };
 
     /// The limits commands on this thread apply.
@@ -82,18 +90,20 @@ thread_local! {
 /// A keyspace's limits, changed by CONFIG SET and read before each command.
 #[derive(Debug)]
 pub(crate) struct SharedLimits {
-    values: [AtomicI64; 6],
+    values: [AtomicI64; 8],
 }
 
 /// The CONFIG parameter names, in the order `SharedLimits` stores them;
 /// Redis 7.0 still accepts the `ziplist` names as aliases.
-const NAMES: [(&str, &str); 6] = [
+const NAMES: [(&str, &str); 8] = [
     ("hash-max-listpack-entries", "hash-max-ziplist-entries"),
     ("hash-max-listpack-value", "hash-max-ziplist-value"),
     ("zset-max-listpack-entries", "zset-max-ziplist-entries"),
     ("zset-max-listpack-value", "zset-max-ziplist-value"),
     ("set-max-intset-entries", "set-max-intset-entries"),
     ("list-max-listpack-size", "list-max-ziplist-size"),
+    ("stream-node-max-bytes", "stream-node-max-bytes"),
+    ("stream-node-max-entries", "stream-node-max-entries"),
 ];
 
 impl Default for SharedLimits {
@@ -108,6 +118,8 @@ impl Default for SharedLimits {
                 AtomicI64::new(as_i64(d.zset_value)),
                 AtomicI64::new(as_i64(d.set_intset_entries)),
                 AtomicI64::new(d.list_size),
+                AtomicI64::new(as_i64(d.stream_node_bytes)),
+                AtomicI64::new(as_i64(d.stream_node_entries)),
             ],
         }
     }
@@ -173,6 +185,8 @@ impl SharedLimits {
             zset_value: size(3),
             set_intset_entries: size(4),
             list_size: get(5),
+            stream_node_bytes: size(6),
+            stream_node_entries: size(7),
         }
     }
 }

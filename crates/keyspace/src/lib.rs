@@ -48,6 +48,7 @@ mod pqsort;
 mod pubsub;
 mod quicklist;
 mod session;
+mod stream;
 mod value;
 mod view;
 mod watch;
@@ -73,6 +74,10 @@ pub use crate::{
     notify::Class,
     quicklist::ListIter,
     session::{NestedClient, NestedError, NestedRules, Session, SessionState},
+    stream::{
+        Consumer, EntryRef, Group, INVALID_ENTRIES_READ, Nack, NodeLimits, Stream, StreamId,
+        StreamView, Trim,
+    },
     value::{
         HalfIter, HashMapBytes, HashSetBytes, Key, MapIter, QuickList, Score, SetIter, SortedSet,
         Value, ValueType, WrongType, parse_canonical_i64,

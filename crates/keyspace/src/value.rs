@@ -147,6 +147,8 @@ pub enum Value {
     Set(Arc<HashSetBytes>),
     /// A sorted set.
     ZSet(Arc<SortedSet>),
+    /// A stream.
+    Stream(Arc<Stream>),
 }
 
 /// The Redis type of a value, as `TYPE` names it.
@@ -162,6 +164,8 @@ pub enum ValueType {
     Set,
     /// `zset`
     ZSet,
+    /// `stream`
+    Stream,
 }
 
 impl ValueType {
@@ -173,6 +177,7 @@ impl ValueType {
             ValueType::Hash => "hash",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 
@@ -184,6 +189,7 @@ impl ValueType {
             ValueType::Hash,
             ValueType::Set,
             ValueType::ZSet,
+            ValueType::Stream,
         ];
         all.into_iter()
             .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
@@ -216,6 +222,7 @@ impl Value {
             Value::Hash(_) => ValueType::Hash,
             Value::Set(_) => ValueType::Set,
             Value::ZSet(_) => ValueType::ZSet,
+            Value::Stream(_) => ValueType::Stream,
         }
     }
 
@@ -317,6 +324,23 @@ impl Value {
         }
     }
 
+    /// The stream inside, or [`WrongType`].
+    pub fn as_stream(&self) -> Result<&Stream, WrongType> {
+        match self {
+            Value::Stream(s) => Ok(s),
+            _ => Err(WrongType),
+        }
+    }
+
+    /// The stream inside for writing (copy-on-write of the block index;
+    /// blocks are copied one at a time as they change), or [`WrongType`].
+    pub fn as_stream_mut(&mut self) -> Result<&mut Stream, WrongType> {
+        match self {
+            Value::Stream(s) => Ok(Arc::make_mut(s)),
+            _ => Err(WrongType),
+        }
+    }
+
     /// Whether this is a collection with no elements (Redis deletes those).
     pub fn is_empty_collection(&self) -> bool {
         match self {
@@ -325,6 +349,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps a stream key with no entries (groups may live on).
+            Value::Stream(_) => false,
         }
     }
 }
@@ -404,6 +430,7 @@ impl Ord for Score {
     }
 }
 
+pub use crate::stream::Stream;
 pub use crate::zset::SortedSet;
 
 #[cfg(test)]

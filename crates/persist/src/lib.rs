@@ -58,6 +58,7 @@ mod manager;
 mod mapping;
 mod pace;
 mod pipeline;
+mod stream_items;
 
 pub use crate::{
     config::{

@@ -120,6 +120,7 @@ impl Chunker {
                 }
             }
             Value::List(v) => Rest::List(Packer::new(head(ValueKind::List)), v.into_iter()),
+            Value::Stream(v) => Rest::List(Packer::new(head(ValueKind::Stream)), v.into_iter()),
             Value::Set(v) => Rest::Set(Packer::new(head(ValueKind::Set)), v.into_iter()),
             Value::Hash(v) => Rest::Hash(Packer::new(head(ValueKind::Hash)), v.into_iter()),
             Value::SortedSet(v) => {
@@ -260,6 +261,7 @@ impl sealed::Sealed for Bytes {
     fn into_value(run: Vec<Self>, kind: ValueKind) -> Value {
         match kind {
             ValueKind::Set => Value::Set(run),
+            ValueKind::Stream => Value::Stream(run),
             _ => Value::List(run),
         }
     }
@@ -700,7 +702,9 @@ fn value_size(value: &Value) -> usize {
     use sealed::Sealed;
     match value {
         Value::String(b) | Value::Payload(b) => b.len(),
-        Value::List(v) | Value::Set(v) => v.iter().map(Sealed::encoded_size).sum(),
+        Value::List(v) | Value::Set(v) | Value::Stream(v) => {
+            v.iter().map(Sealed::encoded_size).sum()
+        }
         Value::Hash(v) => v.iter().map(Sealed::encoded_size).sum(),
         Value::SortedSet(v) => v.iter().map(Sealed::encoded_size).sum(),
     }
@@ -821,6 +825,7 @@ enum Acc {
     String(Growing),
     List(Vec<Bytes>),
     Set(Vec<Bytes>),
+    Stream(Vec<Bytes>),
     Hash(Vec<(Bytes, Bytes)>),
     SortedSet(Vec<(Bytes, f64)>),
 }
@@ -1024,6 +1029,7 @@ impl Assembler {
         let value = match record.value.kind() {
             ValueKind::String => Acc::String(Growing::new(chunk.string_len, limit)),
             ValueKind::List => Acc::List(Vec::new()),
+            ValueKind::Stream => Acc::Stream(Vec::new()),
             ValueKind::Set => Acc::Set(Vec::new()),
             ValueKind::Hash => Acc::Hash(Vec::new()),
             ValueKind::SortedSet => Acc::SortedSet(Vec::new()),
@@ -1122,6 +1128,7 @@ impl Assembler {
         let value = match p.value {
             Acc::String(g) => Value::String(g.finish(index, "string")?),
             Acc::List(v) => Value::List(v),
+            Acc::Stream(v) => Value::Stream(v),
             Acc::Set(v) => Value::Set(v),
             Acc::Hash(v) => Value::Hash(v),
             Acc::SortedSet(v) => Value::SortedSet(v),
@@ -1142,9 +1149,9 @@ impl Assembler {
 fn absorb(p: &mut Partial, value: Value, chunk: &Chunk, limit: usize) -> Result<(), ChunkError> {
     match (&mut p.value, value) {
         (Acc::String(g), Value::String(b)) => g.extend(&b, chunk.index, "string"),
-        (Acc::List(dst), Value::List(v)) | (Acc::Set(dst), Value::Set(v)) => {
-            absorb_run(dst, &mut p.split, v, chunk, limit)
-        }
+        (Acc::List(dst), Value::List(v))
+        | (Acc::Set(dst), Value::Set(v))
+        | (Acc::Stream(dst), Value::Stream(v)) => absorb_run(dst, &mut p.split, v, chunk, limit),
         (Acc::Hash(dst), Value::Hash(v)) => absorb_run(dst, &mut p.split, v, chunk, limit),
         (Acc::SortedSet(dst), Value::SortedSet(v)) => {
             absorb_run(dst, &mut p.split, v, chunk, limit)
@@ -1213,6 +1220,7 @@ fn empty(kind: ValueKind) -> Value {
         ValueKind::String => Value::String(Bytes::new()),
         ValueKind::Payload => Value::Payload(Bytes::new()),
         ValueKind::List => Value::List(Vec::new()),
+        ValueKind::Stream => Value::Stream(Vec::new()),
         ValueKind::Hash => Value::Hash(Vec::new()),
         ValueKind::Set => Value::Set(Vec::new()),
         ValueKind::SortedSet => Value::SortedSet(Vec::new()),

@@ -31,6 +31,9 @@ pub(crate) const TAG_SORTED_SET: u32 = 12;
 /// An extension payload (format version 2, added without a bump: older
 /// readers report it as a skippable `UnknownValueType`).
 pub(crate) const TAG_PAYLOAD: u32 = 13;
+/// A stream's items. Added within format version 2: a build older than
+/// streams refuses such a record as an unknown value type, naming it.
+pub(crate) const TAG_STREAM: u32 = 14;
 pub(crate) const VALUE_TAGS: std::ops::RangeInclusive<u32> = 8..=63;
 
 // Field numbers of `Chunk`; 3..=7 were added in format version 2.
@@ -231,7 +234,9 @@ fn bytes_list_len<'a>(items: impl Iterator<Item = &'a Bytes>) -> usize {
 fn value_body_len(value: &Value) -> (usize, usize) {
     match value {
         Value::String(b) | Value::Payload(b) => (b.len(), 0),
-        Value::List(items) | Value::Set(items) => (bytes_list_len(items.iter()), items.len()),
+        Value::List(items) | Value::Set(items) | Value::Stream(items) => {
+            (bytes_list_len(items.iter()), items.len())
+        }
         Value::Hash(pairs) => (
             bytes_list_len(pairs.iter().map(|(f, _)| f))
                 + bytes_list_len(pairs.iter().map(|(_, v)| v)),
@@ -372,12 +377,13 @@ fn write_payload(record: &Record, dst: &mut Vec<u8>) {
         Value::Hash(_) => TAG_HASH,
         Value::Set(_) => TAG_SET,
         Value::SortedSet(_) => TAG_SORTED_SET,
+        Value::Stream(_) => TAG_STREAM,
     };
     put_key(dst, tag, WT_LEN);
     put_varint(dst, body as u64);
     match &record.value {
         Value::String(_) | Value::Payload(_) => {}
-        Value::List(items) | Value::Set(items) => {
+        Value::List(items) | Value::Set(items) | Value::Stream(items) => {
             for item in items {
                 put_bytes_field(dst, 1, item);
             }
@@ -587,6 +593,14 @@ pub(crate) fn decode_payload(
                     TAG_HASH => decode_hash(c.sub()?, limits)?,
                     _ => decode_sorted_set(c.sub()?, limits)?,
                 });
+            }
+            TAG_STREAM => {
+                c.expect(wt, WT_LEN)?;
+                if value.is_some() {
+                    c.pos = field_start;
+                    return Err(c.malformed("record has more than one value"));
+                }
+                value = Some(Value::Stream(decode_items(c.sub()?, limits)?));
             }
             TAG_PAYLOAD => {
                 c.expect(wt, WT_LEN)?;

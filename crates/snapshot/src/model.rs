@@ -128,6 +128,11 @@ pub enum Value {
     /// A sorted set as (member, score) pairs. Scores are stored bit-exactly
     /// (±inf, -0.0 and subnormals round-trip); NaN is rejected.
     SortedSet(Vec<(Bytes, f64)>),
+    /// A stream, as the opaque items of cairn's stream layout (its
+    /// metadata, then its entries block by block, then its consumer
+    /// groups; see docs/snapshot-format.md). Chunked like a list: a large
+    /// stream is written and read a run of items at a time. Value field 14.
+    Stream(Vec<Bytes>),
     /// An extension payload (the record's key is its name, db 0): part of
     /// the dataset but not a key, e.g. Redis 7.0's function libraries.
     /// Never chunked. Value field 13.
@@ -150,6 +155,8 @@ pub enum ValueKind {
     SortedSet,
     /// [`Value::Payload`]
     Payload,
+    /// [`Value::Stream`]
+    Stream,
 }
 
 impl Value {
@@ -162,6 +169,7 @@ impl Value {
             Value::Set(_) => ValueKind::Set,
             Value::SortedSet(_) => ValueKind::SortedSet,
             Value::Payload(_) => ValueKind::Payload,
+            Value::Stream(_) => ValueKind::Stream,
         }
     }
 
@@ -169,7 +177,7 @@ impl Value {
     pub fn len(&self) -> usize {
         match self {
             Value::String(b) | Value::Payload(b) => b.len(),
-            Value::List(v) | Value::Set(v) => v.len(),
+            Value::List(v) | Value::Set(v) | Value::Stream(v) => v.len(),
             Value::Hash(v) => v.len(),
             Value::SortedSet(v) => v.len(),
         }

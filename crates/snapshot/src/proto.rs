@@ -106,6 +106,9 @@ pub enum ValueKind {
     /// An extension payload (its name in `key`).
     #[prost(bytes = "bytes", tag = "13")]
     Payload(Bytes),
+    /// A stream's items.
+    #[prost(message, tag = "14")]
+    Stream(List),
 }
 
 /// List items, head first.
@@ -153,6 +156,9 @@ impl From<&crate::Record> for Record {
             Value::String(b) => ValueKind::String(b.clone()),
             Value::Payload(b) => ValueKind::Payload(b.clone()),
             Value::List(items) => ValueKind::List(List {
+                items: items.clone(),
+            }),
+            Value::Stream(items) => ValueKind::Stream(List {
                 items: items.clone(),
             }),
             Value::Set(members) => ValueKind::Set(Set {

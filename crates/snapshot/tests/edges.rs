@@ -163,17 +163,17 @@ fn frame_errors_say_where() {
     );
 }
 
-/// A record of a value type from the future: tag 14 is in the value range
-/// (13 is the extension payload).
+/// A record of a value type from the future: tag 15 is in the value range
+/// (13 is the extension payload, 14 the stream).
 #[test]
 fn unknown_value_types_are_typed_errors_and_skippable_in_streams() {
-    let future = frame(&[0x12, 1, b'k', 0x72, 2, 0x08, 0x01]);
+    let future = frame(&[0x12, 1, b'k', 0x7a, 2, 0x08, 0x01]);
     let err = decode_record(&future).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnknownValueType {
-                tag: 14,
+                tag: 15,
                 offset: 7,
                 record: None
             }
@@ -203,7 +203,7 @@ fn unknown_value_types_are_typed_errors_and_skippable_in_streams() {
     assert!(matches!(
         items[1],
         Err(Error::UnknownValueType {
-            tag: 14,
+            tag: 15,
             record: Some(1),
             ..
         })

@@ -22,6 +22,7 @@ pub(crate) mod pubsub;
 pub(crate) mod server;
 pub(crate) mod set;
 pub(crate) mod sort;
+pub(crate) mod stream;
 pub(crate) mod strings;
 pub(crate) mod tracking;
 pub(crate) mod tx;
@@ -472,6 +473,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     zset::register(&mut t);
     geo::register(&mut t);
     sort::register(&mut t);
+    stream::register(&mut t);
     tx::register(&mut t);
     pubsub::register(&mut t);
     t

@@ -788,6 +788,7 @@ fn serialized_len(v: &crate::value::Value) -> usize {
         Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() + 3,
         Value::Set(s) => s.iter().map(|e| e.len() + 1).sum::<usize>() + 3,
         Value::ZSet(z) => z.iter().map(|(m, _)| m.len() + 9).sum::<usize>() + 3,
+        Value::Stream(s) => s.heap_bytes(),
     }
 }
 
@@ -824,6 +825,7 @@ fn encoding(v: &crate::value::Value) -> &'static str {
         Value::Hash(h) => h.encoding(),
         Value::Set(s) => s.encoding(),
         Value::ZSet(z) => z.encoding(),
+        Value::Stream(_) => "stream",
     }
 }
 
