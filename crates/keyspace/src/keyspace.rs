@@ -136,10 +136,12 @@ impl KeyspaceBuilder {
             }
         }
         let engine = Arc::new(Engine::new(self.databases, self.shards_per_db, self.clock));
-        Keyspace {
+        let table = table.build();
+        let stats = crate::stats::Stats::new(table.stat_names.len());
+        let ks = Keyspace {
             inner: Arc::new(Inner {
                 engine,
-                table: table.build(),
+                table,
                 requirepass: self.requirepass,
                 extensions: self.extensions,
                 params: RwLock::new(params),
@@ -151,14 +153,25 @@ impl KeyspaceBuilder {
                 blocking: Default::default(),
                 pubsub: Default::default(),
                 clients: Default::default(),
-                commands_processed: AtomicU64::new(0),
+                stats,
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
                 payloads: Default::default(),
                 busy: Default::default(),
                 busy_changed: tokio::sync::Notify::new(),
             }),
+        };
+        let params: Vec<(String, String)> = ks
+            .inner
+            .params
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &params {
+            ks.param_changed(k, v);
         }
+        ks
     }
 }
 
@@ -186,8 +199,8 @@ pub(crate) struct Inner {
     pub(crate) blocking: crate::blocking::Registry,
     pub(crate) pubsub: crate::pubsub::PubSub,
     pub(crate) clients: crate::pubsub::Clients,
-    /// INFO `total_commands_processed`.
-    pub(crate) commands_processed: AtomicU64,
+    /// INFO's counters and histograms.
+    pub(crate) stats: crate::stats::Stats,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// When small collections convert to their large form (CONFIG SET).
@@ -596,6 +609,26 @@ impl Keyspace {
         {
             self.inner.limits.set(name, n);
         }
+        self.param_changed(&name.to_ascii_lowercase(), value);
+    }
+
+    /// Copies a parameter the hot path reads into its cached form (an
+    /// atomic), after `CONFIG SET` or [`set_config_param`](Self::set_config_param).
+    pub(crate) fn param_changed(&self, name: &str, value: &str) {
+        if name == "latency-tracking" {
+            self.inner
+                .stats
+                .tracking
+                .store(value == "yes", Ordering::Relaxed);
+        }
+    }
+
+    /// Takes one sample of the instantaneous metrics (INFO
+    /// `instantaneous_ops_per_sec`, `instantaneous_input_kbps`, ...): call
+    /// it every 100 ms, as Redis' cron does; each is the mean of the last
+    /// 16 samples.
+    pub fn sample_metrics(&self) {
+        self.inner.stats.sample();
     }
 
     /// The conversion thresholds of small collections in effect (CONFIG

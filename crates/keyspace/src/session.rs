@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use cairn_resp::{ConnInfo, Event, Frame, Outcome, Protocol};
@@ -12,6 +13,7 @@ use crate::cmd::{Command, Ctx, Flags, Handler, err};
 use crate::engine::Held;
 use crate::keyspace::Keyspace;
 use crate::pubsub::{Client, Subscriptions};
+use crate::stats;
 use crate::watch::DirtyFlag;
 
 /// Per-connection state that commands read and change.
@@ -209,12 +211,11 @@ impl Session {
     fn dispatch(&mut self, args: Vec<Bytes>) -> Outcome {
         let ks = &self.ks;
         let state = &mut self.state;
-        ks.inner.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(name) = args.first() else {
-            return reject(state, err("ERR empty command"));
+            return reject(ks, state, None, err("ERR empty command"));
         };
         let Some(cmd) = ks.inner.table.lookup(name) else {
-            return reject(state, unknown_command(&args));
+            return reject(ks, state, None, unknown_command(&args));
         };
         let spec = &cmd.spec;
         if !spec.arity_ok(args.len()) {
@@ -222,25 +223,78 @@ impl Session {
                 ks,
                 state,
                 spec.name,
+                Some(cmd.stat),
                 Frame::error(format!(
                     "ERR wrong number of arguments for '{}' command",
                     spec.name
                 )),
             );
         }
+        // A container's subcommand is resolved, and its arity checked, as
+        // Redis' `lookupCommand` does: before anything else, counted
+        // under the subcommand (`cmdstat_config|get`).
+        let slot = cmd.stat_slot(&args);
+        if !spec.subs.is_empty()
+            && let Some(sub) = args.get(1)
+        {
+            match spec
+                .subs
+                .iter()
+                .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))
+            {
+                None => {
+                    return reject(
+                        ks,
+                        state,
+                        None,
+                        Frame::error(format!(
+                            "ERR unknown subcommand '{}'. Try {} HELP.",
+                            String::from_utf8_lossy(sub),
+                            spec.name.to_ascii_uppercase()
+                        )),
+                    );
+                }
+                Some(&(sub, arity)) => {
+                    let sub_spec = crate::cmd::CommandSpec::new(sub, arity, Flags::NONE, "");
+                    if !sub_spec.arity_ok(args.len()) {
+                        return refuse(
+                            ks,
+                            state,
+                            spec.name,
+                            slot,
+                            Frame::error(format!(
+                                "ERR wrong number of arguments for '{}|{sub}' command",
+                                spec.name
+                            )),
+                        );
+                    }
+                }
+            }
+        }
         if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-            return refuse(ks, state, spec.name, err("NOAUTH Authentication required."));
+            return refuse(
+                ks,
+                state,
+                spec.name,
+                slot,
+                err("NOAUTH Authentication required."),
+            );
         }
         let in_multi = state.multi.is_some();
         if in_multi && spec.flags.contains(Flags::NO_MULTI) {
-            return reject(state, err("ERR Command not allowed inside a transaction"));
+            return reject(
+                ks,
+                state,
+                slot,
+                err("ERR Command not allowed inside a transaction"),
+            );
         }
         // Redis refuses PING too while writes are refused (MISCONF).
         let writes = spec.flags.contains(Flags::WRITE)
             || spec.name == "ping"
             || (spec.name == "exec" && queues_write(ks, state));
         if writes && let Some(denied) = deny_write(ks) {
-            return refuse(ks, state, spec.name, denied);
+            return refuse(ks, state, spec.name, slot, denied);
         }
         if state.protocol == Protocol::Resp2
             && state.subscriptions() > 0
@@ -250,6 +304,7 @@ impl Session {
                 ks,
                 state,
                 spec.name,
+                slot,
                 Frame::error(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     full_name(spec, &args)
@@ -275,7 +330,7 @@ impl Session {
                 return outcome;
             }
             if b.since.elapsed() >= b.threshold {
-                return reject(state, b.reply);
+                return reject(ks, state, slot, b.reply);
             }
             if self.served {
                 let ks = ks.clone();
@@ -324,10 +379,19 @@ fn full_name(spec: &crate::cmd::CommandSpec, args: &[Bytes]) -> String {
 }
 
 /// Answers `reply` for a command refused before running; inside MULTI the
-/// refusal also dooms the transaction (Redis' `flagTransaction`).
-fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
+/// refusal also dooms the transaction (Redis' `flagTransaction`). Counted
+/// as Redis' `rejectCommand` does: a rejected call of the command (when
+/// known) and an error reply.
+fn reject(ks: &Keyspace, state: &mut SessionState, slot: Option<usize>, reply: Frame) -> Outcome {
     if state.multi.is_some() {
         state.multi_error = true;
+    }
+    let stats = &ks.inner.stats;
+    if let Some(slot) = slot {
+        stats.rejected(state.id, slot);
+    }
+    if let Frame::Error(e) = &reply {
+        stats.error_reply(state.id, e);
     }
     Outcome::Reply(reply)
 }
@@ -337,9 +401,18 @@ fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
 /// the WATCHes outside one, with `-EXECABORT` (Redis' `execCommandAbort`,
 /// which `rejectCommand` calls whenever the command is EXEC); any other
 /// refusal dooms a transaction in progress.
-fn refuse(ks: &Keyspace, state: &mut SessionState, name: &str, reply: Frame) -> Outcome {
+fn refuse(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    name: &str,
+    slot: Option<usize>,
+    reply: Frame,
+) -> Outcome {
     if name != "exec" {
-        return reject(state, reply);
+        return reject(ks, state, slot, reply);
+    }
+    if let Some(slot) = slot {
+        ks.inner.stats.rejected(state.id, slot);
     }
     discard(ks, state);
     let text = match &reply {
@@ -349,9 +422,13 @@ fn refuse(ks: &Keyspace, state: &mut SessionState, name: &str, reply: Frame) -> 
     // Redis formats its own rejections (arity, subscribed context) without
     // the `ERR ` code, and keeps the code of shared replies (NOAUTH, MISCONF).
     let text = text.strip_prefix("ERR ").unwrap_or(&text);
-    Outcome::Reply(Frame::error(format!(
+    let reply = Frame::error(format!(
         "EXECABORT Transaction discarded because of: {text}"
-    )))
+    ));
+    if let Frame::Error(e) = &reply {
+        ks.inner.stats.error_reply(state.id, e);
+    }
+    Outcome::Reply(reply)
 }
 
 /// Whether the MULTI queue holds a write command.
@@ -439,12 +516,17 @@ pub(crate) fn run(
         command: cmd.spec.name,
         special: None,
     };
+    let outer = stats::begin_lookups(cmd.spec.flags.contains(Flags::READONLY));
+    let started = Instant::now();
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let (hits, misses) = stats::end_lookups(outer);
     let special = ctx.special.take();
     state.in_exec = was_in_exec;
+    record(ks, state.id, cmd, args, nanos, &reply, hits, misses);
     if gate {
         // Clients blocked on keys this command filled are served before
         // its reply goes out, still under the gate (as Redis does after
@@ -455,6 +537,29 @@ pub(crate) fn run(
         Some(o) => o,
         None => Outcome::Reply(reply),
     }
+}
+
+/// Counts an executed command (Redis' `call`): its calls and time, a
+/// failed call and an error reply when it answered an error, and the
+/// keyspace hits and misses of its reads.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    ks: &Keyspace,
+    client: u64,
+    cmd: &Command,
+    args: &[Bytes],
+    nanos: u64,
+    reply: &Frame,
+    hits: u64,
+    misses: u64,
+) {
+    let stats = &ks.inner.stats;
+    let failed = matches!(reply, Frame::Error(_));
+    stats.executed(client, cmd.stat_slot(args), nanos, failed);
+    if let Frame::Error(e) = reply {
+        stats.error_reply(client, e);
+    }
+    stats.lookups(client, hits, misses);
 }
 
 /// Runs `cmd` without the gate while a busy operation holds it (commands
@@ -468,11 +573,15 @@ fn run_ungated(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: &[B
         command: cmd.spec.name,
         special: None,
     };
+    let started = Instant::now();
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
-    match ctx.special.take() {
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let special = ctx.special.take();
+    record(ks, state.id, cmd, args, nanos, &reply, 0, 0);
+    match special {
         Some(o) => o,
         None => Outcome::Reply(reply),
     }
@@ -543,6 +652,13 @@ impl cairn_resp::Session for Session {
     /// `CLIENT REPLY OFF` / `SKIP` in effect for the command just executed.
     fn reply_suppressed(&self) -> bool {
         self.state.reply_dropped
+    }
+
+    fn traffic(&mut self, input: usize, output: usize) {
+        self.ks
+            .inner
+            .stats
+            .net(self.state.id, input as u64, output as u64);
     }
 
     fn closed(&mut self) {
@@ -696,10 +812,6 @@ impl NestedClient {
         if flags.contains(Flags::WRITE) {
             self.wrote = true;
         }
-        self.ks
-            .inner
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
         Ok(match run(&self.ks, &mut self.state, cmd, args, false) {
             Outcome::Reply(f) | Outcome::Close(f) => f,
             // `in_exec` makes blocking forms answer at once; anything that

@@ -364,6 +364,26 @@ pub(crate) enum Handler {
 pub(crate) struct Command {
     pub(crate) spec: CommandSpec,
     pub(crate) handler: Handler,
+    /// Its statistics slot; its subcommands' follow, in `spec.subs` order.
+    pub(crate) stat: usize,
+}
+
+impl Command {
+    /// The statistics slot of a call (Redis counts a container's calls
+    /// under the subcommand, `config|get`): `None` for an unknown
+    /// subcommand, which Redis rejects without a command to count it on.
+    pub(crate) fn stat_slot(&self, args: &[Bytes]) -> Option<usize> {
+        if self.spec.subs.is_empty() || args.len() < 2 {
+            return Some(self.stat);
+        }
+        let sub = args.get(1)?;
+        let i = self
+            .spec
+            .subs
+            .iter()
+            .position(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))?;
+        Some(self.stat + 1 + i)
+    }
 }
 
 /// Collects commands into a [`Table`].
@@ -378,6 +398,7 @@ impl TableBuilder {
         self.push(Command {
             spec,
             handler: Handler::Builtin(f),
+            stat: 0,
         });
     }
 
@@ -408,6 +429,7 @@ impl TableBuilder {
         self.push(Command {
             spec,
             handler: Handler::Ext(ext),
+            stat: 0,
         });
     }
 
@@ -416,14 +438,21 @@ impl TableBuilder {
         self.commands.push(c);
     }
 
-    pub(crate) fn build(self) -> Table {
+    pub(crate) fn build(mut self) -> Table {
         let mut by_name = HashMap::with_capacity(self.commands.len());
-        for (i, c) in self.commands.iter().enumerate() {
+        let mut stat_names = Vec::new();
+        for (i, c) in self.commands.iter_mut().enumerate() {
             by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
+            c.stat = stat_names.len();
+            stat_names.push(c.spec.name.to_owned());
+            for (sub, _) in c.spec.subs {
+                stat_names.push(format!("{}|{sub}", c.spec.name));
+            }
         }
         Table {
             by_name,
             commands: self.commands,
+            stat_names,
         }
     }
 }
@@ -436,6 +465,8 @@ const MAX_NAME: usize = 32;
 pub(crate) struct Table {
     by_name: HashMap<Box<[u8]>, usize>,
     pub(crate) commands: Vec<Command>,
+    /// The names of the statistics slots (`get`, `config|get`).
+    pub(crate) stat_names: Vec<String>,
 }
 
 impl Table {

@@ -224,7 +224,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
         Ok("rewrite") => err("ERR The server is running without a config file"),
         Ok("resetstat") => {
-            ks.inner.commands_processed.store(0, Ordering::Relaxed);
+            ks.inner.stats.reset();
             ks.inner.clients.received.store(0, Ordering::Relaxed);
             ks.engine()
                 .counters
@@ -331,6 +331,9 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         }
     }
     // After the parameters' lock is released: an extension reads them back.
+    for (k, v) in &accepted {
+        ks.param_changed(k, v);
+    }
     for (k, v) in &accepted {
         for ext in &ks.inner.extensions {
             ext.config_applied(ks, k, v);
@@ -495,14 +498,24 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         );
     }
     if want("stats") {
+        let st = &ks.inner.stats;
+        let kbps = |metric: usize| st.instantaneous(metric) as f64 / 1024.0;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
             ks.inner.clients.received.load(Ordering::Relaxed),
-            ks.inner.commands_processed.load(Ordering::Relaxed),
+            st.commands(),
+            st.instantaneous(0),
+            st.net_in(),
+            st.net_out(),
+            kbps(1),
+            kbps(2),
             ks.expired_keys(),
+            st.hits(),
+            st.misses(),
             ks.inner.pubsub.channels(None).len(),
             ks.inner.pubsub.numpat(),
+            st.error_replies(),
         );
     }
     for ext in &ks.inner.extensions {
@@ -517,6 +530,70 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
                 let _ = write!(out, "# {title}\r\n{body}\r\n");
             }
         }
+    }
+    // Redis' default sections include errorstats but not commandstats
+    // nor latencystats; `all` and `everything` include them.
+    let every = sections.iter().any(|s| s == "all" || s == "everything");
+    let named = |name: &str| every || sections.iter().any(|s| s == name);
+    let st = &ks.inner.stats;
+    let names = &ks.inner.table.stat_names;
+    if named("commandstats") {
+        out.push_str("# Commandstats\r\n");
+        for (slot, name) in names.iter().enumerate() {
+            let t = st.command(slot);
+            if t.calls == 0 && t.rejected == 0 && t.failed == 0 {
+                continue;
+            }
+            let usec = t.nanos / 1000;
+            let per_call = if t.calls == 0 {
+                0.0
+            } else {
+                usec as f64 / t.calls as f64
+            };
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                t.calls, t.rejected, t.failed
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("errorstats") {
+        out.push_str("# Errorstats\r\n");
+        for (prefix, n) in st.errors() {
+            let _ = write!(out, "errorstat_{prefix}:count={n}\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    if named("latencystats") {
+        out.push_str("# Latencystats\r\n");
+        let ps = ks
+            .config_param("latency-tracking-info-percentiles")
+            .and_then(|v| parse_percentiles(&v).ok())
+            .unwrap_or_default();
+        // Redis writes the lines only while tracking is on.
+        let tracking = st.tracking.load(Ordering::Relaxed);
+        for (slot, name) in names.iter().enumerate().filter(|_| tracking) {
+            let Some(h) = st.histogram(slot) else {
+                continue;
+            };
+            let fields: Vec<String> = ps
+                .iter()
+                .map(|p| {
+                    format!(
+                        "p{}={:.3}",
+                        trim_double(*p),
+                        h.percentile(*p) as f64 / 1000.0
+                    )
+                })
+                .collect();
+            let _ = write!(
+                out,
+                "latency_percentiles_usec_{name}:{}\r\n",
+                fields.join(",")
+            );
+        }
+        out.push_str("\r\n");
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
@@ -608,6 +685,29 @@ const POLICIES: [&str; 8] = [
     "noeviction",
 ];
 
+/// `latency-tracking-info-percentiles`: numbers between 0 and 100
+/// separated by spaces, with Redis' errors.
+fn parse_percentiles(v: &str) -> Result<Vec<f64>, &'static str> {
+    v.split_ascii_whitespace()
+        .map(|w| {
+            let p = crate::num::parse_float(w.as_bytes())
+                .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+            if (0.0..=100.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+            }
+        })
+        .collect()
+}
+
+/// Redis' `%f` then `trimDoubleString`: `50`, `99.9`, `1.5`.
+fn trim_double(p: f64) -> String {
+    let s = format!("{p:.6}");
+    let s = s.trim_end_matches('0');
+    s.trim_end_matches('.').to_owned()
+}
+
 /// Redis' `memtoull`: digits with an optional k/kb/m/mb/g/gb unit.
 fn parse_memory(v: &str) -> Option<u64> {
     let lower = v.to_ascii_lowercase();
@@ -636,6 +736,14 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
         return parse_memory(&v)
             .map(|n| n.to_string())
             .ok_or("argument must be a memory value");
+    }
+    if name == "latency-tracking-info-percentiles" {
+        return parse_percentiles(&v).map(|ps| {
+            ps.iter()
+                .map(|p| trim_double(*p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
     }
     if name == "maxmemory-policy" {
         let l = v.to_ascii_lowercase();

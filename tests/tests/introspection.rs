@@ -1,0 +1,329 @@
+//! Introspection and statistics compared with a real Redis 7.0: the same
+//! commands sent to cairn and to `redis-server` over raw RESP, then the
+//! deterministic parts of `INFO` compared (counts, not timings):
+//! `commandstats` calls / rejected / failed per command and subcommand,
+//! `errorstats`, keyspace hits and misses, commands processed, error
+//! replies, network bytes, the `latencystats` lines and their
+//! percentiles' labels, and `CONFIG RESETSTAT`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cairn_tests::cairn::CairnServer;
+use cairn_tests::oracle::RedisOracle;
+use cairn_tests::wire::{Conn, Reply};
+
+fn info_text(r: &Reply) -> anyhow::Result<String> {
+    match r {
+        Reply::Bulk(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Reply::Verbatim(_, b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        other => bail!("INFO answered {other:?}"),
+    }
+}
+
+async fn info(conn: &mut Conn, section: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = info_text(&conn.call(&["INFO", section]).await?)?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// `cmdstat_x:calls=1,usec=5,...` without the timings.
+fn counts_only(stats: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    stats
+        .iter()
+        .map(|(k, v)| {
+            let kept: Vec<&str> = v.split(',').filter(|f| !f.starts_with("usec")).collect();
+            (k.clone(), kept.join(","))
+        })
+        .collect()
+}
+
+fn cmd(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Commands whose statistics are compared: reads that hit and miss on
+/// every type, writes (no hits or misses), errors of every origin
+/// (arity, unknown command and subcommand, wrong type, not an integer),
+/// a transaction (its commands counted when EXEC runs them) and an
+/// aborted one.
+fn workload() -> Vec<Vec<String>> {
+    let mut w = vec![
+        cmd(&["SET", "s", "v"]),
+        cmd(&["SET", "n", "10"]),
+        cmd(&["RPUSH", "l", "a", "b"]),
+        cmd(&["HSET", "h", "f", "v"]),
+        cmd(&["SADD", "set", "m"]),
+        cmd(&["ZADD", "z", "1", "m"]),
+        cmd(&["GET", "s"]),
+        cmd(&["GET", "missing"]),
+        cmd(&["MGET", "s", "n", "missing", "l"]),
+        cmd(&["EXISTS", "s", "missing", "h"]),
+        cmd(&["TYPE", "l"]),
+        cmd(&["TYPE", "missing"]),
+        cmd(&["STRLEN", "s"]),
+        cmd(&["GETRANGE", "s", "0", "-1"]),
+        cmd(&["TTL", "s"]),
+        cmd(&["PTTL", "missing"]),
+        cmd(&["LRANGE", "l", "0", "-1"]),
+        cmd(&["LLEN", "missing"]),
+        cmd(&["LINDEX", "l", "0"]),
+        cmd(&["HGET", "h", "f"]),
+        cmd(&["HGET", "missing", "f"]),
+        cmd(&["HGETALL", "h"]),
+        cmd(&["HEXISTS", "h", "g"]),
+        cmd(&["SMEMBERS", "set"]),
+        cmd(&["SISMEMBER", "missing", "m"]),
+        cmd(&["SCARD", "set"]),
+        cmd(&["ZSCORE", "z", "m"]),
+        cmd(&["ZRANGE", "z", "0", "-1"]),
+        cmd(&["ZCARD", "missing"]),
+        cmd(&["OBJECT", "ENCODING", "s"]),
+        cmd(&["OBJECT", "ENCODING", "missing"]),
+        cmd(&["DBSIZE"]),
+        cmd(&["INCR", "n"]),
+        cmd(&["INCR", "s"]),
+        cmd(&["LPUSH", "s", "x"]),
+        cmd(&["GET", "l"]),
+        cmd(&["GET"]),
+        cmd(&["NOSUCHCOMMAND", "x"]),
+        cmd(&["CONFIG", "NOSUCH"]),
+        cmd(&["CONFIG", "GET"]),
+        cmd(&["CONFIG", "GET", "maxmemory"]),
+        cmd(&["OBJECT", "HELP"]),
+        cmd(&["DEL", "missing", "s"]),
+        cmd(&["MULTI"]),
+        cmd(&["GET", "h"]),
+        cmd(&["INCR", "n"]),
+        cmd(&["EXEC"]),
+        cmd(&["MULTI"]),
+        cmd(&["GET", "a", "b"]),
+        cmd(&["EXEC"]),
+        cmd(&["SELECT", "99"]),
+        cmd(&["PING"]),
+        cmd(&["ECHO", "x"]),
+    ];
+    for i in 0..5 {
+        w.push(cmd(&["SET", &format!("k{i}"), "v"]));
+        w.push(cmd(&["GET", &format!("k{}", i * 2)]));
+    }
+    w
+}
+
+async fn compare_info(
+    r: &mut Conn,
+    c: &mut Conn,
+    section: &str,
+    filter: impl Fn(&str) -> bool,
+    diffs: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let want = info(r, section).await?;
+    let got = info(c, section).await?;
+    let keys: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+    for key in keys {
+        if !filter(key) {
+            continue;
+        }
+        let (w, g) = (want.get(key), got.get(key));
+        if w != g {
+            diffs.push(format!("INFO {section} {key}: redis {w:?}, cairn {g:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_statistics_count_as_redis_does() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("introspection")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let mut r = Conn::connect(oracle.addr()).await?;
+    let mut c = Conn::connect(cairn.addr()).await?;
+    let mut diffs = Vec::new();
+    let mut n = 0usize;
+    for conn in [&mut r, &mut c] {
+        conn.call(&["FLUSHALL"]).await?;
+        conn.call(&["CONFIG", "RESETSTAT"]).await?;
+    }
+    for command in workload() {
+        n += 1;
+        let want = r.call(&command).await?;
+        let got = c.call(&command).await?;
+        if want != got {
+            diffs.push(format!("{command:?}: redis {want}, cairn {got}"));
+        }
+    }
+    // Counts only: the times differ by nature.
+    let want = counts_only(&info(&mut r, "commandstats").await?);
+    let got = counts_only(&info(&mut c, "commandstats").await?);
+    if want != got {
+        diffs.push(format!("commandstats:\n  redis {want:?}\n  cairn {got:?}"));
+    }
+    compare_info(&mut r, &mut c, "errorstats", |_| true, &mut diffs).await?;
+    compare_info(
+        &mut r,
+        &mut c,
+        "stats",
+        |k| {
+            [
+                "keyspace_hits",
+                "keyspace_misses",
+                "total_commands_processed",
+                "total_error_replies",
+                // Output bytes differ: the INFO replies above hold timings.
+                "total_net_input_bytes",
+            ]
+            .contains(&k)
+        },
+        &mut diffs,
+    )
+    .await?;
+    // The same commands have latency lines, with the configured labels.
+    let labels = |m: &BTreeMap<String, String>| -> BTreeMap<String, Vec<String>> {
+        m.iter()
+            .map(|(k, v)| {
+                let l = v
+                    .split(',')
+                    .filter_map(|f| f.split_once('=').map(|(a, _)| a.to_owned()))
+                    .collect();
+                (k.clone(), l)
+            })
+            .collect()
+    };
+    for conn in [&mut r, &mut c] {
+        let ok = conn
+            .call(&[
+                "CONFIG",
+                "SET",
+                "latency-tracking-info-percentiles",
+                "1.5 99.999 50",
+            ])
+            .await?;
+        if ok.is_error() {
+            bail!("CONFIG SET latency-tracking-info-percentiles: {ok}");
+        }
+    }
+    let want = info(&mut r, "latencystats").await?;
+    let got = info(&mut c, "latencystats").await?;
+    if labels(&want) != labels(&got) {
+        diffs.push(format!("latencystats:\n  redis {want:?}\n  cairn {got:?}"));
+    }
+    for (k, v) in &got {
+        for field in v.split(',') {
+            let value = field.split_once('=').map(|(_, v)| v).unwrap_or("");
+            if value.parse::<f64>().is_err() || value.split('.').nth(1).map(str::len) != Some(3) {
+                diffs.push(format!("latencystats {k}: value {field:?} is not %.3f"));
+            }
+        }
+    }
+    for args in [
+        ["CONFIG", "GET", "latency-tracking-info-percentiles", ""],
+        [
+            "CONFIG",
+            "SET",
+            "latency-tracking-info-percentiles",
+            "50 abc",
+        ],
+        ["CONFIG", "SET", "latency-tracking-info-percentiles", "101"],
+    ] {
+        let args: Vec<&str> = args.iter().copied().filter(|a| !a.is_empty()).collect();
+        let want = r.call(&args).await?;
+        let got = c.call(&args).await?;
+        if want != got {
+            diffs.push(format!("{args:?}: redis {want}, cairn {got}"));
+        }
+    }
+    // latency-tracking off: no new histograms.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["CONFIG", "RESETSTAT"]).await?;
+        conn.call(&["CONFIG", "SET", "latency-tracking", "no"])
+            .await?;
+        conn.call(&["SET", "a", "b"]).await?;
+    }
+    let want = info(&mut r, "latencystats").await?;
+    let got = info(&mut c, "latencystats").await?;
+    if labels(&want) != labels(&got) {
+        diffs.push(format!(
+            "latencystats off:\n  redis {want:?}\n  cairn {got:?}"
+        ));
+    }
+    // RESETSTAT then exact network byte counts on one connection.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["CONFIG", "SET", "latency-tracking", "yes"])
+            .await?;
+        conn.call(&["CONFIG", "RESETSTAT"]).await?;
+        conn.call(&["PING"]).await?;
+        conn.call(&["SET", "key", "a-longer-value"]).await?;
+    }
+    compare_info(
+        &mut r,
+        &mut c,
+        "stats",
+        |k| k.starts_with("total_net_") || k == "total_commands_processed",
+        &mut diffs,
+    )
+    .await?;
+    let want = counts_only(&info(&mut r, "commandstats").await?);
+    let got = counts_only(&info(&mut c, "commandstats").await?);
+    if want != got {
+        diffs.push(format!(
+            "commandstats after RESETSTAT:\n  redis {want:?}\n  cairn {got:?}"
+        ));
+    }
+    println!("introspection: {n} commands, {} differences", diffs.len());
+    for d in &diffs {
+        println!("  {d}");
+    }
+    cairn.shutdown().await?;
+    if !diffs.is_empty() {
+        bail!("{} differences from Redis", diffs.len());
+    }
+    Ok(())
+}
+
+/// `instantaneous_ops_per_sec` and the bandwidth rates follow the load
+/// within the 1.6 s the 16 samples of 100 ms cover, and fall back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instantaneous_metrics_follow_the_load() -> anyhow::Result<()> {
+    let cairn = CairnServer::start().await?;
+    let mut c = Conn::connect(cairn.addr()).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rate = |m: &BTreeMap<String, String>, k: &str| -> f64 {
+        m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    loop {
+        for _ in 0..200 {
+            c.call(&["SET", "k", "some value"]).await?;
+        }
+        let stats = info(&mut c, "stats").await?;
+        if rate(&stats, "instantaneous_ops_per_sec") > 0.0
+            && rate(&stats, "instantaneous_input_kbps") > 0.0
+            && rate(&stats, "instantaneous_output_kbps") > 0.0
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("rates still 0 under load: {stats:?}");
+        }
+    }
+    // Idle (one INFO per poll): the mean of the samples falls to a few ops.
+    let mut idle = Conn::connect(cairn.addr()).await?;
+    loop {
+        let stats = info(&mut idle, "stats").await?;
+        let ops = rate(&stats, "instantaneous_ops_per_sec");
+        if ops < 50.0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("ops/s never fell: {stats:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cairn.shutdown().await.context("shutdown")
+}
