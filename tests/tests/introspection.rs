@@ -327,3 +327,191 @@ async fn instantaneous_metrics_follow_the_load() -> anyhow::Result<()> {
     }
     cairn.shutdown().await.context("shutdown")
 }
+
+/// A slow log entry without what differs by nature (id, time, duration,
+/// client port): the arguments and the client name.
+fn slowlog_shape(r: &Reply) -> Vec<Reply> {
+    r.elements()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let f = e.elements().unwrap_or_default();
+            Reply::Array(vec![
+                f.get(3).cloned().unwrap_or(Reply::Null),
+                f.get(5).cloned().unwrap_or(Reply::Null),
+            ])
+        })
+        .collect()
+}
+
+/// SLOWLOG and LATENCY compared with Redis: entries (arguments truncated
+/// to 32 / 128 bytes, passwords redacted, EXEC left out), lengths, limits,
+/// errors and help; latency events from a DEBUG SLEEP that holds the
+/// server, as in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_and_latency_as_redis() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("introspection")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let mut r = Conn::connect(oracle.addr()).await?;
+    let mut c = Conn::connect(cairn.addr()).await?;
+    let mut diffs = Vec::new();
+    let long = "x".repeat(200);
+    let mut many = vec!["RPUSH".to_owned(), "l".to_owned()];
+    many.extend((1..=40).map(|i| i.to_string()));
+    let setup: Vec<Vec<String>> = vec![
+        cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+        cmd(&["SLOWLOG", "RESET"]),
+        cmd(&["CLIENT", "SETNAME", "nm"]),
+        cmd(&["SET", "k", &long]),
+        many,
+        cmd(&["AUTH", "secret"]),
+        cmd(&["AUTH", "user", "secret"]),
+        cmd(&["HELLO", "2", "AUTH", "default", "pw"]),
+        cmd(&["CONFIG", "SET", "requirepass", ""]),
+        cmd(&["MULTI"]),
+        cmd(&["INCR", "n"]),
+        cmd(&["EXEC"]),
+    ];
+    let checks: Vec<Vec<String>> = vec![
+        cmd(&["SLOWLOG", "LEN"]),
+        cmd(&["SLOWLOG", "GET", "-2"]),
+        cmd(&["SLOWLOG", "GET", "abc"]),
+        cmd(&["SLOWLOG", "GET", "0"]),
+        cmd(&["SLOWLOG", "GET", "1", "2"]),
+        cmd(&["SLOWLOG", "HELP"]),
+        cmd(&["SLOWLOG", "NOSUCH"]),
+        cmd(&["SLOWLOG"]),
+        cmd(&["LATENCY", "HELP"]),
+        cmd(&["LATENCY", "DOCTOR"]),
+        cmd(&["LATENCY", "LATEST"]),
+        cmd(&["LATENCY", "HISTORY", "command"]),
+        cmd(&["LATENCY", "RESET"]),
+        cmd(&["LATENCY", "RESET", "nosuch"]),
+        cmd(&["LATENCY", "HISTOGRAM", "nosuch"]),
+        cmd(&["LATENCY", "HISTORY"]),
+        cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]),
+        cmd(&["SLOWLOG", "RESET"]),
+        cmd(&["SET", "after", "reset"]),
+        cmd(&["SLOWLOG", "LEN"]),
+    ];
+    for command in &setup {
+        let want = r.call(command).await?;
+        let got = c.call(command).await?;
+        // HELLO's reply holds the client id, which differs.
+        if want != got && command[0] != "HELLO" {
+            diffs.push(format!("{command:?}: redis {want}, cairn {got}"));
+        }
+    }
+    let want = r.call(&["SLOWLOG", "GET", "-1"]).await?;
+    let got = c.call(&["SLOWLOG", "GET", "-1"]).await?;
+    if slowlog_shape(&want) != slowlog_shape(&got) {
+        diffs.push(format!("SLOWLOG GET -1:\n  redis {want}\n  cairn {got}"));
+    }
+    // Ids count down from the newest by one; the peer is the client's.
+    let ids: Vec<i64> = got
+        .elements()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.elements()?.first()?.as_int())
+        .collect();
+    if ids.windows(2).any(|w| w[0] != w[1] + 1) {
+        diffs.push(format!("slowlog ids {ids:?}"));
+    }
+    for command in &checks {
+        let want = r.call(command).await?;
+        let got = c.call(command).await?;
+        if want != got {
+            diffs.push(format!("{command:?}: redis {want}, cairn {got}"));
+        }
+    }
+    // slowlog-max-len trims at the next entry.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+            .await?;
+        conn.call(&["CONFIG", "SET", "slowlog-max-len", "2"])
+            .await?;
+        conn.call(&["PING"]).await?;
+    }
+    let want = r.call(&["SLOWLOG", "GET"]).await?;
+    let got = c.call(&["SLOWLOG", "GET"]).await?;
+    if slowlog_shape(&want) != slowlog_shape(&got) {
+        diffs.push(format!("max-len 2:\n  redis {want}\n  cairn {got}"));
+    }
+    // A 20 ms DEBUG SLEEP is a `command` latency event past a 10 ms
+    // threshold on both; events have the same names and fields.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["CONFIG", "SET", "latency-monitor-threshold", "10"])
+            .await?;
+        conn.call(&["LATENCY", "RESET"]).await?;
+        conn.call(&["DEBUG", "SLEEP", "0.02"]).await?;
+    }
+    let shape = |r: &Reply| -> Vec<(Option<Vec<u8>>, bool)> {
+        r.elements()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let f = e.elements().unwrap_or_default();
+                let name = f.first().and_then(Reply::as_bytes).map(<[u8]>::to_vec);
+                let ok =
+                    f.len() == 4 && f.get(2).and_then(Reply::as_int).is_some_and(|ms| ms >= 10);
+                (name, ok)
+            })
+            .collect()
+    };
+    let want = r.call(&["LATENCY", "LATEST"]).await?;
+    let got = c.call(&["LATENCY", "LATEST"]).await?;
+    if shape(&want) != shape(&got) || shape(&got).is_empty() {
+        diffs.push(format!("LATENCY LATEST:\n  redis {want}\n  cairn {got}"));
+    }
+    let hist = c.call(&["LATENCY", "HISTORY", "command"]).await?;
+    if hist.elements().map(<[Reply]>::len) != Some(1) {
+        diffs.push(format!("LATENCY HISTORY command: {hist}"));
+    }
+    let doctor_start = |r: &Reply| -> String {
+        let text = info_text(r).unwrap_or_default();
+        text.split(" (average")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let want = r.call(&["LATENCY", "DOCTOR"]).await?;
+    let got = c.call(&["LATENCY", "DOCTOR"]).await?;
+    if doctor_start(&want) != doctor_start(&got) {
+        diffs.push(format!("LATENCY DOCTOR:\n  redis {want}\n  cairn {got}"));
+    }
+    // LATENCY HISTOGRAM: the same commands and call counts.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["CONFIG", "RESETSTAT"]).await?;
+        for _ in 0..3 {
+            conn.call(&["SET", "a", "b"]).await?;
+        }
+        conn.call(&["GET", "a"]).await?;
+    }
+    let calls = |r: &Reply| -> Vec<(Reply, Option<Reply>)> {
+        let items = r.elements().unwrap_or_default();
+        items
+            .chunks(2)
+            .map(|p| {
+                let body = p.get(1).and_then(Reply::elements).unwrap_or_default();
+                (p[0].clone(), body.get(1).cloned())
+            })
+            .collect()
+    };
+    let args = ["LATENCY", "HISTOGRAM", "set", "get", "config"];
+    let want = r.call(&args).await?;
+    let got = c.call(&args).await?;
+    if calls(&want) != calls(&got) {
+        diffs.push(format!("LATENCY HISTOGRAM:\n  redis {want}\n  cairn {got}"));
+    }
+    println!("slowlog/latency: {} differences", diffs.len());
+    for d in &diffs {
+        println!("  {d}");
+    }
+    cairn.shutdown().await?;
+    if !diffs.is_empty() {
+        bail!("{} differences from Redis", diffs.len());
+    }
+    Ok(())
+}

@@ -154,6 +154,8 @@ impl KeyspaceBuilder {
                 pubsub: Default::default(),
                 clients: Default::default(),
                 stats,
+                slowlog: Default::default(),
+                latency: Default::default(),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
                 payloads: Default::default(),
@@ -201,6 +203,10 @@ pub(crate) struct Inner {
     pub(crate) clients: crate::pubsub::Clients,
     /// INFO's counters and histograms.
     pub(crate) stats: crate::stats::Stats,
+    /// `SLOWLOG`.
+    pub(crate) slowlog: crate::slowlog::SlowLog,
+    /// `LATENCY`.
+    pub(crate) latency: crate::slowlog::LatencyMonitor,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// When small collections convert to their large form (CONFIG SET).
@@ -548,7 +554,12 @@ impl Keyspace {
         if !self.inner.active_expire.load(Ordering::Relaxed) || self.is_busy() {
             return ExpireStats::default();
         }
-        self.engine().active_expire_cycle(budget)
+        let started = Instant::now();
+        let stats = self.engine().active_expire_cycle(budget);
+        // Redis' `expire-cycle` latency event.
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.inner.latency.add_if_needed("expire-cycle", ms);
+        stats
     }
 
     /// Number of keys in `db` (0 for a database that does not exist).
@@ -615,11 +626,30 @@ impl Keyspace {
     /// Copies a parameter the hot path reads into its cached form (an
     /// atomic), after `CONFIG SET` or [`set_config_param`](Self::set_config_param).
     pub(crate) fn param_changed(&self, name: &str, value: &str) {
-        if name == "latency-tracking" {
-            self.inner
+        let int = || value.parse::<i64>().ok();
+        match name {
+            "latency-tracking" => self
+                .inner
                 .stats
                 .tracking
-                .store(value == "yes", Ordering::Relaxed);
+                .store(value == "yes", Ordering::Relaxed),
+            "slowlog-log-slower-than" => {
+                if let Some(n) = int() {
+                    self.inner.slowlog.slower_than.store(n, Ordering::Relaxed);
+                }
+            }
+            "slowlog-max-len" => {
+                if let Some(n) = int() {
+                    let n = usize::try_from(n).unwrap_or(0);
+                    self.inner.slowlog.max_len.store(n, Ordering::Relaxed);
+                }
+            }
+            "latency-monitor-threshold" => {
+                if let Some(n) = int() {
+                    self.inner.latency.threshold.store(n, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
     }
 

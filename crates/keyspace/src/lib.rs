@@ -44,6 +44,7 @@ mod packed;
 mod pubsub;
 mod quicklist;
 mod session;
+mod slowlog;
 mod stats;
 mod value;
 mod view;

@@ -527,6 +527,7 @@ pub(crate) fn run(
     let special = ctx.special.take();
     state.in_exec = was_in_exec;
     record(ks, state.id, cmd, args, nanos, &reply, hits, misses);
+    monitor(ks, state, cmd, args, nanos);
     if gate {
         // Clients blocked on keys this command filled are served before
         // its reply goes out, still under the gate (as Redis does after
@@ -560,6 +561,84 @@ fn record(
         stats.error_reply(client, e);
     }
     stats.lookups(client, hits, misses);
+}
+
+/// The slow log and the latency monitor after a command ran (Redis'
+/// `call`): `command` or `fast-command` latency events, and a slow log
+/// entry unless the command is flagged `skip_slowlog`.
+fn monitor(ks: &Keyspace, state: &SessionState, cmd: &Command, args: &[Bytes], nanos: u64) {
+    let micros = nanos / 1000;
+    let event = if cmd.spec.flags.contains(Flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    ks.inner.latency.add_if_needed(event, micros / 1000);
+    let log = &ks.inner.slowlog;
+    if !log.wants(micros) {
+        return;
+    }
+    let skip = cmd
+        .stat_slot(args)
+        .and_then(|s| ks.inner.table.skip_slowlog.get(s))
+        .copied()
+        .unwrap_or(false);
+    if skip {
+        return;
+    }
+    let peer = state
+        .conn
+        .as_ref()
+        .map(|c| c.peer.to_string())
+        .unwrap_or_default();
+    let name = state.name.clone().unwrap_or_default();
+    log.push(&redacted(args), micros, peer, name);
+}
+
+/// The arguments as the slow log and MONITOR show them: passwords
+/// replaced by `(redacted)`, as Redis' `redactClientCommandArgument`
+/// (AUTH, HELLO ... AUTH, CONFIG SET of a password parameter).
+pub(crate) fn redacted(args: &[Bytes]) -> Vec<Bytes> {
+    const HIDDEN: Bytes = Bytes::from_static(b"(redacted)");
+    let mut out: Vec<Bytes> = args.to_vec();
+    let name = args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    match &name[..] {
+        b"auth" => {
+            for a in out.iter_mut().skip(1) {
+                *a = HIDDEN;
+            }
+        }
+        b"hello" => {
+            let mut i = 2;
+            while i < out.len() {
+                if out.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"auth")) {
+                    for a in out.iter_mut().skip(i + 1).take(2) {
+                        *a = HIDDEN;
+                    }
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        b"config" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"set")) => {
+            let mut i = 2;
+            while i + 1 < out.len() {
+                let sensitive = out.get(i).is_some_and(|p| {
+                    p.eq_ignore_ascii_case(b"requirepass") || p.eq_ignore_ascii_case(b"masterauth")
+                });
+                if sensitive && let Some(v) = out.get_mut(i + 1) {
+                    *v = HIDDEN;
+                }
+                i += 2;
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Runs `cmd` without the gate while a busy operation holds it (commands

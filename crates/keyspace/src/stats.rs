@@ -436,7 +436,6 @@ impl HdrCounts {
     /// level, the counts up to and including the level's own sub-bucket,
     /// reported as (that sub-bucket's highest value in µs, cumulative
     /// count) where the count grew.
-    #[allow(dead_code)] // LATENCY HISTOGRAM, next
     pub(crate) fn log_buckets(&self) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let total = self.total();

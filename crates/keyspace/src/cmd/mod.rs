@@ -14,6 +14,7 @@ pub(crate) mod bitmap;
 pub(crate) mod connection;
 pub(crate) mod hash;
 pub(crate) mod hll;
+pub(crate) mod introspect;
 pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod meta;
@@ -440,7 +441,7 @@ impl TableBuilder {
 
     pub(crate) fn build(mut self) -> Table {
         let mut by_name = HashMap::with_capacity(self.commands.len());
-        let mut stat_names = Vec::new();
+        let mut stat_names: Vec<String> = Vec::new();
         for (i, c) in self.commands.iter_mut().enumerate() {
             by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
             c.stat = stat_names.len();
@@ -449,10 +450,15 @@ impl TableBuilder {
                 stat_names.push(format!("{}|{sub}", c.spec.name));
             }
         }
+        let skip_slowlog = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "skip_slowlog"))
+            .collect();
         Table {
             by_name,
             commands: self.commands,
             stat_names,
+            skip_slowlog,
         }
     }
 }
@@ -467,6 +473,9 @@ pub(crate) struct Table {
     pub(crate) commands: Vec<Command>,
     /// The names of the statistics slots (`get`, `config|get`).
     pub(crate) stat_names: Vec<String>,
+    /// By statistics slot: Redis flags the command `skip_slowlog` (EXEC,
+    /// which the slow log shows through the commands it runs).
+    pub(crate) skip_slowlog: Vec<bool>,
 }
 
 impl Table {
@@ -500,6 +509,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     zset::register(&mut t);
     tx::register(&mut t);
     pubsub::register(&mut t);
+    introspect::register(&mut t);
     t
 }
 

@@ -17,7 +17,9 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("command", |s| s.subs(COMMAND_SUBS), command);
     t.redis_with("config", |s| s.subs(CONFIG_SUBS), config);
     t.redis("info", info);
-    t.redis("debug", debug);
+    // Exclusive: DEBUG SLEEP stops the whole server as in Redis, and the
+    // other subcommands are rare and administrative.
+    t.redis_with("debug", |s| s.also(Flags::EXCLUSIVE), debug);
     t.redis_with("object", |s| s.subs(OBJECT_SUBS), object);
     t.redis("time", time);
     t.redis("dbsize", dbsize);
@@ -788,11 +790,10 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 return Frame::ok();
             }
             let d = std::time::Duration::from_secs_f64(secs.min(1e9));
-            // The client waits; the worker thread does not.
-            ctx.block(Box::pin(async move {
-                tokio::time::sleep(d).await;
-                Frame::ok()
-            }))
+            // Redis stops serving for the duration (tests rely on it): the
+            // gate is held for write, so every other command waits.
+            std::thread::sleep(d);
+            Frame::ok()
         }
         ("set-active-expire", 3) => match parse_int(arg(args, 2)) {
             Ok(n) => {
