@@ -155,6 +155,7 @@ impl KeyspaceBuilder {
                 clients: Default::default(),
                 stats,
                 slowlog: Default::default(),
+                pause: Default::default(),
                 latency: Default::default(),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
@@ -203,6 +204,8 @@ pub(crate) struct Inner {
     pub(crate) clients: crate::pubsub::Clients,
     /// INFO's counters and histograms.
     pub(crate) stats: crate::stats::Stats,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: crate::pause::Pause,
     /// `SLOWLOG`.
     pub(crate) slowlog: crate::slowlog::SlowLog,
     /// `LATENCY`.
@@ -551,7 +554,11 @@ impl Keyspace {
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
         // Nor while a busy script holds the keyspace: the cycle would wait
         // for it on the caller's (async worker) thread.
-        if !self.inner.active_expire.load(Ordering::Relaxed) || self.is_busy() {
+        // Nor while clients are paused: Redis pauses expiry with writes.
+        if !self.inner.active_expire.load(Ordering::Relaxed)
+            || self.is_busy()
+            || self.inner.pause.current().is_some()
+        {
             return ExpireStats::default();
         }
         let started = Instant::now();

@@ -41,6 +41,7 @@ mod hll;
 mod keyspace;
 mod num;
 mod packed;
+mod pause;
 mod pubsub;
 mod quicklist;
 mod session;

@@ -311,6 +311,30 @@ impl Session {
                 )),
             );
         }
+        // CLIENT PAUSE holds the command back (Redis checks it before
+        // queueing in MULTI too): it waits, without a worker thread, and
+        // is handed back once the pause ends.
+        if self.served
+            && let Some(kind) = ks.inner.pause.current()
+        {
+            let held = match kind {
+                crate::pause::PauseKind::All => true,
+                crate::pause::PauseKind::Write => {
+                    slot.and_then(|s| ks.inner.table.may_replicate.get(s))
+                        .copied()
+                        .unwrap_or(false)
+                        || (spec.name == "exec" && queues_may_replicate(ks, state))
+                }
+            };
+            if held {
+                let ks = ks.clone();
+                self.retry = Some(args);
+                return Outcome::Block(Box::pin(async move {
+                    ks.inner.pause.wait().await;
+                    Frame::Null
+                }));
+            }
+        }
         if let Some(queue) = state.multi.as_mut()
             && !NOT_QUEUED.contains(&spec.name)
         {
@@ -438,6 +462,20 @@ fn queues_write(ks: &Keyspace, state: &SessionState) -> bool {
             args.first()
                 .and_then(|n| ks.inner.table.lookup(n))
                 .is_some_and(|c| c.spec.flags.contains(Flags::WRITE))
+        })
+    })
+}
+
+/// Whether the MULTI queue holds a command CLIENT PAUSE WRITE holds back.
+fn queues_may_replicate(ks: &Keyspace, state: &SessionState) -> bool {
+    state.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|args| {
+            args.first()
+                .and_then(|n| ks.inner.table.lookup(n))
+                .and_then(|c| c.stat_slot(args))
+                .and_then(|s| ks.inner.table.may_replicate.get(s))
+                .copied()
+                .unwrap_or(false)
         })
     })
 }

@@ -450,6 +450,10 @@ impl TableBuilder {
                 stat_names.push(format!("{}|{sub}", c.spec.name));
             }
         }
+        let may_replicate = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "may_replicate") || meta::has_flag(n, "write"))
+            .collect();
         let skip_slowlog = stat_names
             .iter()
             .map(|n| meta::has_flag(n, "skip_slowlog"))
@@ -459,6 +463,7 @@ impl TableBuilder {
             commands: self.commands,
             stat_names,
             skip_slowlog,
+            may_replicate,
         }
     }
 }
@@ -476,6 +481,9 @@ pub(crate) struct Table {
     /// By statistics slot: Redis flags the command `skip_slowlog` (EXEC,
     /// which the slow log shows through the commands it runs).
     pub(crate) skip_slowlog: Vec<bool>,
+    /// By statistics slot: Redis flags the command `write` or
+    /// `may_replicate` (PUBLISH, EVAL, ...): CLIENT PAUSE WRITE holds it.
+    pub(crate) may_replicate: Vec<bool>,
 }
 
 impl Table {
