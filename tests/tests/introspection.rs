@@ -602,3 +602,109 @@ async fn client_pause_holds_commands_as_redis() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS / HELP and WAIT compared with Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getkeys_and_wait_as_redis() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("introspection")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let mut r = Conn::connect(oracle.addr()).await?;
+    let mut c = Conn::connect(cairn.addr()).await?;
+    let calls: &[&[&str]] = &[
+        &["get", "k"],
+        &["set", "k", "v"],
+        &["set", "k", "v", "EX", "10"],
+        &["set", "k", "v", "get"],
+        &["bitfield", "k", "GET", "u8", "0"],
+        &["bitfield", "k", "GET", "u8", "0", "SET", "u8", "0", "1"],
+        &["bitfield", "k", "OVERFLOW", "SAT", "GET", "u8", "0"],
+        &["mset", "a", "1", "b", "2"],
+        &["mset", "a", "1", "b"],
+        &["mget", "a", "b", "c"],
+        &["del", "a", "b"],
+        &["lmove", "s", "d", "LEFT", "RIGHT"],
+        &["blpop", "a", "b", "0"],
+        &["zunionstore", "d", "2", "a", "b"],
+        &["zunionstore", "d", "5", "a", "b"],
+        &["zunionstore", "d", "x", "a", "b"],
+        &["zunion", "2", "a", "b"],
+        &["eval", "return 1", "0"],
+        &["eval", "return 1", "2", "a", "b", "c"],
+        &["eval", "return 1", "abc"],
+        &["fcall", "f", "1", "k"],
+        &["lmpop", "2", "a", "b", "LEFT"],
+        &["zmpop", "1", "a", "MIN"],
+        &["bitop", "AND", "d", "a", "b"],
+        &["rename", "a", "b"],
+        &["object", "encoding", "k"],
+        &["pfmerge", "d", "a", "b"],
+        &["config", "get", "x"],
+        &["config", "nosuch", "x"],
+        &["ping", "x"],
+        &["nosuch", "x"],
+        &["get", "a", "b"],
+        &["set", "a"],
+        &["smove", "a", "b", "m"],
+        &["hset", "h", "f", "v"],
+        &["getex", "k", "PERSIST"],
+        &["getdel", "k"],
+        &["lcs", "a", "b"],
+        &["copy", "a", "b", "DB", "1"],
+    ];
+    let mut diffs = Vec::new();
+    let mut n = 0;
+    for with_flags in ["GETKEYS", "GETKEYSANDFLAGS"] {
+        for call in calls {
+            let mut args = vec!["COMMAND", with_flags];
+            args.extend_from_slice(call);
+            n += 1;
+            let want = r.call(&args).await?;
+            let got = c.call(&args).await?;
+            if want != got {
+                diffs.push(format!("{args:?}: redis {want}, cairn {got}"));
+            }
+        }
+    }
+    for args in [
+        vec!["COMMAND", "GETKEYS"],
+        vec!["COMMAND", "GETKEYS", "get"],
+        vec!["COMMAND", "HELP"],
+        vec!["COMMAND", "HELP", "x"],
+        vec!["WAIT"],
+        vec!["WAIT", "0", "0"],
+        vec!["WAIT", "x", "0"],
+        vec!["WAIT", "1", "-1"],
+        vec!["WAIT", "1", "x"],
+        vec!["WAIT", "-5", "x"],
+        vec!["WAIT", "2", "10"],
+        vec!["WAIT", "0", "100000"],
+    ] {
+        n += 1;
+        let want = r.call(&args).await?;
+        let got = c.call(&args).await?;
+        if want != got {
+            diffs.push(format!("{args:?}: redis {want}, cairn {got}"));
+        }
+    }
+    // WAIT inside MULTI answers at once.
+    for conn in [&mut r, &mut c] {
+        conn.call(&["MULTI"]).await?;
+        conn.call(&["WAIT", "3", "0"]).await?;
+    }
+    let want = r.call(&["EXEC"]).await?;
+    let got = c.call(&["EXEC"]).await?;
+    if want != got {
+        diffs.push(format!("WAIT in MULTI: redis {want}, cairn {got}"));
+    }
+    println!("getkeys/wait: {n} commands, {} differences", diffs.len());
+    for d in &diffs {
+        println!("  {d}");
+    }
+    cairn.shutdown().await?;
+    if !diffs.is_empty() {
+        bail!("{} differences from Redis", diffs.len());
+    }
+    Ok(())
+}

@@ -14,6 +14,31 @@ use crate::slowlog::Series;
 pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("slowlog", |s| s.subs(SLOWLOG_SUBS), slowlog);
     t.redis_with("latency", |s| s.subs(LATENCY_SUBS), latency);
+    t.redis("wait", wait);
+}
+
+/// WAIT numreplicas timeout: cairn has no replicas, so the count is 0;
+/// as in Redis, asking for replicas waits out the timeout (0: forever,
+/// until the client goes) unless inside MULTI.
+fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let Some(want) = crate::num::string2ll(arg(args, 1)) else {
+        return Frame::error("ERR value is not an integer or out of range");
+    };
+    let ms = match crate::num::string2ll(arg(args, 2)) {
+        None => return Frame::error("ERR timeout is not an integer or out of range"),
+        Some(n) if n < 0 => return Frame::error("ERR timeout is negative"),
+        Some(n) => n.unsigned_abs(),
+    };
+    if want <= 0 || ctx.in_exec() || !ctx.may_defer() {
+        return Frame::Integer(0);
+    }
+    ctx.block(Box::pin(async move {
+        if ms == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Frame::Integer(0)
+    }))
 }
 
 const SLOWLOG_SUBS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];

@@ -12,6 +12,7 @@
 pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod connection;
+pub(crate) mod getkeys;
 pub(crate) mod hash;
 pub(crate) mod hll;
 pub(crate) mod introspect;

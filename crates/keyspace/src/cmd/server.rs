@@ -28,7 +28,15 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("swapdb", |s| s.also(Flags::EXCLUSIVE), swapdb);
 }
 
-const COMMAND_SUBS: &[(&str, i32)] = &[("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
+const COMMAND_SUBS: &[(&str, i32)] = &[
+    ("count", 2),
+    ("info", -2),
+    ("docs", -2),
+    ("list", -2),
+    ("getkeys", -4),
+    ("getkeysandflags", -4),
+    ("help", 2),
+];
 const CONFIG_SUBS: &[(&str, i32)] = &[
     ("get", -3),
     ("set", -4),
@@ -168,6 +176,36 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match subcommand("command", args, COMMAND_SUBS) {
         Err(e) => e,
         Ok("count") => int(table.commands.len()),
+        Ok("getkeys") => super::getkeys::getkeys(table, args, false),
+        Ok("getkeysandflags") => super::getkeys::getkeys(table, args, true),
+        Ok("help") => Frame::Array(
+            [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        ),
         Ok("info") if names.is_empty() => {
             Frame::Array(table.commands.iter().map(command_info).collect())
         }
