@@ -708,3 +708,80 @@ async fn getkeys_and_wait_as_redis() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A MONITOR line without its time and the client's port.
+fn monitor_line(r: &Reply) -> String {
+    let Reply::Simple(s) = r else {
+        return format!("not a status: {r}");
+    };
+    let Some((time, rest)) = s.split_once(' ') else {
+        return format!("no time: {s}");
+    };
+    let well_formed = time.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty() && b.len() == 6 && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    });
+    if !well_formed {
+        return format!("bad time: {s}");
+    }
+    // `[0 127.0.0.1:60866]` -> `[0 127.0.0.1]`
+    match rest.split_once(']') {
+        Some((origin, args)) => {
+            let origin = match origin.rsplit_once(':') {
+                Some((host, _)) => host,
+                None => origin,
+            };
+            format!("{origin}]{args}")
+        }
+        None => rest.to_owned(),
+    }
+}
+
+/// MONITOR shows what Redis shows: the commands after they ran, scripts'
+/// commands as `[db lua]`, passwords redacted, admin commands left out,
+/// arguments quoted and escaped as `sdscatrepr`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_lines_as_redis() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("introspection")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["SET", "k", "v"],
+        vec!["GET", "k"],
+        vec!["SET", "q", "a \"quoted\" \\ value\r\n\t\x01\u{ff}"],
+        vec!["AUTH", "secret"],
+        vec!["CONFIG", "GET", "maxmemory"],
+        vec!["EVAL", "return redis.call('set', KEYS[1], '1')", "1", "x"],
+        vec!["SELECT", "2"],
+        vec!["INCR", "n"],
+        vec!["GET"],
+        vec!["PING"],
+    ];
+    let mut seen = Vec::new();
+    for addr in [oracle.addr(), cairn.addr()] {
+        let mut mon = Conn::connect(addr).await?;
+        let ok = mon.call(&["MONITOR"]).await?;
+        let mut other = Conn::connect(addr).await?;
+        for c in &commands {
+            other.call(c).await?;
+        }
+        // The last command's line marks the end.
+        let mut lines = vec![format!("{ok}")];
+        loop {
+            let line = monitor_line(&mon.read_reply().await?);
+            let last = line.ends_with("\"PING\"");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        seen.push(lines);
+    }
+    let (want, got) = (&seen[0], &seen[1]);
+    println!("monitor: {} lines", got.len());
+    cairn.shutdown().await?;
+    if want != got {
+        bail!("MONITOR differs:\n  redis {want:#?}\n  cairn {got:#?}");
+    }
+    Ok(())
+}

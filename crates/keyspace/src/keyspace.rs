@@ -156,6 +156,7 @@ impl KeyspaceBuilder {
                 stats,
                 slowlog: Default::default(),
                 pause: Default::default(),
+                monitors: Default::default(),
                 latency: Default::default(),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
@@ -204,6 +205,8 @@ pub(crate) struct Inner {
     pub(crate) clients: crate::pubsub::Clients,
     /// INFO's counters and histograms.
     pub(crate) stats: crate::stats::Stats,
+    /// `MONITOR` clients.
+    pub(crate) monitors: crate::monitor::Monitors,
     /// `CLIENT PAUSE`.
     pub(crate) pause: crate::pause::Pause,
     /// `SLOWLOG`.
@@ -398,7 +401,9 @@ impl Keyspace {
     pub fn nested_client(&self) -> NestedClient {
         let id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
         let (tx, _rx) = mpsc::unbounded_channel();
-        NestedClient::new(self.clone(), SessionState::new(id, None, true, tx))
+        let mut state = SessionState::new(id, None, true, tx);
+        state.lua = true;
+        NestedClient::new(self.clone(), state)
     }
 
     /// The flags of a command by name (any case), `None` if unknown.

@@ -39,6 +39,7 @@ mod glob;
 mod hashed;
 mod hll;
 mod keyspace;
+mod monitor;
 mod num;
 mod packed;
 mod pause;

@@ -63,6 +63,8 @@ pub struct SessionState {
     pub(crate) reply_dropped: bool,
     /// The running command was queued in MULTI and runs inside EXEC.
     pub(crate) in_exec: bool,
+    /// A script's client (MONITOR shows its commands as `[db lua]`).
+    pub(crate) lua: bool,
 }
 
 impl SessionState {
@@ -93,6 +95,7 @@ impl SessionState {
             reply_skip_next: false,
             reply_dropped: false,
             in_exec: false,
+            lua: false,
         }
     }
 
@@ -554,6 +557,11 @@ pub(crate) fn run(
         command: cmd.spec.name,
         special: None,
     };
+    // Scripts show before the commands they run (Redis' EVAL and FCALL
+    // feed the monitors themselves, first).
+    if ks.inner.monitors.active() && SCRIPT_COMMANDS.contains(&cmd.spec.name) {
+        feed_monitors(ks, ctx.session, args);
+    }
     let outer = stats::begin_lookups(cmd.spec.flags.contains(Flags::READONLY));
     let started = Instant::now();
     let reply = match &cmd.handler {
@@ -612,12 +620,21 @@ fn monitor(ks: &Keyspace, state: &SessionState, cmd: &Command, args: &[Bytes], n
         "command"
     };
     ks.inner.latency.add_if_needed(event, micros / 1000);
+    let slot = cmd.stat_slot(args);
+    if ks.inner.monitors.active() {
+        let skip = slot
+            .and_then(|s| ks.inner.table.skip_monitor.get(s))
+            .copied()
+            .unwrap_or(true);
+        if !skip {
+            feed_monitors(ks, state, args);
+        }
+    }
     let log = &ks.inner.slowlog;
     if !log.wants(micros) {
         return;
     }
-    let skip = cmd
-        .stat_slot(args)
+    let skip = slot
         .and_then(|s| ks.inner.table.skip_slowlog.get(s))
         .copied()
         .unwrap_or(false);
@@ -631,6 +648,26 @@ fn monitor(ks: &Keyspace, state: &SessionState, cmd: &Command, args: &[Bytes], n
         .unwrap_or_default();
     let name = state.name.clone().unwrap_or_default();
     log.push(&redacted(args), micros, peer, name);
+}
+
+/// Commands MONITOR shows before they run.
+const SCRIPT_COMMANDS: [&str; 6] = [
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+];
+
+/// Sends a command to the MONITOR clients: `[db ip:port]`, or `[db lua]`
+/// for a script's commands.
+fn feed_monitors(ks: &Keyspace, state: &SessionState, args: &[Bytes]) {
+    let origin = match &state.conn {
+        Some(c) if !state.lua => format!("{} {}", state.db, c.peer),
+        _ => format!("{} lua", state.db),
+    };
+    ks.inner.monitors.feed(&origin, &redacted(args));
 }
 
 /// The arguments as the slow log and MONITOR show them: passwords
@@ -784,6 +821,7 @@ impl cairn_resp::Session for Session {
             unwatch_all(&self.ks, &mut self.state);
             unsubscribe_all(&self.ks, &mut self.state);
             self.ks.inner.clients.unregister(self.state.id);
+            self.ks.inner.monitors.remove(self.state.id);
             self.ks.inner.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -539,5 +539,6 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     s.reply_off = false;
     s.reply_skip_next = false;
     s.authenticated = ks.inner.requirepass.is_none();
+    ks.inner.monitors.remove(s.id);
     Frame::simple("RESET")
 }

@@ -15,6 +15,20 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("slowlog", |s| s.subs(SLOWLOG_SUBS), slowlog);
     t.redis_with("latency", |s| s.subs(LATENCY_SUBS), latency);
     t.redis("wait", wait);
+    t.redis("monitor", monitor);
+}
+
+/// MONITOR: from now on the client receives every command executed (a
+/// second MONITOR answers nothing, as in Redis).
+fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+    let ks = ctx.keyspace();
+    let s = ctx.session();
+    if ks.inner.monitors.add(s.id, s.events.clone()) {
+        Frame::ok()
+    } else {
+        ctx.special = Some(cairn_resp::Outcome::NoReply);
+        Frame::Null
+    }
 }
 
 /// WAIT numreplicas timeout: cairn has no replicas, so the count is 0;

@@ -455,6 +455,10 @@ impl TableBuilder {
             .iter()
             .map(|n| meta::has_flag(n, "may_replicate") || meta::has_flag(n, "write"))
             .collect();
+        let skip_monitor = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "skip_monitor") || meta::has_flag(n, "admin"))
+            .collect();
         let skip_slowlog = stat_names
             .iter()
             .map(|n| meta::has_flag(n, "skip_slowlog"))
@@ -465,6 +469,7 @@ impl TableBuilder {
             stat_names,
             skip_slowlog,
             may_replicate,
+            skip_monitor,
         }
     }
 }
@@ -485,6 +490,9 @@ pub(crate) struct Table {
     /// By statistics slot: Redis flags the command `write` or
     /// `may_replicate` (PUBLISH, EVAL, ...): CLIENT PAUSE WRITE holds it.
     pub(crate) may_replicate: Vec<bool>,
+    /// By statistics slot: MONITOR does not show it (Redis' `skip_monitor`
+    /// and `admin` commands).
+    pub(crate) skip_monitor: Vec<bool>,
 }
 
 impl Table {
