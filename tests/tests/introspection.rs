@@ -680,6 +680,11 @@ async fn getkeys_and_wait_as_redis() -> anyhow::Result<()> {
         vec!["WAIT", "-5", "x"],
         vec!["WAIT", "2", "10"],
         vec!["WAIT", "0", "100000"],
+        vec!["LOLWUT"],
+        vec!["LOLWUT", "VERSION", "7"],
+        vec!["LOLWUT", "VERSION", "1", "2"],
+        vec!["LOLWUT", "VERSION", "x"],
+        vec!["LOLWUT", "foo"],
     ] {
         n += 1;
         let want = r.call(&args).await?;

@@ -16,6 +16,23 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("latency", |s| s.subs(LATENCY_SUBS), latency);
     t.redis("wait", wait);
     t.redis("monitor", monitor);
+    t.redis("lolwut", lolwut);
+}
+
+/// LOLWUT [VERSION v]: Redis 7.0 answers its version line for every
+/// version but 5 and 6, whose generative art cairn does not draw (it
+/// answers the version line for them too; see compatibility.md).
+fn lolwut(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    if args.len() >= 3
+        && is(arg(args, 1), "version")
+        && crate::num::string2ll(arg(args, 2)).is_none()
+    {
+        return Frame::error("ERR value is not an integer or out of range");
+    }
+    Frame::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(format!("Redis ver. {}\n", crate::REDIS_VERSION)),
+    }
 }
 
 /// MONITOR: from now on the client receives every command executed (a
