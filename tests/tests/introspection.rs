@@ -790,3 +790,83 @@ async fn monitor_lines_as_redis() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// CLIENT UNBLOCK: a client blocked in BLPOP / BZPOPMIN answers its timeout
+/// reply (TIMEOUT, the default) or `-UNBLOCKED ...` (ERROR), as in Redis;
+/// 1 when a client was unblocked, 0 otherwise; errors as Redis'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_unblock_as_redis() -> anyhow::Result<()> {
+    let Some(oracle) = RedisOracle::start_or_skip("introspection")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let mut diffs = Vec::new();
+    for args in [
+        vec!["CLIENT", "UNBLOCK", "x"],
+        vec!["CLIENT", "UNBLOCK", "x", "bad"],
+        vec!["CLIENT", "UNBLOCK", "1", "bad"],
+        vec!["CLIENT", "UNBLOCK", "1", "timeout", "x"],
+        vec!["CLIENT", "UNBLOCK", "99999"],
+        vec!["CLIENT", "UNBLOCK", "99999", "ERROR"],
+    ] {
+        let mut r = Conn::connect(oracle.addr()).await?;
+        let mut c = Conn::connect(cairn.addr()).await?;
+        let want = r.call(&args).await?;
+        let got = c.call(&args).await?;
+        if want != got {
+            diffs.push(format!("{args:?}: redis {want}, cairn {got}"));
+        }
+    }
+    let mut seen = Vec::new();
+    for addr in [oracle.addr(), cairn.addr()] {
+        let mut admin = Conn::connect(addr).await?;
+        let mut out = Vec::new();
+        for (block, how) in [
+            (vec!["BLPOP", "l", "0"], None),
+            (vec!["BLPOP", "l", "0"], Some("ERROR")),
+            (vec!["BZPOPMIN", "z", "0"], Some("TIMEOUT")),
+        ] {
+            let mut b = Conn::connect(addr).await?;
+            let id = b
+                .call(&["CLIENT", "ID"])
+                .await?
+                .as_int()
+                .context("client id")?;
+            b.send(&block).await?;
+            // Wait until the server counts it blocked.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let clients = info(&mut admin, "clients").await?;
+                if clients.get("blocked_clients").map(String::as_str) == Some("1") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("client never blocked: {clients:?}");
+                }
+                tokio::task::yield_now().await;
+            }
+            let id = id.to_string();
+            let mut args = vec!["CLIENT", "UNBLOCK", id.as_str()];
+            args.extend(how);
+            out.push(admin.call(&args).await?);
+            out.push(b.read_reply().await?);
+            out.push(admin.call(&args).await?);
+        }
+        seen.push(out);
+    }
+    if seen[0] != seen[1] {
+        diffs.push(format!(
+            "unblock:\n  redis {:?}\n  cairn {:?}",
+            seen[0], seen[1]
+        ));
+    }
+    println!("client unblock: {} differences", diffs.len());
+    for d in &diffs {
+        println!("  {d}");
+    }
+    cairn.shutdown().await?;
+    if !diffs.is_empty() {
+        bail!("{} differences from Redis", diffs.len());
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ const CLIENT_SUBS: &[(&str, i32)] = &[
     ("reply", 3),
     ("pause", -3),
     ("unpause", 2),
+    ("unblock", -3),
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -223,6 +224,26 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         Ok("reply") => client_reply(ctx.session(), arg(args, 2)),
         Ok("pause") => client_pause(ctx, args),
+        Ok("unblock") => {
+            if args.len() > 4 {
+                return Frame::error(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(arg(args, 1))
+                ));
+            }
+            // The reason is checked before the id, as in Redis.
+            let error = match args.get(3) {
+                None => false,
+                Some(m) if is(m, "timeout") => false,
+                Some(m) if is(m, "error") => true,
+                Some(_) => return err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+            };
+            let Some(id) = crate::num::string2ll(arg(args, 2)) else {
+                return err("ERR value is not an integer or out of range");
+            };
+            let id = u64::try_from(id).unwrap_or(0);
+            Frame::Integer(i64::from(ctx.keyspace().unblock_client(id, error)))
+        }
         Ok("unpause") => {
             ctx.keyspace().inner.pause.unpause();
             Frame::ok()
