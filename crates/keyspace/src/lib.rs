@@ -33,6 +33,7 @@
 mod blocking;
 mod clock;
 mod cmd;
+mod digest;
 mod encoding;
 mod engine;
 mod glob;

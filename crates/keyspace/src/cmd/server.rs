@@ -833,6 +833,40 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             std::thread::sleep(d);
             Frame::ok()
         }
+        ("digest", 2) => {
+            let ks = ctx.keyspace();
+            let e = ks.engine();
+            let now = ctx.now_ms();
+            let mut all = crate::digest::Dataset::new();
+            for db in 0..e.databases() {
+                if e.db_counts(db).0 == 0 {
+                    continue;
+                }
+                all.db(u32::try_from(db).unwrap_or(u32::MAX));
+                for idx in e.db_shards(db) {
+                    let shard = e.lock_index(idx, now);
+                    for (k, entry) in shard.keys() {
+                        all.key(k.as_bytes(), entry.value(), entry.expires_at_ms().is_some());
+                    }
+                }
+            }
+            Frame::Simple(Bytes::from(all.hex()))
+        }
+        ("digest-value", _) => {
+            let mut out = Vec::new();
+            for key in args.iter().skip(2) {
+                let mut shard = ctx.shard(key);
+                let d = match shard.get(key) {
+                    Some(entry) => crate::digest::value_digest(
+                        entry.value(),
+                        entry.expires_at_ms().is_some(),
+                    ),
+                    None => [0; 20],
+                };
+                out.push(Frame::Simple(Bytes::from(crate::digest::hex(&d))));
+            }
+            Frame::Array(out)
+        }
         ("set-active-expire", 3) => match parse_int(arg(args, 2)) {
             Ok(n) => {
                 ctx.keyspace()
