@@ -348,6 +348,10 @@ fn command_docs_cover_every_command() {
             .map(|(_, v)| v.clone())
     };
     for (name, docs) in &all {
+        // Redis 7.0's own docs give these no complexity.
+        if [Frame::bulk("monitor"), Frame::bulk("lolwut")].contains(name) {
+            continue;
+        }
         assert!(
             field(docs, "complexity").is_some(),
             "{name:?} has no complexity: {docs:?}"
@@ -367,12 +371,15 @@ fn command_docs_cover_every_command() {
     };
     let mut names: Vec<String> = subs.iter().map(|(n, _)| text(n.clone())).collect();
     names.sort();
-    // Redis also has COMMAND GETKEYS, GETKEYSANDFLAGS and HELP.
+    // All of Redis' COMMAND subcommands.
     assert_eq!(
         names,
         [
             "command|count",
             "command|docs",
+            "command|getkeys",
+            "command|getkeysandflags",
+            "command|help",
             "command|info",
             "command|list"
         ]
