@@ -85,6 +85,10 @@ struct Waiter {
     keys: Vec<Bytes>,
     op: Op,
     tx: oneshot::Sender<Frame>,
+    /// The blocked client's id (`CLIENT UNBLOCK`).
+    client: u64,
+    /// What the client answers at its timeout (`CLIENT UNBLOCK ... TIMEOUT`).
+    timeout_reply: Frame,
 }
 
 impl State {
@@ -118,7 +122,14 @@ impl Registry {
     /// does). Call while holding the locks of every key's shard, after
     /// finding them all empty: a push can then only come after the
     /// registration, and will see it.
-    fn register(&self, db: usize, keys: Vec<Bytes>, op: Op) -> (u64, oneshot::Receiver<Frame>) {
+    fn register(
+        &self,
+        db: usize,
+        keys: Vec<Bytes>,
+        op: Op,
+        client: u64,
+        timeout_reply: Frame,
+    ) -> (u64, oneshot::Receiver<Frame>) {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         st.next_id += 1;
@@ -140,10 +151,39 @@ impl Registry {
                 keys: unique,
                 op,
                 tx,
+                client,
+                timeout_reply,
             },
         );
         self.waiting.fetch_add(1, Ordering::SeqCst);
         (id, rx)
+    }
+
+    /// `CLIENT UNBLOCK`: answers the client blocked with id `client` its
+    /// timeout reply, or with `error` the `-UNBLOCKED` error, as if it had
+    /// timed out; false if it is not blocked on keys.
+    fn unblock(&self, client: u64, error: bool) -> bool {
+        let w = {
+            let mut st = self.state.lock();
+            let Some(id) = st
+                .waiters
+                .iter()
+                .find(|(_, w)| w.client == client)
+                .map(|(id, _)| *id)
+            else {
+                return false;
+            };
+            st.remove(id)
+        };
+        let Some(w) = w else { return false };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let reply = if error {
+            Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            w.timeout_reply
+        };
+        let _ = w.tx.send(reply);
+        true
     }
 
     /// Unregisters waiter `id`; false if it was already served.
@@ -219,6 +259,11 @@ impl Keyspace {
         if !st.ready.is_empty() {
             reg.has_ready.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]` for a client blocked on keys.
+    pub(crate) fn unblock_client(&self, client: u64, error: bool) -> bool {
+        self.registry().unblock(client, error)
     }
 
     /// Number of clients blocked on keys (INFO `blocked_clients`).
@@ -321,13 +366,15 @@ pub(crate) enum Served {
 /// leaves a waiter that would swallow a later push.
 pub(crate) fn block_on_keys(
     ks: &Keyspace,
-    db: usize,
+    (db, client): (usize, u64),
     keys: Vec<Bytes>,
     op: Op,
     deadline: Option<Instant>,
     timeout_reply: Frame,
 ) -> Pending {
-    let (id, rx) = ks.registry().register(db, keys, op);
+    let (id, rx) = ks
+        .registry()
+        .register(db, keys, op, client, timeout_reply.clone());
     let guard = WaitGuard { ks: ks.clone(), id };
     Box::pin(async move {
         let mut rx = rx;
@@ -391,6 +438,14 @@ pub(crate) fn block_or_timeout(
         return no_block;
     }
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let pending = block_on_keys(ctx.ks, ctx.db(), keys, op, deadline, timeout_reply);
+    let client = ctx.session.id;
+    let pending = block_on_keys(
+        ctx.ks,
+        (ctx.db(), client),
+        keys,
+        op,
+        deadline,
+        timeout_reply,
+    );
     ctx.block(pending)
 }

@@ -800,8 +800,13 @@ impl<'a> Shard<'a> {
     }
 
     /// The live entry for `key`, deleting it first if it has expired.
+    ///
+    /// A read-only command's lookups count as keyspace hits and misses
+    /// (INFO), as Redis' `lookupKeyRead`.
     pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
-        self.get_entry_mut(key).map(|e| &*e)
+        let found = self.get_entry_mut(key).map(|e| &*e);
+        crate::stats::lookup(found.is_some());
+        found
     }
 
     /// The live value for `key`.

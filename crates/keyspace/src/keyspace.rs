@@ -159,10 +159,12 @@ impl KeyspaceBuilder {
             self.clock,
             notify,
         ));
-        Keyspace {
+        let table = table.build();
+        let stats = crate::stats::Stats::new(table.stat_names.len());
+        let ks = Keyspace {
             inner: Arc::new(Inner {
                 engine,
-                table: table.build(),
+                table,
                 requirepass: self.requirepass,
                 extensions: self.extensions,
                 params: RwLock::new(params),
@@ -174,7 +176,11 @@ impl KeyspaceBuilder {
                 blocking: Default::default(),
                 pubsub,
                 clients,
-                commands_processed: AtomicU64::new(0),
+                stats,
+                slowlog: Default::default(),
+                pause: Default::default(),
+                monitors: Default::default(),
+                latency: Default::default(),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
                 limits,
                 payloads: Default::default(),
@@ -182,7 +188,18 @@ impl KeyspaceBuilder {
                 busy_changed: tokio::sync::Notify::new(),
                 allocator: self.allocator,
             }),
+        };
+        let params: Vec<(String, String)> = ks
+            .inner
+            .params
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &params {
+            ks.param_changed(k, v);
         }
+        ks
     }
 }
 
@@ -222,8 +239,16 @@ pub(crate) struct Inner {
     pub(crate) blocking: crate::blocking::Registry,
     pub(crate) pubsub: Arc<crate::pubsub::PubSub>,
     pub(crate) clients: Arc<crate::pubsub::Clients>,
-    /// INFO `total_commands_processed`.
-    pub(crate) commands_processed: AtomicU64,
+    /// INFO's counters and histograms.
+    pub(crate) stats: crate::stats::Stats,
+    /// `MONITOR` clients.
+    pub(crate) monitors: crate::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: crate::pause::Pause,
+    /// `SLOWLOG`.
+    pub(crate) slowlog: crate::slowlog::SlowLog,
+    /// `LATENCY`.
+    pub(crate) latency: crate::slowlog::LatencyMonitor,
     /// `DEBUG SET-ACTIVE-EXPIRE`.
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// When small collections convert to their large form (CONFIG SET).
@@ -414,7 +439,9 @@ impl Keyspace {
     pub fn nested_client(&self) -> NestedClient {
         let id = self.inner.next_client_id.fetch_add(1, Ordering::Relaxed);
         let (tx, _rx) = mpsc::unbounded_channel();
-        NestedClient::new(self.clone(), SessionState::new(id, None, true, tx))
+        let mut state = SessionState::new(id, None, true, tx);
+        state.lua = true;
+        NestedClient::new(self.clone(), state)
     }
 
     /// The flags of a command by name (any case), `None` if unknown.
@@ -570,10 +597,19 @@ impl Keyspace {
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
         // Nor while a busy script holds the keyspace: the cycle would wait
         // for it on the caller's (async worker) thread.
-        if !self.inner.active_expire.load(Ordering::Relaxed) || self.is_busy() {
+        // Nor while clients are paused: Redis pauses expiry with writes.
+        if !self.inner.active_expire.load(Ordering::Relaxed)
+            || self.is_busy()
+            || self.inner.pause.current().is_some()
+        {
             return ExpireStats::default();
         }
-        self.engine().active_expire_cycle(budget, || self.is_busy())
+        let started = Instant::now();
+        let stats = self.engine().active_expire_cycle(budget, || self.is_busy());
+        // Redis' `expire-cycle` latency event.
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.inner.latency.add_if_needed("expire-cycle", ms);
+        stats
     }
 
     /// Number of keys in `db` (0 for a database that does not exist).
@@ -639,6 +675,45 @@ impl Keyspace {
         {
             self.inner.limits.set(name, n);
         }
+        self.param_changed(&name.to_ascii_lowercase(), value);
+    }
+
+    /// Copies a parameter the hot path reads into its cached form (an
+    /// atomic), after `CONFIG SET` or [`set_config_param`](Self::set_config_param).
+    pub(crate) fn param_changed(&self, name: &str, value: &str) {
+        let int = || value.parse::<i64>().ok();
+        match name {
+            "latency-tracking" => self
+                .inner
+                .stats
+                .tracking
+                .store(value == "yes", Ordering::Relaxed),
+            "slowlog-log-slower-than" => {
+                if let Some(n) = int() {
+                    self.inner.slowlog.slower_than.store(n, Ordering::Relaxed);
+                }
+            }
+            "slowlog-max-len" => {
+                if let Some(n) = int() {
+                    let n = usize::try_from(n).unwrap_or(0);
+                    self.inner.slowlog.max_len.store(n, Ordering::Relaxed);
+                }
+            }
+            "latency-monitor-threshold" => {
+                if let Some(n) = int() {
+                    self.inner.latency.threshold.store(n, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes one sample of the instantaneous metrics (INFO
+    /// `instantaneous_ops_per_sec`, `instantaneous_input_kbps`, ...): call
+    /// it every 100 ms, as Redis' cron does; each is the mean of the last
+    /// 16 samples.
+    pub fn sample_metrics(&self) {
+        self.inner.stats.sample();
     }
 
     /// The conversion thresholds of small collections in effect (CONFIG

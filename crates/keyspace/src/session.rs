@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use cairn_resp::{ConnInfo, Event, Frame, Outcome, Protocol};
@@ -12,6 +13,7 @@ use crate::cmd::{Command, Ctx, Flags, Handler, err};
 use crate::engine::Held;
 use crate::keyspace::Keyspace;
 use crate::pubsub::{Client, Subscriptions};
+use crate::stats;
 use crate::watch::DirtyFlag;
 
 /// Per-connection state that commands read and change.
@@ -72,6 +74,8 @@ pub struct SessionState {
     /// The client runs a script's commands (Redis' `CLIENT_SCRIPT`): SORT
     /// then orders a set's output even without sorting.
     pub(crate) script: bool,
+    /// A script's client (MONITOR shows its commands as `[db lua]`).
+    pub(crate) lua: bool,
 }
 
 impl SessionState {
@@ -106,6 +110,7 @@ impl SessionState {
             caching: false,
             after_reply: Vec::new(),
             script: false,
+            lua: false,
         }
     }
 
@@ -240,12 +245,11 @@ impl Session {
     fn dispatch(&mut self, args: Vec<Bytes>) -> Outcome {
         let ks = &self.ks;
         let state = &mut self.state;
-        ks.inner.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(name) = args.first() else {
-            return reject(state, err("ERR empty command"));
+            return reject(ks, state, None, err("ERR empty command"));
         };
         let Some(cmd) = ks.inner.table.lookup(name) else {
-            return reject(state, unknown_command(&args));
+            return reject(ks, state, None, unknown_command(&args));
         };
         let spec = &cmd.spec;
         if !spec.arity_ok(args.len()) {
@@ -253,25 +257,78 @@ impl Session {
                 ks,
                 state,
                 spec.name,
+                Some(cmd.stat),
                 Frame::error(format!(
                     "ERR wrong number of arguments for '{}' command",
                     spec.name
                 )),
             );
         }
+        // A container's subcommand is resolved, and its arity checked, as
+        // Redis' `lookupCommand` does: before anything else, counted
+        // under the subcommand (`cmdstat_config|get`).
+        let slot = cmd.stat_slot(&args);
+        if !spec.subs.is_empty()
+            && let Some(sub) = args.get(1)
+        {
+            match spec
+                .subs
+                .iter()
+                .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))
+            {
+                None => {
+                    return reject(
+                        ks,
+                        state,
+                        None,
+                        Frame::error(format!(
+                            "ERR unknown subcommand '{}'. Try {} HELP.",
+                            String::from_utf8_lossy(sub),
+                            spec.name.to_ascii_uppercase()
+                        )),
+                    );
+                }
+                Some(&(sub, arity)) => {
+                    let sub_spec = crate::cmd::CommandSpec::new(sub, arity, Flags::NONE, "");
+                    if !sub_spec.arity_ok(args.len()) {
+                        return refuse(
+                            ks,
+                            state,
+                            spec.name,
+                            slot,
+                            Frame::error(format!(
+                                "ERR wrong number of arguments for '{}|{sub}' command",
+                                spec.name
+                            )),
+                        );
+                    }
+                }
+            }
+        }
         if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-            return refuse(ks, state, spec.name, err("NOAUTH Authentication required."));
+            return refuse(
+                ks,
+                state,
+                spec.name,
+                slot,
+                err("NOAUTH Authentication required."),
+            );
         }
         let in_multi = state.multi.is_some();
         if in_multi && spec.flags.contains(Flags::NO_MULTI) {
-            return reject(state, err("ERR Command not allowed inside a transaction"));
+            return reject(
+                ks,
+                state,
+                slot,
+                err("ERR Command not allowed inside a transaction"),
+            );
         }
         // Redis refuses PING too while writes are refused (MISCONF).
         let writes = spec.flags.contains(Flags::WRITE)
             || spec.name == "ping"
             || (spec.name == "exec" && queues_write(ks, state));
         if writes && let Some(denied) = deny_write(ks) {
-            return refuse(ks, state, spec.name, denied);
+            return refuse(ks, state, spec.name, slot, denied);
         }
         if state.protocol == Protocol::Resp2
             && state.subscriptions() > 0
@@ -281,11 +338,36 @@ impl Session {
                 ks,
                 state,
                 spec.name,
+                slot,
                 Frame::error(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     full_name(spec, &args)
                 )),
             );
+        }
+        // CLIENT PAUSE holds the command back (Redis checks it before
+        // queueing in MULTI too): it waits, without a worker thread, and
+        // is handed back once the pause ends.
+        if self.served
+            && let Some(kind) = ks.inner.pause.current()
+        {
+            let held = match kind {
+                crate::pause::PauseKind::All => true,
+                crate::pause::PauseKind::Write => {
+                    slot.and_then(|s| ks.inner.table.may_replicate.get(s))
+                        .copied()
+                        .unwrap_or(false)
+                        || (spec.name == "exec" && queues_may_replicate(ks, state))
+                }
+            };
+            if held {
+                let ks = ks.clone();
+                self.retry = Some(args);
+                return Outcome::Block(Box::pin(async move {
+                    ks.inner.pause.wait().await;
+                    Frame::Null
+                }));
+            }
         }
         // A long exclusive operation (a busy script) holds the keyspace:
         // commands Redis flags `allow-busy` run meanwhile without the gate;
@@ -298,7 +380,7 @@ impl Session {
             && !allow_busy
         {
             if b.since.elapsed() >= b.threshold {
-                return refuse(ks, state, spec.name, b.reply);
+                return reject(ks, state, slot, b.reply);
             }
             if self.served {
                 let ks = ks.clone();
@@ -397,10 +479,19 @@ fn full_name(spec: &crate::cmd::CommandSpec, args: &[Bytes]) -> String {
 }
 
 /// Answers `reply` for a command refused before running; inside MULTI the
-/// refusal also dooms the transaction (Redis' `flagTransaction`).
-fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
+/// refusal also dooms the transaction (Redis' `flagTransaction`). Counted
+/// as Redis' `rejectCommand` does: a rejected call of the command (when
+/// known) and an error reply.
+fn reject(ks: &Keyspace, state: &mut SessionState, slot: Option<usize>, reply: Frame) -> Outcome {
     if state.multi.is_some() {
         state.multi_error = true;
+    }
+    let stats = &ks.inner.stats;
+    if let Some(slot) = slot {
+        stats.rejected(state.id, slot);
+    }
+    if let Frame::Error(e) = &reply {
+        stats.error_reply(state.id, e);
     }
     Outcome::Reply(reply)
 }
@@ -410,9 +501,18 @@ fn reject(state: &mut SessionState, reply: Frame) -> Outcome {
 /// the WATCHes outside one, with `-EXECABORT` (Redis' `execCommandAbort`,
 /// which `rejectCommand` calls whenever the command is EXEC); any other
 /// refusal dooms a transaction in progress.
-fn refuse(ks: &Keyspace, state: &mut SessionState, name: &str, reply: Frame) -> Outcome {
+fn refuse(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    name: &str,
+    slot: Option<usize>,
+    reply: Frame,
+) -> Outcome {
     if name != "exec" {
-        return reject(state, reply);
+        return reject(ks, state, slot, reply);
+    }
+    if let Some(slot) = slot {
+        ks.inner.stats.rejected(state.id, slot);
     }
     discard(ks, state);
     let text = match &reply {
@@ -422,9 +522,13 @@ fn refuse(ks: &Keyspace, state: &mut SessionState, name: &str, reply: Frame) -> 
     // Redis formats its own rejections (arity, subscribed context) without
     // the `ERR ` code, and keeps the code of shared replies (NOAUTH, MISCONF).
     let text = text.strip_prefix("ERR ").unwrap_or(&text);
-    Outcome::Reply(Frame::error(format!(
+    let reply = Frame::error(format!(
         "EXECABORT Transaction discarded because of: {text}"
-    )))
+    ));
+    if let Frame::Error(e) = &reply {
+        ks.inner.stats.error_reply(state.id, e);
+    }
+    Outcome::Reply(reply)
 }
 
 /// Whether the MULTI queue holds a write command.
@@ -434,6 +538,20 @@ fn queues_write(ks: &Keyspace, state: &SessionState) -> bool {
             args.first()
                 .and_then(|n| ks.inner.table.lookup(n))
                 .is_some_and(|c| c.spec.flags.contains(Flags::WRITE))
+        })
+    })
+}
+
+/// Whether the MULTI queue holds a command CLIENT PAUSE WRITE holds back.
+fn queues_may_replicate(ks: &Keyspace, state: &SessionState) -> bool {
+    state.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|args| {
+            args.first()
+                .and_then(|n| ks.inner.table.lookup(n))
+                .and_then(|c| c.stat_slot(args))
+                .and_then(|s| ks.inner.table.may_replicate.get(s))
+                .copied()
+                .unwrap_or(false)
         })
     })
 }
@@ -551,15 +669,26 @@ fn run_held(
         command: cmd.spec.name,
         special: None,
     };
+    // Scripts show before the commands they run (Redis' EVAL and FCALL
+    // feed the monitors themselves, first).
+    if ks.inner.monitors.active() && SCRIPT_COMMANDS.contains(&cmd.spec.name) {
+        feed_monitors(ks, ctx.session, args);
+    }
+    let outer = stats::begin_lookups(cmd.spec.flags.contains(Flags::READONLY));
+    let started = Instant::now();
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let (hits, misses) = stats::end_lookups(outer);
     let special = ctx.special.take();
     state.in_exec = was_in_exec;
     if state.tracking.is_some() {
         remember_read_keys(ks, state, &cmd.spec, args);
     }
+    record(ks, state.id, cmd, args, nanos, &reply, hits, misses);
+    monitor(ks, state, cmd, args, nanos);
     if gate {
         // Clients blocked on keys this command filled are served before
         // its reply goes out, still under the gate (as Redis does after
@@ -601,6 +730,136 @@ fn remember_read_keys(
     }
 }
 
+/// Counts an executed command (Redis' `call`): its calls and time, a
+/// failed call and an error reply when it answered an error, and the
+/// keyspace hits and misses of its reads.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    ks: &Keyspace,
+    client: u64,
+    cmd: &Command,
+    args: &[Bytes],
+    nanos: u64,
+    reply: &Frame,
+    hits: u64,
+    misses: u64,
+) {
+    let stats = &ks.inner.stats;
+    let failed = matches!(reply, Frame::Error(_));
+    stats.executed(client, cmd.stat_slot(args), nanos, failed);
+    if let Frame::Error(e) = reply {
+        stats.error_reply(client, e);
+    }
+    stats.lookups(client, hits, misses);
+}
+
+/// The slow log and the latency monitor after a command ran (Redis'
+/// `call`): `command` or `fast-command` latency events, and a slow log
+/// entry unless the command is flagged `skip_slowlog`.
+fn monitor(ks: &Keyspace, state: &SessionState, cmd: &Command, args: &[Bytes], nanos: u64) {
+    let micros = nanos / 1000;
+    let event = if cmd.spec.flags.contains(Flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    ks.inner.latency.add_if_needed(event, micros / 1000);
+    let slot = cmd.stat_slot(args);
+    if ks.inner.monitors.active() {
+        let skip = slot
+            .and_then(|s| ks.inner.table.skip_monitor.get(s))
+            .copied()
+            .unwrap_or(true);
+        if !skip {
+            feed_monitors(ks, state, args);
+        }
+    }
+    let log = &ks.inner.slowlog;
+    if !log.wants(micros) {
+        return;
+    }
+    let skip = slot
+        .and_then(|s| ks.inner.table.skip_slowlog.get(s))
+        .copied()
+        .unwrap_or(false);
+    if skip {
+        return;
+    }
+    let peer = state
+        .conn
+        .as_ref()
+        .map(|c| c.peer.to_string())
+        .unwrap_or_default();
+    let name = state.name.clone().unwrap_or_default();
+    log.push(&redacted(args), micros, peer, name);
+}
+
+/// Commands MONITOR shows before they run.
+const SCRIPT_COMMANDS: [&str; 6] = [
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+];
+
+/// Sends a command to the MONITOR clients: `[db ip:port]`, or `[db lua]`
+/// for a script's commands.
+fn feed_monitors(ks: &Keyspace, state: &SessionState, args: &[Bytes]) {
+    let origin = match &state.conn {
+        Some(c) if !state.lua => format!("{} {}", state.db, c.peer),
+        _ => format!("{} lua", state.db),
+    };
+    ks.inner.monitors.feed(&origin, &redacted(args));
+}
+
+/// The arguments as the slow log and MONITOR show them: passwords
+/// replaced by `(redacted)`, as Redis' `redactClientCommandArgument`
+/// (AUTH, HELLO ... AUTH, CONFIG SET of a password parameter).
+pub(crate) fn redacted(args: &[Bytes]) -> Vec<Bytes> {
+    const HIDDEN: Bytes = Bytes::from_static(b"(redacted)");
+    let mut out: Vec<Bytes> = args.to_vec();
+    let name = args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    match &name[..] {
+        b"auth" => {
+            for a in out.iter_mut().skip(1) {
+                *a = HIDDEN;
+            }
+        }
+        b"hello" => {
+            let mut i = 2;
+            while i < out.len() {
+                if out.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"auth")) {
+                    for a in out.iter_mut().skip(i + 1).take(2) {
+                        *a = HIDDEN;
+                    }
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        b"config" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"set")) => {
+            let mut i = 2;
+            while i + 1 < out.len() {
+                let sensitive = out.get(i).is_some_and(|p| {
+                    p.eq_ignore_ascii_case(b"requirepass") || p.eq_ignore_ascii_case(b"masterauth")
+                });
+                if sensitive && let Some(v) = out.get_mut(i + 1) {
+                    *v = HIDDEN;
+                }
+                i += 2;
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// Runs `cmd` without the gate while a busy operation holds it (commands
 /// flagged `ALLOW_BUSY`, which touch no keys).
 fn run_ungated(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: &[Bytes]) -> Outcome {
@@ -612,11 +871,15 @@ fn run_ungated(ks: &Keyspace, state: &mut SessionState, cmd: &Command, args: &[B
         command: cmd.spec.name,
         special: None,
     };
+    let started = Instant::now();
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
         Handler::Ext(ext) => ext.call(&mut ctx, args),
     };
-    match ctx.special.take() {
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let special = ctx.special.take();
+    record(ks, state.id, cmd, args, nanos, &reply, 0, 0);
+    match special {
         Some(o) => o,
         None => Outcome::Reply(reply),
     }
@@ -693,6 +956,13 @@ impl cairn_resp::Session for Session {
         std::mem::take(&mut self.state.after_reply)
     }
 
+    fn traffic(&mut self, input: usize, output: usize) {
+        self.ks
+            .inner
+            .stats
+            .net(self.state.id, input as u64, output as u64);
+    }
+
     fn closed(&mut self) {
         if !self.closed {
             self.closed = true;
@@ -702,6 +972,7 @@ impl cairn_resp::Session for Session {
             unwatch_all(&self.ks, &mut self.state);
             unsubscribe_all(&self.ks, &mut self.state);
             self.ks.inner.clients.unregister(self.state.id);
+            self.ks.inner.monitors.remove(self.state.id);
             self.ks.inner.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -848,10 +1119,6 @@ impl NestedClient {
         if flags.contains(Flags::WRITE) {
             self.wrote = true;
         }
-        self.ks
-            .inner
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
         Ok(match run(&self.ks, &mut self.state, cmd, args, false) {
             Outcome::Reply(f) | Outcome::Close(f) => f,
             // `in_exec` makes blocking forms answer at once; anything that

@@ -255,7 +255,9 @@ fn info_sections_and_stats() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(n >= 3, "{n}");
+    // SET and the first INFO: as in Redis, a command is counted once it
+    // has run, so this INFO is not among them.
+    assert_eq!(n, 2);
     let two = text(s.command(&["INFO", "server", "clients"]));
     assert!(two.contains("# Server") && two.contains("# Clients") && !two.contains("# Stats"));
 }
@@ -346,6 +348,10 @@ fn command_docs_cover_every_command() {
             .map(|(_, v)| v.clone())
     };
     for (name, docs) in &all {
+        // Redis 7.0's own docs give these no complexity.
+        if [Frame::bulk("monitor"), Frame::bulk("lolwut")].contains(name) {
+            continue;
+        }
         assert!(
             field(docs, "complexity").is_some(),
             "{name:?} has no complexity: {docs:?}"
@@ -365,12 +371,15 @@ fn command_docs_cover_every_command() {
     };
     let mut names: Vec<String> = subs.iter().map(|(n, _)| text(n.clone())).collect();
     names.sort();
-    // Redis also has COMMAND GETKEYS, GETKEYSANDFLAGS and HELP.
+    // All of Redis' COMMAND subcommands.
     assert_eq!(
         names,
         [
             "command|count",
             "command|docs",
+            "command|getkeys",
+            "command|getkeysandflags",
+            "command|help",
             "command|info",
             "command|list"
         ]

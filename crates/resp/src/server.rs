@@ -393,6 +393,7 @@ impl<T: Session> Connection<T> {
         if n == 0 {
             return Flow::Close;
         }
+        self.session.0.traffic(n, 0);
         if self.input.len() > self.config.max_query_buffer {
             warn!(
                 len = self.input.len(),
@@ -494,6 +495,9 @@ impl<T: Session> Connection<T> {
                     ));
                 }
             }
+        }
+        if written > 0 {
+            self.session.0.traffic(0, written);
         }
         self.output.clear();
         if self.output.capacity() > SHRINK_ABOVE {

@@ -109,6 +109,11 @@ pub trait Session: Send + 'static {
         false
     }
 
+    /// Bytes read from (`input`) and written to (`output`) the client's
+    /// socket since the last call, for statistics (Redis'
+    /// `total_net_input_bytes`). Default: ignored.
+    fn traffic(&mut self, _input: usize, _output: usize) {}
+
     /// Called once when the connection ends, whatever the reason.
     fn closed(&mut self) {}
 

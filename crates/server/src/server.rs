@@ -344,6 +344,8 @@ fn spawn_active_expiry(keyspace: Keyspace, mut stop: watch::Receiver<bool>) -> J
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    // Redis samples its instantaneous metrics every 100 ms.
+                    keyspace.sample_metrics();
                     keyspace.active_expire_cycle(EXPIRE_BUDGET);
                 }
                 _ = stop.wait_for(|stop| *stop) => break,

@@ -21,6 +21,9 @@ const CLIENT_SUBS: &[(&str, i32)] = &[
     ("caching", 3),
     ("getredir", 2),
     ("trackinginfo", 2),
+    ("pause", -3),
+    ("unpause", 2),
+    ("unblock", -3),
 ];
 
 pub(crate) fn register(t: &mut TableBuilder) {
@@ -228,9 +231,61 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             Frame::ok()
         }
         Ok("reply") => client_reply(ctx.session(), arg(args, 2)),
+        Ok("pause") => client_pause(ctx, args),
+        Ok("unblock") => {
+            if args.len() > 4 {
+                return Frame::error(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(arg(args, 1))
+                ));
+            }
+            // The reason is checked before the id, as in Redis.
+            let error = match args.get(3) {
+                None => false,
+                Some(m) if is(m, "timeout") => false,
+                Some(m) if is(m, "error") => true,
+                Some(_) => return err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+            };
+            let Some(id) = crate::num::string2ll(arg(args, 2)) else {
+                return err("ERR value is not an integer or out of range");
+            };
+            let id = u64::try_from(id).unwrap_or(0);
+            Frame::Integer(i64::from(ctx.keyspace().unblock_client(id, error)))
+        }
+        Ok("unpause") => {
+            ctx.keyspace().inner.pause.unpause();
+            Frame::ok()
+        }
         // Redis 7.2's library-name/version report; accepted and ignored.
         Ok(_) => Frame::ok(),
     }
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL], with Redis 7.0's errors.
+fn client_pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    use crate::pause::PauseKind;
+    if args.len() > 4 {
+        return Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(arg(args, 1))
+        ));
+    }
+    // The mode is checked before the timeout, as in Redis.
+    let kind = match args.get(3) {
+        None => PauseKind::All,
+        Some(m) if is(m, "write") => PauseKind::Write,
+        Some(m) if is(m, "all") => PauseKind::All,
+        Some(_) => return err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let ms = match crate::num::string2ll(arg(args, 2)) {
+        Some(n) if n < 0 => return err("ERR timeout is negative"),
+        Some(n) => n,
+        None => return err("ERR timeout is not an integer or out of range"),
+    };
+    let ms = u64::try_from(ms).unwrap_or(0);
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms.min(1 << 40));
+    ctx.keyspace().inner.pause.pause(kind, until);
+    Frame::ok()
 }
 
 /// CLIENT REPLY ON|OFF|SKIP, as Redis 7.0's flags. The session drops the
@@ -528,5 +583,6 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     s.reply_off = false;
     s.reply_skip_next = false;
     s.authenticated = ks.inner.requirepass.is_none();
+    ks.inner.monitors.remove(s.id);
     Frame::simple("RESET")
 }

@@ -184,6 +184,21 @@ pub(crate) fn filter_doc_subs(docs: &Frame, keep: impl Fn(&[u8]) -> bool) -> Fra
     Frame::Map(fields)
 }
 
+/// Whether Redis' `COMMAND INFO` of `name` (`get`, `config|get`) lists
+/// `flag` among its flags, including those cairn does not dispatch on
+/// (`skip_slowlog`, `skip_monitor`).
+pub(crate) fn has_flag(name: &str, flag: &str) -> bool {
+    let Some(Frame::Array(info)) = redis_info(name) else {
+        return false;
+    };
+    let Some(Frame::Set(names) | Frame::Array(names)) = info.get(2) else {
+        return false;
+    };
+    names
+        .iter()
+        .any(|n| matches!(n, Frame::Simple(n) | Frame::Bulk(n) if n[..] == *flag.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

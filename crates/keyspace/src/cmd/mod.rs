@@ -13,8 +13,10 @@ pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod connection;
 pub(crate) mod geo;
+pub(crate) mod getkeys;
 pub(crate) mod hash;
 pub(crate) mod hll;
+pub(crate) mod introspect;
 pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod meta;
@@ -368,6 +370,26 @@ pub(crate) enum Handler {
 pub(crate) struct Command {
     pub(crate) spec: CommandSpec,
     pub(crate) handler: Handler,
+    /// Its statistics slot; its subcommands' follow, in `spec.subs` order.
+    pub(crate) stat: usize,
+}
+
+impl Command {
+    /// The statistics slot of a call (Redis counts a container's calls
+    /// under the subcommand, `config|get`): `None` for an unknown
+    /// subcommand, which Redis rejects without a command to count it on.
+    pub(crate) fn stat_slot(&self, args: &[Bytes]) -> Option<usize> {
+        if self.spec.subs.is_empty() || args.len() < 2 {
+            return Some(self.stat);
+        }
+        let sub = args.get(1)?;
+        let i = self
+            .spec
+            .subs
+            .iter()
+            .position(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))?;
+        Some(self.stat + 1 + i)
+    }
 }
 
 /// Collects commands into a [`Table`].
@@ -382,6 +404,7 @@ impl TableBuilder {
         self.push(Command {
             spec,
             handler: Handler::Builtin(f),
+            stat: 0,
         });
     }
 
@@ -412,6 +435,7 @@ impl TableBuilder {
         self.push(Command {
             spec,
             handler: Handler::Ext(ext),
+            stat: 0,
         });
     }
 
@@ -420,14 +444,36 @@ impl TableBuilder {
         self.commands.push(c);
     }
 
-    pub(crate) fn build(self) -> Table {
+    pub(crate) fn build(mut self) -> Table {
         let mut by_name = HashMap::with_capacity(self.commands.len());
-        for (i, c) in self.commands.iter().enumerate() {
+        let mut stat_names: Vec<String> = Vec::new();
+        for (i, c) in self.commands.iter_mut().enumerate() {
             by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
+            c.stat = stat_names.len();
+            stat_names.push(c.spec.name.to_owned());
+            for (sub, _) in c.spec.subs {
+                stat_names.push(format!("{}|{sub}", c.spec.name));
+            }
         }
+        let may_replicate = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "may_replicate") || meta::has_flag(n, "write"))
+            .collect();
+        let skip_monitor = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "skip_monitor") || meta::has_flag(n, "admin"))
+            .collect();
+        let skip_slowlog = stat_names
+            .iter()
+            .map(|n| meta::has_flag(n, "skip_slowlog"))
+            .collect();
         Table {
             by_name,
             commands: self.commands,
+            stat_names,
+            skip_slowlog,
+            may_replicate,
+            skip_monitor,
         }
     }
 }
@@ -440,6 +486,17 @@ const MAX_NAME: usize = 32;
 pub(crate) struct Table {
     by_name: HashMap<Box<[u8]>, usize>,
     pub(crate) commands: Vec<Command>,
+    /// The names of the statistics slots (`get`, `config|get`).
+    pub(crate) stat_names: Vec<String>,
+    /// By statistics slot: Redis flags the command `skip_slowlog` (EXEC,
+    /// which the slow log shows through the commands it runs).
+    pub(crate) skip_slowlog: Vec<bool>,
+    /// By statistics slot: Redis flags the command `write` or
+    /// `may_replicate` (PUBLISH, EVAL, ...): CLIENT PAUSE WRITE holds it.
+    pub(crate) may_replicate: Vec<bool>,
+    /// By statistics slot: MONITOR does not show it (Redis' `skip_monitor`
+    /// and `admin` commands).
+    pub(crate) skip_monitor: Vec<bool>,
 }
 
 impl Table {
@@ -476,6 +533,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     stream::register(&mut t);
     tx::register(&mut t);
     pubsub::register(&mut t);
+    introspect::register(&mut t);
     t
 }
 

@@ -17,7 +17,9 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("command", |s| s.subs(COMMAND_SUBS), command);
     t.redis_with("config", |s| s.subs(CONFIG_SUBS), config);
     t.redis("info", info);
-    t.redis("debug", debug);
+    // Exclusive: DEBUG SLEEP stops the whole server as in Redis, and the
+    // other subcommands are rare and administrative.
+    t.redis_with("debug", |s| s.also(Flags::EXCLUSIVE), debug);
     t.redis_with("object", |s| s.subs(OBJECT_SUBS), object);
     t.redis("time", time);
     t.redis("dbsize", dbsize);
@@ -26,7 +28,15 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis_with("swapdb", |s| s.also(Flags::EXCLUSIVE), swapdb);
 }
 
-const COMMAND_SUBS: &[(&str, i32)] = &[("count", 2), ("info", -2), ("docs", -2), ("list", -2)];
+const COMMAND_SUBS: &[(&str, i32)] = &[
+    ("count", 2),
+    ("info", -2),
+    ("docs", -2),
+    ("list", -2),
+    ("getkeys", -4),
+    ("getkeysandflags", -4),
+    ("help", 2),
+];
 const CONFIG_SUBS: &[(&str, i32)] = &[
     ("get", -3),
     ("set", -4),
@@ -166,6 +176,36 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match subcommand("command", args, COMMAND_SUBS) {
         Err(e) => e,
         Ok("count") => int(table.commands.len()),
+        Ok("getkeys") => super::getkeys::getkeys(table, args, false),
+        Ok("getkeysandflags") => super::getkeys::getkeys(table, args, true),
+        Ok("help") => Frame::Array(
+            [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        ),
         Ok("info") if names.is_empty() => {
             Frame::Array(table.commands.iter().map(command_info).collect())
         }
@@ -224,7 +264,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
         Ok("rewrite") => err("ERR The server is running without a config file"),
         Ok("resetstat") => {
-            ks.inner.commands_processed.store(0, Ordering::Relaxed);
+            ks.inner.stats.reset();
             ks.inner.clients.received.store(0, Ordering::Relaxed);
             ks.engine()
                 .counters
@@ -361,6 +401,9 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         }
     }
     // After the parameters' lock is released: an extension reads them back.
+    for (k, v) in &accepted {
+        ks.param_changed(k, v);
+    }
     for (k, v) in &accepted {
         for ext in &ks.inner.extensions {
             ext.config_applied(ks, k, v);
@@ -528,14 +571,24 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         );
     }
     if want("stats") {
+        let st = &ks.inner.stats;
+        let kbps = |metric: usize| st.instantaneous(metric) as f64 / 1024.0;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
             ks.inner.clients.received.load(Ordering::Relaxed),
-            ks.inner.commands_processed.load(Ordering::Relaxed),
+            st.commands(),
+            st.instantaneous(0),
+            st.net_in(),
+            st.net_out(),
+            kbps(1),
+            kbps(2),
             ks.expired_keys(),
+            st.hits(),
+            st.misses(),
             ks.inner.pubsub.channels(None).len(),
             ks.inner.pubsub.numpat(),
+            st.error_replies(),
         );
     }
     for ext in &ks.inner.extensions {
@@ -550,6 +603,70 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
                 let _ = write!(out, "# {title}\r\n{body}\r\n");
             }
         }
+    }
+    // Redis' default sections include errorstats but not commandstats
+    // nor latencystats; `all` and `everything` include them.
+    let every = sections.iter().any(|s| s == "all" || s == "everything");
+    let named = |name: &str| every || sections.iter().any(|s| s == name);
+    let st = &ks.inner.stats;
+    let names = &ks.inner.table.stat_names;
+    if named("commandstats") {
+        out.push_str("# Commandstats\r\n");
+        for (slot, name) in names.iter().enumerate() {
+            let t = st.command(slot);
+            if t.calls == 0 && t.rejected == 0 && t.failed == 0 {
+                continue;
+            }
+            let usec = t.nanos / 1000;
+            let per_call = if t.calls == 0 {
+                0.0
+            } else {
+                usec as f64 / t.calls as f64
+            };
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                t.calls, t.rejected, t.failed
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("errorstats") {
+        out.push_str("# Errorstats\r\n");
+        for (prefix, n) in st.errors() {
+            let _ = write!(out, "errorstat_{prefix}:count={n}\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    if named("latencystats") {
+        out.push_str("# Latencystats\r\n");
+        let ps = ks
+            .config_param("latency-tracking-info-percentiles")
+            .and_then(|v| parse_percentiles(&v).ok())
+            .unwrap_or_default();
+        // Redis writes the lines only while tracking is on.
+        let tracking = st.tracking.load(Ordering::Relaxed);
+        for (slot, name) in names.iter().enumerate().filter(|_| tracking) {
+            let Some(h) = st.histogram(slot) else {
+                continue;
+            };
+            let fields: Vec<String> = ps
+                .iter()
+                .map(|p| {
+                    format!(
+                        "p{}={:.3}",
+                        trim_double(*p),
+                        h.percentile(*p) as f64 / 1000.0
+                    )
+                })
+                .collect();
+            let _ = write!(
+                out,
+                "latency_percentiles_usec_{name}:{}\r\n",
+                fields.join(",")
+            );
+        }
+        out.push_str("\r\n");
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
@@ -641,6 +758,29 @@ const POLICIES: [&str; 8] = [
     "noeviction",
 ];
 
+/// `latency-tracking-info-percentiles`: numbers between 0 and 100
+/// separated by spaces, with Redis' errors.
+fn parse_percentiles(v: &str) -> Result<Vec<f64>, &'static str> {
+    v.split_ascii_whitespace()
+        .map(|w| {
+            let p = crate::num::parse_float(w.as_bytes())
+                .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+            if (0.0..=100.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+            }
+        })
+        .collect()
+}
+
+/// Redis' `%f` then `trimDoubleString`: `50`, `99.9`, `1.5`.
+fn trim_double(p: f64) -> String {
+    let s = format!("{p:.6}");
+    let s = s.trim_end_matches('0');
+    s.trim_end_matches('.').to_owned()
+}
+
 /// Redis' `memtoull`: digits with an optional k/kb/m/mb/g/gb unit.
 fn parse_memory(v: &str) -> Option<u64> {
     let lower = v.to_ascii_lowercase();
@@ -674,6 +814,14 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
         return crate::notify::parse_classes(value)
             .map(crate::notify::classes_to_string)
             .ok_or(crate::notify::BAD_CLASS);
+    }
+    if name == "latency-tracking-info-percentiles" {
+        return parse_percentiles(&v).map(|ps| {
+            ps.iter()
+                .map(|p| trim_double(*p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
     }
     if name == "maxmemory-policy" {
         let l = v.to_ascii_lowercase();
@@ -718,11 +866,44 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 return Frame::ok();
             }
             let d = std::time::Duration::from_secs_f64(secs.min(1e9));
-            // The client waits; the worker thread does not.
-            ctx.block(Box::pin(async move {
-                tokio::time::sleep(d).await;
-                Frame::ok()
-            }))
+            // Redis stops serving for the duration (tests rely on it): the
+            // gate is held for write, so every other command waits.
+            std::thread::sleep(d);
+            Frame::ok()
+        }
+        ("digest", 2) => {
+            let ks = ctx.keyspace();
+            let e = ks.engine();
+            let now = ctx.now_ms();
+            let mut all = crate::digest::Dataset::new();
+            for db in 0..e.databases() {
+                if e.db_counts(db).0 == 0 {
+                    continue;
+                }
+                all.db(u32::try_from(db).unwrap_or(u32::MAX));
+                for idx in e.db_shards(db) {
+                    let shard = e.lock_index(idx, now);
+                    for (k, entry) in shard.keys() {
+                        all.key(k.as_bytes(), entry.value(), entry.expires_at_ms().is_some());
+                    }
+                }
+            }
+            Frame::Simple(Bytes::from(all.hex()))
+        }
+        ("digest-value", _) => {
+            let mut out = Vec::new();
+            for key in args.iter().skip(2) {
+                let mut shard = ctx.shard(key);
+                let d = match shard.get(key) {
+                    Some(entry) => crate::digest::value_digest(
+                        entry.value(),
+                        entry.expires_at_ms().is_some(),
+                    ),
+                    None => [0; 20],
+                };
+                out.push(Frame::Simple(Bytes::from(crate::digest::hex(&d))));
+            }
+            Frame::Array(out)
         }
         ("set-active-expire", 3) => match parse_int(arg(args, 2)) {
             Ok(n) => {
