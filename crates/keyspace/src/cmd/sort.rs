@@ -19,6 +19,7 @@ use cairn_resp::Frame;
 use super::args::arg;
 use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, wrongtype};
 use crate::engine::Locked;
+use crate::notify::Class;
 use crate::num::{is_c_space, strtod};
 use crate::pqsort::pqsort;
 use crate::value::{QuickList, Value};
@@ -364,12 +365,13 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let shard = locked.shard(db, dst);
     if outputlen > 0 {
         shard.set(dst, Value::List(Arc::new(list)), None);
+        shard.notify(Class::List, "sortstore", dst);
         ctx.keyspace().signal_key_ready(db, dst);
         if outputlen > 1 {
             shard.add_changes(outputlen as u64 - 1);
         }
-    } else {
-        shard.remove(dst);
+    } else if shard.remove(dst).is_some() {
+        shard.notify(Class::Generic, "del", dst);
     }
     int(outputlen)
 }

@@ -17,6 +17,7 @@ use super::{Ctx, ERR_SYNTAX, TableBuilder, err, int, is, parse_int, subcommand};
 use crate::blocking::{BlockedOp, Served, block_or_timeout};
 use crate::encoding::Limits;
 use crate::engine::Locked;
+use crate::notify::Class;
 use crate::stream::{AppendError, Group, INVALID_ENTRIES_READ, NodeLimits, Stream, StreamId, Trim};
 use crate::value::Value;
 
@@ -368,7 +369,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(how) => s.trim(how, p.approx, p.limit),
         None => 0,
     };
-    let id = if exists {
+    let (id, trimmed) = if exists {
         let Some(mut e) = shard.entry_mut(key) else {
             return Frame::Null;
         };
@@ -376,23 +377,25 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             return super::wrongtype();
         };
         match s.add(p.id, &pairs, now, limits) {
-            Ok(id) => {
-                trim(s);
-                id
-            }
+            Ok(id) => (id, trim(s)),
             Err(e) => return append_error(e),
         }
     } else {
         let mut s = Stream::new();
         match s.add(p.id, &pairs, now, limits) {
             Ok(id) => {
-                trim(&mut s);
+                let trimmed = trim(&mut s);
                 shard.set(key, Value::Stream(Arc::new(s)), None);
-                id
+                (id, trimmed)
             }
             Err(e) => return append_error(e),
         }
     };
+    // Redis' order: `xadd`, then `xtrim` when MAXLEN/MINID removed entries.
+    shard.notify(Class::Stream, "xadd", key);
+    if trimmed > 0 {
+        shard.notify(Class::Stream, "xtrim", key);
+    }
     ctx.ks.signal_key_ready(ctx.db(), key);
     id_frame(id)
 }
@@ -491,6 +494,9 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return super::wrongtype();
     };
     let deleted = ids.iter().filter(|id| s.delete(**id)).count();
+    if deleted > 0 {
+        shard.notify(Class::Stream, "xdel", key);
+    }
     shard.add_changes(deleted.saturating_sub(1) as u64);
     int(deleted)
 }
@@ -522,6 +528,9 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return super::wrongtype();
     };
     let n = p.trim.map_or(0, |how| s.trim(how, p.approx, p.limit));
+    if n > 0 {
+        shard.notify(Class::Stream, "xtrim", key);
+    }
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
@@ -591,6 +600,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if !max_xdel.is_zero() {
         s.max_deleted = max_xdel;
     }
+    shard.notify(Class::Stream, "xsetid", key);
     Frame::ok()
 }
 
@@ -709,6 +719,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 let mut s = Stream::new();
                 s.create_group(group, Group::new(id, entries_read));
                 shard.set(key, Value::Stream(Arc::new(s)), None);
+                shard.notify(Class::Stream, "xgroup-create", key);
                 return Frame::ok();
             }
             let Some(mut e) = shard.entry_mut(key) else {
@@ -717,6 +728,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             if let Ok(s) = e.value_mut().as_stream_mut() {
                 s.create_group(group, Group::new(id, entries_read));
             }
+            shard.notify(Class::Stream, "xgroup-create", key);
             Frame::ok()
         }
         "setid" => {
@@ -737,6 +749,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 g.last_id = id;
                 g.entries_read = entries_read;
             }
+            shard.notify(Class::Stream, "xgroup-setid", key);
             Frame::ok()
         }
         "destroy" => {
@@ -749,6 +762,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             if let Ok(s) = e.value_mut().as_stream_mut() {
                 s.destroy_group(group);
             }
+            shard.notify(Class::Stream, "xgroup-destroy", key);
             // Blocked XREADGROUP clients of the group get -NOGROUP.
             ctx.ks.signal_key_ready(ctx.db(), key);
             Frame::Integer(1)
@@ -772,6 +786,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 .ok()
                 .and_then(|s| s.group_mut(group))
                 .is_some_and(|g| g.create_consumer(name, now));
+            if created {
+                shard.notify(Class::Stream, "xgroup-createconsumer", key);
+            }
             Frame::Integer(i64::from(created))
         }
         "delconsumer" => {
@@ -794,6 +811,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 .and_then(|s| s.group_mut(group))
                 .and_then(|g| g.delete_consumer(name))
                 .unwrap_or(0);
+            shard.notify(Class::Stream, "xgroup-delconsumer", key);
             int(pending)
         }
         _ => syntax(),
@@ -1041,6 +1059,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     let mut out = Vec::new();
     let mut consumer_ready = false;
+    let mut created_consumer = false;
     for id in ids {
         let entry = view.get(id);
         if entry.is_none() {
@@ -1064,6 +1083,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 c.seen_time = now;
             } else {
                 g.create_consumer(&name, now);
+                created_consumer = true;
             }
             consumer_ready = true;
         }
@@ -1100,6 +1120,9 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 None => out.push(Frame::Null),
             }
         }
+    }
+    if created_consumer {
+        shard.notify(Class::Stream, "xgroup-createconsumer", key);
     }
     Frame::Array(out)
 }
@@ -1164,6 +1187,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut cursor = start;
     let mut next: Option<StreamId> = None;
     let mut consumer_ready = false;
+    let mut created_consumer = false;
     loop {
         if attempts == 0 || count == 0 {
             // Redis' iterator steps once more for the next cursor.
@@ -1199,6 +1223,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 c.seen_time = now;
             } else {
                 g.create_consumer(&name, now);
+                created_consumer = true;
             }
             consumer_ready = true;
         }
@@ -1218,6 +1243,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         if id == StreamId::MAX {
             break;
         }
+    }
+    if created_consumer {
+        shard.notify(Class::Stream, "xgroup-createconsumer", key);
     }
     Frame::Array(vec![
         id_frame(next.unwrap_or(StreamId::MIN)),
@@ -1492,8 +1520,12 @@ impl BlockedOp for StreamWait {
                 let Some((view, grp)) = s.split_group(g) else {
                     return Served::WrongKind;
                 };
-                touch_consumer(grp, consumer, now);
-                view.deliver(grp, start, self.count, consumer, *noack, now)
+                let created = touch_consumer(grp, consumer, now);
+                let entries = view.deliver(grp, start, self.count, consumer, *noack, now);
+                if created {
+                    shard.notify(Class::Stream, "xgroup-createconsumer", key);
+                }
+                entries
             }
         };
         let body = entries_frame(entries);
@@ -1507,11 +1539,17 @@ impl BlockedOp for StreamWait {
 }
 
 /// Looks consumer `name` up (refreshing its seen-time) or creates it.
-fn touch_consumer(g: &mut Group, name: &Bytes, now: i64) {
+/// Returns whether it was created (Redis then emits
+/// `xgroup-createconsumer`).
+fn touch_consumer(g: &mut Group, name: &Bytes, now: i64) -> bool {
     match g.consumers.get_mut(name) {
-        Some(c) => c.seen_time = now,
+        Some(c) => {
+            c.seen_time = now;
+            false
+        }
         None => {
             g.create_consumer(name, now);
+            true
         }
     }
 }
@@ -1659,7 +1697,7 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 let Some((view, g)) = s.split_group(gname) else {
                     continue;
                 };
-                touch_consumer(g, consumer, now);
+                let created = touch_consumer(g, consumer, now);
                 let body = match id {
                     Some(gt) => {
                         let start = gt.incr().unwrap_or(StreamId::MAX);
@@ -1696,6 +1734,9 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                         entries_frame(view.deliver(g, start, count_u, consumer, noack, now))
                     }
                 };
+                if created {
+                    shard.notify(Class::Stream, "xgroup-createconsumer", key);
+                }
                 served.push((Frame::Bulk(key.clone()), body));
             }
         }

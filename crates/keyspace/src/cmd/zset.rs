@@ -828,7 +828,13 @@ pub(crate) fn store_result(
         }
     } else {
         shard.set(dst, Value::ZSet(Arc::new(result)), None);
-        shard.notify(Class::Zset, ctx.command(), dst);
+        // GEORADIUS and GEORADIUSBYMEMBER with STORE name their event
+        // `georadiusstore`, as Redis' `georadiusGeneric`.
+        let event = match ctx.command() {
+            "georadius" | "georadiusbymember" => "georadiusstore",
+            other => other,
+        };
+        shard.notify(Class::Zset, event, dst);
         ctx.keyspace().signal_key_ready(ctx.db(), dst);
     }
     int(n)
