@@ -380,7 +380,7 @@ impl Session {
             && !allow_busy
         {
             if b.since.elapsed() >= b.threshold {
-                return reject(ks, state, slot, b.reply);
+                return refuse(ks, state, spec.name, slot, b.reply);
             }
             if self.served {
                 let ks = ks.clone();

@@ -14,6 +14,7 @@ use super::args::arg;
 use super::zset::{self, AddFlags};
 use super::{Ctx, ERR_NOT_FLOAT, ERR_SYNTAX, TableBuilder, err, is, parse_int};
 use crate::geohash::{self, LAT_MAX, LONG_MAX, Search, Shape};
+use crate::notify::Class;
 use crate::num::parse_score;
 use crate::pqsort::pqsort;
 use crate::value::SortedSet;
@@ -400,7 +401,10 @@ fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         // No source key.
         return match store {
             Some(dst) => {
-                locked.shard(db, dst).remove(dst);
+                let shard = locked.shard(db, dst);
+                if shard.remove(dst).is_some() {
+                    shard.notify(Class::Generic, "del", dst);
+                }
                 Frame::Integer(0)
             }
             None => Frame::Array(Vec::new()),
