@@ -746,9 +746,9 @@ impl Extension for Scripting {
         let core = &self.core;
         match ctx.command() {
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-                core.eval(ctx.keyspace(), ctx.db(), args)
+                off_the_worker(|| core.eval(ctx.keyspace(), ctx.db(), args))
             }
-            "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
+            "fcall" | "fcall_ro" => off_the_worker(|| core.fcall(ctx.keyspace(), ctx.db(), args)),
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
                 // KILL is served then (the Lua side is in use).
@@ -801,5 +801,20 @@ impl Extension for Scripting {
         // One setting under two names in Redis 7.0: CONFIG GET of either
         // reads the value last set through either.
         ks.set_config_param(other, value);
+    }
+}
+
+/// Runs a script on the connection's worker thread, but first hands that
+/// worker's queued tasks to another thread (`block_in_place`): a task
+/// sitting in the worker's LIFO slot cannot be stolen, so a script that
+/// runs for seconds would otherwise starve it (a connection accepted just
+/// before the script started would get neither its reply nor `-BUSY`).
+/// On a current-thread runtime, or outside one, it just runs.
+fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
