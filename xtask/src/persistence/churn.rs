@@ -1419,7 +1419,18 @@ fn drive(
             };
             let g = logged_commit(&line)
                 .with_context(|| format!("the background snapshot failed: {line}"))?;
-            let i = info(control)?;
+            // The server logs the commit just before its state says "done"
+            // (so whoever sees it done in INFO also finds the line): poll
+            // INFO until the save is over, then it must name generation g.
+            let deadline = Instant::now() + WAIT;
+            let i = loop {
+                let i = info(control)?;
+                let running = i.get("rdb_bgsave_in_progress").map(String::as_str) != Some("0");
+                if !running || Instant::now() >= deadline {
+                    break i;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            };
             ensure!(
                 i.get("rdb_bgsave_in_progress").map(String::as_str) == Some("0")
                     && i.get("cairn_current_generation") == Some(&g.to_string()),
