@@ -165,7 +165,7 @@ impl KeyspaceBuilder {
             inner: Arc::new(Inner {
                 engine,
                 table,
-                requirepass: self.requirepass,
+                auth: crate::auth::Auth::new(params.get("requirepass").map(|p| p.as_bytes())),
                 extensions: self.extensions,
                 params: RwLock::new(params),
                 config_set_serial: parking_lot::Mutex::new(()),
@@ -226,7 +226,7 @@ fn run_id() -> String {
 pub(crate) struct Inner {
     engine: Arc<Engine>,
     pub(crate) table: Table,
-    pub(crate) requirepass: Option<Bytes>,
+    pub(crate) auth: crate::auth::Auth,
     pub(crate) extensions: Vec<Arc<dyn Extension>>,
     pub(crate) params: RwLock<BTreeMap<String, String>>,
     /// Held through a whole `CONFIG SET`, notifications to the extensions
@@ -699,6 +699,7 @@ impl Keyspace {
                     self.inner.slowlog.max_len.store(n, Ordering::Relaxed);
                 }
             }
+            "requirepass" => self.inner.auth.set_requirepass(value.as_bytes()),
             "latency-monitor-threshold" => {
                 if let Some(n) = int() {
                     self.inner.latency.threshold.store(n, Ordering::Relaxed);
@@ -755,7 +756,8 @@ impl Keyspace {
         tx: mpsc::UnboundedSender<Event>,
     ) -> Session {
         self.inner.connected.fetch_add(1, Ordering::Relaxed);
-        let authenticated = self.inner.requirepass.is_none();
+        // Redis' createClient: authenticated when the default user is nopass.
+        let authenticated = !self.inner.auth.required();
         Session::new(self.clone(), SessionState::new(id, conn, authenticated, tx))
     }
 }

@@ -305,7 +305,8 @@ impl Session {
                 }
             }
         }
-        if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) && ks.inner.auth.required()
+        {
             return refuse(
                 ks,
                 state,
@@ -944,7 +945,7 @@ impl cairn_resp::Session for Session {
     /// Until `AUTH` succeeds on a server with `requirepass`, the connection
     /// server holds requests to Redis' unauthenticated limits.
     fn authenticated(&self) -> bool {
-        self.state.authenticated
+        self.state.authenticated || !self.ks.inner.auth.required()
     }
 
     /// `CLIENT REPLY OFF` / `SKIP` in effect for the command just executed.

@@ -68,35 +68,62 @@ fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Checks a password against `requirepass`; Redis 7.0's texts.
-fn check_password(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Frame> {
-    let ks = ctx.keyspace();
-    let ok = match &ks.inner.requirepass {
-        None => {
-            if user.is_none() {
-                return Err(err(
-                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-                ));
-            }
-            true
-        }
-        Some(p) => &p[..] == pass,
-    };
-    let user_ok = user.is_none_or(|u| u == b"default");
-    if ok && user_ok {
-        ctx.session().authenticated = true;
-        Ok(())
-    } else {
-        Err(err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+/// Authenticates the connection as `user` (the default user when `None`,
+/// the one-argument `AUTH`), with Redis 7.0's texts; a refusal is logged
+/// for `ACL LOG` under `object` (the command's name as the client typed
+/// it, as Redis logs `argv[0]`).
+fn check_password(
+    ctx: &mut Ctx<'_>,
+    object: &str,
+    user: Option<&[u8]>,
+    pass: &[u8],
+) -> Result<(), Frame> {
+    let auth = &ctx.keyspace().inner.auth;
+    if user.is_none() && auth.nopass() {
+        return Err(err(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
     }
+    // Only the default user exists; another name fails as an unknown user
+    // does in Redis, after the same work, so the time does not tell.
+    let ok = auth.check(pass) && user.is_none_or(|u| u == b"default");
+    if ok {
+        ctx.session().authenticated = true;
+        return Ok(());
+    }
+    let cmd = ctx.command();
+    let info = own_client_line(ctx, cmd);
+    ctx.keyspace()
+        .inner
+        .auth
+        .log_denied_auth(object, user.unwrap_or(b"default"), info);
+    Err(err(
+        "WRONGPASS invalid username-password pair or user is disabled.",
+    ))
+}
+
+/// The command's name as the client typed it.
+fn typed(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(arg(args, 0)).into_owned()
+}
+
+/// The caller's own `CLIENT INFO` line, naming `cmd` as its command.
+pub(crate) fn own_client_line(ctx: &mut Ctx<'_>, cmd: &str) -> String {
+    let me = ctx.session().id;
+    ctx.keyspace()
+        .inner
+        .clients
+        .all()
+        .into_iter()
+        .find(|c| c.id == me)
+        .map(|c| client_line(ctx, &c, cmd))
+        .unwrap_or_default()
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let r = match args.len() {
-        2 => check_password(ctx, None, arg(args, 1)),
-        3 => check_password(ctx, Some(arg(args, 1)), arg(args, 2)),
+        2 => check_password(ctx, &typed(args), None, arg(args, 1)),
+        3 => check_password(ctx, &typed(args), Some(arg(args, 1)), arg(args, 2)),
         _ => return err(ERR_SYNTAX),
     };
     match r {
@@ -119,7 +146,9 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut setname = None;
     while let Some(opt) = args.get(i) {
         if is(opt, "auth") && i + 2 < args.len() {
-            if let Err(e) = check_password(ctx, Some(arg(args, i + 1)), arg(args, i + 2)) {
+            if let Err(e) =
+                check_password(ctx, &typed(args), Some(arg(args, i + 1)), arg(args, i + 2))
+            {
                 return e;
             }
             i += 3;
@@ -133,7 +162,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             ));
         }
     }
-    if !ctx.session().authenticated {
+    if !ctx.session().authenticated && ctx.keyspace().inner.auth.required() {
         return err(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         );
@@ -199,16 +228,7 @@ fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ok("getredir") => super::tracking::client_getredir(ctx),
         Ok("trackinginfo") => super::tracking::client_trackinginfo(ctx),
         Ok("info") => {
-            let me = ctx.session().id;
-            let line = ctx
-                .keyspace()
-                .inner
-                .clients
-                .all()
-                .into_iter()
-                .find(|c| c.id == me)
-                .map(|c| client_line(ctx, &c))
-                .unwrap_or_default();
+            let line = own_client_line(ctx, "client");
             Frame::Verbatim {
                 format: *b"txt",
                 text: Bytes::from(line + "\n"),
@@ -313,7 +333,7 @@ fn client_reply(s: &mut crate::SessionState, mode: &[u8]) -> Frame {
 
 /// One `CLIENT LIST` line in Redis 7.0's field order. Memory and buffer
 /// fields are not tracked by cairn and read as Redis' idle-client values.
-fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
+fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client, own_cmd: &str) -> String {
     let me = ctx.session().id == c.id;
     let (db, name, cmd, idle, sub, psub, multi, resp, no_evict, no_touch) = if me {
         // The caller's own line shows its live state and this command.
@@ -321,7 +341,7 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client) -> String {
         (
             s.db,
             s.name.clone(),
-            "client",
+            own_cmd,
             0,
             s.channels.len(),
             s.patterns.len(),
@@ -434,7 +454,7 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
             continue;
         }
-        let line = client_line(ctx, &c);
+        let line = client_line(ctx, &c, "client");
         let pubsub = line.contains(" flags=P");
         match ty {
             Some("normal") if pubsub => continue,
@@ -582,7 +602,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     // a SKIP that covers this very command (RESET is then not answered).
     s.reply_off = false;
     s.reply_skip_next = false;
-    s.authenticated = ks.inner.requirepass.is_none();
+    s.authenticated = !ks.inner.auth.required();
     ks.inner.monitors.remove(s.id);
     Frame::simple("RESET")
 }

@@ -9,6 +9,7 @@
 //! parse arguments with [`args`] and numbers with [`crate::num`], and call
 //! its `register` from [`builtin_table`].
 
+pub(crate) mod acl;
 pub(crate) mod args;
 pub(crate) mod bitmap;
 pub(crate) mod connection;
@@ -519,6 +520,7 @@ impl Table {
 pub(crate) fn builtin_table() -> TableBuilder {
     let mut t = TableBuilder::default();
     connection::register(&mut t);
+    acl::register(&mut t);
     server::register(&mut t);
     strings::register(&mut t);
     bitmap::register(&mut t);

@@ -54,7 +54,7 @@ const OBJECT_SUBS: &[(&str, i32)] = &[
 
 /// `COMMAND INFO` of a command: Redis' own entry when Redis has the command
 /// (subcommands limited to those cairn implements), else built from the spec.
-fn command_info(c: &Command) -> Frame {
+pub(crate) fn command_info(c: &Command) -> Frame {
     let s = &c.spec;
     if let Some(info) = super::meta::redis_info(s.name) {
         return super::meta::filter_subs(info, |full| {
