@@ -297,3 +297,80 @@ async fn acl_categories_and_genpass_match_redis() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// An address of this machine that is not loopback, found from the route
+/// to a public address (a UDP `connect` sends nothing).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Reads until the server closes the connection.
+async fn read_to_close(addr: std::net::SocketAddr, send: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(send).await?;
+    let mut out = Vec::new();
+    let read = s.read_to_end(&mut out);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+        Ok(Ok(_)) => Ok(out),
+        // A reset after the refusal was written still delivered it.
+        Ok(Err(e)) if !out.is_empty() => {
+            println!("connection reset after the reply: {e}");
+            Ok(out)
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => bail!("the connection stayed open; read so far: {out:?}"),
+    }
+}
+
+/// Protected mode as Redis 7.0.15: a peer that is not loopback gets
+/// Redis' `-DENIED` text (recorded from redis-server 7.0.15 connected to
+/// over eth0) and is closed while the default user has no password; a
+/// password or `protected-mode no` lets it in; loopback is always served.
+#[tokio::test]
+async fn protected_mode_refuses_remote_peers_without_a_password() -> anyhow::Result<()> {
+    const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+    let Some(ip) = non_loopback_ip() else {
+        if std::env::var("CI").is_ok() {
+            bail!("protected mode: this machine has no non-loopback address to connect from");
+        }
+        println!("skipped: protected mode needs a non-loopback address on this machine");
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let server = cairn_server::Server::builder()
+        .bind(std::net::IpAddr::from([0, 0, 0, 0]))
+        .port(0)
+        .persistence(false)
+        .data_dir(dir.path())
+        .build()
+        .start()
+        .await?;
+    let port = server.addr().port();
+    let remote = std::net::SocketAddr::new(ip, port);
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(read_to_close(remote, b"PING\r\n").await?, DENIED);
+    let mut admin = Conn::connect(local).await?;
+    assert_eq!(admin.call(&["PING"]).await?, Reply::Simple("PONG".into()));
+    // A password lets the remote peer in (to authenticate).
+    admin.call(&["CONFIG", "SET", "requirepass", "pw"]).await?;
+    let mut c = Conn::connect(remote).await?;
+    assert!(c.call(&["PING"]).await?.is_error(), "NOAUTH");
+    assert_eq!(c.call(&["AUTH", "pw"]).await?, Reply::Simple("OK".into()));
+    // So does turning protected mode off.
+    admin.call(&["CONFIG", "SET", "requirepass", ""]).await?;
+    assert_eq!(read_to_close(remote, b"PING\r\n").await?, DENIED);
+    admin
+        .call(&["CONFIG", "SET", "protected-mode", "no"])
+        .await?;
+    let mut c = Conn::connect(remote).await?;
+    assert_eq!(c.call(&["PING"]).await?, Reply::Simple("PONG".into()));
+    println!(
+        "protected mode: peer {ip} refused, then admitted with a password and with protected-mode no"
+    );
+    server.shutdown().await?;
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -166,6 +166,9 @@ impl KeyspaceBuilder {
                 engine,
                 table,
                 auth: crate::auth::Auth::new(params.get("requirepass").map(|p| p.as_bytes())),
+                protected_mode: AtomicBool::new(
+                    params.get("protected-mode").is_none_or(|v| v == "yes"),
+                ),
                 extensions: self.extensions,
                 params: RwLock::new(params),
                 config_set_serial: parking_lot::Mutex::new(()),
@@ -227,6 +230,9 @@ pub(crate) struct Inner {
     engine: Arc<Engine>,
     pub(crate) table: Table,
     pub(crate) auth: crate::auth::Auth,
+    /// `protected-mode`: refuse non-loopback peers while the default user
+    /// has no password.
+    pub(crate) protected_mode: AtomicBool,
     pub(crate) extensions: Vec<Arc<dyn Extension>>,
     pub(crate) params: RwLock<BTreeMap<String, String>>,
     /// Held through a whole `CONFIG SET`, notifications to the extensions
@@ -700,6 +706,10 @@ impl Keyspace {
                 }
             }
             "requirepass" => self.inner.auth.set_requirepass(value.as_bytes()),
+            "protected-mode" => self
+                .inner
+                .protected_mode
+                .store(value == "yes", Ordering::Relaxed),
             "latency-monitor-threshold" => {
                 if let Some(n) = int() {
                     self.inner.latency.threshold.store(n, Ordering::Relaxed);
@@ -762,6 +772,9 @@ impl Keyspace {
     }
 }
 
+/// Redis 7.0.15's refusal, byte for byte (its "Setup a an" included).
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
 impl Service for Keyspace {
     type Session = Session;
 
@@ -769,5 +782,14 @@ impl Service for Keyspace {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = conn.id;
         (self.open_session(id, Some(conn), tx), rx)
+    }
+
+    /// Redis 7.0's protected mode (`clientAcceptHandler`): while it is on
+    /// and the default user is `nopass`, only loopback peers are served;
+    /// others get Redis' explanation and are closed.
+    fn refuse(&self, conn: &ConnInfo) -> Option<Bytes> {
+        let protect = self.inner.protected_mode.load(Ordering::Relaxed) && self.inner.auth.nopass();
+        (protect && !conn.peer.ip().to_canonical().is_loopback())
+            .then(|| Bytes::from_static(PROTECTED_MODE_DENIED))
     }
 }

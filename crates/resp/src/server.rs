@@ -141,6 +141,15 @@ pub async fn run<S: Service>(
             local,
         };
         next_id += 1;
+        if let Some(refusal) = service.refuse(&info) {
+            drop(permit);
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                let _done = done;
+                refuse(stream, &refusal).await;
+            });
+            continue;
+        }
         let service = Arc::clone(&service);
         let config = Arc::clone(&config);
         let stop = stop_rx.clone();
@@ -169,8 +178,13 @@ pub async fn run<S: Service>(
 }
 
 /// Answers a connection over `maxclients` and closes it.
-async fn reject(mut stream: TcpStream) {
-    let write = stream.write_all(MAX_CLIENTS_REPLY);
+async fn reject(stream: TcpStream) {
+    refuse(stream, MAX_CLIENTS_REPLY).await;
+}
+
+/// Writes `reply` to a connection that is not served, then closes it.
+async fn refuse(mut stream: TcpStream, reply: &[u8]) {
+    let write = stream.write_all(reply);
     match tokio::time::timeout(Duration::from_secs(1), write).await {
         Ok(Ok(())) => {
             let _ = stream.shutdown().await;

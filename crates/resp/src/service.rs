@@ -71,6 +71,14 @@ pub trait Service: Send + Sync + 'static {
     /// The returned receiver, if any, carries [`Event`]s for this connection
     /// (pub/sub pushes, kill requests); the server selects on it while idle.
     fn open(&self, conn: ConnInfo) -> (Self::Session, mpsc::UnboundedReceiver<Event>);
+
+    /// Asked once per accepted connection before [`open`](Service::open):
+    /// `Some(reply)` refuses it, and the server writes `reply` (raw RESP)
+    /// and closes the connection without opening a session (Redis' protected
+    /// mode). Default: every connection is admitted.
+    fn refuse(&self, _conn: &ConnInfo) -> Option<Bytes> {
+        None
+    }
 }
 
 /// One connection's state: selected database, protocol, MULTI queue, ...

@@ -58,6 +58,9 @@ pub struct Config {
     pub port: u16,
     /// Password clients must give with `AUTH`; none by default.
     pub requirepass: Option<String>,
+    /// Redis' `protected-mode`: while no password is set, serve only
+    /// loopback peers. Default on.
+    pub protected_mode: bool,
     /// Most simultaneous clients (`maxclients`). Default 10000.
     pub max_clients: usize,
     /// Number of databases. Default 16.
@@ -97,6 +100,7 @@ impl Default for Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 6379,
             requirepass: None,
+            protected_mode: true,
             max_clients: 10_000,
             databases: 16,
             persistence: true,
@@ -196,6 +200,9 @@ pub struct Args {
     /// Password required by AUTH.
     #[arg(long, env = "CAIRN_REQUIREPASS")]
     pub requirepass: Option<String>,
+    /// Without a password, refuse clients that are not on loopback [default: true].
+    #[arg(long, env = "CAIRN_PROTECTED_MODE", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub protected_mode: Option<bool>,
     /// Maximum number of simultaneous clients [default: 10000].
     #[arg(long, env = "CAIRN_MAXCLIENTS")]
     pub maxclients: Option<usize>,
@@ -264,6 +271,7 @@ struct ServerSection {
     bind: Option<IpAddr>,
     port: Option<u16>,
     requirepass: Option<String>,
+    protected_mode: Option<bool>,
     #[serde(alias = "max_clients")]
     maxclients: Option<usize>,
     databases: Option<usize>,
@@ -349,6 +357,10 @@ impl Args {
             bind: self.bind.or(s.bind).unwrap_or(d.bind),
             port: self.port.or(s.port).unwrap_or(d.port),
             requirepass: self.requirepass.or(s.requirepass).filter(|p| !p.is_empty()),
+            protected_mode: self
+                .protected_mode
+                .or(s.protected_mode)
+                .unwrap_or(d.protected_mode),
             max_clients: self.maxclients.or(s.maxclients).unwrap_or(d.max_clients),
             databases: self.databases.or(s.databases).unwrap_or(d.databases),
             persistence: self.persistence.or(p.persistence).unwrap_or(d.persistence),

@@ -125,6 +125,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Redis' `protected-mode` (default on): while the default user has no
+    /// password, only loopback peers are served.
+    pub fn protected_mode(mut self, on: bool) -> Self {
+        self.config.protected_mode = on;
+        self
+    }
+
     /// Redis save points (`save 3600 1 300 100`); empty disables. Default none.
     pub fn save_points(mut self, points: Vec<SavePoint>) -> Self {
         self.config.save = points;
@@ -242,6 +249,10 @@ impl Server {
         let mut builder = Keyspace::builder()
             .databases(config.databases)
             .requirepass(config.requirepass.clone())
+            .config_param(
+                "protected-mode",
+                if config.protected_mode { "yes" } else { "no" },
+            )
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
             .extension(scripting.clone())
