@@ -109,12 +109,16 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM (Ctrl-C elsewhere), registered once for the whole run.
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), registered once for the whole run;
+/// SIGHUP is caught and ignored, as Redis ignores it (a closed terminal
+/// must not kill the server without its shutdown snapshot).
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -125,6 +129,7 @@ impl Signals {
             Ok(Signals {
                 term: signal(SignalKind::terminate())?,
                 int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
@@ -137,9 +142,12 @@ impl Signals {
     async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         {
-            tokio::select! {
-                _ = self.term.recv() => Signal::Term,
-                _ = self.int.recv() => Signal::Int,
+            loop {
+                tokio::select! {
+                    _ = self.term.recv() => return Signal::Term,
+                    _ = self.int.recv() => return Signal::Int,
+                    _ = self.hup.recv() => info!("Received SIGHUP, ignored"),
+                }
             }
         }
         #[cfg(not(unix))]

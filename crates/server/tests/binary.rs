@@ -273,3 +273,23 @@ async fn info_memory_counts_what_the_binary_allocates() {
         );
     }
 }
+
+/// SIGHUP is ignored as Redis ignores it: the server keeps serving, its data
+/// intact, and a later SIGTERM still saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_ignored() {
+    const SIGHUP: i32 = 1;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = start(&dir, &[]);
+    let mut con = connect(server.addr).await;
+    let _: () = cmd(&mut con, &["SET", "k", "v"]).await;
+    server.signal(SIGHUP);
+    assert!(server.log_contains("Received SIGHUP, ignored"));
+    let v: String = cmd(&mut con, &["GET", "k"]).await;
+    assert_eq!(v, "v");
+    assert!(server.child.try_wait().unwrap().is_none(), "still running");
+    server.signal(SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
+    assert!(server.log_contains("snapshot committed generation=1"));
+}
