@@ -166,6 +166,18 @@ impl KeyspaceBuilder {
                 engine,
                 table,
                 auth: crate::auth::Auth::new(params.get("requirepass").map(|p| p.as_bytes())),
+                idle_timeout: tokio::sync::watch::Sender::new(std::time::Duration::from_secs(
+                    params
+                        .get("timeout")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                )),
+                tcp_keepalive: AtomicU64::new(
+                    params
+                        .get("tcp-keepalive")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(300),
+                ),
                 protected_mode: AtomicBool::new(
                     params.get("protected-mode").is_none_or(|v| v == "yes"),
                 ),
@@ -230,6 +242,10 @@ pub(crate) struct Inner {
     engine: Arc<Engine>,
     pub(crate) table: Table,
     pub(crate) auth: crate::auth::Auth,
+    /// `timeout`: idle clients are closed after this long (zero: never).
+    pub(crate) idle_timeout: tokio::sync::watch::Sender<std::time::Duration>,
+    /// `tcp-keepalive` in seconds, for connections accepted from now on.
+    pub(crate) tcp_keepalive: AtomicU64,
     /// `protected-mode`: refuse non-loopback peers while the default user
     /// has no password.
     pub(crate) protected_mode: AtomicBool,
@@ -706,6 +722,18 @@ impl Keyspace {
                 }
             }
             "requirepass" => self.inner.auth.set_requirepass(value.as_bytes()),
+            "timeout" => {
+                if let Some(n) = int().and_then(|n| u64::try_from(n).ok()) {
+                    self.inner
+                        .idle_timeout
+                        .send_replace(std::time::Duration::from_secs(n));
+                }
+            }
+            "tcp-keepalive" => {
+                if let Some(n) = int().and_then(|n| u64::try_from(n).ok()) {
+                    self.inner.tcp_keepalive.store(n, Ordering::Relaxed);
+                }
+            }
             "protected-mode" => self
                 .inner
                 .protected_mode
@@ -787,6 +815,10 @@ impl Service for Keyspace {
     /// Redis 7.0's protected mode (`clientAcceptHandler`): while it is on
     /// and the default user is `nopass`, only loopback peers are served;
     /// others get Redis' explanation and are closed.
+    fn tcp_keepalive(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.inner.tcp_keepalive.load(Ordering::Relaxed))
+    }
+
     fn refuse(&self, conn: &ConnInfo) -> Option<Bytes> {
         let protect = self.inner.protected_mode.load(Ordering::Relaxed) && self.inner.auth.nopass();
         (protect && !conn.peer.ip().to_canonical().is_loopback())

@@ -39,6 +39,11 @@ impl Monitors {
         self.count.store(c.len(), Ordering::Release);
     }
 
+    /// Whether client `id` monitors.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.active() && self.clients.read().iter().any(|(i, _)| *i == id)
+    }
+
     /// Whether anyone monitors.
     pub(crate) fn active(&self) -> bool {
         self.count.load(Ordering::Acquire) > 0

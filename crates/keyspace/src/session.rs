@@ -948,6 +948,17 @@ impl cairn_resp::Session for Session {
         self.state.authenticated || !self.ks.inner.auth.required()
     }
 
+    /// Redis' `timeout`, shared by every connection.
+    fn idle_limit(&self) -> Option<tokio::sync::watch::Receiver<std::time::Duration>> {
+        Some(self.ks.inner.idle_timeout.subscribe())
+    }
+
+    /// Redis spares subscribers and monitors (replicas too, which cairn
+    /// does not have) from `timeout`; blocked clients are not idle.
+    fn idle_exempt(&self) -> bool {
+        self.state.subscriptions() > 0 || self.ks.inner.monitors.contains(self.state.id)
+    }
+
     /// `CLIENT REPLY OFF` / `SKIP` in effect for the command just executed.
     fn reply_suppressed(&self) -> bool {
         self.state.reply_dropped

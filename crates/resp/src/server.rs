@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,6 +120,12 @@ pub async fn run<S: Service>(
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, error = %e, "set_nodelay failed");
         }
+        let keepalive = service.tcp_keepalive();
+        if !keepalive.is_zero()
+            && let Err(e) = set_keepalive(&stream, keepalive)
+        {
+            debug!(%peer, error = %e, "setting TCP keepalive failed");
+        }
         let Ok(permit) = clients.clone().try_acquire_owned() else {
             let done = done_tx.clone();
             tokio::spawn(async move {
@@ -177,6 +183,42 @@ pub async fn run<S: Service>(
     Ok(())
 }
 
+/// Redis' `anetKeepAlive`: probes after `idle`, then every third of it,
+/// three of them (where the platform lets the count be set).
+fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval((idle / 3).max(Duration::from_secs(1)));
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    let ka = ka.with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
+}
+
+/// Resolves when a client idle since `since` passes the idle limit, which
+/// may change (or be lifted) while it waits; never without a limit.
+async fn idle_expiry(limit: Option<watch::Receiver<Duration>>, since: Instant) {
+    let Some(mut limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        let d = *limit.borrow_and_update();
+        if d.is_zero() {
+            if limit.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until((since + d).into()) => return,
+            r = limit.changed() => {
+                if r.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
 /// Answers a connection over `maxclients` and closes it.
 async fn reject(stream: TcpStream) {
     refuse(stream, MAX_CLIENTS_REPLY).await;
@@ -222,6 +264,8 @@ enum FlushWake {
 
 /// What woke an idle or blocked connection.
 enum Wake {
+    /// Idle past the limit (`timeout`).
+    Idle,
     Read(io::Result<usize>),
     Event(Option<Event>),
     Stop,
@@ -246,6 +290,10 @@ struct Connection<T: Session> {
     killed: bool,
     /// A command to hand to the session again (see `Session::take_retry`).
     retry: Option<Vec<Bytes>>,
+    /// Since when the client has sent nothing (Redis' `lastinteraction`),
+    /// valid while `idle_since_set`.
+    idle_since: Instant,
+    idle_since_set: bool,
 }
 
 impl<T: Session> Connection<T> {
@@ -269,6 +317,8 @@ impl<T: Session> Connection<T> {
             output: BytesMut::with_capacity(READ_CHUNK),
             killed: false,
             retry: None,
+            idle_since: Instant::now(),
+            idle_since_set: false,
         }
     }
 
@@ -282,18 +332,38 @@ impl<T: Session> Connection<T> {
             }
             self.shrink_input();
             self.reserve_input();
+            if !self.idle_since_set {
+                self.idle_since = Instant::now();
+                self.idle_since_set = true;
+            }
+            let limit = if self.session.0.idle_exempt() {
+                None
+            } else {
+                self.session.0.idle_limit()
+            };
             let wake = tokio::select! {
                 r = self.stream.read_buf(&mut self.input) => Wake::Read(r),
                 ev = next_event(&mut self.events) => Wake::Event(ev),
                 _ = self.stop.wait_for(|s| *s) => Wake::Stop,
+                () = idle_expiry(limit, self.idle_since) => Wake::Idle,
             };
             match wake {
                 Wake::Read(r) => {
+                    self.idle_since_set = false;
                     if self.after_read(r?) == Flow::Close {
                         return Ok(());
                     }
                 }
-                Wake::Event(ev) => self.on_event(ev),
+                // A push written counts as interaction, as in Redis.
+                Wake::Event(ev) => {
+                    self.idle_since_set = false;
+                    self.on_event(ev);
+                }
+                Wake::Idle => {
+                    debug!("closing idle client (timeout)");
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
                 Wake::Stop | Wake::Ready(_) => return Ok(()),
             }
         }
@@ -398,7 +468,7 @@ impl<T: Session> Connection<T> {
                     self.on_event(ev);
                     self.flush().await?;
                 }
-                Wake::Stop => return Ok(Flow::Close),
+                Wake::Stop | Wake::Idle => return Ok(Flow::Close),
             }
         }
     }

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
 
 use crate::frame::{Frame, Protocol};
 
@@ -79,6 +81,12 @@ pub trait Service: Send + Sync + 'static {
     fn refuse(&self, _conn: &ConnInfo) -> Option<Bytes> {
         None
     }
+
+    /// Redis' `tcp-keepalive` for a connection accepted now: TCP keepalive
+    /// probes after this long idle (`Duration::ZERO`: off). Default off.
+    fn tcp_keepalive(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// One connection's state: selected database, protocol, MULTI queue, ...
@@ -121,6 +129,21 @@ pub trait Session: Send + 'static {
     /// socket since the last call, for statistics (Redis'
     /// `total_net_input_bytes`). Default: ignored.
     fn traffic(&mut self, _input: usize, _output: usize) {}
+
+    /// The idle limit of this connection (Redis' `timeout`): a receiver
+    /// whose value is the limit in effect (`Duration::ZERO`: none), so a
+    /// change applies to connections already idle. `None` (the default):
+    /// never closed for idleness.
+    fn idle_limit(&self) -> Option<watch::Receiver<Duration>> {
+        None
+    }
+
+    /// Whether the idle limit spares this connection now (Redis spares
+    /// subscribers). Asked each time the connection goes idle. Default
+    /// `false`.
+    fn idle_exempt(&self) -> bool {
+        false
+    }
 
     /// Called once when the connection ends, whatever the reason.
     fn closed(&mut self) {}
