@@ -144,3 +144,56 @@ async fn tcp_keepalive_is_set_on_accepted_connections() -> anyhow::Result<()> {
         Ok(())
     }
 }
+
+/// Reads what the server sends a new connection that says nothing.
+async fn greeting(addr: SocketAddr) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(b"PING\r\n").await?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
+        out.extend_from_slice(&buf[..n]);
+        if n == 0 || out.ends_with(b"\r\n") {
+            return Ok(out);
+        }
+    }
+}
+
+async fn maxclients_holds(addr: SocketAddr, who: &str) -> anyhow::Result<()> {
+    let mut admin = Conn::connect(addr).await?;
+    let mut second = Conn::connect(addr).await?;
+    second.call(&["PING"]).await?;
+    admin.call(&["CONFIG", "SET", "maxclients", "2"]).await?;
+    assert_eq!(
+        greeting(addr).await?,
+        b"-ERR max number of clients reached\r\n",
+        "{who}"
+    );
+    drop(second);
+    // Once the server has noticed the close, a place is free again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let g = greeting(addr).await?;
+        if g == b"+PONG\r\n" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{who}: {g:?}");
+        tokio::task::yield_now().await;
+    }
+    admin
+        .call(&["CONFIG", "SET", "maxclients", "10000"])
+        .await?;
+    println!("{who}: maxclients lowered at run time refuses the third client, then admits again");
+    Ok(())
+}
+
+#[tokio::test]
+async fn maxclients_changes_at_run_time_as_in_redis() -> anyhow::Result<()> {
+    if let Some(oracle) = RedisOracle::start_or_skip("maxclients")? {
+        maxclients_holds(oracle.addr(), "redis").await?;
+    }
+    let cairn = CairnServer::start().await?;
+    maxclients_holds(cairn.addr(), "cairn").await
+}

@@ -172,6 +172,12 @@ impl KeyspaceBuilder {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0),
                 )),
+                max_clients: AtomicUsize::new(
+                    params
+                        .get("maxclients")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                ),
                 tcp_keepalive: AtomicU64::new(
                     params
                         .get("tcp-keepalive")
@@ -244,6 +250,8 @@ pub(crate) struct Inner {
     pub(crate) auth: crate::auth::Auth,
     /// `timeout`: idle clients are closed after this long (zero: never).
     pub(crate) idle_timeout: tokio::sync::watch::Sender<std::time::Duration>,
+    /// `maxclients` as last set (0: the connection server's own limit).
+    pub(crate) max_clients: AtomicUsize,
     /// `tcp-keepalive` in seconds, for connections accepted from now on.
     pub(crate) tcp_keepalive: AtomicU64,
     /// `protected-mode`: refuse non-loopback peers while the default user
@@ -729,6 +737,11 @@ impl Keyspace {
                         .send_replace(std::time::Duration::from_secs(n));
                 }
             }
+            "maxclients" => {
+                if let Some(n) = int().and_then(|n| usize::try_from(n).ok()) {
+                    self.inner.max_clients.store(n, Ordering::Relaxed);
+                }
+            }
             "tcp-keepalive" => {
                 if let Some(n) = int().and_then(|n| u64::try_from(n).ok()) {
                     self.inner.tcp_keepalive.store(n, Ordering::Relaxed);
@@ -815,6 +828,13 @@ impl Service for Keyspace {
     /// Redis 7.0's protected mode (`clientAcceptHandler`): while it is on
     /// and the default user is `nopass`, only loopback peers are served;
     /// others get Redis' explanation and are closed.
+    fn max_clients(&self) -> Option<usize> {
+        match self.inner.max_clients.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
     fn tcp_keepalive(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.inner.tcp_keepalive.load(Ordering::Relaxed))
     }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::encode::encode;
@@ -35,7 +37,8 @@ const FLUSH_ABOVE: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Most connections open at once (`maxclients`); further ones get
-    /// `-ERR max number of clients reached` and are closed. Default 10000.
+    /// `-ERR max number of clients reached` and are closed. Default 10000;
+    /// [`Service::max_clients`] overrides it while running.
     pub max_clients: usize,
     /// Request size limits, checked before allocating.
     pub limits: Limits,
@@ -87,7 +90,7 @@ pub async fn run<S: Service>(
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let clients = Arc::new(Semaphore::new(config.max_clients));
+    let clients = Arc::new(AtomicUsize::new(0));
     let config = Arc::new(config);
     let mut next_id: u64 = 1;
     let mut backoff = Duration::from_millis(1);
@@ -126,7 +129,10 @@ pub async fn run<S: Service>(
         {
             debug!(%peer, error = %e, "setting TCP keepalive failed");
         }
-        let Ok(permit) = clients.clone().try_acquire_owned() else {
+        // Only this loop adds connections, so the check and the increment
+        // cannot race with another admission.
+        let limit = service.max_clients().unwrap_or(config.max_clients);
+        let Some(permit) = Slot::take(&clients, limit) else {
             let done = done_tx.clone();
             tokio::spawn(async move {
                 let _done = done;
@@ -219,6 +225,25 @@ async fn idle_expiry(limit: Option<watch::Receiver<Duration>>, since: Instant) {
     }
 }
 
+/// One of the `maxclients` places, given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
+        if count.load(Ordering::Acquire) >= limit {
+            return None;
+        }
+        count.fetch_add(1, Ordering::AcqRel);
+        Some(Slot(Arc::clone(count)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Answers a connection over `maxclients` and closes it.
 async fn reject(stream: TcpStream) {
     refuse(stream, MAX_CLIENTS_REPLY).await;
@@ -276,7 +301,7 @@ struct Connection<T: Session> {
     /// The `maxclients` slot; declared first so it is released before
     /// `session` drops and calls `Session::closed`, so whoever sees
     /// `closed` can connect again.
-    _permit: OwnedSemaphorePermit,
+    _permit: Slot,
     stream: TcpStream,
     session: SessionGuard<T>,
     /// `None` once every sender is gone; then it is no longer polled.
@@ -298,7 +323,7 @@ struct Connection<T: Session> {
 
 impl<T: Session> Connection<T> {
     fn new(
-        permit: OwnedSemaphorePermit,
+        permit: Slot,
         stream: TcpStream,
         session: T,
         events: mpsc::UnboundedReceiver<Event>,

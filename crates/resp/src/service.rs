@@ -82,6 +82,13 @@ pub trait Service: Send + Sync + 'static {
         None
     }
 
+    /// Redis' `maxclients` in effect now (it can change while running):
+    /// a connection accepted while this many are open is refused. `None`
+    /// (the default): the server's configured limit.
+    fn max_clients(&self) -> Option<usize> {
+        None
+    }
+
     /// Redis' `tcp-keepalive` for a connection accepted now: TCP keepalive
     /// probes after this long idle (`Duration::ZERO`: off). Default off.
     fn tcp_keepalive(&self) -> Duration {
