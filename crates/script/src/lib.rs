@@ -119,6 +119,45 @@ pub(crate) fn check_busy(c: &mut vm::RunCtx) {
         threshold: Duration::from_millis(c.shared.busy_ms.load(Ordering::Relaxed)),
         reply: err(busy_text(function)),
     }));
+    release_worker();
+}
+
+/// How long a run that went long waits for its worker's queued tasks to
+/// move to another thread ([`release_worker`]); on a loaded machine the
+/// thread may take a while to start, and the script goes on regardless.
+const HANDOFF_WAIT: Duration = Duration::from_millis(50);
+
+/// Called once a run has declared itself busy: hands the tokio worker it
+/// runs on (its queued tasks, including the one in the LIFO slot, which
+/// other workers cannot steal) to another thread, as `block_in_place`
+/// does, and lets the rest of the script run on this thread without it.
+/// Otherwise a connection accepted just before a long script started
+/// would get neither its reply nor `-BUSY` until the script ended.
+///
+/// Short runs (nearly all) never come here: `block_in_place` around every
+/// call woke a blocking-pool thread per call, which cost more CPU than a
+/// small script itself. `block_in_place` only hands the core over when
+/// its closure outlasts the thread's start-up (the core is taken back on
+/// return otherwise), so the closure waits for a marker task queued
+/// behind the worker's other tasks: once the marker has run, they have
+/// been served by another thread.
+fn release_worker() {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    // Spawned from the worker it goes into the LIFO slot, pushing the
+    // task there into the stealable queue; `block_in_place` then moves
+    // it behind the others.
+    handle.spawn(async move {
+        let _ = tx.send(());
+    });
+    tokio::task::block_in_place(move || {
+        let _ = rx.recv_timeout(HANDOFF_WAIT);
+    });
 }
 
 /// Flags of a script (`#!lua flags=...`) or a function.
@@ -745,10 +784,10 @@ impl Extension for Scripting {
     fn call(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let core = &self.core;
         match ctx.command() {
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-                off_the_worker(|| core.eval(ctx.keyspace(), ctx.db(), args))
-            }
-            "fcall" | "fcall_ro" => off_the_worker(|| core.fcall(ctx.keyspace(), ctx.db(), args)),
+            // On the connection's worker; a run that goes long hands the
+            // worker's other tasks to another thread (`release_worker`).
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => core.eval(ctx.keyspace(), ctx.db(), args),
+            "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
                 // KILL is served then (the Lua side is in use).
@@ -801,20 +840,5 @@ impl Extension for Scripting {
         // One setting under two names in Redis 7.0: CONFIG GET of either
         // reads the value last set through either.
         ks.set_config_param(other, value);
-    }
-}
-
-/// Runs a script on the connection's worker thread, but first hands that
-/// worker's queued tasks to another thread (`block_in_place`): a task
-/// sitting in the worker's LIFO slot cannot be stolen, so a script that
-/// runs for seconds would otherwise starve it (a connection accepted just
-/// before the script started would get neither its reply nor `-BUSY`).
-/// On a current-thread runtime, or outside one, it just runs.
-fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
