@@ -127,6 +127,9 @@ pub(crate) fn check_busy(c: &mut vm::RunCtx) {
 /// thread may take a while to start, and the script goes on regardless.
 const HANDOFF_WAIT: Duration = Duration::from_millis(50);
 
+/// Attempts at handing the worker over ([`release_worker`]).
+const HANDOFF_ATTEMPTS: usize = 3;
+
 /// Called once a run has declared itself busy: hands the tokio worker it
 /// runs on (its queued tasks, including the one in the LIFO slot, which
 /// other workers cannot steal) to another thread, as `block_in_place`
@@ -136,11 +139,14 @@ const HANDOFF_WAIT: Duration = Duration::from_millis(50);
 ///
 /// Short runs (nearly all) never come here: `block_in_place` around every
 /// call woke a blocking-pool thread per call, which cost more CPU than a
-/// small script itself. `block_in_place` only hands the core over when
-/// its closure outlasts the thread's start-up (the core is taken back on
-/// return otherwise), so the closure waits for a marker task queued
-/// behind the worker's other tasks: once the marker has run, they have
-/// been served by another thread.
+/// small script itself. `block_in_place` only hands the worker over when
+/// its closure outlasts the new thread's start (the worker is taken back
+/// on return otherwise), so the closure waits for a marker task queued
+/// behind the worker's other tasks. Another worker may steal the marker
+/// before the new thread starts; a second marker tells whether this
+/// thread still runs the worker: spawned from a worker thread it sits in
+/// that worker's LIFO slot (never stolen) and cannot run while the script
+/// does, spawned from any other thread it runs elsewhere at once.
 fn release_worker() {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
@@ -148,16 +154,23 @@ fn release_worker() {
     if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
         return;
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    // Spawned from the worker it goes into the LIFO slot, pushing the
-    // task there into the stealable queue; `block_in_place` then moves
-    // it behind the others.
-    handle.spawn(async move {
-        let _ = tx.send(());
-    });
-    tokio::task::block_in_place(move || {
-        let _ = rx.recv_timeout(HANDOFF_WAIT);
-    });
+    let marker = || {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        handle.spawn(async move {
+            let _ = tx.send(());
+        });
+        rx
+    };
+    for _ in 0..HANDOFF_ATTEMPTS {
+        let queued = marker();
+        tokio::task::block_in_place(move || {
+            let _ = queued.recv_timeout(HANDOFF_WAIT);
+        });
+        if marker().recv_timeout(HANDOFF_WAIT).is_ok() {
+            return;
+        }
+    }
+    tracing::debug!("a long script kept its tokio worker");
 }
 
 /// Flags of a script (`#!lua flags=...`) or a function.
