@@ -799,7 +799,9 @@ impl Extension for Scripting {
         match ctx.command() {
             // On the connection's worker; a run that goes long hands the
             // worker's other tasks to another thread (`release_worker`).
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => core.eval(ctx.keyspace(), ctx.db(), args),
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+                core.eval(ctx.keyspace(), ctx.db(), args)
+            }
             "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
