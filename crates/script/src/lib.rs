@@ -119,6 +119,58 @@ pub(crate) fn check_busy(c: &mut vm::RunCtx) {
         threshold: Duration::from_millis(c.shared.busy_ms.load(Ordering::Relaxed)),
         reply: err(busy_text(function)),
     }));
+    release_worker();
+}
+
+/// How long a run that went long waits for its worker's queued tasks to
+/// move to another thread ([`release_worker`]); on a loaded machine the
+/// thread may take a while to start, and the script goes on regardless.
+const HANDOFF_WAIT: Duration = Duration::from_millis(50);
+
+/// Attempts at handing the worker over ([`release_worker`]).
+const HANDOFF_ATTEMPTS: usize = 3;
+
+/// Called once a run has declared itself busy: hands the tokio worker it
+/// runs on (its queued tasks, including the one in the LIFO slot, which
+/// other workers cannot steal) to another thread, as `block_in_place`
+/// does, and lets the rest of the script run on this thread without it.
+/// Otherwise a connection accepted just before a long script started
+/// would get neither its reply nor `-BUSY` until the script ended.
+///
+/// Short runs (nearly all) never come here: `block_in_place` around every
+/// call woke a blocking-pool thread per call, which cost more CPU than a
+/// small script itself. `block_in_place` only hands the worker over when
+/// its closure outlasts the new thread's start (the worker is taken back
+/// on return otherwise), so the closure waits for a marker task queued
+/// behind the worker's other tasks. Another worker may steal the marker
+/// before the new thread starts; a second marker tells whether this
+/// thread still runs the worker: spawned from a worker thread it sits in
+/// that worker's LIFO slot (never stolen) and cannot run while the script
+/// does, spawned from any other thread it runs elsewhere at once.
+fn release_worker() {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    let marker = || {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        handle.spawn(async move {
+            let _ = tx.send(());
+        });
+        rx
+    };
+    for _ in 0..HANDOFF_ATTEMPTS {
+        let queued = marker();
+        tokio::task::block_in_place(move || {
+            let _ = queued.recv_timeout(HANDOFF_WAIT);
+        });
+        if marker().recv_timeout(HANDOFF_WAIT).is_ok() {
+            return;
+        }
+    }
+    tracing::debug!("a long script kept its tokio worker");
 }
 
 /// Flags of a script (`#!lua flags=...`) or a function.
@@ -745,10 +797,12 @@ impl Extension for Scripting {
     fn call(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let core = &self.core;
         match ctx.command() {
+            // On the connection's worker; a run that goes long hands the
+            // worker's other tasks to another thread (`release_worker`).
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-                off_the_worker(|| core.eval(ctx.keyspace(), ctx.db(), args))
+                core.eval(ctx.keyspace(), ctx.db(), args)
             }
-            "fcall" | "fcall_ro" => off_the_worker(|| core.fcall(ctx.keyspace(), ctx.db(), args)),
+            "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
                 // KILL is served then (the Lua side is in use).
@@ -801,20 +855,5 @@ impl Extension for Scripting {
         // One setting under two names in Redis 7.0: CONFIG GET of either
         // reads the value last set through either.
         ks.set_config_param(other, value);
-    }
-}
-
-/// Runs a script on the connection's worker thread, but first hands that
-/// worker's queued tasks to another thread (`block_in_place`): a task
-/// sitting in the worker's LIFO slot cannot be stolen, so a script that
-/// runs for seconds would otherwise starve it (a connection accepted just
-/// before the script started would get neither its reply nor `-BUSY`).
-/// On a current-thread runtime, or outside one, it just runs.
-fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }

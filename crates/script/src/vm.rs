@@ -140,15 +140,23 @@ impl Vm {
         argv: &[Bytes],
     ) -> mlua::Result<(bool, Value)> {
         let nkeys = keys.len() as i64;
-        let texts: Option<Vec<&str>> = keys
+        let all_text = keys
             .iter()
             .chain(argv)
-            .map(|b| std::str::from_utf8(b).ok())
-            .collect();
-        match texts {
-            // Pushed straight onto the Lua stack.
-            Some(t) => runner.call((f, nkeys, mlua::Variadic::from_iter(t))),
-            None => {
+            .all(|b| std::str::from_utf8(b).is_ok());
+        match all_text {
+            // Pushed straight onto the Lua stack (`&str` is, a Lua string
+            // made from Rust takes a reference slot).
+            true => runner.call((
+                f,
+                nkeys,
+                mlua::Variadic::from_iter(
+                    keys.iter()
+                        .chain(argv)
+                        .map(|b| std::str::from_utf8(b).unwrap_or_default()),
+                ),
+            )),
+            false => {
                 let mut v = Vec::with_capacity(keys.len() + argv.len());
                 for b in keys.iter().chain(argv) {
                     v.push(Value::String(self.lua.create_string(b)?));

@@ -17,8 +17,11 @@ pub async fn connect(addr: SocketAddr) -> MultiplexedConnection {
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
     // SAVE and FLUSHALL (with save points) reply after an fsync-heavy
     // commit; on a busy machine that exceeds the crate's 500 ms default.
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+    // The handshake waits for a running script as any command does (the
+    // atomicity test runs them back to back), past the 1 s default.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(60)))
+        .set_connection_timeout(Some(Duration::from_secs(60)));
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
