@@ -4511,7 +4511,7 @@ fn show_events(ev: &[(Vec<u8>, Vec<u8>)]) -> Reply {
 }
 
 /// The randomized run's commands (every family, deterministic ones) on
-/// both servers with `notify-keyspace-events KEAn`, comparing each
+/// both servers with `notify-keyspace-events KEAnm`, comparing each
 /// command's sequence of (channel, message) byte for byte; some steps are
 /// MULTI blocks. Seeded as the randomized run (`CAIRN_DIFF_SEED`,
 /// `CAIRN_DIFF_STEPS`, default 1500 here).
@@ -4528,8 +4528,8 @@ async fn keyspace_events_match_redis() -> anyhow::Result<()> {
     // A refused value makes Redis restore the CONFIG GET form, which
     // loses an `n` hidden by `A`: checked by the events of the run below
     // (`new` must be missing in both) only if KEAn came before; here the
-    // last value set is KEAn, so `new` events are compared.
-    for flags in ["KEA", "gx$Kmdn", "Q", "KEA?", "w", "KEAn"] {
+    // last value set is KEAnm, so `new` and `keymiss` events are compared.
+    for flags in ["KEA", "gx$Kmdn", "Q", "KEA?", "w", "KEAnm"] {
         let cmd = v!["CONFIG", "SET", "notify-keyspace-events", flags];
         duo.check(0, false, &cmd, Cmp::Exact).await?;
         let get = v!["CONFIG", "GET", "notify-keyspace-events"];

@@ -79,6 +79,7 @@ const LATENCY_SUBS: &[(&str, i32)] = &[
     ("reset", -2),
     ("doctor", 2),
     ("histogram", -2),
+    ("graph", 3),
     ("help", 2),
 ];
 
@@ -194,6 +195,16 @@ fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             text: Bytes::from(doctor(ks)),
         },
         Ok("histogram") => histogram(ks, args.get(2..).unwrap_or_default()),
+        Ok("graph") => {
+            let event = String::from_utf8_lossy(arg(args, 2));
+            match mon.events().into_iter().find(|(n, _)| *n == event) {
+                Some((name, ts)) => Frame::Verbatim {
+                    format: *b"txt",
+                    text: Bytes::from(latency_graph(&name, &ts, unix_now())),
+                },
+                None => Frame::error(format!("ERR No samples available for event '{event}'")),
+            }
+        }
         Ok(_) => help(&[
             "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "DOCTOR",
@@ -213,6 +224,137 @@ fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             "HELP",
             "    Prints this help.",
         ]),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Redis' `LATENCY_GRAPH_COLS`.
+const GRAPH_COLS: usize = 80;
+
+/// Redis' `latencyCommandGenSparkeline`: a header with the high and low of
+/// the samples shown and the all-time high, a ruler, and the samples as a
+/// filled 4-row sparkline labelled with how long ago each was taken
+/// (`now`: unix seconds), oldest first.
+fn latency_graph(event: &str, ts: &Series, now: i64) -> String {
+    let mut seq = Sparkline::default();
+    let (mut min, mut max) = (0, 0);
+    for s in ts.history() {
+        if seq.samples.is_empty() {
+            (min, max) = (s.latency, s.latency);
+        } else {
+            max = max.max(s.latency);
+            min = min.min(s.latency);
+        }
+        let elapsed = now - s.time;
+        let label = if elapsed < 60 {
+            format!("{elapsed}s")
+        } else if elapsed < 3600 {
+            format!("{}m", elapsed / 60)
+        } else if elapsed < 3600 * 24 {
+            format!("{}h", elapsed / 3600)
+        } else {
+            format!("{}d", elapsed / (3600 * 24))
+        };
+        seq.add(s.latency as f64, label);
+    }
+    let mut out = format!(
+        "{event} - high {max} ms, low {min} ms (all time high {} ms)\n",
+        ts.max
+    );
+    out.push_str(&"-".repeat(GRAPH_COLS));
+    out.push('\n');
+    seq.render(&mut out, GRAPH_COLS, 4);
+    out
+}
+
+/// Redis' `sparkline.c` sequence, rendered with `SPARKLINE_FILL`.
+#[derive(Default)]
+struct Sparkline {
+    samples: Vec<(f64, String)>,
+    min: f64,
+    max: f64,
+    labels: usize,
+}
+
+impl Sparkline {
+    /// `sparklineSequenceAddSample` (an empty label counts as none).
+    fn add(&mut self, value: f64, label: String) {
+        if self.samples.is_empty() {
+            (self.min, self.max) = (value, value);
+        } else if value < self.min {
+            self.min = value;
+        } else if value > self.max {
+            self.max = value;
+        }
+        if !label.is_empty() {
+            self.labels += 1;
+        }
+        self.samples.push((value, label));
+    }
+
+    /// `sparklineRender`: `columns` samples per block, blocks separated by
+    /// an empty line.
+    fn render(&self, out: &mut String, columns: usize, rows: usize) {
+        for (i, block) in self.samples.chunks(columns).enumerate() {
+            if i != 0 {
+                out.push('\n');
+            }
+            self.render_range(out, block, rows);
+        }
+    }
+
+    /// `sparklineRenderRange`: `rows` rows of bars (`_o#`, `|` below the
+    /// top), a blank row, then the labels written downwards.
+    fn render_range(&self, out: &mut String, block: &[(f64, String)], rows: usize) {
+        const FILL: &[u8; 3] = b"_o#";
+        let charset_len = FILL.len() as i64;
+        let mut relmax = self.max - self.min;
+        if relmax == 0.0 {
+            relmax = 1.0;
+        }
+        let steps = charset_len * rows as i64;
+        let mut row = 0usize;
+        loop {
+            let mut more = false;
+            let mut chars = vec![b' '; block.len()];
+            for (j, (value, label)) in block.iter().enumerate() {
+                // C's `(int) (relval*steps)/relmax`: the product truncated,
+                // then the quotient truncated.
+                let relval = value - self.min;
+                let step = (f64::from((relval * steps as f64) as i32) / relmax) as i64;
+                let step = step.clamp(0, steps - 1);
+                if row < rows {
+                    let idx = step - (rows - row - 1) as i64 * charset_len;
+                    more = true;
+                    if (0..charset_len).contains(&idx) {
+                        chars[j] = FILL[idx as usize];
+                    } else if idx >= charset_len {
+                        chars[j] = b'|';
+                    }
+                } else {
+                    // One blank row between the bars and the labels.
+                    if self.labels > 0 && row - rows < 1 {
+                        more = true;
+                        break;
+                    }
+                    if let Some(&c) = label.as_bytes().get(row - rows - 1) {
+                        more = true;
+                        chars[j] = c;
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+            row += 1;
+            out.push_str(&String::from_utf8_lossy(&chars));
+            out.push('\n');
+        }
     }
 }
 
@@ -390,4 +532,54 @@ fn doctor(ks: &Keyspace) -> String {
         report.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slowlog::{Sample, TS_LEN};
+
+    fn series(samples: &[(i64, u64)]) -> Series {
+        let mut ts = Series {
+            idx: 0,
+            max: 0,
+            samples: [Sample::default(); TS_LEN],
+        };
+        for &(time, latency) in samples {
+            ts.samples[ts.idx] = Sample { time, latency };
+            ts.idx = (ts.idx + 1) % TS_LEN;
+            ts.max = ts.max.max(latency);
+        }
+        ts
+    }
+
+    #[test]
+    fn latency_graph_draws_as_redis_sparkline() {
+        let ts = series(&[(998, 10), (999, 20), (1000, 40)]);
+        let want = format!(
+            "ev - high 40 ms, low 10 ms (all time high 40 ms)\n{}\n  #\n  |\n o|\n_||\n   \n210\nsss\n",
+            "-".repeat(80)
+        );
+        assert_eq!(latency_graph("ev", &ts, 1000), want);
+        // One sample: no range, the lowest bar; labels in minutes, hours
+        // and days past a minute.
+        let ts = series(&[(1000 - 7200, 5)]);
+        let want = format!(
+            "ev - high 5 ms, low 5 ms (all time high 5 ms)\n{}\n \n \n \n_\n \n2\nh\n",
+            "-".repeat(80)
+        );
+        assert_eq!(latency_graph("ev", &ts, 1000), want);
+    }
+
+    #[test]
+    fn sparkline_wraps_at_the_column_count() {
+        let mut seq = Sparkline::default();
+        for v in [1.0, 2.0, 3.0] {
+            seq.add(v, String::new());
+        }
+        let mut out = String::new();
+        seq.render(&mut out, 2, 1);
+        // No labels: no blank row; two blocks, an empty line between.
+        assert_eq!(out, "_o\n\n#\n");
+    }
 }
