@@ -6316,3 +6316,135 @@ async fn encoding_thresholds_match_redis() -> anyhow::Result<()> {
     drop(redis);
     Ok(())
 }
+
+/// `keymiss` (class `m`) of the commands the random run's templates do not
+/// reach, on both servers: SORT's source and BY/GET patterns (its STORE
+/// form too), the geo searches that store, XREAD (Redis looks a stream up
+/// twice) and XREADGROUP, the write commands Redis reads with
+/// `lookupKeyRead` (SET GET, GETEX, GETSET, GETDEL, COPY, ZRANGESTORE,
+/// BITOP, PFMERGE, BITFIELD GETs), and OBJECT, which reads without the
+/// event; each command's (channel, message) list compared byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keymiss_events_match_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("keymiss_events_match_redis").await? else {
+        return Ok(());
+    };
+    let mut duo = Duo::open(redis.addr(), cairn.addr(), 0).await?;
+    duo.both(false, &v!["FLUSHALL"]).await?;
+    duo.both(
+        false,
+        &v!["CONFIG", "SET", "notify-keyspace-events", "KEAm"],
+    )
+    .await?;
+    let mut taps = [
+        EventTap::open(redis.addr()).await?,
+        EventTap::open(cairn.addr()).await?,
+    ];
+    let cases: Vec<Vec<String>> = vec![
+        v!["RPUSH", "l", "3", "1", "2"],
+        v!["SET", "w_1", "5"],
+        v!["HSET", "h_2", "f", "x"],
+        v!["SORT", "nosuch"],
+        v!["SORT", "l", "BY", "w_*"],
+        v![
+            "SORT", "l", "BY", "w_*", "GET", "h_*->f", "GET", "#", "GET", "o_*"
+        ],
+        v!["SORT", "l", "BY", "nosort", "GET", "x_*"],
+        v!["SORT", "l", "BY", "h_*->f", "STORE", "dst"],
+        v!["SORT", "nosuch", "STORE", "dst"],
+        v!["SORT_RO", "l", "BY", "q_*", "GET", "#"],
+        v!["GEOADD", "g", "13.36", "38.11", "p"],
+        v![
+            "GEORADIUS",
+            "nosuch",
+            "13",
+            "38",
+            "100",
+            "km",
+            "STORE",
+            "gd"
+        ],
+        v!["GEORADIUS", "g", "13", "38", "100", "km", "STORE", "gd"],
+        v!["GEORADIUSBYMEMBER", "nosuch", "p", "100", "km"],
+        v![
+            "GEOSEARCHSTORE",
+            "gd",
+            "nosuch",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "km"
+        ],
+        v![
+            "GEOSEARCH",
+            "nosuch",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "km"
+        ],
+        v!["XREAD", "STREAMS", "nosuch", "0"],
+        v!["XREAD", "STREAMS", "s1", "s2", "0", "0"],
+        v!["XREADGROUP", "GROUP", "g", "c", "STREAMS", "nosuch", ">"],
+        v!["SET", "k", "v", "GET"],
+        v!["SET", "k2", "v"],
+        v!["GETEX", "nosuch"],
+        v!["GETSET", "new1", "v"],
+        v!["GETDEL", "nosuch"],
+        v!["COPY", "nosuch", "d"],
+        v!["ZRANGESTORE", "zd", "nosuch", "0", "-1"],
+        v!["BITOP", "OR", "bd", "nosuch", "k2"],
+        v!["PFMERGE", "pd", "nosuch", "nosuch2"],
+        v!["BITFIELD", "nosuch", "GET", "u8", "0"],
+        v!["BITFIELD", "bf", "SET", "u8", "0", "1"],
+        v!["BITFIELD_RO", "nosuch", "GET", "u8", "0"],
+        v!["OBJECT", "ENCODING", "nosuch"],
+        v!["OBJECT", "FREQ", "nosuch"],
+        v!["TYPE", "nosuch"],
+        v!["EXISTS", "nosuch", "nosuch", "k2"],
+        v!["MGET", "nosuch", "k2", "nosuch"],
+        v!["LCS", "nosuch", "k2"],
+        v!["SINTERSTORE", "sd", "nosuch", "nosuch2"],
+        v!["ZUNIONSTORE", "zd", "2", "nosuch", "g"],
+        v!["PFCOUNT", "nosuch"],
+        v!["PFCOUNT", "nosuch", "nosuch2"],
+        v!["LMOVE", "nosuch", "d", "LEFT", "LEFT"],
+        v!["INCR", "newcounter"],
+        v!["TOUCH", "nosuch"],
+        v!["EVAL", "return redis.call('GET', KEYS[1])", "1", "nosuch"],
+    ];
+    let mut events = 0;
+    for (step, cmd) in cases.iter().enumerate() {
+        let (r, c) = duo.both(false, cmd).await?;
+        if normalize(&r, Cmp::Exact) != normalize(&c, Cmp::Exact) {
+            duo.record(step, false, cmd, &r, &c, "replies differ");
+        }
+        let [rt, ct] = &mut taps;
+        let r = rt.drain(&mut duo.redis.other).await?;
+        let c = ct.drain(&mut duo.cairn.other).await?;
+        events += r.len();
+        if r != c {
+            duo.record(
+                step,
+                false,
+                cmd,
+                &show_events(&r),
+                &show_events(&c),
+                "keyspace events differ",
+            );
+        }
+    }
+    println!(
+        "keymiss events: {} commands, {events} events compared, {} mismatches",
+        cases.len(),
+        duo.mismatches.len()
+    );
+    report(&duo)?;
+    cairn.shutdown().await?;
+    drop(redis);
+    Ok(())
+}

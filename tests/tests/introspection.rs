@@ -833,6 +833,21 @@ async fn getkeys_and_wait_as_redis() -> anyhow::Result<()> {
         vec!["LOLWUT", "VERSION", "7"],
         vec!["LOLWUT", "VERSION", "1", "2"],
         vec!["LOLWUT", "VERSION", "x"],
+        vec!["CLIENT", "HELP"],
+        vec!["CLIENT", "HELP", "x"],
+        // Schotter (version 5) is random below its second row of squares:
+        // one and two rows are Redis' bytes exactly.
+        vec!["LOLWUT", "VERSION", "5", "10", "1", "2"],
+        vec!["LOLWUT", "VERSION", "5", "66", "8", "2"],
+        vec!["LOLWUT", "VERSION", "5", "40", "3", "1"],
+        vec!["LOLWUT", "VERSION", "5", "1"],
+        vec!["LOLWUT", "VERSION", "5", "2", "1", "1"],
+        vec!["LOLWUT", "VERSION", "5", "3", "0", "-3"],
+        vec!["LOLWUT", "VERSION", "5", "5000", "300", "1"],
+        vec!["LOLWUT", "VERSION", "5", "x"],
+        vec!["LOLWUT", "VERSION", "5", "9", "y"],
+        vec!["LOLWUT", "VERSION", "4294967301", "12", "2", "2"],
+        vec!["LOLWUT", "VERSION", "59"],
         vec!["LOLWUT", "foo"],
     ] {
         n += 1;

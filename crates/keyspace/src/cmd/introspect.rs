@@ -19,20 +19,198 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("lolwut", lolwut);
 }
 
-/// LOLWUT [VERSION v]: Redis 7.0 answers its version line for every
-/// version but 5 and 6, whose generative art cairn does not draw (it
-/// answers the version line for them too; see compatibility.md).
+/// LOLWUT [VERSION v] [arg ...]: Redis 7.0 draws Georg Nees' Schotter
+/// for version 5 (`lolwut5.c`) and answers its version line for every
+/// other version but 6, whose skyscrapers cairn does not draw (it answers
+/// the version line for them too; see compatibility.md).
 fn lolwut(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() >= 3
-        && is(arg(args, 1), "version")
-        && crate::num::string2ll(arg(args, 2)).is_none()
-    {
-        return Frame::error("ERR value is not an integer or out of range");
+    let mut rest = args.get(1..).unwrap_or_default();
+    let mut version = None;
+    if args.len() >= 3 && is(arg(args, 1), "version") {
+        let Some(v) = crate::num::string2ll(arg(args, 2)) else {
+            return Frame::error("ERR value is not an integer or out of range");
+        };
+        // Redis prints it as an `unsigned int` and reads the first digits.
+        version = Some(v as u32);
+        rest = args.get(3..).unwrap_or_default();
     }
+    let text = match version {
+        Some(5) => match schotter_args(rest) {
+            Ok((cols, per_row, per_col)) => {
+                let mut t = render_canvas(&draw_schotter(cols, per_row, per_col));
+                t.push_str("\nGeorg Nees - schotter, plotter on paper, 1968. Redis ver. ");
+                t.push_str(crate::REDIS_VERSION);
+                t.push('\n');
+                t
+            }
+            Err(e) => return e,
+        },
+        _ => format!("Redis ver. {}\n", crate::REDIS_VERSION),
+    };
     Frame::Verbatim {
         format: *b"txt",
-        text: Bytes::from(format!("Redis ver. {}\n", crate::REDIS_VERSION)),
+        text: Bytes::from(text),
     }
+}
+
+/// `lolwut5Command`'s arguments: terminal columns, squares per row and
+/// per column (66, 8, 12 by default), each clamped to Redis' limits.
+fn schotter_args(rest: &[Bytes]) -> Result<(i64, i64, i64), Frame> {
+    let mut v = [66i64, 8, 12];
+    for (slot, a) in v.iter_mut().zip(rest) {
+        *slot = crate::num::string2ll(a)
+            .ok_or_else(|| Frame::error("ERR value is not an integer or out of range"))?;
+    }
+    let [cols, row, col] = v;
+    Ok((cols.clamp(1, 1000), row.clamp(1, 200), col.clamp(1, 200)))
+}
+
+/// Redis' `lwCanvas`: one byte per pixel, 0 or 1.
+struct Canvas {
+    width: i32,
+    height: i32,
+    pixels: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(width: i32, height: i32) -> Canvas {
+        let n = usize::try_from(width.max(0)).unwrap_or(0)
+            * usize::try_from(height.max(0)).unwrap_or(0);
+        Canvas {
+            width,
+            height,
+            pixels: vec![0; n],
+        }
+    }
+
+    fn index(&self, x: i32, y: i32) -> Option<usize> {
+        if x < 0 || x >= self.width || y < 0 || y >= self.height {
+            return None;
+        }
+        usize::try_from(x + y * self.width).ok()
+    }
+
+    fn set(&mut self, x: i32, y: i32) {
+        if let Some(p) = self.index(x, y).and_then(|i| self.pixels.get_mut(i)) {
+            *p = 1;
+        }
+    }
+
+    fn get(&self, x: i32, y: i32) -> bool {
+        self.index(x, y)
+            .and_then(|i| self.pixels.get(i))
+            .is_some_and(|p| *p != 0)
+    }
+
+    /// `lwDrawLine`: Bresenham.
+    fn line(&mut self, mut x1: i32, mut y1: i32, x2: i32, y2: i32) {
+        let (dx, dy) = ((x2 - x1).abs(), (y2 - y1).abs());
+        let sx = if x1 < x2 { 1 } else { -1 };
+        let sy = if y1 < y2 { 1 } else { -1 };
+        let mut err = dx - dy;
+        loop {
+            self.set(x1, y1);
+            if x1 == x2 && y1 == y2 {
+                break;
+            }
+            let e2 = err * 2;
+            if e2 > -dy {
+                err -= dy;
+                x1 += sx;
+            }
+            if e2 < dx {
+                err += dx;
+                y1 += sy;
+            }
+        }
+    }
+
+    /// `lwDrawSquare`: a square of diagonal `size` centred on (x, y),
+    /// rotated by `angle`, in C's float arithmetic.
+    fn square(&mut self, x: i32, y: i32, size: f32, angle: f32) {
+        let size = ((f64::from(size) / 1.414_213_562_3) as f32).round();
+        let mut k = (std::f64::consts::FRAC_PI_4 + f64::from(angle)) as f32;
+        let corners: [(i32, i32); 4] = std::array::from_fn(|_| {
+            let px = (f64::from(k).sin() * f64::from(size) / 2.0 + f64::from(x)).round() as i32;
+            let py = (f64::from(k).cos() * f64::from(size) / 2.0 + f64::from(y)).round() as i32;
+            k = (f64::from(k) + std::f64::consts::FRAC_PI_2) as f32;
+            (px, py)
+        });
+        for (a, b) in corners.iter().zip(corners.iter().cycle().skip(1)) {
+            self.line(a.0, a.1, b.0, b.1);
+        }
+    }
+}
+
+/// `lwDrawSchotter`: rows of squares, the ones below the second rotated
+/// and shifted at random (so only up to two rows are reproducible).
+fn draw_schotter(cols: i64, per_row: i64, per_col: i64) -> Canvas {
+    use rand::Rng;
+    let width = i32::try_from(cols * 2).unwrap_or(2000);
+    let padding = if width > 4 { 2 } else { 0 };
+    let side = (width - padding * 2) as f32 / per_row as f32;
+    let height = (side * per_col as f32 + (padding * 2) as f32) as i32;
+    let mut canvas = Canvas::new(width, height);
+    let mut rng = rand::rng();
+    for y in 0..per_col {
+        for x in 0..per_row {
+            let mut sx = (x as f32 * side + side / 2.0 + padding as f32) as i32;
+            let mut sy = (y as f32 * side + side / 2.0 + padding as f32) as i32;
+            let mut angle = 0.0f32;
+            if y > 1 {
+                let mut r = || rng.random::<f32>() / per_col as f32 * y as f32;
+                let (mut r1, mut r2, mut r3) = (r(), r(), r());
+                if rng.random::<bool>() {
+                    r1 = -r1;
+                }
+                if rng.random::<bool>() {
+                    r2 = -r2;
+                }
+                if rng.random::<bool>() {
+                    r3 = -r3;
+                }
+                angle = r1;
+                sx = (sx as f32 + r2 * side / 3.0) as i32;
+                sy = (sy as f32 + r3 * side / 3.0) as i32;
+            }
+            canvas.square(sx, sy, side, angle);
+        }
+    }
+    canvas
+}
+
+/// `renderCanvas`: 2x4 pixels per braille character, rows of characters
+/// separated by newlines (and one after the last unless the height is a
+/// multiple of 4 plus 1, as Redis' test is written).
+fn render_canvas(c: &Canvas) -> String {
+    let mut out = String::new();
+    let mut y = 0;
+    while y < c.height {
+        let mut x = 0;
+        while x < c.width {
+            let bits = [
+                (0, 0, 0),
+                (0, 1, 1),
+                (0, 2, 2),
+                (1, 0, 3),
+                (1, 1, 4),
+                (1, 2, 5),
+                (0, 3, 6),
+                (1, 3, 7),
+            ];
+            let byte = bits
+                .iter()
+                .filter(|(dx, dy, _)| c.get(x + dx, y + dy))
+                .fold(0u32, |b, (_, _, bit)| b | (1 << bit));
+            out.push(char::from_u32(0x2800 + byte).unwrap_or(' '));
+            x += 2;
+        }
+        if y != c.height - 1 {
+            out.push('\n');
+        }
+        y += 4;
+    }
+    out
 }
 
 /// MONITOR: from now on the client receives every command executed (a
