@@ -125,14 +125,15 @@ impl Canvas {
         }
     }
 
-    /// `lwDrawSquare`: a square of diagonal `size` centred on (x, y),
-    /// rotated by `angle`, in C's float arithmetic.
+    /// `lwDrawSquare`: a square of side `size` centred on (x, y), rotated
+    /// by `angle`, in C's float arithmetic (the corners at `size / sqrt 2`
+    /// rounded, times the unit circle's).
     fn square(&mut self, x: i32, y: i32, size: f32, angle: f32) {
         let size = ((f64::from(size) / 1.414_213_562_3) as f32).round();
         let mut k = (std::f64::consts::FRAC_PI_4 + f64::from(angle)) as f32;
         let corners: [(i32, i32); 4] = std::array::from_fn(|_| {
-            let px = (f64::from(k).sin() * f64::from(size) / 2.0 + f64::from(x)).round() as i32;
-            let py = (f64::from(k).cos() * f64::from(size) / 2.0 + f64::from(y)).round() as i32;
+            let px = (f64::from(k).sin() * f64::from(size) + f64::from(x)).round() as i32;
+            let py = (f64::from(k).cos() * f64::from(size) + f64::from(y)).round() as i32;
             k = (f64::from(k) + std::f64::consts::FRAC_PI_2) as f32;
             (px, py)
         });
@@ -520,7 +521,10 @@ impl Sparkline {
                         more = true;
                         break;
                     }
-                    if let Some(&c) = label.as_bytes().get(row - rows - 1) {
+                    if let Some(&c) = (row - rows)
+                        .checked_sub(1)
+                        .and_then(|i| label.as_bytes().get(i))
+                    {
                         more = true;
                         chars[j] = c;
                     }
