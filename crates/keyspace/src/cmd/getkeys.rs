@@ -250,7 +250,7 @@ fn xread_keys(call: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
         return Vec::new();
     };
     let rest = call.len() - at - 1;
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return Vec::new();
     }
     (at + 1..at + 1 + rest / 2).map(|p| (p, NO_FLAGS)).collect()

@@ -129,6 +129,9 @@ impl Canvas {
     /// by `angle`, in C's float arithmetic (the corners at `size / sqrt 2`
     /// rounded, times the unit circle's).
     fn square(&mut self, x: i32, y: i32, size: f32, angle: f32) {
+        // Redis divides by this literal, not by the exact square root: the
+        // rounded corners are Redis' only with its constant.
+        #[allow(clippy::approx_constant)]
         let size = ((f64::from(size) / 1.414_213_562_3) as f32).round();
         let mut k = (std::f64::consts::FRAC_PI_4 + f64::from(angle)) as f32;
         let corners: [(i32, i32); 4] = std::array::from_fn(|_| {
