@@ -802,10 +802,18 @@ impl<'a> Shard<'a> {
     /// The live entry for `key`, deleting it first if it has expired.
     ///
     /// A read-only command's lookups count as keyspace hits and misses
-    /// (INFO), as Redis' `lookupKeyRead`.
+    /// (INFO) and a miss publishes `keymiss`, as Redis' `lookupKeyRead`.
     pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        let (counters, db) = (self.counters, self.db);
         let found = self.get_entry_mut(key).map(|e| &*e);
-        crate::stats::lookup(found.is_some());
+        if crate::stats::lookup(found.is_some())
+            && found.is_none()
+            && crate::stats::keymiss_wanted()
+        {
+            counters
+                .notify
+                .event(crate::notify::Class::KeyMiss, "keymiss", db as usize, key);
+        }
         found
     }
 

@@ -997,6 +997,12 @@ impl HashMapBytes {
                     Some(i) => {
                         let old = p.get(i + 1).map(Elem::to_bytes);
                         p.splice(i + 1, 1, &[value]);
+                        // Redis' `hashTypeSet` checks the length after an
+                        // update too: a limit lowered by CONFIG SET converts
+                        // the hash on its next write.
+                        if p.count() / 2 > limits.hash_entries {
+                            self.convert_to_table();
+                        }
                         return old;
                     }
                     None => {

@@ -319,14 +319,75 @@ pub(crate) fn end_lookups(outer: (bool, u64, u64)) -> (u64, u64) {
     (h, m)
 }
 
-/// A key lookup; counted when the running command reads.
-pub(crate) fn lookup(hit: bool) {
+/// A key lookup; counted when the running command reads. Returns whether
+/// it was counted: a counted miss is also Redis' `keymiss` event.
+pub(crate) fn lookup(hit: bool) -> bool {
     LOOKUPS.with(|c| {
         let (on, h, m) = c.get();
         if on {
             c.set(if hit { (on, h + 1, m) } else { (on, h, m + 1) });
         }
+        on
+    })
+}
+
+/// Makes the lookups of the running command count as reads (`true`, Redis'
+/// `lookupKeyRead`: hits, misses and `keymiss`) or not (`false`: its
+/// `lookupKeyWrite`, or a lookup flagged `NOSTATS|NONOTIFY`) until the
+/// guard drops. Most commands need none: a read-only command's lookups
+/// count, a write command's do not. This is for the exceptions, where
+/// Redis reads with the other kind (SET GET, SORT's source and patterns,
+/// OBJECT, MEMORY USAGE, ...).
+pub(crate) fn reads(counting: bool) -> ReadsGuard {
+    let prev = LOOKUPS.with(|c| {
+        let (on, h, m) = c.get();
+        c.set((counting, h, m));
+        on
     });
+    ReadsGuard { prev }
+}
+
+thread_local! {
+    /// Misses publish no `keymiss` (Redis' `LOOKUP_NONOTIFY`).
+    static NO_KEYMISS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Until the guard drops, lookups still count as hits and misses but a
+/// miss publishes no `keymiss` (Redis' `LOOKUP_NONOTIFY`, used by OBJECT).
+pub(crate) fn no_keymiss() -> NoKeymissGuard {
+    NoKeymissGuard {
+        prev: NO_KEYMISS.with(|c| c.replace(true)),
+    }
+}
+
+/// Whether a counted miss publishes `keymiss` now.
+pub(crate) fn keymiss_wanted() -> bool {
+    !NO_KEYMISS.with(Cell::get)
+}
+
+/// Restores what [`no_keymiss`] replaced.
+pub(crate) struct NoKeymissGuard {
+    prev: bool,
+}
+
+impl Drop for NoKeymissGuard {
+    fn drop(&mut self) {
+        NO_KEYMISS.with(|c| c.set(self.prev));
+    }
+}
+
+/// Restores the counting mode [`reads`] replaced.
+pub(crate) struct ReadsGuard {
+    prev: bool,
+}
+
+impl Drop for ReadsGuard {
+    fn drop(&mut self) {
+        LOOKUPS.with(|c| {
+            let (_, h, m) = c.get();
+            c.set((self.prev, h, m));
+        });
+    }
 }
 
 // HdrHistogram as Redis 7.0 configures it: values 1 ns to 1 s, 2

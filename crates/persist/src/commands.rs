@@ -16,7 +16,7 @@ use cairn_keyspace::{CommandSpec, Completion, Ctx, Extension, Flags, Frame, Keys
 
 use crate::SnapshotError;
 use crate::config::parse_save;
-use crate::manager::Persistence;
+use crate::manager::{Persistence, ReloadError};
 
 /// Redis 7.0's `shared.bgsaveerr`, word for word, so tools that look for it
 /// recognise it.
@@ -123,6 +123,24 @@ impl Extension for PersistenceCommands {
 
     fn deny_write(&self, _ks: &Keyspace) -> Option<Frame> {
         self.persistence.writes_refused().then(|| err(MISCONF))
+    }
+
+    fn debug_reload(
+        &self,
+        ks: &Keyspace,
+        save: bool,
+        empty: Option<&dyn Fn()>,
+    ) -> Option<Result<(), Frame>> {
+        let p = &self.persistence;
+        if !p.enabled() {
+            return Some(Err(err(
+                "ERR DEBUG RELOAD needs persistence (cairn runs with --persistence false): there is no snapshot to reload",
+            )));
+        }
+        Some(p.debug_reload(ks, save, empty).map_err(|e| match e {
+            ReloadError::Save => err("ERR"),
+            ReloadError::Load => err("ERR Error trying to load the RDB dump"),
+        }))
     }
 
     fn after_flushall(&self, ks: &Keyspace) -> Option<Completion> {

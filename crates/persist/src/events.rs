@@ -24,6 +24,8 @@ pub enum SnapshotTrigger {
     Shutdown,
     /// `snapshot_now` of the embedding API (`Persistence::snapshot_now`).
     Api,
+    /// `DEBUG RELOAD` (saved, then loaded back).
+    DebugReload,
 }
 
 impl SnapshotTrigger {
@@ -37,6 +39,7 @@ impl SnapshotTrigger {
             SnapshotTrigger::Flushall => "flushall",
             SnapshotTrigger::Shutdown => "shutdown",
             SnapshotTrigger::Api => "api",
+            SnapshotTrigger::DebugReload => "debug-reload",
         }
     }
 }

@@ -143,6 +143,47 @@ pub enum RestoreError {
     NoRuntime,
 }
 
+/// Why `DEBUG RELOAD` failed (the details are logged).
+#[derive(Debug)]
+pub(crate) enum ReloadError {
+    /// The snapshot could not be taken: nothing changed.
+    Save,
+    /// Loading failed.
+    Load,
+}
+
+/// Runs `f` on this thread, first handing the tokio worker's queued tasks
+/// to other workers (a multi-thread runtime's `block_in_place`), so that
+/// waiting here starves nobody.
+fn off_the_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Polls `fut` to completion on this thread, parking between wakes.
+fn park_on<F: Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// A view captured for a snapshot whose slot is claimed.
 struct Captured {
     view: View,
@@ -779,6 +820,73 @@ impl Persistence {
             generations_bytes: usage.as_ref().map_or(0, |u| u.generation_bytes),
             writes_refused,
         }
+    }
+
+    /// `DEBUG RELOAD`: a snapshot taken now (unless `save` is false), the
+    /// keyspace emptied by `empty` (unless `None`), and the newest
+    /// generation loaded back, all on the calling thread. Called inside the
+    /// DEBUG command, the gate held for write: nothing else runs in
+    /// between, as in Redis, and the load inserts on this thread (an
+    /// inserting thread would wait for the gate).
+    pub(crate) fn debug_reload(
+        self: &Arc<Self>,
+        ks: &Keyspace,
+        save: bool,
+        empty: Option<&dyn Fn()>,
+    ) -> Result<(), ReloadError> {
+        let trigger = SnapshotTrigger::DebugReload;
+        // The snapshot's async parts need the runtime's context; the wait
+        // runs off the worker so the worker's queued tasks are not stuck.
+        let _rt = self.runtime.enter();
+        if save {
+            let saved = off_the_worker(|| {
+                park_on(async {
+                    // A background snapshot under way ends first (Redis'
+                    // synchronous save does not wait, but has no slot).
+                    self.claim_when_free(trigger).await?;
+                    let captured = self.capture(ks, trigger)?;
+                    Arc::clone(self)
+                        .write(ks.clone(), trigger, captured, true)
+                        .await
+                })
+            });
+            if let Err(e) = saved {
+                error!(error = %e, "DEBUG RELOAD: the snapshot failed; nothing was reloaded");
+                return Err(ReloadError::Save);
+            }
+        }
+        let Some(store) = self.store.lock().clone() else {
+            return Err(ReloadError::Load);
+        };
+        if store.current().is_none() {
+            error!("DEBUG RELOAD NOSAVE: there is no snapshot to load");
+            return Err(ReloadError::Load);
+        }
+        if let Some(empty) = empty {
+            empty();
+        }
+        let mut sink = KeyspaceSink::inline(ks.clone());
+        // Refuse: a damaged generation is reported, never quarantined nor
+        // replaced by an older one behind the caller's back.
+        let report = match store.load(&mut sink, LoadPolicy::Refuse) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "DEBUG RELOAD: loading failed");
+                return Err(ReloadError::Load);
+            }
+        };
+        let counts = match sink.finish() {
+            Ok(c) => c,
+            Err(_) => {
+                error!("DEBUG RELOAD: the snapshot does not fit this keyspace");
+                return Err(ReloadError::Load);
+            }
+        };
+        let mut st = self.state.lock();
+        st.generation = report.generation;
+        st.load_loaded = counts.loaded;
+        st.load_expired = counts.expired;
+        Ok(())
     }
 
     /// Seconds the running snapshot has taken so far (-1: none runs).

@@ -200,6 +200,10 @@ pub(crate) struct KeyspaceSink {
     missing_db: Option<u32>,
     /// Started with the first full batch; `None` before and after.
     inserter: Option<Inserter>,
+    /// Whether batches go to an inserting thread; not when the caller
+    /// holds the keyspace gate for write (DEBUG RELOAD), which that thread
+    /// would wait for.
+    threaded: bool,
 }
 
 impl KeyspaceSink {
@@ -211,7 +215,16 @@ impl KeyspaceSink {
             counts: RestoreCounts::default(),
             missing_db: None,
             inserter: None,
+            threaded: true,
         }
+    }
+
+    /// A sink that inserts on the loading thread itself: for loading from
+    /// inside a command that holds the keyspace gate (DEBUG RELOAD).
+    pub(crate) fn inline(ks: Keyspace) -> KeyspaceSink {
+        let mut sink = KeyspaceSink::new(ks);
+        sink.threaded = false;
+        sink
     }
 
     fn add(&mut self, stats: LoadStats) {
@@ -226,7 +239,7 @@ impl KeyspaceSink {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(LOAD_BATCH));
-        if self.inserter.is_none() {
+        if self.inserter.is_none() && self.threaded {
             match Inserter::start(self.ks.clone()) {
                 Ok(i) => self.inserter = Some(i),
                 Err(e) => tracing::warn!(error = %e, "restore: inserting on the loading thread"),

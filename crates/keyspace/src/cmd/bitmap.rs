@@ -404,8 +404,10 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     );
     // Lengths and types first; then the sources are read in place (an
     // integer is formatted), the result built in one buffer as Redis does.
+    // Redis looks each source up once, with `lookupKeyRead`.
     let mut maxlen = 0;
     for k in sources {
+        let _reading = crate::stats::reads(true);
         match locked.shard(db, k).value(k).map(Value::str_len) {
             None => {}
             Some(Ok(n)) => maxlen = maxlen.max(n),
@@ -700,7 +702,9 @@ fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .max();
     let mut shard = ctx.shard(key);
     let Some(highest) = highest else {
-        // Only reads: a missing key reads as zeros.
+        // Only reads: a missing key reads as zeros. Redis reads it with
+        // `lookupKeyRead` (BITFIELD too).
+        let _reading = crate::stats::reads(true);
         let Some(v) = shard.value(key) else {
             return Frame::Array(fields.iter().map(|f| read_field(&[], f)).collect());
         };

@@ -255,10 +255,13 @@ fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     }
     let mut locked = ctx.lock_keys(keys.iter().map(|k| (db, *k)));
+    // The source is read with `lookupKeyRead`, by the storing forms too.
+    let reading = crate::stats::reads(true);
     let zobj: Option<&SortedSet> = match zset::read(locked.shard(db, src), src) {
         Err(e) => return e,
         Ok(z) => z,
     };
+    drop(reading);
 
     let mut centre: Option<(f64, f64)> = None;
     let mut shape: Option<(Shape, f64)> = None;
@@ -553,7 +556,6 @@ fn scan(z: &SortedSet, s: &Search, limit: usize) -> Vec<Found> {
 /// The key positions Redis' `georadiusGetKeys` reports for GEORADIUS and
 /// GEORADIUSBYMEMBER (COMMAND GETKEYS): the source key and the last
 /// STORE or STOREDIST destination, looked for from argument 5 on.
-#[allow(dead_code)] // for COMMAND GETKEYS (issue 16, introspection)
 pub(crate) fn georadius_key_positions(args: &[Bytes]) -> Vec<usize> {
     let mut stored = None;
     let mut i = 5;

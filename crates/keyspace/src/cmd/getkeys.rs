@@ -169,6 +169,121 @@ fn variable_flags(name: &str, call: &[Bytes]) -> Option<&'static [&'static str]>
     }
 }
 
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const OW_UPDATE: &[&str] = &["OW", "update"];
+/// The flags Redis' `genericGetKeys` and `georadiusGetKeys` give: none.
+const NO_FLAGS: &[&str] = &[];
+
+/// C's `atoi` as glibc has it (`(int) strtol(s, NULL, 10)`): leading
+/// spaces, a sign, digits up to the first other byte; saturated to a long,
+/// then truncated to an int.
+fn atoi(s: &[u8]) -> i64 {
+    let mut i = 0;
+    while s.get(i).is_some_and(|c| crate::num::is_c_space(*c)) {
+        i += 1;
+    }
+    let neg = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    while let Some(d) = s.get(i).filter(|c| c.is_ascii_digit()) {
+        let d = i64::from(d - b'0');
+        n = if neg {
+            n.saturating_mul(10).saturating_sub(d)
+        } else {
+            n.saturating_mul(10).saturating_add(d)
+        };
+        i += 1;
+    }
+    i64::from(n as i32)
+}
+
+/// Redis' `genericGetKeys`: `num` keys (the count at `count_at`) from
+/// `first` on, then the destination at `store` if any; none when the
+/// count is out of range (the command will answer a syntax error).
+fn generic_keys(
+    call: &[Bytes],
+    store: Option<usize>,
+    count_at: usize,
+    first: usize,
+) -> Vec<(usize, &'static [&'static str])> {
+    let num = call.get(count_at).map_or(0, |a| atoi(a));
+    let room = call.len().saturating_sub(first) as i64;
+    if num < 1 || num > room {
+        return Vec::new();
+    }
+    let mut keys: Vec<_> = (first..first + num as usize)
+        .map(|p| (p, NO_FLAGS))
+        .collect();
+    keys.extend(store.map(|p| (p, NO_FLAGS)));
+    keys
+}
+
+/// Redis' `xreadGetKeys`: the keys after the `STREAMS` option (found by
+/// skipping the other options' arguments), half of what follows it.
+fn xread_keys(call: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    let mut streams = None;
+    let mut i = 1;
+    while let Some(a) = call.get(i) {
+        if is(a, "block") || is(a, "count") {
+            i += 1;
+        } else if is(a, "group") {
+            i += 2;
+        } else if is(a, "noack") {
+        } else if is(a, "streams") {
+            streams = Some(i);
+            break;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let Some(at) = streams else {
+        return Vec::new();
+    };
+    let rest = call.len() - at - 1;
+    if rest == 0 || !rest.is_multiple_of(2) {
+        return Vec::new();
+    }
+    (at + 1..at + 1 + rest / 2).map(|p| (p, NO_FLAGS)).collect()
+}
+
+/// The command's own key finder (Redis' `getkeys_proc`), which Redis falls
+/// back on when the key specs cannot say (an `unknown` or `incomplete`
+/// spec, a key count out of range): `None` for a command without one.
+/// MIGRATE's (`migrateGetKeys`) is not here: cairn has no MIGRATE.
+fn getkeys_proc(name: &str, call: &[Bytes]) -> Option<Vec<(usize, &'static [&'static str])>> {
+    Some(match name {
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "lmpop" | "zmpop" | "sintercard" => {
+            generic_keys(call, None, 1, 2)
+        }
+        "zunionstore" | "zinterstore" | "zdiffstore" => generic_keys(call, Some(1), 2, 3),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop"
+        | "bzmpop" => generic_keys(call, None, 2, 3),
+        "sort" => {
+            let mut keys = vec![(1, RO_ACCESS)];
+            let pos = super::sort::key_positions(call);
+            keys.extend(pos.get(1).map(|&p| (p, OW_UPDATE)));
+            keys
+        }
+        "sort_ro" => vec![(1, RO_ACCESS)],
+        "georadius" | "georadiusbymember" => super::geo::georadius_key_positions(call)
+            .into_iter()
+            .map(|p| (p, NO_FLAGS))
+            .collect(),
+        "xread" | "xreadgroup" => xread_keys(call),
+        _ => return None,
+    })
+}
+
 /// `COMMAND GETKEYS|GETKEYSANDFLAGS command arg ...`.
 pub(crate) fn getkeys(table: &Table, args: &[Bytes], with_flags: bool) -> Frame {
     let call = args.get(2..).unwrap_or_default();
@@ -215,6 +330,14 @@ pub(crate) fn getkeys(table: &Table, args: &[Bytes], with_flags: bool) -> Frame 
     }
     if invalid {
         found.clear();
+        // As Redis' `getKeysFromCommandWithSpecs`: the command's own key
+        // finder, or no keys.
+        if let Some(keys) = getkeys_proc(&name, call) {
+            found = keys
+                .into_iter()
+                .map(|(p, flags)| (p, flags.iter().map(|f| Frame::simple(f)).collect()))
+                .collect();
+        }
     }
     // Specs flagged `variable_flags`: Redis asks the command's own getkeys
     // function, which decides the flags from the arguments.

@@ -208,6 +208,8 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut max: Box<hll::Raw> = Box::new([0u8; hll::REGISTERS]);
     let mut use_dense = false;
     for k in keys {
+        // `lookupKeyRead` for every input, the destination included.
+        let _reading = crate::stats::reads(true);
         match read_hll(locked.shard(db, k), k) {
             Err(e) => return e,
             Ok(None) => {}

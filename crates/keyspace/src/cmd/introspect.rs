@@ -19,20 +19,202 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("lolwut", lolwut);
 }
 
-/// LOLWUT [VERSION v]: Redis 7.0 answers its version line for every
-/// version but 5 and 6, whose generative art cairn does not draw (it
-/// answers the version line for them too; see compatibility.md).
+/// LOLWUT [VERSION v] [arg ...]: Redis 7.0 draws Georg Nees' Schotter
+/// for version 5 (`lolwut5.c`) and answers its version line for every
+/// other version but 6, whose skyscrapers cairn does not draw (it answers
+/// the version line for them too; see compatibility.md).
 fn lolwut(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() >= 3
-        && is(arg(args, 1), "version")
-        && crate::num::string2ll(arg(args, 2)).is_none()
-    {
-        return Frame::error("ERR value is not an integer or out of range");
+    let mut rest = args.get(1..).unwrap_or_default();
+    let mut version = None;
+    if args.len() >= 3 && is(arg(args, 1), "version") {
+        let Some(v) = crate::num::string2ll(arg(args, 2)) else {
+            return Frame::error("ERR value is not an integer or out of range");
+        };
+        // Redis prints it as an `unsigned int` and reads the first digits.
+        version = Some(v as u32);
+        rest = args.get(3..).unwrap_or_default();
     }
+    let text = match version {
+        Some(5) => match schotter_args(rest) {
+            Ok((cols, per_row, per_col)) => {
+                let mut t = render_canvas(&draw_schotter(cols, per_row, per_col));
+                t.push_str("\nGeorg Nees - schotter, plotter on paper, 1968. Redis ver. ");
+                t.push_str(crate::REDIS_VERSION);
+                t.push('\n');
+                t
+            }
+            Err(e) => return e,
+        },
+        _ => format!("Redis ver. {}\n", crate::REDIS_VERSION),
+    };
     Frame::Verbatim {
         format: *b"txt",
-        text: Bytes::from(format!("Redis ver. {}\n", crate::REDIS_VERSION)),
+        text: Bytes::from(text),
     }
+}
+
+/// `lolwut5Command`'s arguments: terminal columns, squares per row and
+/// per column (66, 8, 12 by default), each clamped to Redis' limits.
+fn schotter_args(rest: &[Bytes]) -> Result<(i64, i64, i64), Frame> {
+    let mut v = [66i64, 8, 12];
+    for (slot, a) in v.iter_mut().zip(rest) {
+        *slot = crate::num::string2ll(a)
+            .ok_or_else(|| Frame::error("ERR value is not an integer or out of range"))?;
+    }
+    let [cols, row, col] = v;
+    Ok((cols.clamp(1, 1000), row.clamp(1, 200), col.clamp(1, 200)))
+}
+
+/// Redis' `lwCanvas`: one byte per pixel, 0 or 1.
+struct Canvas {
+    width: i32,
+    height: i32,
+    pixels: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(width: i32, height: i32) -> Canvas {
+        let n = usize::try_from(width.max(0)).unwrap_or(0)
+            * usize::try_from(height.max(0)).unwrap_or(0);
+        Canvas {
+            width,
+            height,
+            pixels: vec![0; n],
+        }
+    }
+
+    fn index(&self, x: i32, y: i32) -> Option<usize> {
+        if x < 0 || x >= self.width || y < 0 || y >= self.height {
+            return None;
+        }
+        usize::try_from(x + y * self.width).ok()
+    }
+
+    fn set(&mut self, x: i32, y: i32) {
+        if let Some(p) = self.index(x, y).and_then(|i| self.pixels.get_mut(i)) {
+            *p = 1;
+        }
+    }
+
+    fn get(&self, x: i32, y: i32) -> bool {
+        self.index(x, y)
+            .and_then(|i| self.pixels.get(i))
+            .is_some_and(|p| *p != 0)
+    }
+
+    /// `lwDrawLine`: Bresenham.
+    fn line(&mut self, mut x1: i32, mut y1: i32, x2: i32, y2: i32) {
+        let (dx, dy) = ((x2 - x1).abs(), (y2 - y1).abs());
+        let sx = if x1 < x2 { 1 } else { -1 };
+        let sy = if y1 < y2 { 1 } else { -1 };
+        let mut err = dx - dy;
+        loop {
+            self.set(x1, y1);
+            if x1 == x2 && y1 == y2 {
+                break;
+            }
+            let e2 = err * 2;
+            if e2 > -dy {
+                err -= dy;
+                x1 += sx;
+            }
+            if e2 < dx {
+                err += dx;
+                y1 += sy;
+            }
+        }
+    }
+
+    /// `lwDrawSquare`: a square of side `size` centred on (x, y), rotated
+    /// by `angle`, in C's float arithmetic (the corners at `size / sqrt 2`
+    /// rounded, times the unit circle's).
+    fn square(&mut self, x: i32, y: i32, size: f32, angle: f32) {
+        // Redis divides by this literal, not by the exact square root: the
+        // rounded corners are Redis' only with its constant.
+        #[allow(clippy::approx_constant)]
+        let size = ((f64::from(size) / 1.414_213_562_3) as f32).round();
+        let mut k = (std::f64::consts::FRAC_PI_4 + f64::from(angle)) as f32;
+        let corners: [(i32, i32); 4] = std::array::from_fn(|_| {
+            let px = (f64::from(k).sin() * f64::from(size) + f64::from(x)).round() as i32;
+            let py = (f64::from(k).cos() * f64::from(size) + f64::from(y)).round() as i32;
+            k = (f64::from(k) + std::f64::consts::FRAC_PI_2) as f32;
+            (px, py)
+        });
+        for (a, b) in corners.iter().zip(corners.iter().cycle().skip(1)) {
+            self.line(a.0, a.1, b.0, b.1);
+        }
+    }
+}
+
+/// `lwDrawSchotter`: rows of squares, the ones below the second rotated
+/// and shifted at random (so only up to two rows are reproducible).
+fn draw_schotter(cols: i64, per_row: i64, per_col: i64) -> Canvas {
+    use rand::Rng;
+    let width = i32::try_from(cols * 2).unwrap_or(2000);
+    let padding = if width > 4 { 2 } else { 0 };
+    let side = (width - padding * 2) as f32 / per_row as f32;
+    let height = (side * per_col as f32 + (padding * 2) as f32) as i32;
+    let mut canvas = Canvas::new(width, height);
+    let mut rng = rand::rng();
+    for y in 0..per_col {
+        for x in 0..per_row {
+            let mut sx = (x as f32 * side + side / 2.0 + padding as f32) as i32;
+            let mut sy = (y as f32 * side + side / 2.0 + padding as f32) as i32;
+            let mut angle = 0.0f32;
+            if y > 1 {
+                let mut r = || rng.random::<f32>() / per_col as f32 * y as f32;
+                let (mut r1, mut r2, mut r3) = (r(), r(), r());
+                if rng.random::<bool>() {
+                    r1 = -r1;
+                }
+                if rng.random::<bool>() {
+                    r2 = -r2;
+                }
+                if rng.random::<bool>() {
+                    r3 = -r3;
+                }
+                angle = r1;
+                sx = (sx as f32 + r2 * side / 3.0) as i32;
+                sy = (sy as f32 + r3 * side / 3.0) as i32;
+            }
+            canvas.square(sx, sy, side, angle);
+        }
+    }
+    canvas
+}
+
+/// `renderCanvas`: 2x4 pixels per braille character, rows of characters
+/// separated by newlines (and one after the last unless the height is a
+/// multiple of 4 plus 1, as Redis' test is written).
+fn render_canvas(c: &Canvas) -> String {
+    let mut out = String::new();
+    let mut y = 0;
+    while y < c.height {
+        let mut x = 0;
+        while x < c.width {
+            let bits = [
+                (0, 0, 0),
+                (0, 1, 1),
+                (0, 2, 2),
+                (1, 0, 3),
+                (1, 1, 4),
+                (1, 2, 5),
+                (0, 3, 6),
+                (1, 3, 7),
+            ];
+            let byte = bits
+                .iter()
+                .filter(|(dx, dy, _)| c.get(x + dx, y + dy))
+                .fold(0u32, |b, (_, _, bit)| b | (1 << bit));
+            out.push(char::from_u32(0x2800 + byte).unwrap_or(' '));
+            x += 2;
+        }
+        if y != c.height - 1 {
+            out.push('\n');
+        }
+        y += 4;
+    }
+    out
 }
 
 /// MONITOR: from now on the client receives every command executed (a
@@ -79,6 +261,7 @@ const LATENCY_SUBS: &[(&str, i32)] = &[
     ("reset", -2),
     ("doctor", 2),
     ("histogram", -2),
+    ("graph", 3),
     ("help", 2),
 ];
 
@@ -194,6 +377,16 @@ fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             text: Bytes::from(doctor(ks)),
         },
         Ok("histogram") => histogram(ks, args.get(2..).unwrap_or_default()),
+        Ok("graph") => {
+            let event = String::from_utf8_lossy(arg(args, 2));
+            match mon.events().into_iter().find(|(n, _)| *n == event) {
+                Some((name, ts)) => Frame::Verbatim {
+                    format: *b"txt",
+                    text: Bytes::from(latency_graph(&name, &ts, unix_now())),
+                },
+                None => Frame::error(format!("ERR No samples available for event '{event}'")),
+            }
+        }
         Ok(_) => help(&[
             "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "DOCTOR",
@@ -213,6 +406,140 @@ fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             "HELP",
             "    Prints this help.",
         ]),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Redis' `LATENCY_GRAPH_COLS`.
+const GRAPH_COLS: usize = 80;
+
+/// Redis' `latencyCommandGenSparkeline`: a header with the high and low of
+/// the samples shown and the all-time high, a ruler, and the samples as a
+/// filled 4-row sparkline labelled with how long ago each was taken
+/// (`now`: unix seconds), oldest first.
+fn latency_graph(event: &str, ts: &Series, now: i64) -> String {
+    let mut seq = Sparkline::default();
+    let (mut min, mut max) = (0, 0);
+    for s in ts.history() {
+        if seq.samples.is_empty() {
+            (min, max) = (s.latency, s.latency);
+        } else {
+            max = max.max(s.latency);
+            min = min.min(s.latency);
+        }
+        let elapsed = now - s.time;
+        let label = if elapsed < 60 {
+            format!("{elapsed}s")
+        } else if elapsed < 3600 {
+            format!("{}m", elapsed / 60)
+        } else if elapsed < 3600 * 24 {
+            format!("{}h", elapsed / 3600)
+        } else {
+            format!("{}d", elapsed / (3600 * 24))
+        };
+        seq.add(s.latency as f64, label);
+    }
+    let mut out = format!(
+        "{event} - high {max} ms, low {min} ms (all time high {} ms)\n",
+        ts.max
+    );
+    out.push_str(&"-".repeat(GRAPH_COLS));
+    out.push('\n');
+    seq.render(&mut out, GRAPH_COLS, 4);
+    out
+}
+
+/// Redis' `sparkline.c` sequence, rendered with `SPARKLINE_FILL`.
+#[derive(Default)]
+struct Sparkline {
+    samples: Vec<(f64, String)>,
+    min: f64,
+    max: f64,
+    labels: usize,
+}
+
+impl Sparkline {
+    /// `sparklineSequenceAddSample` (an empty label counts as none).
+    fn add(&mut self, value: f64, label: String) {
+        if self.samples.is_empty() {
+            (self.min, self.max) = (value, value);
+        } else if value < self.min {
+            self.min = value;
+        } else if value > self.max {
+            self.max = value;
+        }
+        if !label.is_empty() {
+            self.labels += 1;
+        }
+        self.samples.push((value, label));
+    }
+
+    /// `sparklineRender`: `columns` samples per block, blocks separated by
+    /// an empty line.
+    fn render(&self, out: &mut String, columns: usize, rows: usize) {
+        for (i, block) in self.samples.chunks(columns).enumerate() {
+            if i != 0 {
+                out.push('\n');
+            }
+            self.render_range(out, block, rows);
+        }
+    }
+
+    /// `sparklineRenderRange`: `rows` rows of bars (`_o#`, `|` below the
+    /// top), a blank row, then the labels written downwards.
+    fn render_range(&self, out: &mut String, block: &[(f64, String)], rows: usize) {
+        const FILL: &[u8; 3] = b"_o#";
+        let charset_len = FILL.len() as i64;
+        let mut relmax = self.max - self.min;
+        if relmax == 0.0 {
+            relmax = 1.0;
+        }
+        let steps = charset_len * rows as i64;
+        let mut row = 0usize;
+        loop {
+            let mut more = false;
+            let mut chars = vec![b' '; block.len()];
+            for (j, (value, label)) in block.iter().enumerate() {
+                // C's `(int) (relval*steps)/relmax`: the product truncated,
+                // then the quotient truncated.
+                let relval = value - self.min;
+                let step = (f64::from((relval * steps as f64) as i32) / relmax) as i64;
+                let step = step.clamp(0, steps - 1);
+                if row < rows {
+                    let idx = step - (rows - row - 1) as i64 * charset_len;
+                    more = true;
+                    if (0..charset_len).contains(&idx) {
+                        chars[j] = FILL[idx as usize];
+                    } else if idx >= charset_len {
+                        chars[j] = b'|';
+                    }
+                } else {
+                    // One blank row between the bars and the labels.
+                    if self.labels > 0 && row - rows < 1 {
+                        more = true;
+                        break;
+                    }
+                    if let Some(&c) = (row - rows)
+                        .checked_sub(1)
+                        .and_then(|i| label.as_bytes().get(i))
+                    {
+                        more = true;
+                        chars[j] = c;
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+            row += 1;
+            out.push_str(&String::from_utf8_lossy(&chars));
+            out.push('\n');
+        }
     }
 }
 
@@ -390,4 +717,54 @@ fn doctor(ks: &Keyspace) -> String {
         report.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slowlog::{Sample, TS_LEN};
+
+    fn series(samples: &[(i64, u64)]) -> Series {
+        let mut ts = Series {
+            idx: 0,
+            max: 0,
+            samples: [Sample::default(); TS_LEN],
+        };
+        for &(time, latency) in samples {
+            ts.samples[ts.idx] = Sample { time, latency };
+            ts.idx = (ts.idx + 1) % TS_LEN;
+            ts.max = ts.max.max(latency);
+        }
+        ts
+    }
+
+    #[test]
+    fn latency_graph_draws_as_redis_sparkline() {
+        let ts = series(&[(998, 10), (999, 20), (1000, 40)]);
+        let want = format!(
+            "ev - high 40 ms, low 10 ms (all time high 40 ms)\n{}\n  #\n  |\n o|\n_||\n   \n210\nsss\n",
+            "-".repeat(80)
+        );
+        assert_eq!(latency_graph("ev", &ts, 1000), want);
+        // One sample: no range, the lowest bar; labels in minutes, hours
+        // and days past a minute.
+        let ts = series(&[(1000 - 7200, 5)]);
+        let want = format!(
+            "ev - high 5 ms, low 5 ms (all time high 5 ms)\n{}\n \n \n \n_\n \n2\nh\n",
+            "-".repeat(80)
+        );
+        assert_eq!(latency_graph("ev", &ts, 1000), want);
+    }
+
+    #[test]
+    fn sparkline_wraps_at_the_column_count() {
+        let mut seq = Sparkline::default();
+        for v in [1.0, 2.0, 3.0] {
+            seq.add(v, String::new());
+        }
+        let mut out = String::new();
+        seq.render(&mut out, 2, 1);
+        // No labels: no blank row; two blocks, an empty line between.
+        assert_eq!(out, "_o\n\n#\n");
+    }
 }

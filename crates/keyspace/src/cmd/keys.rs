@@ -231,9 +231,11 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return err("ERR source and destination objects are the same");
     }
     let mut locked = ctx.lock_keys([(src_db, src), (dst_db, dst)]);
+    let reading = crate::stats::reads(true);
     let Some(entry) = locked.shard(src_db, src).get(src).cloned() else {
         return Frame::Integer(0);
     };
+    drop(reading);
     let d = locked.shard(dst_db, dst);
     let dst_exists = d.contains(dst);
     if dst_exists && !replace {

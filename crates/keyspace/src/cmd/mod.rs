@@ -356,6 +356,22 @@ pub trait Extension: Send + Sync + 'static {
     fn deny_write(&self, _ks: &Keyspace) -> Option<Frame> {
         None
     }
+
+    /// `DEBUG RELOAD`, for the extension that persists the dataset: saves
+    /// it (unless `save` is false: `NOSAVE`), calls `empty` (Redis'
+    /// `emptyData`; `None` for `NOFLUSH MERGE`, when the snapshot's keys
+    /// replace the ones in memory), then loads the snapshot back. Called
+    /// inside the command with the gate held for write, so nothing runs
+    /// in between: everything must happen before it returns. `None`: this
+    /// extension does not persist. `Err`: the error reply.
+    fn debug_reload(
+        &self,
+        _ks: &Keyspace,
+        _save: bool,
+        _empty: Option<&dyn Fn()>,
+    ) -> Option<Result<(), Frame>> {
+        None
+    }
 }
 
 /// A built-in command handler.

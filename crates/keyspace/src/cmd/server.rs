@@ -905,6 +905,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             Frame::Array(out)
         }
+        ("reload", _) => debug_reload(ctx, args),
         ("set-active-expire", 3) => match parse_int(arg(args, 2)) {
             Ok(n) => {
                 ctx.keyspace()
@@ -947,6 +948,19 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "OBJECT <key>",
                 "    Show low level info about the key and associated value.",
+                "RELOAD [option ...]",
+                "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+                "    * MERGE: conflicting keys will be loaded from RDB.",
+                "    * NOFLUSH: the existing database will not be removed before load, but",
+                "      conflicting keys will generate an exception and kill the server.",
+                "    * NOSAVE: the database will be loaded from an existing RDB file.",
+                "    Examples:",
+                "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+                "      the database.",
+                "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+                "      existing RDB file.",
+                "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+                "      file to the database.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>",
@@ -958,6 +972,53 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         ),
         _ => unknown(),
     }
+}
+
+/// `DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]`: a snapshot taken and loaded
+/// back through the persistence extension, the whole under the gate held
+/// for write (DEBUG is EXCLUSIVE), as Redis does it in its main thread.
+fn debug_reload(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (mut save, mut flush, mut merge) = (true, true, false);
+    for opt in args.iter().skip(2) {
+        if is(opt, "merge") {
+            merge = true;
+        } else if is(opt, "noflush") {
+            flush = false;
+        } else if is(opt, "nosave") {
+            save = false;
+        } else {
+            return err("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+        }
+    }
+    let ks = ctx.keyspace().clone();
+    if !flush && !merge && (0..ks.databases()).any(|db| ks.dbsize(db) > 0) {
+        // Redis stops the whole server on the first key found both in
+        // memory and in the file; cairn refuses up front instead.
+        return err(
+            "ERR DEBUG RELOAD NOFLUSH needs MERGE in cairn: without it Redis aborts on the first key that is both in memory and in the snapshot",
+        );
+    }
+    let empty = || {
+        let e = ks.engine();
+        for db in 0..e.databases() {
+            touch_watched(ctx, db, None);
+        }
+        e.flush_dbs(0..e.databases());
+        e.counters.notify.flushed();
+    };
+    let empty: Option<&dyn Fn()> = if flush { Some(&empty) } else { None };
+    for x in &ks.inner.extensions {
+        if let Some(done) = x.debug_reload(&ks, save, empty) {
+            return match done {
+                Ok(()) => {
+                    tracing::warn!("DB reloaded by DEBUG RELOAD");
+                    Frame::ok()
+                }
+                Err(e) => e,
+            };
+        }
+    }
+    err("ERR DEBUG RELOAD needs persistence, and this server runs without it")
 }
 
 fn serialized_len(v: &crate::value::Value) -> usize {
@@ -1012,6 +1073,8 @@ fn encoding(v: &crate::value::Value) -> &'static str {
 
 /// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP
 fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    // Redis' `objectCommandLookup`: `LOOKUP_NOTOUCH|LOOKUP_NONOTIFY`.
+    let _quiet = crate::stats::no_keymiss();
     let sub = match subcommand("object", args, OBJECT_SUBS) {
         Ok(s) => s,
         Err(e) => return e,

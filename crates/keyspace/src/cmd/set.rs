@@ -296,6 +296,8 @@ type Sets = Vec<Option<Arc<HashSetBytes>>>;
 /// key, even after a missing one. Cloning the `Arc`s is O(1); the caller
 /// keeps the lock while it reads them so writers never have to copy.
 fn load_sets(locked: &mut Locked<'_>, db: usize, keys: &[Bytes]) -> Result<Sets, Frame> {
+    // `lookupKeyRead`, by the storing forms too.
+    let _reading = crate::stats::reads(true);
     let mut sets = Vec::with_capacity(keys.len());
     for k in keys {
         match locked.shard(db, k).value(k) {

@@ -140,6 +140,8 @@ fn lookup(locked: &mut Locked<'_>, db: usize, pattern: &[u8], subst: &Bytes) -> 
     key.extend_from_slice(pattern.get(..star)?);
     key.extend_from_slice(subst);
     key.extend_from_slice(post);
+    // Redis' `lookupKeyByPattern` reads with `lookupKeyRead`, SORT too.
+    let _reading = crate::stats::reads(true);
     let value = locked.shard(db, &key).value(&key)?;
     match field {
         Some(f) => value.as_hash().ok()?.get(f),
@@ -211,6 +213,7 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
     // Redis loads a list or sorted set not sorted straight from the
     // range LIMIT selects, in DESC order when asked; so does this.
+    let reading = crate::stats::reads(true);
     let source = match locked.shard(db, key).value(key) {
         None => Source::List(Vec::new()),
         Some(Value::List(l)) => Source::List(l.iter().collect()),
@@ -218,6 +221,7 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Some(Value::ZSet(z)) => Source::ZSet(z.iter().map(|(m, _)| m).collect()),
         Some(_) => return wrongtype(),
     };
+    drop(reading);
     if dontsort && matches!(source, Source::Set(_)) && (store.is_some() || ctx.session.script) {
         dontsort = false;
         alpha = true;
@@ -380,7 +384,6 @@ fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// (COMMAND GETKEYS): the sorted key, and the last STORE destination.
 /// BY and GET patterns are not keys. Options named LIMIT, GET and BY skip
 /// their arguments; anything else is taken as a one-word option.
-#[allow(dead_code)] // for COMMAND GETKEYS (issue 16, introspection)
 pub(crate) fn key_positions(args: &[Bytes]) -> Vec<usize> {
     let mut keys = vec![1];
     let mut store = None;

@@ -1555,6 +1555,8 @@ fn touch_consumer(g: &mut Group, name: &Bytes, now: i64) -> bool {
 }
 
 fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    // Redis reads the streams with `lookupKeyRead`, XREADGROUP too.
+    let _reading = crate::stats::reads(true);
     let cmd_name = arg(args, 0);
     let xreadgroup = ctx.command() == "xreadgroup";
     let mut timeout: Option<i64> = None;

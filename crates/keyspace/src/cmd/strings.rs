@@ -159,11 +159,14 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let StringOpts { nx, xx, get, .. } = opts;
     let value = Value::string(arg(args, 2));
     let mut shard = ctx.shard(key);
+    // With GET, Redis reads the old value with `lookupKeyRead`.
+    let reading = crate::stats::reads(get);
     let old = match shard.get(key) {
         Some(e) if get && !e.value().is_string() => return super::wrongtype(),
         Some(e) => Some(e.value().clone()),
         None => None,
     };
+    drop(reading);
     let exists = old.is_some();
     if (nx && exists) || (xx && !exists) {
         return if get {
@@ -240,11 +243,13 @@ fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let mut shard = ctx.shard(key);
+    let reading = crate::stats::reads(true);
     if let Some(v) = shard.value(key)
         && !v.is_string()
     {
         return super::wrongtype();
     }
+    drop(reading);
     let old = shard.set(key, Value::string(arg(args, 2)), None);
     ctx.notify(Class::String, "set", key);
     string_reply(old.as_ref().map(|e| e.value()))
@@ -253,6 +258,12 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let mut shard = ctx.shard(key);
+    let reading = crate::stats::reads(true);
+    let found = shard.value(key).is_some();
+    drop(reading);
+    if !found {
+        return Frame::Null;
+    }
     match shard.value(key) {
         None => Frame::Null,
         Some(v) if !v.is_string() => super::wrongtype(),
@@ -274,10 +285,12 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     let now = ctx.now_ms();
     let mut shard = ctx.shard(key);
+    let reading = crate::stats::reads(true);
     let reply = match shard.value(key) {
         None => return Frame::Null,
         Some(v) => string_reply(Some(v)),
     };
+    drop(reading);
     if reply.is_error() {
         return reply;
     }

@@ -791,6 +791,8 @@ fn range_store(
 ) -> Frame {
     let db = ctx.db();
     let mut locked = ctx.lock_keys([(db, src), (db, dst)]);
+    // The source is read with `lookupKeyRead`.
+    let reading = crate::stats::reads(true);
     let result = match read(locked.shard(db, src), src) {
         Err(e) => return e,
         Ok(None) => SortedSet::new(),
@@ -809,6 +811,7 @@ fn range_store(
             out
         }
     };
+    drop(reading);
     store_result(ctx, locked.shard(db, dst), dst, result)
 }
 
@@ -1266,11 +1269,14 @@ fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .map(|k| (db, &k[..]))
         .chain(store.then_some((db, dst)));
     let mut locked = ctx.lock_keys(lock);
-    // Redis opens the inputs (WRONGTYPE) before it parses the options.
+    // Redis opens the inputs (WRONGTYPE) before it parses the options,
+    // with `lookupKeyRead` in the storing forms too.
+    let reading = crate::stats::reads(true);
     let sets = match inputs(&mut locked, db, keys) {
         Ok(s) => s,
         Err(e) => return e,
     };
+    drop(reading);
     let (weights, agg, withscores) = match setop_options(args, at + 1 + nk, nk, op, store) {
         Ok(o) => o,
         Err(e) => return e,
