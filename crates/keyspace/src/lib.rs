@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod blocking;
 mod clock;
 mod cmd;
@@ -54,6 +55,7 @@ mod session;
 mod slowlog;
 mod stats;
 mod stream;
+mod usage;
 mod value;
 mod view;
 mod watch;
