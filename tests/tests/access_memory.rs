@@ -167,7 +167,10 @@ fn same_replies() -> Vec<Vec<String>> {
         &["CONFIG", "SET", "lfu-log-factor", "-1"],
         &["CONFIG", "SET", "lfu-decay-time", "x"],
         &["CONFIG", "SET", "lfu-decay-time", "5"],
-        &["CONFIG", "GET", "lfu-*"],
+        // One each: CONFIG GET with a pattern answers in Redis' dictionary
+        // order, which varies between runs.
+        &["CONFIG", "GET", "lfu-decay-time"],
+        &["CONFIG", "GET", "lfu-log-factor"],
         &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
         &["OBJECT", "IDLETIME", "s"],
         &["MEMORY", "HELP"],
