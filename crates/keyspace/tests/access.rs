@@ -204,3 +204,25 @@ fn reads_do_not_make_a_view_copy_entries() {
     assert_eq!(ks.preserved_entries(), before);
     drop(view);
 }
+
+/// Loaded (restored) keys start as new keys: the clock at the load, or
+/// `LFU_INIT_VAL` under an LFU policy.
+#[test]
+fn loaded_keys_start_as_new_ones() {
+    use cairn_keyspace::{Key, LoadEntry, Value};
+    let (clock, ks) = setup();
+    let mut s = ks.session();
+    clock.advance(50_000);
+    let entry = |k: &str| LoadEntry {
+        db: 0,
+        key: Key::new(k.as_bytes()),
+        expires_at_ms: None,
+        value: Value::string(b"loaded value"),
+    };
+    ks.load_entries([entry("a")]);
+    clock.advance(4_000);
+    assert_eq!(int(s.command(&["OBJECT", "IDLETIME", "a"])), 4);
+    s.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    ks.load_entries([entry("b")]);
+    assert_eq!(int(s.command(&["OBJECT", "FREQ", "b"])), 5);
+}
