@@ -33,6 +33,12 @@ pub struct Entry {
     version: u32,
     /// Whether a copy of the key sits in the shard's TTL sample vector.
     in_ttl_index: bool,
+    /// Redis' 24-bit `lru`: the LRU clock or the LFU time and counter at
+    /// the last access (see `access.rs`). Three bytes so the entry does not
+    /// grow: they fill the padding after `in_ttl_index`. Changed by
+    /// lookups without stamping `version`, so a read never makes a view
+    /// copy the entry.
+    access: [u8; 3],
 }
 
 impl Entry {
@@ -53,6 +59,16 @@ impl Entry {
 
     pub(crate) fn set_version(&mut self, v: u32) {
         self.version = v;
+    }
+
+    /// The access field (Redis' `lru`): an LRU clock reading or, under an
+    /// LFU policy, minutes << 8 | counter. See `access.rs`.
+    pub fn access(&self) -> u32 {
+        crate::access::unpack(self.access)
+    }
+
+    fn set_access(&mut self, field: u32) {
+        self.access = crate::access::pack(field);
     }
 
     fn is_expired(&self, now: i64) -> bool {
@@ -362,6 +378,8 @@ pub(crate) struct Counters {
     pub(crate) watches: crate::watch::Watches,
     /// Keyspace notifications and client-side caching invalidations.
     pub(crate) notify: Arc<crate::notify::Notifier>,
+    /// How lookups update entries' access fields (`maxmemory-policy`).
+    pub(crate) access: crate::access::AccessConfig,
 }
 
 impl Counters {
@@ -434,6 +452,7 @@ impl Engine {
                 preserved: AtomicU64::new(0),
                 watches: crate::watch::Watches::default(),
                 notify,
+                access: crate::access::AccessConfig::default(),
             },
             clock,
             expire_cursor: AtomicUsize::new(0),
@@ -572,6 +591,23 @@ impl Engine {
             }
         }
         (keys, expires)
+    }
+
+    /// MEMORY STATS' `overhead.hashtable.main` and `.expires` of `db`:
+    /// bytes of the shards' table slots (key and entry inline, plus a
+    /// control byte per bucket) and of their TTL sample vectors.
+    pub(crate) fn db_overhead(&self, db: usize) -> (usize, usize) {
+        let slot = std::mem::size_of::<(Key, Entry)>() + 1;
+        let mut main = 0;
+        let mut expires = 0;
+        for i in self.db_shards(db) {
+            if let Some(s) = self.shards.get(i) {
+                let s = s.lock();
+                main += s.map.num_buckets() * slot;
+                expires += s.ttl_keys.capacity() * std::mem::size_of::<Key>();
+            }
+        }
+        (main, expires)
     }
 
     /// Sum of remaining TTLs and count of volatile keys in `db`, for INFO.
@@ -817,6 +853,38 @@ impl<'a> Shard<'a> {
         found
     }
 
+    /// [`get`](Self::get) without counting as an access to the key (its
+    /// access field is left alone): Redis' `LOOKUP_NOTOUCH`, used by TYPE,
+    /// EXISTS, TTL and its variants, and OBJECT.
+    pub fn get_untouched(&mut self, key: &[u8]) -> Option<&Entry> {
+        let found = self.lookup(key, false).map(|e| &*e);
+        crate::stats::lookup(found.is_some());
+        found
+    }
+
+    /// The entry stored for `key` as it is, expired or not, without
+    /// deleting, counting or touching it: what Redis' MEMORY USAGE and
+    /// DEBUG OBJECT read (`dictFind` on the main dictionary).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.data.map.get(key)
+    }
+
+    /// Gives `key` the access field of a new key (COPY's destination is a
+    /// new object in Redis, even when it replaces one).
+    pub fn renew_access(&mut self, key: &[u8]) {
+        let field = self.counters.access.new_field(self.now);
+        self.set_access(key, field);
+    }
+
+    /// Sets the access field of `key` (a renamed or moved key keeps the
+    /// field of its value, as Redis moves the object with its `lru`).
+    /// Not a write: the version is left alone.
+    pub fn set_access(&mut self, key: &[u8], field: u32) {
+        if let Some((_, e)) = self.data.map.get_key_value_mut(key) {
+            e.set_access(field);
+        }
+    }
+
     /// The live value for `key`.
     pub fn value(&mut self, key: &[u8]) -> Option<&Value> {
         self.get(key).map(Entry::value)
@@ -828,10 +896,26 @@ impl<'a> Shard<'a> {
     }
 
     fn get_entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup(key, true)
+    }
+
+    /// The live entry for `key` (lazily expiring it), and Redis'
+    /// `lookupKey` update of its access field when `touch`. The field
+    /// changes in place under the shard's lock, which every lookup holds
+    /// exclusively: no atomic is needed, and the version is not stamped,
+    /// so a view never copies an entry because it was read.
+    fn lookup(&mut self, key: &[u8], touch: bool) -> Option<&mut Entry> {
         let now = self.now;
         let d = &mut *self.data;
         match d.map.live_or_remove(key, now) {
-            Ok(found) => found,
+            Ok(Some(e)) => {
+                if touch {
+                    let field = self.counters.access.touched(e.access(), now);
+                    e.set_access(field);
+                }
+                Some(e)
+            }
+            Ok(None) => None,
             Err((k, e)) => {
                 preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
                 if e.expires_at != NO_EXPIRY {
@@ -904,7 +988,18 @@ impl<'a> Shard<'a> {
                 expires_at: e.expires_at,
                 version: e.version,
                 in_ttl_index: e.in_ttl_index,
+                access: e.access,
             };
+            // Redis' setKey looks the key up for writing first (an access),
+            // then dbSetValue keeps the old LFU field or, under LRU, the
+            // new object's fresh clock: both are one touch here. A key
+            // that had expired is added anew.
+            let field = if expired {
+                counters.access.new_field(now)
+            } else {
+                counters.access.touched(e.access(), now)
+            };
+            e.set_access(field);
             e.expires_at = new_expiry;
             e.version = d.epoch;
             if has && !e.in_ttl_index {
@@ -931,6 +1026,7 @@ impl<'a> Shard<'a> {
                 expires_at,
                 version: d.epoch,
                 in_ttl_index: has,
+                access: crate::access::pack(counters.access.new_field(now)),
             },
         );
         if has {
@@ -944,7 +1040,7 @@ impl<'a> Shard<'a> {
     /// Deletes `key`; returns its entry if it existed and had not expired.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         // Lazy expiry first so an expired key reports "absent".
-        self.get_entry_mut(key)?;
+        self.lookup(key, false)?;
         let d = &mut *self.data;
         let (k, e) = d.map.remove_entry(key)?;
         preserve(&mut d.preserved, d.epoch, self.counters, self.db, &k, &e);
@@ -1089,6 +1185,10 @@ impl<'a> Shard<'a> {
                 expires_at,
                 version: d.epoch,
                 in_ttl_index: has,
+                // Restored keys start as new ones: snapshots do not keep
+                // access fields (Redis' RDB keeps them only under an
+                // eviction policy that reads them).
+                access: crate::access::pack(self.counters.access.new_field(self.now)),
             },
         );
         if let Some(o) = old
@@ -1278,7 +1378,16 @@ mod tests {
             expires_at: NO_EXPIRY,
             version: 0,
             in_ttl_index: false,
+            access: [0; 3],
         }
+    }
+
+    /// The access field fills padding: an entry is as large as without
+    /// it, and so is a table slot (key + entry).
+    #[test]
+    fn the_access_field_does_not_grow_entries() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 64);
     }
 
     /// The premise of resuming a view's walk by bucket index: while

@@ -289,6 +289,29 @@ impl<T: Keyed + Clone> Segmented<T> {
         self.len
     }
 
+    /// Bytes of the table structure itself (MEMORY USAGE): the segment
+    /// pointers, and per segment its `Arc`'d header and hashbrown's slots
+    /// (one element plus one control byte per bucket, plus a group of
+    /// trailing control bytes). The elements' own heap is not included.
+    pub(crate) fn structure_bytes(&self) -> usize {
+        const ARC_COUNTS: usize = 16;
+        const GROUP: usize = 16;
+        self.segs.capacity() * std::mem::size_of::<Arc<Table<T>>>()
+            + self
+                .segs
+                .iter()
+                .map(|t| {
+                    let buckets = t.table.num_buckets();
+                    let slots = if buckets == 0 {
+                        0
+                    } else {
+                        buckets * (std::mem::size_of::<T>() + 1) + GROUP
+                    };
+                    ARC_COUNTS + std::mem::size_of::<Table<T>>() + slots
+                })
+                .sum::<usize>()
+    }
+
     fn seg_of(&self, key: &[u8]) -> usize {
         let bits = self.segs.len().trailing_zeros();
         if bits == 0 {
@@ -579,6 +602,21 @@ impl HashSetBytes {
             SetRepr::Ints(s) => s.bytes(),
             SetRepr::Pack(p) => p.bytes(),
             SetRepr::Table(_) => 0,
+        }
+    }
+
+    /// MEMORY USAGE's estimate of the heap this set holds: the packed
+    /// buffer, or the table's structure plus its members' bytes averaged
+    /// over the first `samples` members and scaled to all of them (Redis
+    /// samples large aggregates the same way).
+    pub(crate) fn usage(&self, samples: usize) -> usize {
+        match &self.0 {
+            SetRepr::Ints(s) => s.bytes(),
+            SetRepr::Pack(p) => p.bytes(),
+            SetRepr::Table(t) => {
+                t.structure_bytes()
+                    + crate::usage::scaled(t.iter().map(|m| m.len()), samples, t.len())
+            }
         }
     }
 
@@ -926,6 +964,22 @@ impl HashMapBytes {
         match &self.0 {
             MapRepr::Pack(_) => "listpack",
             MapRepr::Table(_) => "hashtable",
+        }
+    }
+
+    /// MEMORY USAGE's estimate of the heap this hash holds (see
+    /// [`HashSetBytes::usage`]).
+    pub(crate) fn usage(&self, samples: usize) -> usize {
+        match &self.0 {
+            MapRepr::Pack(p) => p.bytes(),
+            MapRepr::Table(t) => {
+                t.structure_bytes()
+                    + crate::usage::scaled(
+                        t.iter().map(|(f, v)| f.len() + v.len()),
+                        samples,
+                        t.len(),
+                    )
+            }
         }
     }
 

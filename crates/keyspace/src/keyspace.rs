@@ -207,6 +207,7 @@ impl KeyspaceBuilder {
                 payloads: Default::default(),
                 busy: Default::default(),
                 busy_changed: tokio::sync::Notify::new(),
+                memory: crate::memory::Tracker::new(self.allocator.as_ref()),
                 allocator: self.allocator,
             }),
         };
@@ -288,6 +289,8 @@ pub(crate) struct Inner {
     /// A busy exclusive operation ([`Keyspace::set_busy`]).
     pub(crate) busy: parking_lot::Mutex<Option<Busy>>,
     pub(crate) busy_changed: tokio::sync::Notify,
+    /// MEMORY STATS' startup and peak readings.
+    pub(crate) memory: crate::memory::Tracker,
     /// Where `INFO memory` reads the allocator's counters.
     pub(crate) allocator: Option<Arc<dyn crate::memory::AllocatorStats>>,
 }
@@ -625,6 +628,8 @@ impl Keyspace {
     /// Does nothing while `DEBUG SET-ACTIVE-EXPIRE 0` is in effect or a
     /// busy operation runs ([`set_busy`](Self::set_busy)).
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
+        // The timer Redis samples its memory peak from (serverCron).
+        self.inner.memory.observe(self.inner.allocator.as_ref());
         // Nor while a busy script holds the keyspace: the cycle would wait
         // for it on the caller's (async worker) thread.
         // Nor while clients are paused: Redis pauses expiry with writes.
@@ -713,6 +718,9 @@ impl Keyspace {
     pub(crate) fn param_changed(&self, name: &str, value: &str) {
         let int = || value.parse::<i64>().ok();
         match name {
+            "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" => {
+                self.inner.engine.counters.access.apply(name, value);
+            }
             "latency-tracking" => self
                 .inner
                 .stats

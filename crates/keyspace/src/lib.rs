@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod auth;
 mod blocking;
 mod clock;
@@ -55,6 +56,7 @@ mod session;
 mod slowlog;
 mod stats;
 mod stream;
+mod usage;
 mod value;
 mod view;
 mod watch;

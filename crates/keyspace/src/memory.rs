@@ -7,6 +7,7 @@
 //! process' resident set size, the only honest figure left.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Statistics of the allocator the process runs on.
 pub trait AllocatorStats: Send + Sync {
@@ -22,6 +23,12 @@ pub trait AllocatorStats: Send + Sync {
     fn purge(&self) -> bool {
         false
     }
+
+    /// The allocator's own statistics report (`MEMORY MALLOC-STATS`:
+    /// jemalloc's `malloc_stats_print`), if it writes one.
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One reading of the allocator's counters, in bytes.
@@ -36,6 +43,51 @@ pub struct AllocatorReading {
     /// Bytes the allocator holds mapped and resident (jemalloc's
     /// `stats.resident`), if it knows.
     pub resident: Option<u64>,
+}
+
+/// `startup.allocated` and `peak.allocated` of MEMORY STATS: the first
+/// reading, taken when the keyspace is built, and the largest reading
+/// seen. Readings are taken by every INFO memory, MEMORY STATS and MEMORY
+/// DOCTOR and by each active expiry cycle (10 times a second), as Redis
+/// samples its peak in `serverCron` and when it reports.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    startup: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Tracker {
+    pub(crate) fn new(stats: Option<&Arc<dyn AllocatorStats>>) -> Tracker {
+        let used = used_now(stats);
+        Tracker {
+            startup: AtomicU64::new(used),
+            peak: AtomicU64::new(used),
+        }
+    }
+
+    /// Takes a reading for the peak (cheap: one counter read with the
+    /// counted allocator).
+    pub(crate) fn observe(&self, stats: Option<&Arc<dyn AllocatorStats>>) {
+        self.saw(used_now(stats));
+    }
+
+    pub(crate) fn saw(&self, used: u64) {
+        self.peak.fetch_max(used, Ordering::Relaxed);
+    }
+
+    pub(crate) fn startup(&self) -> u64 {
+        self.startup.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+fn used_now(stats: Option<&Arc<dyn AllocatorStats>>) -> u64 {
+    stats
+        .and_then(|s| s.read())
+        .map_or_else(rss_bytes, |r| r.allocated)
 }
 
 /// The figures `INFO memory` prints, from one reading.

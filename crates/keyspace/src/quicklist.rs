@@ -86,6 +86,18 @@ impl QuickList {
         self.nodes.len()
     }
 
+    /// MEMORY USAGE's estimate of the heap this list holds: the node
+    /// ring, and the nodes' buffers averaged over the first `samples`
+    /// nodes and scaled to all of them (Redis samples quicklist nodes).
+    pub(crate) fn usage(&self, samples: usize) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Pack>()
+            + crate::usage::scaled(
+                self.nodes.iter().map(Pack::bytes),
+                samples,
+                self.nodes.len(),
+            )
+    }
+
     /// Heap bytes held by the nodes' buffers.
     pub fn packed_bytes(&self) -> usize {
         self.nodes.iter().map(Pack::bytes).sum()

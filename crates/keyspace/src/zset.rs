@@ -463,6 +463,32 @@ impl SortedSet {
         }
     }
 
+    /// MEMORY USAGE's estimate of the heap this sorted set holds: the
+    /// packed buffer; or the chunks (their `Arc`'d vectors of (score,
+    /// member) items), the Fenwick tree and the score table's structure,
+    /// plus the members' bytes (shared by a chunk item and the table)
+    /// averaged over the first `samples` members and scaled to all.
+    pub(crate) fn usage(&self, samples: usize) -> usize {
+        match &self.0 {
+            Repr::Pack(p) => p.bytes(),
+            Repr::Big(b) => {
+                let item = std::mem::size_of::<Item>();
+                let chunks: usize = b
+                    .chunks
+                    .iter()
+                    .map(|c| 16 + std::mem::size_of::<Vec<Item>>() + c.capacity() * item)
+                    .sum();
+                let members = b.chunks.iter().flat_map(|c| c.iter()).map(|(_, m)| m.len());
+                std::mem::size_of::<Chunked>()
+                    + b.chunks.capacity() * std::mem::size_of::<Arc<Vec<Item>>>()
+                    + chunks
+                    + b.fenwick.capacity() * std::mem::size_of::<usize>()
+                    + b.scores.structure_bytes()
+                    + crate::usage::scaled(members, samples, b.len())
+            }
+        }
+    }
+
     /// Heap bytes held by the packed buffer (0 for a skiplist).
     pub fn packed_bytes(&self) -> usize {
         match &self.0 {

@@ -19,6 +19,13 @@ impl AllocatorStats for JemallocStats {
         format!("jemalloc-{short}")
     }
 
+    /// jemalloc's `malloc_stats_print`, as Redis' MEMORY MALLOC-STATS.
+    fn report(&self) -> Option<String> {
+        let mut out = Vec::new();
+        tikv_jemalloc_ctl::stats_print::stats_print(&mut out, Default::default()).ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
     fn read(&self) -> Option<AllocatorReading> {
         // jemalloc caches its statistics; advancing the epoch refreshes them.
         tikv_jemalloc_ctl::epoch::advance().ok()?;

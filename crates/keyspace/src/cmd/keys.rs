@@ -15,7 +15,7 @@ pub(crate) fn register(t: &mut TableBuilder) {
     t.redis("del", del);
     t.redis("unlink", del);
     t.redis("exists", exists);
-    t.redis("touch", exists);
+    t.redis("touch", touch);
     t.redis("expire", expire);
     t.redis("pexpire", expire);
     t.redis("expireat", expire);
@@ -60,6 +60,16 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     // Duplicates count each time, as in Redis.
+    int(args
+        .iter()
+        .skip(1)
+        // Not an access to the key (Redis' LOOKUP_NOTOUCH).
+        .filter(|k| ctx.shard(k).get_untouched(k).is_some())
+        .count())
+}
+
+/// TOUCH: EXISTS that counts as an access to each key.
+fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     int(args
         .iter()
         .skip(1)
@@ -139,7 +149,7 @@ fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let now = ctx.now_ms();
     let mut shard = ctx.shard(key);
-    let Some(e) = shard.get(key) else {
+    let Some(e) = shard.get_untouched(key) else {
         return Frame::Integer(-2);
     };
     let Some(at) = e.expires_at_ms() else {
@@ -170,8 +180,8 @@ fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let name = ctx
         .shard(key)
-        .value(key)
-        .map(|v| v.value_type().name())
+        .get_untouched(key)
+        .map(|e| e.value().value_type().name())
         .unwrap_or("none");
     Frame::simple(name)
 }
@@ -196,9 +206,10 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         ctx.notify(Class::New, "new", dst);
     }
     locked.shard(db, src).remove(src);
-    locked
-        .shard(db, dst)
-        .set(dst, entry.value().clone(), entry.expires_at_ms());
+    let d = locked.shard(db, dst);
+    d.set(dst, entry.value().clone(), entry.expires_at_ms());
+    // Redis moves the object, and its access field with it.
+    d.set_access(dst, entry.access());
     ctx.keyspace().signal_key_ready(db, dst);
     ctx.notify(Class::Generic, "rename_from", src);
     ctx.notify(Class::Generic, "rename_to", dst);
@@ -247,6 +258,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     // Values are copy-on-write: the copy shares storage until either side
     // is written.
     d.set(dst, entry.value().clone(), entry.expires_at_ms());
+    d.renew_access(dst);
     ctx.keyspace().signal_key_ready(dst_db, dst);
     ctx.notify_db(Class::Generic, "copy_to", dst_db, dst);
     Frame::Integer(1)
@@ -271,9 +283,9 @@ fn move_key(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     locked.shard(src, key).remove(key);
-    locked
-        .shard(dst, key)
-        .set(key, entry.value().clone(), entry.expires_at_ms());
+    let d = locked.shard(dst, key);
+    d.set(key, entry.value().clone(), entry.expires_at_ms());
+    d.set_access(key, entry.access());
     ctx.keyspace().signal_key_ready(dst, key);
     ctx.notify_db(Class::Generic, "move_from", src, key);
     ctx.notify_db(Class::Generic, "move_to", dst, key);

@@ -20,6 +20,7 @@ pub(crate) mod hll;
 pub(crate) mod introspect;
 pub(crate) mod keys;
 pub(crate) mod list;
+pub(crate) mod memory;
 pub(crate) mod meta;
 pub(crate) mod pubsub;
 pub(crate) mod server;
@@ -552,6 +553,7 @@ pub(crate) fn builtin_table() -> TableBuilder {
     tx::register(&mut t);
     pubsub::register(&mut t);
     introspect::register(&mut t);
+    memory::register(&mut t);
     t
 }
 

@@ -561,6 +561,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     }
     if want("memory") {
         let report = crate::memory::MemoryReport::take(ks.inner.allocator.as_ref());
+        ks.inner.memory.saw(report.used);
         let _ = write!(
             out,
             "# Memory\r\n{}maxmemory:{}\r\nmaxmemory_policy:{}\r\n\r\n",
@@ -833,6 +834,16 @@ fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static
             )
         };
     }
+    if name == "lfu-log-factor" || name == "lfu-decay-time" {
+        let n = v
+            .parse::<i64>()
+            .map_err(|_| "argument couldn't be parsed into an integer")?;
+        return if (0..=i64::from(i32::MAX)).contains(&n) {
+            Ok(n.to_string())
+        } else {
+            Err("argument must be between 0 and 2147483647 inclusive")
+        };
+    }
     if default == "yes" || default == "no" {
         let l = v.to_ascii_lowercase();
         return if l == "yes" || l == "no" {
@@ -918,17 +929,22 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         },
         ("object", 3) => {
             let key = arg(args, 2);
-            let mut shard = ctx.shard(key);
-            let Some(v) = shard.value(key) else {
+            let now = ctx.now_ms();
+            let shard = ctx.shard(key);
+            // Redis reads the dictionary directly: no expiry, no access.
+            let Some(entry) = shard.peek(key) else {
                 return err("ERR no such key");
             };
+            let v = entry.value();
             let enc = encoding(v);
             let mut text = format!(
-                "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
+                "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                 (v as *const _ as usize),
                 refcount(v),
                 enc,
                 serialized_len(v),
+                entry.access(),
+                crate::access::idle_ms(entry.access(), now) / 1000,
             );
             if let crate::value::Value::List(l) = v {
                 let nodes = l.node_count().max(1);
@@ -1103,26 +1119,29 @@ fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .collect(),
         );
     }
-    let lfu = ctx
-        .keyspace()
-        .config_param("maxmemory-policy")
-        .is_some_and(|p| p.contains("lfu"));
     let key = arg(args, 2);
+    let now = ctx.now_ms();
+    let ks = ctx.keyspace();
+    let access = &ks.engine().counters.access;
+    let lfu = access.is_lfu();
     let mut shard = ctx.shard(key);
-    let Some(v) = shard.value(key) else {
+    // OBJECT does not count as an access (Redis' LOOKUP_NOTOUCH).
+    let Some(entry) = shard.get_untouched(key) else {
         return Frame::Null;
     };
+    let v = entry.value();
     match sub {
         "encoding" => Frame::bulk(encoding(v)),
         "refcount" => Frame::Integer(refcount(v)),
-        // Access times are not tracked: every key reads as just used.
         "idletime" if lfu => err(
             "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ),
-        "idletime" => Frame::Integer(0),
+        "idletime" => Frame::Integer(
+            i64::try_from(crate::access::idle_ms(entry.access(), now) / 1000).unwrap_or(i64::MAX),
+        ),
         "freq" if !lfu => err(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ),
-        _ => Frame::Integer(0),
+        _ => Frame::Integer(i64::from(access.decayed(entry.access(), now))),
     }
 }
