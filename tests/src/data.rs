@@ -2132,10 +2132,11 @@ impl StreamOp {
             } => {
                 let live = s.entries.contains_key(id);
                 if let Some(g) = s.groups.get_mut(group) {
-                    // The claimer is created if missing and its seen-time
-                    // set by the server's clock.
-                    g.consumers.insert(consumer.clone(), None);
                     if live {
+                        // The claimer is created if missing (only when it
+                        // claims something) and its seen-time set by the
+                        // server's clock.
+                        g.consumers.insert(consumer.clone(), None);
                         g.pel.insert(
                             *id,
                             Pending {

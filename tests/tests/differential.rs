@@ -4865,6 +4865,13 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
                 ("a", &["SET", "n1", "mine"]),
                 ("a", &["GET", "n1"]),
                 ("b", &["SET", "n1", "theirs"]),
+                ("a", &["GET", "n2"]),
+                (
+                    "a",
+                    &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "n2"],
+                ),
+                ("a", &["GET", "n2"]),
+                ("b", &["SET", "n2", "theirs"]),
                 ("a", &["CLIENT", "TRACKING", "OFF"]),
                 ("a", &["CLIENT", "CACHING", "YES"]),
                 ("a", &["CLIENT", "TRACKING", "ON", "OPTIN"]),

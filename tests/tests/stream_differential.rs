@@ -1102,3 +1102,74 @@ async fn blocked_group_readers_are_released_as_redis() -> anyhow::Result<()> {
     anyhow::ensure!(differences.is_empty(), "{} differences", differences.len());
     Ok(())
 }
+
+/// The persistence campaigns' stream model (`cairn_tests::data`) against
+/// the real server: seeded streams written with its commands, seeded
+/// stream changes (XADD, XDEL, XTRIM, XACK, XGROUP, XCLAIM) applied to it
+/// and to the server, then the dump (`XINFO STREAM FULL`) must equal the
+/// model, on Redis (so the model is Redis') and on cairn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaigns_stream_model_is_redis() -> anyhow::Result<()> {
+    use cairn_tests::data::{self, Mutator, Spec, TypeMix};
+    let Some(redis) = RedisOracle::start_or_skip("the_campaigns_stream_model_is_redis")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let seed = std::env::var("CAIRN_STREAM_MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now_ms() as u64);
+    println!("the_campaigns_stream_model_is_redis: seed {seed}");
+    let spec = Spec {
+        types: TypeMix {
+            string: 1,
+            list: 0,
+            hash: 0,
+            set: 0,
+            zset: 0,
+            stream: 6,
+        },
+        ..Spec::small(seed, 150)
+    };
+    let addrs = [("redis", redis.addr()), ("cairn", cairn.addr())];
+    let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut failures = Vec::new();
+        for (name, addr) in addrs {
+            let mut conn = data::connect(addr)?;
+            redis::cmd("FLUSHALL").query::<()>(&mut conn)?;
+            let mut model = spec.generate();
+            data::populate(&mut conn, &model)?;
+            let got = data::dump(&mut conn, data::DATABASES)?;
+            let d = model.diff(&got, data::TTL_TOLERANCE_MS);
+            if !d.is_empty() {
+                failures.push(format!("{name}, as populated: {d}"));
+            }
+            let mut m = Mutator::new(spec.clone());
+            for _ in 0..20 {
+                m.apply_n(&mut conn, &mut model, 50)?;
+            }
+            let got = data::dump(&mut conn, data::DATABASES)?;
+            let d = model.diff(&got, data::TTL_TOLERANCE_MS);
+            if !d.is_empty() {
+                failures.push(format!("{name}, after 1000 changes: {d}"));
+            }
+            let streams = got
+                .items
+                .values()
+                .filter(|i| matches!(i.value, data::Val::Stream(_)))
+                .count();
+            anyhow::ensure!(streams > 50, "{name}: only {streams} streams");
+        }
+        Ok(failures)
+    })
+    .await??;
+    cairn.shutdown().await?;
+    for f in &results {
+        println!("{f}");
+    }
+    anyhow::ensure!(
+        results.is_empty(),
+        "seed {seed}: the model and the servers differ"
+    );
+    Ok(())
+}
