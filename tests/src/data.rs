@@ -719,7 +719,7 @@ fn random_value(rng: &mut StdRng, kind: &str, max_elements: usize, binary: bool)
                 .map(|_| (element(rng, binary), random_score(rng)))
                 .collect(),
         ),
-        "stream" => Val::Stream(StreamVal::random(rng, max_elements, binary, now_ms())),
+        "stream" => Val::Stream(StreamVal::random(rng, max_elements, binary)),
         _ => match rng.random_range(0..4) {
             0 => Val::Str(
                 rng.random_range(-1_000_000i64..1_000_000)
@@ -853,7 +853,7 @@ fn add_edge_cases(ds: &mut Dataset, rng: &mut StdRng, prefix: &str, dbs: u16, no
             *id,
             Pending {
                 consumer: b"worker".to_vec(),
-                delivered_ms: Some(now - 60_000),
+                delivered_ms: Some(PAST_MS),
                 count: 1,
             },
         );
@@ -1535,6 +1535,9 @@ fn parse_id(b: &[u8]) -> anyhow::Result<StreamId> {
     Ok((ms.parse()?, seq.parse()?))
 }
 
+/// A delivery time in the past (2020-09-13) for generated pending entries.
+const PAST_MS: i64 = 1_600_000_000_000;
+
 /// A pending entry of a consumer group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pending {
@@ -1782,7 +1785,7 @@ impl StreamVal {
 
     /// A seeded stream: entries with 1-3 fields, some deleted, groups with
     /// consumers and pending entries (some of deleted entries).
-    fn random(rng: &mut StdRng, max_elements: usize, binary: bool, now: i64) -> StreamVal {
+    fn random(rng: &mut StdRng, max_elements: usize, binary: bool) -> StreamVal {
         let mut s = StreamVal::default();
         let n = rng.random_range(0..=max_elements.max(1));
         let mut ms: u64 = rng.random_range(1..1_000_000_000_000);
@@ -1844,7 +1847,9 @@ impl StreamVal {
                             *id,
                             Pending {
                                 consumer: consumers[rng.random_range(0..consumers.len())].clone(),
-                                delivered_ms: Some(now - rng.random_range(1..10_000_000)),
+                                // Fixed past times: the same seed gives
+                                // the same dataset.
+                                delivered_ms: Some(PAST_MS + rng.random_range(0..10_000_000)),
                                 count: rng.random_range(0..5),
                             },
                         );
