@@ -1522,6 +1522,9 @@ impl Mutator {
 /// A stream ID: (milliseconds, sequence).
 pub type StreamId = (u64, u64);
 
+/// A stream entry's (field, value) pairs, in their order.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// `<ms>-<seq>`.
 pub fn id_text(id: StreamId) -> String {
     format!("{}-{}", id.0, id.1)
@@ -1570,7 +1573,7 @@ pub struct Group {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamVal {
     /// Live entries: ID to (field, value) pairs in their order.
-    pub entries: BTreeMap<StreamId, Vec<(Vec<u8>, Vec<u8>)>>,
+    pub entries: BTreeMap<StreamId, Fields>,
     /// Last-generated ID.
     pub last_id: StreamId,
     /// Max-deleted-entry ID.
@@ -1694,7 +1697,7 @@ impl StreamVal {
     /// created, their consumers and pending entries made with XCLAIM
     /// (delivery time and count exact), then XSETID sets the metadata.
     fn write_commands(&self, key: &[u8], out: &mut Vec<Cmd>) {
-        let mut ids: BTreeMap<StreamId, Option<&Vec<(Vec<u8>, Vec<u8>)>>> =
+        let mut ids: BTreeMap<StreamId, Option<&Fields>> =
             self.entries.iter().map(|(id, f)| (*id, Some(f))).collect();
         for g in self.groups.values() {
             for id in g.pel.keys() {
