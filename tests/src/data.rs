@@ -54,6 +54,8 @@ pub enum Val {
     Set(BTreeSet<Vec<u8>>),
     /// A sorted set: member to score.
     ZSet(BTreeMap<Vec<u8>, f64>),
+    /// A stream with its consumer groups.
+    Stream(StreamVal),
 }
 
 impl Val {
@@ -65,6 +67,7 @@ impl Val {
             Val::Hash(_) => "hash",
             Val::Set(_) => "set",
             Val::ZSet(_) => "zset",
+            Val::Stream(_) => "stream",
         }
     }
 
@@ -77,12 +80,14 @@ impl Val {
             Val::Hash(v) => v.len(),
             Val::Set(v) => v.len(),
             Val::ZSet(v) => v.len(),
+            Val::Stream(s) => s.entries.len(),
         }
     }
 
-    /// Whether it is an empty collection (which Redis never stores).
+    /// Whether it is an empty collection (which Redis never stores; a
+    /// stream without entries is a value like any other).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, Val::Stream(_)) && self.len() == 0
     }
 
     /// Roughly the bytes of payload it holds.
@@ -93,6 +98,12 @@ impl Val {
             Val::Hash(v) => v.iter().map(|(k, v)| k.len() + v.len()).sum(),
             Val::Set(v) => v.iter().map(Vec::len).sum(),
             Val::ZSet(v) => v.keys().map(|k| k.len() + 8).sum(),
+            Val::Stream(s) => s
+                .entries
+                .values()
+                .flatten()
+                .map(|(f, v)| f.len() + v.len())
+                .sum(),
         }
     }
 }
@@ -176,6 +187,7 @@ fn value_difference(want: &Val, got: &Val) -> String {
                     None => String::new(),
                 }
             }),
+        (Val::Stream(a), Val::Stream(b)) => a.difference(b).unwrap_or_default(),
         _ => format!("{} vs {}", want.type_name(), got.type_name()),
     }
 }
@@ -207,6 +219,7 @@ fn same_value(a: &Val, b: &Val) -> bool {
                 && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_score(*v, *w)))
         }
+        (Val::Stream(x), Val::Stream(y)) => x.difference(y).is_none(),
         _ => a == b,
     }
 }
@@ -517,6 +530,8 @@ pub struct TypeMix {
     pub set: u32,
     /// Sorted sets.
     pub zset: u32,
+    /// Streams (with consumer groups).
+    pub stream: u32,
 }
 
 impl TypeMix {
@@ -527,6 +542,7 @@ impl TypeMix {
         hash: 1,
         set: 1,
         zset: 1,
+        stream: 1,
     };
     /// Strings only.
     pub const STRINGS: TypeMix = TypeMix {
@@ -535,10 +551,11 @@ impl TypeMix {
         hash: 0,
         set: 0,
         zset: 0,
+        stream: 0,
     };
 
     fn pick(&self, rng: &mut StdRng) -> &'static str {
-        let total = self.string + self.list + self.hash + self.set + self.zset;
+        let total = self.string + self.list + self.hash + self.set + self.zset + self.stream;
         let mut x = rng.random_range(0..total.max(1));
         for (w, name) in [
             (self.string, "string"),
@@ -546,6 +563,7 @@ impl TypeMix {
             (self.hash, "hash"),
             (self.set, "set"),
             (self.zset, "zset"),
+            (self.stream, "stream"),
         ] {
             if x < w {
                 return name;
@@ -701,6 +719,7 @@ fn random_value(rng: &mut StdRng, kind: &str, max_elements: usize, binary: bool)
                 .map(|_| (element(rng, binary), random_score(rng)))
                 .collect(),
         ),
+        "stream" => Val::Stream(StreamVal::random(rng, max_elements, binary)),
         _ => match rng.random_range(0..4) {
             0 => Val::Str(
                 rng.random_range(-1_000_000i64..1_000_000)
@@ -811,6 +830,62 @@ fn add_edge_cases(ds: &mut Dataset, rng: &mut StdRng, prefix: &str, dbs: u16, no
         Val::ZSet([(Vec::new(), -0.0)].into()),
         None,
     );
+    // A stream larger than one chunk, with a group that has read half of
+    // it (pending entries, one consumer); and one with no entries left.
+    let mut big_stream = StreamVal::default();
+    for i in 0..count as u64 {
+        big_stream.entries.insert(
+            (1_000 + i / 3, i % 3),
+            vec![(b"f".to_vec(), big(rng, i as usize))],
+        );
+    }
+    big_stream.last_id = big_stream.entries.keys().last().copied().unwrap_or((1, 0));
+    big_stream.entries_added = count as u64;
+    let half: Vec<StreamId> = big_stream.entries.keys().take(count / 2).copied().collect();
+    let mut group = Group {
+        last_id: half.last().copied().unwrap_or((0, 0)),
+        entries_read: Some(half.len() as u64),
+        ..Group::default()
+    };
+    group.consumers.insert(b"worker".to_vec(), None);
+    for id in half.iter().step_by(7) {
+        group.pel.insert(
+            *id,
+            Pending {
+                consumer: b"worker".to_vec(),
+                delivered_ms: Some(PAST_MS),
+                count: 1,
+            },
+        );
+    }
+    big_stream.groups.insert(b"readers".to_vec(), group);
+    ds.insert(
+        1 % dbs,
+        [p, b"edge:big-stream"].concat(),
+        Val::Stream(big_stream),
+        None,
+    );
+    let empty_stream = StreamVal {
+        last_id: (5, 5),
+        max_deleted: (5, 5),
+        entries_added: 3,
+        groups: [(
+            b"g".to_vec(),
+            Group {
+                last_id: (5, 5),
+                entries_read: Some(3),
+                ..Group::default()
+            },
+        )]
+        .into(),
+        ..StreamVal::default()
+    };
+    ds.insert(
+        0,
+        [p, b"edge:empty-stream"].concat(),
+        Val::Stream(empty_stream),
+        None,
+    );
 }
 
 /// Text for a score that parses back to the same `f64`.
@@ -878,6 +953,7 @@ pub fn write_commands(key: &[u8], item: &Item) -> Vec<Cmd> {
                 out.push(c);
             }
         }
+        Val::Stream(st) => st.write_commands(key, &mut out),
     }
     if let Some(at) = item.expire_at_ms {
         out.push(cmd(&[b"PEXPIREAT", key, at.to_string().as_bytes()]));
@@ -906,6 +982,16 @@ pub fn connect(addr: SocketAddr) -> anyhow::Result<redis::Connection> {
 /// # Errors
 /// I/O errors or an error reply (which names the command).
 pub fn run_pipelined(conn: &mut redis::Connection, cmds: &[Cmd]) -> anyhow::Result<Vec<Rv>> {
+    run_pipelined_with(conn, cmds, |_| false)
+}
+
+/// [`run_pipelined`], returning the error replies of the commands
+/// `may_fail` accepts instead of failing.
+fn run_pipelined_with(
+    conn: &mut redis::Connection,
+    cmds: &[Cmd],
+    may_fail: impl Fn(&Cmd) -> bool,
+) -> anyhow::Result<Vec<Rv>> {
     let mut out = Vec::with_capacity(cmds.len());
     for batch in cmds.chunks(PIPELINE) {
         let mut pipe = redis::pipe();
@@ -927,7 +1013,9 @@ pub fn run_pipelined(conn: &mut redis::Connection, cmds: &[Cmd]) -> anyhow::Resu
             anyhow::anyhow!("pipeline starting with {first:?}: {}", text.escape_debug())
         })?;
         for (c, r) in batch.iter().zip(&replies) {
-            if let Rv::ServerError(e) = r {
+            if let Rv::ServerError(e) = r
+                && !may_fail(c)
+            {
                 bail!(
                     "{} failed: {e:?}",
                     String::from_utf8_lossy(c.first().map_or(&[][..], |a| a))
@@ -1050,6 +1138,11 @@ fn value_of(kind: &str, v: &Rv) -> anyhow::Result<Option<Val>> {
             }
             Val::ZSet(z)
         }
+        "stream" => match v {
+            // Gone (expired) between TYPE and XINFO.
+            Rv::ServerError(_) => return Ok(None),
+            v => Val::Stream(StreamVal::from_full(v)?),
+        },
         "none" => return Ok(None),
         other => bail!("unsupported type {other:?} in dump"),
     }))
@@ -1062,6 +1155,7 @@ fn read_command(kind: &str, key: &[u8]) -> anyhow::Result<Cmd> {
         "hash" => cmd(&[b"HGETALL", key]),
         "set" => cmd(&[b"SMEMBERS", key]),
         "zset" => cmd(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]),
+        "stream" => cmd(&[b"XINFO", b"STREAM", key, b"FULL", b"COUNT", b"0"]),
         other => bail!("unsupported type {other:?} in dump"),
     })
 }
@@ -1110,7 +1204,10 @@ pub fn dump(conn: &mut redis::Connection, databases: u16) -> anyhow::Result<Data
                 kinds.push((k, kind));
             }
             let now = now_ms();
-            let replies = run_pipelined(conn, &reads)?;
+            // XINFO of a stream that expired after TYPE answers an error:
+            // the key is left out as any other that vanished.
+            let replies =
+                run_pipelined_with(conn, &reads, |c| c.first().is_some_and(|n| n == b"XINFO"))?;
             for ((k, kind), pair) in kinds.into_iter().zip(replies.chunks(2)) {
                 let [v, ttl] = pair else {
                     bail!("short pipeline reply")
@@ -1201,6 +1298,15 @@ pub enum Op {
         /// New absolute expiry, or none (PERSIST).
         at_ms: Option<i64>,
     },
+    /// A change to a stream.
+    Stream {
+        /// Database.
+        db: u16,
+        /// Key.
+        key: Vec<u8>,
+        /// The change.
+        op: StreamOp,
+    },
     /// Remove one element from a set, deleting the key if it was the last.
     SRem {
         /// Database.
@@ -1244,6 +1350,7 @@ impl Op {
                 at_ms: None,
             } => vec![select(*db), cmd(&[b"PERSIST", key])],
             Op::SRem { db, key, member } => vec![select(*db), cmd(&[b"SREM", key, member])],
+            Op::Stream { db, key, op } => vec![select(*db), op.command(key)],
         }
     }
 
@@ -1268,6 +1375,15 @@ impl Op {
             Op::Expire { db, key, at_ms } => {
                 if let Some(item) = ds.items.get_mut(&(*db, key.clone())) {
                     item.expire_at_ms = *at_ms;
+                }
+            }
+            Op::Stream { db, key, op } => {
+                let entry = ds.items.entry((*db, key.clone())).or_insert(Item {
+                    value: Val::Stream(StreamVal::default()),
+                    expire_at_ms: None,
+                });
+                if let Val::Stream(s) = &mut entry.value {
+                    op.apply(s);
                 }
             }
             Op::SRem { db, key, member } => {
@@ -1349,6 +1465,11 @@ impl Mutator {
                         .collect();
                     Op::Push { db, key, elements }
                 }
+                (1 | 2, Val::Stream(s)) => Op::Stream {
+                    db,
+                    key,
+                    op: StreamOp::random(rng, s, now_ms()),
+                },
                 (2, Val::Set(s)) => {
                     let n = rng.random_range(0..s.len());
                     let member = s.iter().nth(n).cloned().unwrap_or_default();
@@ -1398,6 +1519,744 @@ impl Mutator {
     }
 }
 
+/// A stream ID: (milliseconds, sequence).
+pub type StreamId = (u64, u64);
+
+/// A stream entry's (field, value) pairs, in their order.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `<ms>-<seq>`.
+pub fn id_text(id: StreamId) -> String {
+    format!("{}-{}", id.0, id.1)
+}
+
+fn parse_id(b: &[u8]) -> anyhow::Result<StreamId> {
+    let s = std::str::from_utf8(b).context("stream ID is not text")?;
+    let (ms, seq) = s
+        .split_once('-')
+        .with_context(|| format!("bad stream ID {s:?}"))?;
+    Ok((ms.parse()?, seq.parse()?))
+}
+
+/// A delivery time in the past (2020-09-13) for generated pending entries.
+const PAST_MS: i64 = 1_600_000_000_000;
+
+/// A pending entry of a consumer group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    /// The consumer it was delivered to.
+    pub consumer: Vec<u8>,
+    /// Last delivery, unix ms; `None` when the server's clock set it (the
+    /// model does not know it to the ms): any value matches.
+    pub delivered_ms: Option<i64>,
+    /// Deliveries.
+    pub count: u64,
+}
+
+/// A consumer group.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Group {
+    /// Last-delivered ID.
+    pub last_id: StreamId,
+    /// Entries read (`None`: unknown, Redis' -1 / nil).
+    pub entries_read: Option<u64>,
+    /// The pending entries list.
+    pub pel: BTreeMap<StreamId, Pending>,
+    /// Consumers with their seen-time (unix ms; `None` when set by the
+    /// server's clock).
+    pub consumers: BTreeMap<Vec<u8>, Option<i64>>,
+}
+
+/// A stream: everything a snapshot keeps of one, as the server shows it
+/// (`XINFO STREAM FULL`). Derived figures (length, recorded first ID,
+/// lag, per-consumer pending counts) are not kept twice.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamVal {
+    /// Live entries: ID to (field, value) pairs in their order.
+    pub entries: BTreeMap<StreamId, Fields>,
+    /// Last-generated ID.
+    pub last_id: StreamId,
+    /// Max-deleted-entry ID.
+    pub max_deleted: StreamId,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// Consumer groups by name.
+    pub groups: BTreeMap<Vec<u8>, Group>,
+    /// Radix tree nodes holding the entries (XINFO `radix-tree-keys`), as
+    /// a dump read it; `None` once the model changed the stream (the block
+    /// layout follows Redis' node limits, which the model does not
+    /// follow). A restore must give back the blocks it saved.
+    pub blocks: Option<u64>,
+}
+
+/// Times the model knows must match to the ms (a restore keeps them
+/// exactly); those the server's clock set match anything.
+fn same_time(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+impl StreamVal {
+    /// The first difference from `other` (`self` expected); `None` when
+    /// equal.
+    pub fn difference(&self, other: &StreamVal) -> Option<String> {
+        if self.entries != other.entries {
+            let k = self
+                .entries
+                .iter()
+                .find(|(k, v)| other.entries.get(*k) != Some(*v))
+                .map(|(k, _)| *k)
+                .or_else(|| {
+                    other
+                        .entries
+                        .keys()
+                        .find(|k| !self.entries.contains_key(*k))
+                        .copied()
+                });
+            return Some(format!(
+                "entries differ ({} vs {}) first at {}",
+                self.entries.len(),
+                other.entries.len(),
+                k.map(id_text).unwrap_or_default()
+            ));
+        }
+        if (self.last_id, self.max_deleted, self.entries_added)
+            != (other.last_id, other.max_deleted, other.entries_added)
+        {
+            return Some(format!(
+                "last-generated-id / max-deleted-entry-id / entries-added {} {} {} vs {} {} {}",
+                id_text(self.last_id),
+                id_text(self.max_deleted),
+                self.entries_added,
+                id_text(other.last_id),
+                id_text(other.max_deleted),
+                other.entries_added
+            ));
+        }
+        if let (Some(a), Some(b)) = (self.blocks, other.blocks)
+            && a != b
+        {
+            return Some(format!("radix-tree-keys {a} vs {b}"));
+        }
+        let names = |s: &StreamVal| s.groups.keys().cloned().collect::<Vec<_>>();
+        if names(self) != names(other) {
+            return Some("groups differ".into());
+        }
+        for (name, g) in &self.groups {
+            let h = other.groups.get(name)?;
+            let q = Quoted(name);
+            if (g.last_id, g.entries_read) != (h.last_id, h.entries_read) {
+                return Some(format!(
+                    "group {q}: last-delivered-id / entries-read {} {:?} vs {} {:?}",
+                    id_text(g.last_id),
+                    g.entries_read,
+                    id_text(h.last_id),
+                    h.entries_read
+                ));
+            }
+            if g.consumers.keys().ne(h.consumers.keys()) {
+                return Some(format!("group {q}: consumers differ"));
+            }
+            for (c, seen) in &g.consumers {
+                if !same_time(*seen, h.consumers.get(c).copied().flatten()) {
+                    return Some(format!(
+                        "group {q} consumer {}: seen-time {seen:?} vs {:?}",
+                        Quoted(c),
+                        h.consumers.get(c)
+                    ));
+                }
+            }
+            if g.pel.keys().ne(h.pel.keys()) {
+                return Some(format!(
+                    "group {q}: pending IDs differ ({} vs {})",
+                    g.pel.len(),
+                    h.pel.len()
+                ));
+            }
+            for (id, p) in &g.pel {
+                let o = h.pel.get(id)?;
+                if p.consumer != o.consumer
+                    || p.count != o.count
+                    || !same_time(p.delivered_ms, o.delivered_ms)
+                {
+                    return Some(format!(
+                        "group {q}: pending {} is {p:?} vs {o:?}",
+                        id_text(*id)
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// The commands that create `key` with this stream (the key deleted
+    /// before): every entry ever in a pending list is added in ID order
+    /// (those gone from the stream deleted again once claimed), the groups
+    /// created, their consumers and pending entries made with XCLAIM
+    /// (delivery time and count exact), then XSETID sets the metadata.
+    fn write_commands(&self, key: &[u8], out: &mut Vec<Cmd>) {
+        let mut ids: BTreeMap<StreamId, Option<&Fields>> =
+            self.entries.iter().map(|(id, f)| (*id, Some(f))).collect();
+        for g in self.groups.values() {
+            for id in g.pel.keys() {
+                ids.entry(*id).or_insert(None);
+            }
+        }
+        let temp_group: &[u8] = b"\0populate";
+        if ids.is_empty() {
+            out.push(cmd(&[
+                b"XGROUP",
+                b"CREATE",
+                key,
+                temp_group,
+                b"0",
+                b"MKSTREAM",
+            ]));
+            out.push(cmd(&[b"XGROUP", b"DESTROY", key, temp_group]));
+        }
+        for (id, fields) in &ids {
+            let id = id_text(*id);
+            let mut c = cmd(&[b"XADD", key, id.as_bytes()]);
+            match fields {
+                Some(f) => {
+                    for (k, v) in *f {
+                        c.push(k.clone());
+                        c.push(v.clone());
+                    }
+                }
+                None => {
+                    c.push(b"gone".to_vec());
+                    c.push(Vec::new());
+                }
+            }
+            out.push(c);
+        }
+        for (name, g) in &self.groups {
+            let read = g.entries_read.map_or(-1, |n| n as i64).to_string();
+            out.push(cmd(&[
+                b"XGROUP",
+                b"CREATE",
+                key,
+                name,
+                id_text(g.last_id).as_bytes(),
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ]));
+            for c in g.consumers.keys() {
+                out.push(cmd(&[b"XGROUP", b"CREATECONSUMER", key, name, c]));
+            }
+            for (id, p) in &g.pel {
+                let at = p.delivered_ms.unwrap_or_else(now_ms).to_string();
+                out.push(cmd(&[
+                    b"XCLAIM",
+                    key,
+                    name,
+                    &p.consumer,
+                    b"0",
+                    id_text(*id).as_bytes(),
+                    b"TIME",
+                    at.as_bytes(),
+                    b"RETRYCOUNT",
+                    p.count.to_string().as_bytes(),
+                    b"FORCE",
+                    b"JUSTID",
+                ]));
+            }
+        }
+        let gone: Vec<StreamId> = ids
+            .iter()
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !gone.is_empty() {
+            let mut c = cmd(&[b"XDEL", key]);
+            c.extend(gone.iter().map(|id| id_text(*id).into_bytes()));
+            out.push(c);
+        }
+        out.push(cmd(&[
+            b"XSETID",
+            key,
+            id_text(self.last_id).as_bytes(),
+            b"ENTRIESADDED",
+            self.entries_added.to_string().as_bytes(),
+            b"MAXDELETEDID",
+            id_text(self.max_deleted).as_bytes(),
+        ]));
+    }
+
+    /// A seeded stream: entries with 1-3 fields, some deleted, groups with
+    /// consumers and pending entries (some of deleted entries).
+    fn random(rng: &mut StdRng, max_elements: usize, binary: bool) -> StreamVal {
+        let mut s = StreamVal::default();
+        let n = rng.random_range(0..=max_elements.max(1));
+        let mut ms: u64 = rng.random_range(1..1_000_000_000_000);
+        let mut all = Vec::new();
+        for _ in 0..n {
+            ms += rng.random_range(0..3);
+            let seq = if all.last().is_some_and(|(m, _)| *m == ms) {
+                all.last().map_or(0, |(_, q)| q + 1)
+            } else {
+                rng.random_range(0..3)
+            };
+            let id = (ms, seq);
+            all.push(id);
+            let fields = (0..rng.random_range(1..=3))
+                .map(|_| (element(rng, binary), element(rng, binary)))
+                .collect();
+            s.entries.insert(id, fields);
+        }
+        if all.is_empty() {
+            // Added and deleted again: an empty stream with history.
+            all.push((ms, 0));
+        }
+        let mut deleted = Vec::new();
+        for id in &all {
+            if s.entries.len() > 1 && rng.random_bool(0.1) {
+                s.entries.remove(id);
+                deleted.push(*id);
+            }
+        }
+        if s.entries.is_empty() {
+            deleted.clone_from(&all);
+        }
+        let top = all.last().copied().unwrap_or((1, 0));
+        s.last_id = if rng.random_bool(0.2) {
+            (top.0 + rng.random_range(1..100), 0)
+        } else {
+            top
+        };
+        s.max_deleted = deleted.last().copied().unwrap_or((0, 0));
+        s.entries_added = all.len() as u64 + rng.random_range(0..3);
+        for gi in 0..rng.random_range(0..=2) {
+            let mut g = Group {
+                last_id: all[rng.random_range(0..all.len())],
+                entries_read: rng
+                    .random_bool(0.7)
+                    .then(|| rng.random_range(0..=s.entries_added)),
+                ..Group::default()
+            };
+            let consumers: Vec<Vec<u8>> = (0..rng.random_range(0..=3))
+                .map(|ci| format!("c{ci}").into_bytes())
+                .collect();
+            for c in &consumers {
+                g.consumers.insert(c.clone(), None);
+            }
+            if !consumers.is_empty() {
+                for id in &all {
+                    if rng.random_bool(0.4) {
+                        g.pel.insert(
+                            *id,
+                            Pending {
+                                consumer: consumers[rng.random_range(0..consumers.len())].clone(),
+                                // Fixed past times: the same seed gives
+                                // the same dataset.
+                                delivered_ms: Some(PAST_MS + rng.random_range(0..10_000_000)),
+                                count: rng.random_range(0..5),
+                            },
+                        );
+                    }
+                }
+            }
+            let name = if binary && gi == 1 {
+                random_bytes(rng, 1, 8)
+            } else {
+                format!("g{gi}").into_bytes()
+            };
+            s.groups.insert(name, g);
+        }
+        s
+    }
+
+    /// Reads `XINFO STREAM key FULL COUNT 0` (RESP2 or RESP3).
+    fn from_full(v: &Rv) -> anyhow::Result<StreamVal> {
+        let f = fields_of(v)?;
+        let get = |name: &str| {
+            f.get(name)
+                .with_context(|| format!("XINFO STREAM FULL lacks {name}"))
+        };
+        let mut s = StreamVal {
+            last_id: parse_id(&bytes_of(get("last-generated-id")?)?)?,
+            max_deleted: parse_id(&bytes_of(get("max-deleted-entry-id")?)?)?,
+            entries_added: int_of(get("entries-added")?)? as u64,
+            blocks: Some(int_of(get("radix-tree-keys")?)? as u64),
+            ..StreamVal::default()
+        };
+        for e in array_of(get("entries")?)? {
+            let [id, fv] = array_of(e)? else {
+                bail!("an entry of XINFO STREAM FULL is not [id, fields]");
+            };
+            let flat = array_of(fv)?;
+            let pairs = flat
+                .chunks(2)
+                .map(|p| match p {
+                    [k, v] => Ok((bytes_of(k)?, bytes_of(v)?)),
+                    _ => bail!("odd field list"),
+                })
+                .collect::<anyhow::Result<_>>()?;
+            s.entries.insert(parse_id(&bytes_of(id)?)?, pairs);
+        }
+        for g in array_of(get("groups")?)? {
+            let gf = fields_of(g)?;
+            let gget = |name: &str| {
+                gf.get(name)
+                    .with_context(|| format!("a group lacks {name}"))
+            };
+            let mut group = Group {
+                last_id: parse_id(&bytes_of(gget("last-delivered-id")?)?)?,
+                entries_read: match gget("entries-read")? {
+                    Rv::Nil => None,
+                    v => Some(int_of(v)? as u64),
+                },
+                ..Group::default()
+            };
+            for p in array_of(gget("pending")?)? {
+                let [id, consumer, at, count] = array_of(p)? else {
+                    bail!("a pending entry is not [id, consumer, time, count]");
+                };
+                group.pel.insert(
+                    parse_id(&bytes_of(id)?)?,
+                    Pending {
+                        consumer: bytes_of(consumer)?,
+                        delivered_ms: Some(int_of(at)?),
+                        count: int_of(count)? as u64,
+                    },
+                );
+            }
+            for c in array_of(gget("consumers")?)? {
+                let cf = fields_of(c)?;
+                let name = bytes_of(cf.get("name").context("a consumer lacks its name")?)?;
+                let seen = int_of(cf.get("seen-time").context("a consumer lacks seen-time")?)?;
+                group.consumers.insert(name, Some(seen));
+            }
+            s.groups.insert(bytes_of(gget("name")?)?, group);
+        }
+        Ok(s)
+    }
+}
+
+fn int_of(v: &Rv) -> anyhow::Result<i64> {
+    match v {
+        Rv::Int(n) => Ok(*n),
+        v => Ok(std::str::from_utf8(&bytes_of(v)?)?.parse()?),
+    }
+}
+
+/// A RESP2 flat array of name/value pairs or a RESP3 map, by name.
+fn fields_of(v: &Rv) -> anyhow::Result<BTreeMap<String, &Rv>> {
+    let pairs: Vec<(&Rv, &Rv)> = match v {
+        Rv::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+        v => array_of(v)?
+            .chunks(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((k, v)),
+                _ => None,
+            })
+            .collect(),
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| Ok((String::from_utf8(bytes_of(k)?)?, v)))
+        .collect()
+}
+
+/// One change to a stream (the key without TTL or with one far away), as
+/// the persistence campaigns make them: each is one command whose effect
+/// the model knows without a clock (times set by the server's clock
+/// become unknown, `None`).
+#[derive(Clone, Debug)]
+pub enum StreamOp {
+    /// `XADD key [MAXLEN n] id f v ...` (the ID above the last).
+    Add {
+        /// Explicit ID.
+        id: StreamId,
+        /// Fields.
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Exact trimming.
+        maxlen: Option<usize>,
+    },
+    /// `XDEL key id ...`.
+    Del(Vec<StreamId>),
+    /// `XTRIM key MAXLEN n`.
+    Trim(usize),
+    /// `XACK key group id ...`.
+    Ack(Vec<u8>, Vec<StreamId>),
+    /// `XGROUP CREATE key group id ENTRIESREAD n` (a new group).
+    CreateGroup(Vec<u8>, StreamId, Option<u64>),
+    /// `XGROUP SETID key group id ENTRIESREAD n`.
+    SetId(Vec<u8>, StreamId, Option<u64>),
+    /// `XGROUP DESTROY key group`.
+    DestroyGroup(Vec<u8>),
+    /// `XGROUP CREATECONSUMER key group consumer`.
+    CreateConsumer(Vec<u8>, Vec<u8>),
+    /// `XGROUP DELCONSUMER key group consumer`.
+    DelConsumer(Vec<u8>, Vec<u8>),
+    /// `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID`.
+    Claim {
+        /// Group.
+        group: Vec<u8>,
+        /// New owner.
+        consumer: Vec<u8>,
+        /// Entry.
+        id: StreamId,
+        /// Delivery time (in the past).
+        at_ms: i64,
+        /// Delivery count.
+        count: u64,
+    },
+}
+
+impl StreamOp {
+    /// The command on `key`.
+    pub fn command(&self, key: &[u8]) -> Cmd {
+        let ids = |v: &[StreamId]| {
+            v.iter()
+                .map(|id| id_text(*id).into_bytes())
+                .collect::<Vec<_>>()
+        };
+        let read = |n: &Option<u64>| n.map_or(-1, |n| n as i64).to_string().into_bytes();
+        match self {
+            StreamOp::Add { id, fields, maxlen } => {
+                let mut c = cmd(&[b"XADD", key]);
+                if let Some(n) = maxlen {
+                    c.push(b"MAXLEN".to_vec());
+                    c.push(n.to_string().into_bytes());
+                }
+                c.push(id_text(*id).into_bytes());
+                for (f, v) in fields {
+                    c.push(f.clone());
+                    c.push(v.clone());
+                }
+                c
+            }
+            StreamOp::Del(v) => {
+                let mut c = cmd(&[b"XDEL", key]);
+                c.extend(ids(v));
+                c
+            }
+            StreamOp::Trim(n) => cmd(&[b"XTRIM", key, b"MAXLEN", n.to_string().as_bytes()]),
+            StreamOp::Ack(g, v) => {
+                let mut c = cmd(&[b"XACK", key, g]);
+                c.extend(ids(v));
+                c
+            }
+            StreamOp::CreateGroup(g, id, r) => cmd(&[
+                b"XGROUP",
+                b"CREATE",
+                key,
+                g,
+                id_text(*id).as_bytes(),
+                b"ENTRIESREAD",
+                &read(r),
+            ]),
+            StreamOp::SetId(g, id, r) => cmd(&[
+                b"XGROUP",
+                b"SETID",
+                key,
+                g,
+                id_text(*id).as_bytes(),
+                b"ENTRIESREAD",
+                &read(r),
+            ]),
+            StreamOp::DestroyGroup(g) => cmd(&[b"XGROUP", b"DESTROY", key, g]),
+            StreamOp::CreateConsumer(g, c) => cmd(&[b"XGROUP", b"CREATECONSUMER", key, g, c]),
+            StreamOp::DelConsumer(g, c) => cmd(&[b"XGROUP", b"DELCONSUMER", key, g, c]),
+            StreamOp::Claim {
+                group,
+                consumer,
+                id,
+                at_ms,
+                count,
+            } => cmd(&[
+                b"XCLAIM",
+                key,
+                group,
+                consumer,
+                b"0",
+                id_text(*id).as_bytes(),
+                b"TIME",
+                at_ms.to_string().as_bytes(),
+                b"RETRYCOUNT",
+                count.to_string().as_bytes(),
+                b"FORCE",
+                b"JUSTID",
+            ]),
+        }
+    }
+
+    /// What it does to `s`, as Redis 7.0 does it.
+    pub fn apply(&self, s: &mut StreamVal) {
+        s.blocks = None;
+        match self {
+            StreamOp::Add { id, fields, maxlen } => {
+                s.entries.insert(*id, fields.clone());
+                s.last_id = *id;
+                s.entries_added += 1;
+                if let Some(n) = maxlen {
+                    trim(s, *n);
+                }
+            }
+            StreamOp::Del(ids) => {
+                for id in ids {
+                    if s.entries.remove(id).is_some() && *id > s.max_deleted {
+                        s.max_deleted = *id;
+                    }
+                }
+            }
+            StreamOp::Trim(n) => trim(s, *n),
+            StreamOp::Ack(g, ids) => {
+                if let Some(g) = s.groups.get_mut(g) {
+                    for id in ids {
+                        g.pel.remove(id);
+                    }
+                }
+            }
+            StreamOp::CreateGroup(g, id, r) | StreamOp::SetId(g, id, r) => {
+                let grp = s.groups.entry(g.clone()).or_default();
+                grp.last_id = *id;
+                grp.entries_read = *r;
+            }
+            StreamOp::DestroyGroup(g) => {
+                s.groups.remove(g);
+            }
+            StreamOp::CreateConsumer(g, c) => {
+                if let Some(g) = s.groups.get_mut(g) {
+                    g.consumers.entry(c.clone()).or_insert(None);
+                }
+            }
+            StreamOp::DelConsumer(g, c) => {
+                if let Some(g) = s.groups.get_mut(g) {
+                    g.consumers.remove(c);
+                    g.pel.retain(|_, p| p.consumer != *c);
+                }
+            }
+            StreamOp::Claim {
+                group,
+                consumer,
+                id,
+                at_ms,
+                count,
+            } => {
+                let live = s.entries.contains_key(id);
+                if let Some(g) = s.groups.get_mut(group) {
+                    if live {
+                        // The claimer is created if missing (only when it
+                        // claims something) and its seen-time set by the
+                        // server's clock.
+                        g.consumers.insert(consumer.clone(), None);
+                        g.pel.insert(
+                            *id,
+                            Pending {
+                                consumer: consumer.clone(),
+                                delivered_ms: Some(*at_ms),
+                                count: *count,
+                            },
+                        );
+                    } else {
+                        // Redis 7.0 drops a pending entry whose entry is
+                        // gone when it is claimed.
+                        g.pel.remove(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A random change valid against `s` (every command succeeds).
+    pub fn random(rng: &mut StdRng, s: &StreamVal, now: i64) -> StreamOp {
+        let ids: Vec<StreamId> = s.entries.keys().copied().collect();
+        let pick_id = |rng: &mut StdRng| -> StreamId {
+            if ids.is_empty() || rng.random_bool(0.1) {
+                (s.last_id.0, s.last_id.1.wrapping_add(7))
+            } else {
+                ids[rng.random_range(0..ids.len())]
+            }
+        };
+        let groups: Vec<&Vec<u8>> = s.groups.keys().collect();
+        let group = groups
+            .get(rng.random_range(0..groups.len().max(1)))
+            .map(|g| (*g).clone());
+        match (rng.random_range(0..12), group) {
+            (0..4, _) | (_, None) if rng.random_bool(0.8) || s.groups.len() >= 4 => {
+                let id = if rng.random_bool(0.5) {
+                    (s.last_id.0, s.last_id.1 + 1)
+                } else {
+                    (s.last_id.0 + rng.random_range(1..1000), 0)
+                };
+                let fields = (0..rng.random_range(1..=3))
+                    .map(|_| (element(rng, false), element(rng, false)))
+                    .collect();
+                let maxlen = rng
+                    .random_bool(0.1)
+                    .then(|| rng.random_range(0..=ids.len() + 1));
+                StreamOp::Add { id, fields, maxlen }
+            }
+            (_, None) => {
+                // A name no group has (XGROUP CREATE of an existing one
+                // fails with BUSYGROUP).
+                let name = (0..)
+                    .map(|i| format!("g{i}").into_bytes())
+                    .find(|n| !s.groups.contains_key(n))
+                    .unwrap_or_default();
+                let read = rng
+                    .random_bool(0.8)
+                    .then(|| rng.random_range(0..=s.entries_added));
+                StreamOp::CreateGroup(name, pick_id(rng), read)
+            }
+            (4, _) => StreamOp::Del((0..rng.random_range(1..3)).map(|_| pick_id(rng)).collect()),
+            (5, _) => StreamOp::Trim(rng.random_range(ids.len() / 2..=ids.len() + 1)),
+            (6, Some(g)) => {
+                let pending: Vec<StreamId> = s.groups[&g].pel.keys().copied().collect();
+                let mut v: Vec<StreamId> = pending
+                    .iter()
+                    .filter(|_| rng.random_bool(0.5))
+                    .copied()
+                    .collect();
+                v.push(pick_id(rng));
+                StreamOp::Ack(g, v)
+            }
+            (7, Some(g)) => StreamOp::SetId(
+                g,
+                pick_id(rng),
+                rng.random_bool(0.8)
+                    .then(|| rng.random_range(0..=s.entries_added)),
+            ),
+            (8, Some(g)) if rng.random_bool(0.3) => StreamOp::DestroyGroup(g),
+            (8, Some(g)) => {
+                StreamOp::CreateConsumer(g, format!("c{}", rng.random_range(0..5)).into_bytes())
+            }
+            (9, Some(g)) => {
+                let c = s.groups[&g]
+                    .consumers
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| b"c0".to_vec());
+                StreamOp::DelConsumer(g, c)
+            }
+            (_, Some(g)) => StreamOp::Claim {
+                group: g,
+                consumer: format!("c{}", rng.random_range(0..5)).into_bytes(),
+                id: pick_id(rng),
+                at_ms: now - rng.random_range(1..1_000_000),
+                count: rng.random_range(0..10),
+            },
+        }
+    }
+}
+
+/// Exact MAXLEN trimming: the oldest entries go; Redis 7.0 leaves
+/// max-deleted-entry-id alone.
+fn trim(s: &mut StreamVal, n: usize) {
+    while s.entries.len() > n {
+        let Some(first) = s.entries.keys().next().copied() else {
+            break;
+        };
+        s.entries.remove(&first);
+    }
+}
+
 /// Tolerance for comparing expiries derived from PTTL (dumps, restarts
 /// and a busy 2-core machine all take time).
 pub const TTL_TOLERANCE_MS: i64 = 5_000;
@@ -1416,7 +2275,7 @@ mod tests {
         assert!(d.is_empty(), "{d}");
         assert!(!a.diff(&Spec::full(8, 500).generate(), 60_000).is_empty());
         let types = a.per_type();
-        for t in ["string", "list", "hash", "set", "zset"] {
+        for t in ["string", "list", "hash", "set", "zset", "stream"] {
             assert!(
                 types.get(t).copied().unwrap_or(0) > 0,
                 "no {t} in {types:?}"

@@ -4865,6 +4865,13 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
                 ("a", &["SET", "n1", "mine"]),
                 ("a", &["GET", "n1"]),
                 ("b", &["SET", "n1", "theirs"]),
+                ("a", &["GET", "n2"]),
+                (
+                    "a",
+                    &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "n2"],
+                ),
+                ("a", &["GET", "n2"]),
+                ("b", &["SET", "n2", "theirs"]),
                 ("a", &["CLIENT", "TRACKING", "OFF"]),
                 ("a", &["CLIENT", "CACHING", "YES"]),
                 ("a", &["CLIENT", "TRACKING", "ON", "OPTIN"]),
@@ -4962,6 +4969,103 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
                     ],
                 ),
                 ("b", &["SET", "r2", "v"]),
+                ("a", &["CLIENT", "TRACKING", "OFF"]),
+            ],
+        ),
+        (
+            "scripts, numkeys and keyword commands, swapdb",
+            true,
+            &[
+                ("a", &["CLIENT", "TRACKING", "ON"]),
+                // A script that reads tracks the keys it declared (Redis
+                // 7.0 remembers the EVAL's keys, not the ones it read).
+                (
+                    "a",
+                    &["EVAL", "return redis.call('get', KEYS[1])", "1", "sk1"],
+                ),
+                ("b", &["SET", "sk1", "x"]),
+                ("a", &["EVAL", "return redis.call('get', 'sk2')", "0"]),
+                ("b", &["SET", "sk2", "x"]),
+                (
+                    "a",
+                    &["EVAL", "redis.call('get', 'sk0') return 1", "1", "sk3"],
+                ),
+                ("b", &["SET", "sk3", "x"]),
+                ("b", &["SET", "sk0", "y"]),
+                (
+                    "a",
+                    &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "sk4"],
+                ),
+                ("b", &["SET", "sk4", "x"]),
+                ("a", &["EVAL_RO", "return 1", "1", "sk5"]),
+                ("b", &["SET", "sk5", "x"]),
+                (
+                    "a",
+                    &["EVAL", "return redis.call('set', KEYS[1], 'y')", "1", "sk6"],
+                ),
+                ("b", &["SET", "sk6", "z"]),
+                // Writes by scripts invalidate, declared keys or not.
+                ("a", &["GET", "sk7"]),
+                (
+                    "b",
+                    &["EVAL", "return redis.call('set', KEYS[1], 'y')", "1", "sk7"],
+                ),
+                ("a", &["GET", "sk8"]),
+                ("b", &["EVAL", "return redis.call('del', 'sk8')", "0"]),
+                ("a", &["GET", "sk9"]),
+                (
+                    "a",
+                    &[
+                        "EVAL",
+                        "return redis.call('set', KEYS[1], 'own')",
+                        "1",
+                        "sk9",
+                    ],
+                ),
+                (
+                    "a",
+                    &[
+                        "FUNCTION",
+                        "LOAD",
+                        "#!lua name=tlib\nredis.register_function{function_name='tget', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}",
+                    ],
+                ),
+                ("a", &["FCALL", "tget", "1", "fk1"]),
+                ("b", &["SET", "fk1", "x"]),
+                ("a", &["FCALL_RO", "tget", "1", "fk2"]),
+                ("b", &["SET", "fk2", "x"]),
+                ("a", &["FUNCTION", "FLUSH"]),
+                // Keys of numkeys-style and keyword commands.
+                ("a", &["SINTERCARD", "2", "n1", "n2"]),
+                ("b", &["SADD", "n2", "x"]),
+                ("b", &["SADD", "n1", "x"]),
+                ("a", &["ZUNION", "2", "z1", "z2"]),
+                ("b", &["ZADD", "z2", "1", "x"]),
+                ("a", &["ZINTERCARD", "2", "z3", "z4", "LIMIT", "1"]),
+                ("b", &["ZADD", "z4", "1", "x"]),
+                ("a", &["ZDIFF", "2", "z5", "z6"]),
+                ("b", &["ZADD", "z6", "1", "x"]),
+                ("a", &["LMPOP", "2", "l1", "l2", "LEFT"]),
+                ("b", &["RPUSH", "l2", "x"]),
+                ("a", &["XREAD", "STREAMS", "xs1", "xs2", "0", "0"]),
+                ("b", &["XADD", "xs2", "1-1", "a", "b"]),
+                ("a", &["LCS", "lc1", "lc2"]),
+                ("b", &["SET", "lc2", "x"]),
+                ("a", &["SORT_RO", "srt"]),
+                ("b", &["RPUSH", "srt", "1"]),
+                ("a", &["GEORADIUS_RO", "geo", "0", "0", "1", "km"]),
+                ("b", &["GEOADD", "geo", "0", "0", "m"]),
+                // SWAPDB invalidates nothing in Redis 7.0; the table names
+                // keys whatever their database.
+                ("a", &["GET", "w1"]),
+                ("b", &["SWAPDB", "0", "1"]),
+                ("b", &["SWAPDB", "0", "1"]),
+                ("b", &["SET", "w1", "x"]),
+                ("a", &["GET", "w2"]),
+                ("b", &["SELECT", "1"]),
+                ("b", &["SET", "w2", "x"]),
+                ("b", &["FLUSHDB"]),
+                ("b", &["SELECT", "0"]),
                 ("a", &["CLIENT", "TRACKING", "OFF"]),
             ],
         ),
@@ -5078,6 +5182,178 @@ async fn tracking_matches_redis() -> anyhow::Result<()> {
     report(&duo)?;
     cairn.shutdown().await?;
     drop(redis);
+    Ok(())
+}
+
+/// The tracking table's figures in INFO (`tracking_clients`,
+/// `tracking_total_keys`, `_items`, `_prefixes`) at each step, and
+/// `tracking-table-max-keys`: lowering it evicts keys at once, each with
+/// an invalidation to its readers. Which keys go is random in Redis (a
+/// random walk of its radix tree), so the evicted and the kept keys are
+/// compared by number, and together they must be every key read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_table_limit_and_info_match_redis() -> anyhow::Result<()> {
+    let Some((redis, cairn)) = start_pair("tracking_table_limit_and_info_match_redis").await?
+    else {
+        return Ok(());
+    };
+    /// The four figures, read on `conn`.
+    async fn figures(conn: &mut Conn) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for section in ["clients", "stats"] {
+            let r = conn.call(&["INFO", section]).await?;
+            let text = String::from_utf8_lossy(r.as_bytes().unwrap_or_default()).into_owned();
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once(':')
+                    && k.starts_with("tracking_")
+                {
+                    out.push((k.to_owned(), v.trim().to_owned()));
+                }
+            }
+        }
+        Ok(out)
+    }
+    /// The keys invalidated by the pushes `conn` received up to a PONG.
+    async fn invalidated(conn: &mut Conn) -> anyhow::Result<Vec<Vec<u8>>> {
+        conn.send(&["PING"]).await?;
+        let mut keys = Vec::new();
+        loop {
+            match reply_within(conn, PUBSUB_PATIENCE).await {
+                Reply::Simple(s) if s == "PONG" => return Ok(keys),
+                Reply::Push(v)
+                    if v.first() == Some(&Reply::Bulk(b"invalidate".to_vec()))
+                        && v.get(1) == Some(&Reply::Null) =>
+                {
+                    keys.push(b"(flush)".to_vec());
+                }
+                Reply::Push(v) if v.first() == Some(&Reply::Bulk(b"invalidate".to_vec())) => {
+                    for k in v.get(1).and_then(Reply::elements).unwrap_or_default() {
+                        keys.push(k.as_bytes().unwrap_or_default().to_vec());
+                    }
+                }
+                other => bail!("unexpected reply while reading invalidations: {other}"),
+            }
+        }
+    }
+    /// A call whose reply must not be a push: an invalidation caused by
+    /// the command goes after its reply.
+    async fn call_checked(conn: &mut Conn, cmd: &[&str], server: &str) -> anyhow::Result<Reply> {
+        let r = conn.call(cmd).await?;
+        if matches!(r, Reply::Push(_)) {
+            bail!("{server}: a push came before the reply to {cmd:?}: {r}");
+        }
+        Ok(r)
+    }
+    let keys: Vec<String> = (0..10).map(|i| format!("tk{i}")).collect();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    let mut seen: Vec<[Vec<Vec<u8>>; 2]> = Vec::new();
+    let mut evicted_sets: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut infos: Vec<Vec<Vec<(String, String)>>> = Vec::new();
+    for (server, addr) in [("redis", redis.addr()), ("cairn", cairn.addr())] {
+        let mut a = Conn::connect_resp3(addr).await?;
+        let mut b = Conn::connect(addr).await?;
+        let mut c = Conn::connect_resp3(addr).await?;
+        b.call(&["FLUSHALL"]).await?;
+        b.call(&["CONFIG", "SET", "tracking-table-max-keys", "0"])
+            .await?;
+        let mut info = vec![figures(&mut b).await?];
+        a.call(&["CLIENT", "TRACKING", "ON"]).await?;
+        let mut mget = vec!["MGET".to_owned()];
+        mget.extend(keys.iter().cloned());
+        a.call(&mget).await?;
+        a.call(&["GET", "tk0"]).await?;
+        info.push(figures(&mut b).await?);
+        c.call(&[
+            "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "p1", "PREFIX", "p2",
+        ])
+        .await?;
+        c.call(&["GET", "tk1"]).await?;
+        info.push(figures(&mut b).await?);
+        // Six keys over the limit: evicted now, each invalidated.
+        b.call(&["CONFIG", "SET", "tracking-table-max-keys", "4"])
+            .await?;
+        let evicted = invalidated(&mut a).await?;
+        info.push(figures(&mut b).await?);
+        // Reading more keeps the table at the limit.
+        call_checked(&mut a, &["GET", "tk-extra"], server).await?;
+        let evicted_more = invalidated(&mut a).await?;
+        info.push(figures(&mut b).await?);
+        b.call(&["CONFIG", "SET", "tracking-table-max-keys", "0"])
+            .await?;
+        // A client that turns tracking off stays in the table until its
+        // keys change.
+        a.call(&["CLIENT", "TRACKING", "OFF"]).await?;
+        info.push(figures(&mut b).await?);
+        let mut mset = vec!["MSET".to_owned()];
+        for k in keys.iter().chain(std::iter::once(&"tk-extra".to_owned())) {
+            mset.push(k.clone());
+            mset.push("v".to_owned());
+        }
+        b.call(&mset).await?;
+        let after_off = invalidated(&mut a).await?;
+        info.push(figures(&mut b).await?);
+        a.call(&["CLIENT", "TRACKING", "ON"]).await?;
+        a.call(&["GET", "tk0"]).await?;
+        b.call(&["FLUSHALL"]).await?;
+        info.push(figures(&mut b).await?);
+        // Their flush invalidations come before these replies.
+        for conn in [&mut c, &mut a] {
+            conn.send(&["CLIENT", "TRACKING", "OFF"]).await?;
+            while matches!(reply_within(conn, PUBSUB_PATIENCE).await, Reply::Push(_)) {}
+        }
+        info.push(figures(&mut b).await?);
+        b.call(&["CONFIG", "SET", "tracking-table-max-keys", "1000000"])
+            .await?;
+        let mut all = evicted.clone();
+        all.extend(evicted_more.iter().cloned());
+        seen.push([all, after_off]);
+        evicted_sets.push(evicted);
+        infos.push(info);
+    }
+    for (i, (r, c)) in infos[0].iter().zip(&infos[1]).enumerate() {
+        compared += 1;
+        if r != c {
+            mismatches.push(format!(
+                "INFO at checkpoint {i}:\n  redis: {r:?}\n  cairn: {c:?}"
+            ));
+        }
+    }
+    compared += 1;
+    if let [r, c] = evicted_sets.as_slice()
+        && r.len() != c.len()
+    {
+        mismatches.push(format!(
+            "evicted keys: redis invalidated {} ({r:?}), cairn {} ({c:?})",
+            r.len(),
+            c.len()
+        ));
+    }
+    for (name, [gone, later]) in ["redis", "cairn"].iter().zip(&seen) {
+        // Each evicted key once, and only keys that were read; a client
+        // with tracking off is sent nothing, though its keys stay in the
+        // table until they change.
+        let mut unique = gone.clone();
+        unique.sort();
+        unique.dedup();
+        let read = |k: &Vec<u8>| k == b"tk-extra" || keys.iter().any(|w| w.as_bytes() == &k[..]);
+        compared += 1;
+        if unique.len() != gone.len() || !gone.iter().all(read) || !later.is_empty() {
+            mismatches.push(format!(
+                "{name}: evicted {gone:?}, then invalidated {later:?} with tracking off"
+            ));
+        }
+    }
+    println!(
+        "tracking table: {compared} comparisons, {} mismatches",
+        mismatches.len()
+    );
+    for m in &mismatches {
+        println!("{m}");
+    }
+    cairn.shutdown().await?;
+    drop(redis);
+    anyhow::ensure!(mismatches.is_empty(), "{} mismatches", mismatches.len());
     Ok(())
 }
 

@@ -856,3 +856,320 @@ async fn blocking_stream_reads_match_redis() -> anyhow::Result<()> {
     anyhow::ensure!(differences.is_empty(), "{} differences", differences.len());
     Ok(())
 }
+
+/// A step of a release scenario over three clients per server.
+enum R {
+    /// Client sends a blocking command without reading; the step waits
+    /// until the server reports it blocked.
+    Block(usize, &'static [&'static str]),
+    /// Client sends and reads the reply.
+    Call(usize, &'static [&'static str]),
+    /// Client reads the reply to the blocking command it sent.
+    Read(usize),
+}
+
+/// XREADGROUP clients released when their stream is deleted, replaced by
+/// another type, renamed away, moved, flushed, swapped out or expired
+/// (`-UNBLOCKED`), or their group destroyed or missing from the stream
+/// put in its place (`-NOGROUP`); XREAD clients left blocked by the same;
+/// a BLPOP client blocked on the same key first; and XREAD/XREADGROUP
+/// with BLOCK inside MULTI and scripts, which never block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_group_readers_are_released_as_redis() -> anyhow::Result<()> {
+    let Some(redis) = RedisOracle::start_or_skip("blocked_group_readers_are_released_as_redis")?
+    else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    const G: &[&str] = &[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ];
+    const NEW_S: &[&str] = &["XADD", "s", "1-0", "f", "v"];
+    const NEW_G: &[&str] = &["XGROUP", "CREATE", "s", "g", "$"];
+    let mut script: Vec<R> = Vec::new();
+    // Each way a stream can go, with a fresh stream and group before it.
+    let releases: &[&[&[&str]]] = &[
+        &[&["DEL", "s"]],
+        &[&["UNLINK", "s"]],
+        &[&["SET", "s", "x"]],
+        &[&["RPUSH", "t", "x"], &["RENAME", "t", "s"]],
+        &[&["RENAME", "s", "t"]],
+        &[&["MOVE", "s", "1"]],
+        &[&["FLUSHDB"]],
+        &[&["FLUSHALL"]],
+        &[&["SWAPDB", "0", "1"]],
+        &[&["XGROUP", "DESTROY", "s", "g"]],
+        &[&["PEXPIRE", "s", "20"]],
+        // Deleted and recreated with its group in one transaction: served.
+        &[
+            &["MULTI"],
+            &["DEL", "s"],
+            &["XADD", "s", "9-0", "a", "b"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["EXEC"],
+        ],
+        // Replaced by a stream without the group, or with it.
+        &[&["XADD", "t", "5-0", "a", "b"], &["RENAME", "t", "s"]],
+        &[
+            &["XADD", "t", "5-0", "a", "b"],
+            &["XGROUP", "CREATE", "t", "g", "0"],
+            &["RENAME", "t", "s"],
+        ],
+        &[
+            &["XADD", "t", "5-0", "a", "b"],
+            &["SET", "t", "x"],
+            &["COPY", "t", "s", "REPLACE"],
+        ],
+    ];
+    for steps in releases {
+        script.push(R::Call(1, &["FLUSHALL"]));
+        script.push(R::Call(1, NEW_S));
+        script.push(R::Call(1, NEW_G));
+        script.push(R::Block(0, G));
+        for s in *steps {
+            script.push(R::Call(1, s));
+        }
+        script.push(R::Read(0));
+        script.push(R::Call(1, &["EXISTS", "s"]));
+    }
+    // Two streams, one deleted; the group destroyed on the other.
+    let two: &[&str] = &[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s2",
+        "s",
+        ">",
+        ">",
+    ];
+    for gone in [&["DEL", "s"][..], &["XGROUP", "DESTROY", "s2", "g"]] {
+        script.extend([
+            R::Call(1, &["FLUSHALL"]),
+            R::Call(1, NEW_S),
+            R::Call(1, NEW_G),
+            R::Call(1, &["XADD", "s2", "1-0", "f", "v"]),
+            R::Call(1, &["XGROUP", "CREATE", "s2", "g", "$"]),
+            R::Block(0, two),
+        ]);
+        script.push(R::Call(1, gone));
+        script.push(R::Read(0));
+    }
+    // XREAD stays blocked through a deletion and a type change, and is
+    // served by the next stream under the key.
+    script.extend([
+        R::Call(1, &["FLUSHALL"]),
+        R::Call(1, NEW_S),
+        R::Block(0, &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+        R::Call(1, &["DEL", "s"]),
+        R::Call(1, &["SET", "s", "x"]),
+        R::Call(1, &["DEL", "s"]),
+        R::Call(1, &["XADD", "s", "7-0", "late", "1"]),
+        R::Read(0),
+    ]);
+    // A BLPOP waiter first in line on the key: it stays blocked, the
+    // XREADGROUP behind it is released.
+    script.extend([
+        R::Call(1, &["FLUSHALL"]),
+        R::Block(2, &["BLPOP", "s", "0"]),
+        R::Call(1, NEW_S),
+        R::Call(1, NEW_G),
+        R::Block(0, G),
+        R::Call(1, &["DEL", "s"]),
+        R::Read(0),
+        R::Call(1, &["RPUSH", "s", "x"]),
+        R::Read(2),
+    ]);
+    // No blocking inside MULTI or a script: the timeout reply at once.
+    script.extend([
+        R::Call(1, &["FLUSHALL"]),
+        R::Call(1, NEW_S),
+        R::Call(1, NEW_G),
+        R::Call(0, &["MULTI"]),
+        R::Call(0, &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+        R::Call(0, G),
+        R::Call(0, &["XREAD", "BLOCK", "0", "STREAMS", "s", "0"]),
+        R::Call(0, &["EXEC"]),
+        R::Call(
+            0,
+            &[
+                "EVAL",
+                "return redis.call('xread','block','0','streams',KEYS[1],'$')",
+                "1",
+                "s",
+            ],
+        ),
+        R::Call(
+            0,
+            &[
+                "EVAL",
+                "return redis.call('xreadgroup','group','g','c','block','0','streams',KEYS[1],'>')",
+                "1",
+                "s",
+            ],
+        ),
+        R::Call(
+            0,
+            &[
+                "EVAL",
+                "return type(redis.call('xread','block','100','streams',KEYS[1],'$'))",
+                "1",
+                "s",
+            ],
+        ),
+        R::Call(1, &["XADD", "s", "2-0", "f", "v"]),
+        R::Call(
+            0,
+            &[
+                "EVAL",
+                "return redis.call('xreadgroup','group','g','c','block','0','streams',KEYS[1],'>')",
+                "1",
+                "s",
+            ],
+        ),
+        R::Call(0, &["XPENDING", "s", "g"]),
+    ]);
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for resp3 in [false, true] {
+        let mut conns = [
+            open(&redis, &cairn, resp3).await?,
+            open(&redis, &cairn, false).await?,
+            open(&redis, &cairn, resp3).await?,
+        ];
+        let mut pending: [Option<&[&str]>; 3] = [None; 3];
+        let mut blocked = 0usize;
+        for step in &script {
+            match step {
+                R::Block(c, cmd) => {
+                    conns[*c].redis.send(cmd).await?;
+                    conns[*c].cairn.send(cmd).await?;
+                    pending[*c] = Some(cmd);
+                    blocked += 1;
+                    until_blocked(&mut conns[1].redis, blocked).await?;
+                    until_blocked(&mut conns[1].cairn, blocked).await?;
+                }
+                R::Call(c, cmd) => {
+                    let p = &mut conns[*c];
+                    let r = p.redis.call(cmd).await?;
+                    let cr = p.cairn.call(cmd).await?;
+                    compared += 1;
+                    if mask(&r, cmd) != mask(&cr, cmd) {
+                        differences.push(format!(
+                            "resp{} {}\n  redis: {r}\n  cairn: {cr}",
+                            if resp3 { 3 } else { 2 },
+                            cmd.join(" ")
+                        ));
+                    }
+                }
+                R::Read(c) => {
+                    let p = &mut conns[*c];
+                    let r = reply_within(&mut p.redis).await;
+                    let cr = reply_within(&mut p.cairn).await;
+                    let cmd = pending[*c].take().unwrap_or_default();
+                    blocked = blocked.saturating_sub(1);
+                    compared += 1;
+                    if mask(&r, cmd) != mask(&cr, cmd) {
+                        differences.push(format!(
+                            "resp{} (released) {}\n  redis: {r}\n  cairn: {cr}",
+                            if resp3 { 3 } else { 2 },
+                            cmd.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "blocked_group_readers_are_released_as_redis: {compared} comparisons, {} differences",
+        differences.len()
+    );
+    for d in &differences {
+        println!("{d}");
+    }
+    cairn.shutdown().await?;
+    anyhow::ensure!(differences.is_empty(), "{} differences", differences.len());
+    Ok(())
+}
+
+/// The persistence campaigns' stream model (`cairn_tests::data`) against
+/// the real server: seeded streams written with its commands, seeded
+/// stream changes (XADD, XDEL, XTRIM, XACK, XGROUP, XCLAIM) applied to it
+/// and to the server, then the dump (`XINFO STREAM FULL`) must equal the
+/// model, on Redis (so the model is Redis') and on cairn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaigns_stream_model_is_redis() -> anyhow::Result<()> {
+    use cairn_tests::data::{self, Mutator, Spec, TypeMix};
+    let Some(redis) = RedisOracle::start_or_skip("the_campaigns_stream_model_is_redis")? else {
+        return Ok(());
+    };
+    let cairn = CairnServer::start().await?;
+    let seed = std::env::var("CAIRN_STREAM_MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now_ms() as u64);
+    println!("the_campaigns_stream_model_is_redis: seed {seed}");
+    let spec = Spec {
+        types: TypeMix {
+            string: 1,
+            list: 0,
+            hash: 0,
+            set: 0,
+            zset: 0,
+            stream: 6,
+        },
+        ..Spec::small(seed, 150)
+    };
+    let addrs = [("redis", redis.addr()), ("cairn", cairn.addr())];
+    let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut failures = Vec::new();
+        for (name, addr) in addrs {
+            let mut conn = data::connect(addr)?;
+            redis::cmd("FLUSHALL").query::<()>(&mut conn)?;
+            let mut model = spec.generate();
+            data::populate(&mut conn, &model)?;
+            let got = data::dump(&mut conn, data::DATABASES)?;
+            let d = model.diff(&got, data::TTL_TOLERANCE_MS);
+            if !d.is_empty() {
+                failures.push(format!("{name}, as populated: {d}"));
+            }
+            let mut m = Mutator::new(spec.clone());
+            for _ in 0..20 {
+                m.apply_n(&mut conn, &mut model, 50)?;
+            }
+            let got = data::dump(&mut conn, data::DATABASES)?;
+            let d = model.diff(&got, data::TTL_TOLERANCE_MS);
+            if !d.is_empty() {
+                failures.push(format!("{name}, after 1000 changes: {d}"));
+            }
+            let streams = got
+                .items
+                .values()
+                .filter(|i| matches!(i.value, data::Val::Stream(_)))
+                .count();
+            anyhow::ensure!(streams > 50, "{name}: only {streams} streams");
+        }
+        Ok(failures)
+    })
+    .await??;
+    cairn.shutdown().await?;
+    for f in &results {
+        println!("{f}");
+    }
+    anyhow::ensure!(
+        results.is_empty(),
+        "seed {seed}: the model and the servers differ"
+    );
+    Ok(())
+}

@@ -51,6 +51,13 @@ pub(crate) trait BlockedOp: Send + Sync + 'static {
     /// Serves the client on ready `key` of `db`, with the shards of `key`
     /// and of [`other_key`](Self::other_key) locked in `locked`.
     fn serve(&self, locked: &mut Locked<'_>, db: usize, key: &[u8]) -> Served;
+
+    /// Whether the client is answered even when the key holds nothing to
+    /// take (XREADGROUP, released with an error when its stream is gone):
+    /// such waiters are still visited after one that found nothing.
+    fn answers_when_gone(&self) -> bool {
+        false
+    }
 }
 
 /// A family's operation as the registry holds it.
@@ -195,7 +202,7 @@ impl Registry {
         removed
     }
 
-    fn signal(&self, db: usize, key: &[u8]) {
+    pub(crate) fn signal(&self, db: usize, key: &[u8]) {
         // Pushes are hot and blocked clients rare: one atomic load when
         // nobody waits. A waiter registers under the shard lock the pusher
         // holds now, so this load cannot miss it.
@@ -209,20 +216,57 @@ impl Registry {
         }
     }
 
+    /// Marks every key that clients of `db` wait on as possibly ready
+    /// (SWAPDB, FLUSHDB, FLUSHALL); serving checks each key's contents.
+    pub(crate) fn signal_db(&self, db: usize) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut st = self.state.lock();
+        let keys: Vec<Bytes> = st
+            .by_key
+            .get(&db)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            if !st.ready.iter().any(|(d, k)| *d == db && *k == key) {
+                st.ready.push((db, key));
+            }
+        }
+        if !st.ready.is_empty() {
+            self.has_ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether keys were signalled since the last serve.
+    pub(crate) fn has_ready(&self) -> bool {
+        self.has_ready.load(Ordering::SeqCst)
+    }
+
     /// The oldest waiter on (db, key) not in `skip` (those whose
-    /// operation did not fit the key's type this round).
-    fn next_waiter(&self, db: usize, key: &[u8], skip: &[u64]) -> Option<(u64, Op)> {
+    /// operation did not fit the key's type this round); once the key was
+    /// found `exhausted`, only those answered even so.
+    fn next_waiter(
+        &self,
+        db: usize,
+        key: &[u8],
+        skip: &[u64],
+        exhausted: bool,
+    ) -> Option<(u64, Op)> {
         let st = self.state.lock();
         let q = st.by_key.get(&db)?.get(key)?;
-        q.iter()
-            .filter(|id| !skip.contains(id))
-            .find_map(|id| st.waiters.get(id).map(|w| (*id, w.op.clone())))
+        q.iter().filter(|id| !skip.contains(id)).find_map(|id| {
+            st.waiters
+                .get(id)
+                .filter(|w| !exhausted || w.op.answers_when_gone())
+                .map(|w| (*id, w.op.clone()))
+        })
     }
 }
 
 impl Keyspace {
     fn registry(&self) -> &Registry {
-        &self.inner.blocking
+        &self.engine().counters.blocking
     }
 
     /// Marks `key` of `db` as possibly non-empty for blocked clients.
@@ -239,26 +283,8 @@ impl Keyspace {
     /// Marks every key that clients of `db` wait on as possibly ready:
     /// for SWAPDB, which changes a whole database's contents at once (Redis'
     /// `scanDatabaseForReadyKeys`). Serving checks each key's contents.
-    #[allow(dead_code)]
     pub(crate) fn signal_db_ready(&self, db: usize) {
-        let reg = self.registry();
-        if reg.waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let mut st = reg.state.lock();
-        let keys: Vec<Bytes> = st
-            .by_key
-            .get(&db)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        for key in keys {
-            if !st.ready.iter().any(|(d, k)| *d == db && *k == key) {
-                st.ready.push((db, key));
-            }
-        }
-        if !st.ready.is_empty() {
-            reg.has_ready.store(true, Ordering::SeqCst);
-        }
+        self.registry().signal_db(db);
     }
 
     /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]` for a client blocked on keys.
@@ -304,7 +330,10 @@ impl Keyspace {
         let engine = self.engine();
         // Waiters that did not fit the key's type this round.
         let mut skipped: Vec<u64> = Vec::new();
-        while let Some((id, op)) = reg.next_waiter(db, key, &skipped) {
+        // The key had nothing for a waiter: only those answered anyway
+        // (XREADGROUP on a deleted stream) are still visited.
+        let mut exhausted = false;
+        while let Some((id, op)) = reg.next_waiter(db, key, &skipped, exhausted) {
             let now = engine.clock.now_ms();
             let mut keys: Vec<(usize, &[u8])> = vec![(db, key)];
             if let Some(other) = op.other_key() {
@@ -323,7 +352,10 @@ impl Keyspace {
                 continue;
             }
             match op.serve(&mut locked, db, key) {
-                Served::Nothing => return,
+                Served::Nothing => {
+                    exhausted = true;
+                    skipped.push(id);
+                }
                 Served::WrongKind => {
                     skipped.push(id);
                 }

@@ -380,6 +380,10 @@ pub(crate) struct Counters {
     pub(crate) notify: Arc<crate::notify::Notifier>,
     /// How lookups update entries' access fields (`maxmemory-policy`).
     pub(crate) access: crate::access::AccessConfig,
+    /// Clients blocked on keys: here, beside the write path, because a
+    /// stream deleted or replaced by any path must release the XREADGROUP
+    /// clients blocked on it.
+    pub(crate) blocking: crate::blocking::Registry,
 }
 
 impl Counters {
@@ -389,6 +393,19 @@ impl Counters {
     fn modified(&self, db: u32, key: &[u8]) {
         self.watches.touch(db, key);
         self.notify.key_changed(key);
+    }
+
+    /// Redis' `signalDeletedKeyAsReady`: a stream was deleted or
+    /// overwritten (by a command, expiry, or a value of another type), so
+    /// the XREADGROUP clients blocked on it are answered once the command
+    /// ends (`-UNBLOCKED` or `-NOGROUP`, or served if a stream with their
+    /// group took its place). One discriminant test and, when nobody is
+    /// blocked, one atomic load.
+    #[inline]
+    fn value_gone(&self, db: u32, key: &[u8], old: &Value) {
+        if matches!(old, Value::Stream(_)) {
+            self.blocking.signal(db as usize, key);
+        }
     }
 
     /// A key found expired and deleted (lazily or by the active cycle).
@@ -453,6 +470,7 @@ impl Engine {
                 watches: crate::watch::Watches::default(),
                 notify,
                 access: crate::access::AccessConfig::default(),
+                blocking: crate::blocking::Registry::default(),
             },
             clock,
             expire_cursor: AtomicUsize::new(0),
@@ -668,6 +686,9 @@ impl Engine {
                 let mut s = self.lock_index(i, 0);
                 removed += s.clear();
             }
+            // XREADGROUP clients blocked on the flushed streams (Redis'
+            // `scanDatabaseForDeletedStreams`).
+            self.counters.blocking.signal_db(db);
         }
         removed
     }
@@ -922,6 +943,7 @@ impl<'a> Shard<'a> {
                     d.ttl_count -= 1;
                 }
                 self.counters.expired(self.db, k.as_bytes());
+                self.counters.value_gone(self.db, k.as_bytes(), &e.value);
                 None
             }
         }
@@ -968,6 +990,7 @@ impl<'a> Shard<'a> {
         if let Some((k, e)) = d.map.get_key_value_mut(key) {
             let expired = e.is_expired(now);
             preserve(&mut d.preserved, d.epoch, counters, db, k, e);
+            counters.value_gone(db, key, &e.value);
             if expired {
                 // Redis deletes it first (lookupKeyWrite), then adds anew.
                 counters.expired(db, key);
@@ -1049,6 +1072,7 @@ impl<'a> Shard<'a> {
         }
         self.counters.dirty.fetch_add(1, Ordering::Relaxed);
         self.counters.modified(self.db, key);
+        self.counters.value_gone(self.db, key, &e.value);
         Some(e)
     }
 
@@ -1238,6 +1262,7 @@ impl<'a> Shard<'a> {
                         d.ttl_count -= 1;
                         d.ttl_keys.swap_remove(i);
                         counters.expired(db, k.as_bytes());
+                        counters.value_gone(db, k.as_bytes(), &e.value);
                         expired += 1;
                     }
                 }

@@ -194,7 +194,6 @@ impl KeyspaceBuilder {
                 next_client_id: AtomicU64::new(1),
                 connected: AtomicUsize::new(0),
                 run_id: run_id(),
-                blocking: Default::default(),
                 pubsub,
                 clients,
                 stats,
@@ -267,7 +266,6 @@ pub(crate) struct Inner {
     pub(crate) next_client_id: AtomicU64,
     pub(crate) connected: AtomicUsize,
     pub(crate) run_id: String,
-    pub(crate) blocking: crate::blocking::Registry,
     pub(crate) pubsub: Arc<crate::pubsub::PubSub>,
     pub(crate) clients: Arc<crate::pubsub::Clients>,
     /// INFO's counters and histograms.
@@ -641,6 +639,13 @@ impl Keyspace {
         }
         let started = Instant::now();
         let stats = self.engine().active_expire_cycle(budget, || self.is_busy());
+        // An expired stream releases the XREADGROUP clients blocked on it,
+        // as a deletion by a command does.
+        if self.engine().counters.blocking.has_ready()
+            && let Ok(_gate) = self.engine().enter_unless(Held::Read, || self.is_busy())
+        {
+            self.serve_blocked();
+        }
         // Redis' `expire-cycle` latency event.
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.inner.latency.add_if_needed("expire-cycle", ms);

@@ -226,6 +226,16 @@ struct Tracking {
     prefixes: BTreeMap<Bytes, Bcast>,
     /// Rounds `limit` ended still over the limit (Redis' effort counter).
     over_limit_rounds: usize,
+    /// (key, client) pairs in `keys` (INFO `tracking_total_items`).
+    items: usize,
+}
+
+/// The tracking table's figures for INFO.
+pub(crate) struct TrackingInfo {
+    pub(crate) clients: usize,
+    pub(crate) keys: usize,
+    pub(crate) items: usize,
+    pub(crate) prefixes: usize,
 }
 
 /// The key-change event hub, shared by the engine and the keyspace.
@@ -321,6 +331,7 @@ impl Notifier {
         let Some(ids) = t.keys.remove(key) else {
             return;
         };
+        t.items = t.items.saturating_sub(ids.len());
         for id in ids {
             let Some(mode) = t.clients.get(&id) else {
                 continue;
@@ -351,6 +362,7 @@ impl Notifier {
             self.send(&mut t, id, Frame::Null, me);
         }
         t.keys = HashMap::new();
+        t.items = 0;
     }
 
     /// Sends one invalidation (`keys`: an array of keys or null) for
@@ -425,7 +437,22 @@ impl Notifier {
             };
             if !ids.contains(&id) {
                 ids.push(id);
+                t.items += 1;
             }
+        }
+    }
+
+    /// INFO's `tracking_clients`, `tracking_total_keys`,
+    /// `tracking_total_items` and `tracking_total_prefixes`. As in Redis,
+    /// a client that turned tracking off stays in the key table until its
+    /// keys are invalidated.
+    pub(crate) fn info(&self) -> TrackingInfo {
+        let t = self.tracking.lock();
+        TrackingInfo {
+            clients: self.tracking_clients.load(Ordering::Relaxed),
+            keys: t.keys.len(),
+            items: t.items,
+            prefixes: t.prefixes.len(),
         }
     }
 
@@ -551,8 +578,9 @@ impl Notifier {
             // as Redis' random walk.
             t.keys.keys().take(excess.min(effort)).cloned().collect()
         };
-        // Not the change of any client: sent at once, NOLOOP or not.
-        let _g = enter_client(0);
+        // Not the change of any client (NOLOOP does not apply), but to
+        // the client whose command just ran it goes after that reply, as
+        // Redis sends it from `beforeSleep`.
         for k in victims {
             self.invalidate(&k, false);
         }

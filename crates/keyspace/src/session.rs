@@ -676,6 +676,9 @@ fn run_held(
         feed_monitors(ks, ctx.session, args);
     }
     let outer = stats::begin_lookups(cmd.spec.flags.contains(Flags::READONLY));
+    // Whether a script run by this command ran a read-only command (for
+    // client-side caching); nested calls leave their caller's mark alone.
+    let script_read_before = (!ctx.session.script).then(|| SCRIPT_READ.with(|r| r.replace(false)));
     let started = Instant::now();
     let reply = match &cmd.handler {
         Handler::Builtin(f) => f(&mut ctx, args),
@@ -685,8 +688,12 @@ fn run_held(
     let (hits, misses) = stats::end_lookups(outer);
     let special = ctx.special.take();
     state.in_exec = was_in_exec;
+    let script_read = match script_read_before {
+        Some(before) => SCRIPT_READ.with(|r| r.replace(before)),
+        None => false,
+    };
     if state.tracking.is_some() {
-        remember_read_keys(ks, state, &cmd.spec, args);
+        remember_read_keys(ks, state, &cmd.spec, args, script_read);
     }
     record(ks, state.id, cmd, args, nanos, &reply, hits, misses);
     monitor(ks, state, cmd, args, nanos);
@@ -705,29 +712,43 @@ fn run_held(
     }
 }
 
+thread_local! {
+    /// Set when a script's nested client runs a read-only command: Redis
+    /// 7.0 then tracks, for the script's caller, the keys the script
+    /// command declared (`trackingRememberKeys` on `server.script_caller`,
+    /// whose command is the EVAL or FCALL), not the keys the script read.
+    static SCRIPT_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Redis' `trackingRememberKeys` after a read-only command: the keys it
 /// named are tracked for the client, unless OPTIN without `CACHING YES`
-/// or OPTOUT with `CACHING NO`.
+/// or OPTOUT with `CACHING NO`. Script commands (EVAL_RO and FCALL_RO
+/// included, as Redis excludes them) track their declared keys only when
+/// the script ran a read-only command (`script_read`).
 fn remember_read_keys(
     ks: &Keyspace,
     state: &SessionState,
     spec: &crate::cmd::CommandSpec,
     args: &[Bytes],
+    script_read: bool,
 ) {
     let Some(mode) = &state.tracking else {
         return;
     };
-    if mode.bcast
-        || !spec.flags.contains(Flags::READONLY)
-        || spec.flags.contains(Flags::PUBSUB)
-        || (mode.optin && !state.caching)
-        || (mode.optout && state.caching)
-    {
+    let reads = if SCRIPT_COMMANDS.contains(&spec.name) {
+        script_read
+    } else {
+        spec.flags.contains(Flags::READONLY) && !spec.flags.contains(Flags::PUBSUB)
+    };
+    if mode.bcast || !reads || (mode.optin && !state.caching) || (mode.optout && state.caching) {
         return;
     }
-    let mut keys = spec.key_args(args).peekable();
-    if keys.peek().is_some() {
-        ks.engine().counters.notify.remember(state.id, keys);
+    let keys = crate::cmd::getkeys::call_keys(spec, args);
+    if !keys.is_empty() {
+        ks.engine()
+            .counters
+            .notify
+            .remember(state.id, keys.into_iter());
     }
 }
 
@@ -1130,6 +1151,9 @@ impl NestedClient {
         };
         if flags.contains(Flags::WRITE) {
             self.wrote = true;
+        }
+        if flags.contains(Flags::READONLY) {
+            SCRIPT_READ.with(|r| r.set(true));
         }
         Ok(match run(&self.ks, &mut self.state, cmd, args, false) {
             Outcome::Reply(f) | Outcome::Close(f) => f,

@@ -43,7 +43,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cairn_tests::data::{self, Dataset, DumpWindow, Item, Spec, Val, item_difference_at};
+use cairn_tests::data::{
+    self, Dataset, DumpWindow, Item, Spec, StreamOp, StreamVal, Val, item_difference_at,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value as Rv;
@@ -187,6 +189,9 @@ enum Write {
         key: Vec<u8>,
         pairs: Vec<(Vec<u8>, f64)>,
     },
+    /// A stream command (XADD, XDEL, XTRIM, XACK, XGROUP, XCLAIM), onto a
+    /// stream without TTL or (XADD) a new key.
+    Stream { db: u16, key: Vec<u8>, op: StreamOp },
     /// `FLUSHDB` of `db`.
     FlushDb { db: u16 },
     /// `SWAPDB a b`.
@@ -204,6 +209,7 @@ impl Write {
             | Write::SAdd { db, .. }
             | Write::HSet { db, .. }
             | Write::ZAdd { db, .. }
+            | Write::Stream { db, .. }
             | Write::FlushDb { db } => Some(*db),
             Write::SwapDb { .. } => None,
         }
@@ -218,7 +224,8 @@ impl Write {
             | Write::Push { db, key, .. }
             | Write::SAdd { db, key, .. }
             | Write::HSet { db, key, .. }
-            | Write::ZAdd { db, key, .. } => Touch::Key(*db, key),
+            | Write::ZAdd { db, key, .. }
+            | Write::Stream { db, key, .. } => Touch::Key(*db, key),
             Write::FlushDb { db } => Touch::Dbs(vec![*db]),
             Write::SwapDb { a, b } => Touch::Dbs(vec![*a, *b]),
         }
@@ -268,6 +275,13 @@ impl Write {
                 c.arg(key.as_slice());
                 for (m, s) in pairs {
                     c.arg(data::score_text(*s)).arg(m.as_slice());
+                }
+            }
+            Write::Stream { key, op, .. } => {
+                let parts = op.command(key);
+                c = redis::cmd(&String::from_utf8_lossy(&parts[0]));
+                for a in &parts[1..] {
+                    c.arg(a.as_slice());
                 }
             }
             Write::FlushDb { .. } => c = redis::cmd("FLUSHDB"),
@@ -326,6 +340,13 @@ impl Write {
                 grow(ds, *db, key, Val::ZSet(BTreeMap::new()), |v| {
                     if let Val::ZSet(z) = v {
                         z.extend(pairs.iter().cloned());
+                    }
+                });
+            }
+            Write::Stream { db, key, op } => {
+                grow(ds, *db, key, Val::Stream(StreamVal::default()), |v| {
+                    if let Val::Stream(s) = v {
+                        op.apply(s);
                     }
                 });
             }
@@ -679,7 +700,20 @@ impl Generator {
         match (r, existing, persistent) {
             (0..15, _, _) | (_, None, _) => {
                 let key = self.fresh_key("m");
-                match self.rng.random_range(0..5) {
+                match self.rng.random_range(0..6) {
+                    5 => {
+                        let op =
+                            StreamOp::random(&mut self.rng, &StreamVal::default(), data::now_ms());
+                        let op = match op {
+                            add @ StreamOp::Add { .. } => add,
+                            _ => StreamOp::Add {
+                                id: (1, 1),
+                                fields: vec![(self.element(), self.element())],
+                                maxlen: None,
+                            },
+                        };
+                        Write::Stream { db, key, op }
+                    }
                     0 => Write::Push {
                         db,
                         key,
@@ -748,6 +782,17 @@ impl Generator {
                     key,
                     pairs: vec![(self.element(), 1.5)],
                 },
+                "stream" => {
+                    let op = match self.live.items.get(&(db, key.clone())).map(|i| &i.value) {
+                        Some(Val::Stream(s)) => StreamOp::random(&mut self.rng, s, data::now_ms()),
+                        _ => StreamOp::Add {
+                            id: (1, 1),
+                            fields: vec![(self.element(), self.element())],
+                            maxlen: None,
+                        },
+                    };
+                    Write::Stream { db, key, op }
+                }
                 _ => Write::Set {
                     db,
                     key,

@@ -284,6 +284,54 @@ fn getkeys_proc(name: &str, call: &[Bytes]) -> Option<Vec<(usize, &'static [&'st
     })
 }
 
+/// The key arguments of a whole call (`args`, the command's name first),
+/// found as Redis' `getKeysFromCommand` finds them: by the fixed range of
+/// `spec` when it has one and no spec moves it, else by Redis 7.0's key
+/// specs (numkeys-style commands such as ZUNION, SINTERCARD, EVAL, and
+/// keyword ones such as XREAD's STREAMS). For client-side caching, which
+/// remembers the keys a read-only command named. Empty when the
+/// arguments do not fit the specs (Redis finds no keys then either).
+pub(crate) fn call_keys<'a>(spec: &super::CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    let fixed = spec.first_key > 0 && spec.subs.is_empty();
+    if fixed && !super::meta::has_flag(spec.name, "movablekeys") {
+        return spec.key_args(args).collect();
+    }
+    let (name, arity) = if spec.subs.is_empty() {
+        (spec.name.to_owned(), spec.arity)
+    } else {
+        let Some(&(sub, arity)) = args
+            .get(1)
+            .and_then(|s| spec.subs.iter().find(|(n, _)| is(s, n)))
+        else {
+            return Vec::new();
+        };
+        (format!("{}|{sub}", spec.name), arity)
+    };
+    let mut out = Vec::new();
+    for key_spec in &specs_of(&name) {
+        match keys_of_spec(key_spec, args, arity) {
+            Ok(pos) => out.extend(pos.into_iter().filter_map(|p| args.get(p))),
+            // An incomplete spec (SORT_RO's BY/GET patterns): Redis asks the
+            // command's getkeys function, which for the read-only commands
+            // concerned gives the legacy range.
+            Err(()) => return spec.key_args(args).collect(),
+        }
+    }
+    out
+}
+
+/// Redis 7.0's key specs of command `name` (`container|sub` for a
+/// subcommand).
+fn specs_of(name: &str) -> Vec<Frame> {
+    match super::meta::redis_info(name) {
+        Some(Frame::Array(info)) => match info.get(8) {
+            Some(Frame::Array(s) | Frame::Set(s)) => s.clone(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 /// `COMMAND GETKEYS|GETKEYSANDFLAGS command arg ...`.
 pub(crate) fn getkeys(table: &Table, args: &[Bytes], with_flags: bool) -> Frame {
     let call = args.get(2..).unwrap_or_default();
@@ -302,13 +350,7 @@ pub(crate) fn getkeys(table: &Table, args: &[Bytes], with_flags: bool) -> Frame 
         };
         (format!("{}|{sub}", cmd.spec.name), arity)
     };
-    let specs: Vec<Frame> = match super::meta::redis_info(&name) {
-        Some(Frame::Array(info)) => match info.get(8) {
-            Some(Frame::Array(s) | Frame::Set(s)) => s.clone(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    };
+    let specs = specs_of(&name);
     let keyed = specs.iter().any(|s| !has_spec_flag(s, "not_key"));
     if !keyed {
         return err("ERR The command has no key arguments");

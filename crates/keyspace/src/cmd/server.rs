@@ -546,12 +546,14 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
             up / 86400,
         );
     }
+    let tracking = ks.engine().counters.notify.info();
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nmaxclients:{}\r\n\r\n",
             ks.connected_clients(),
             ks.blocked_clients(),
+            tracking.clients,
             ks.config_param("maxclients")
                 .unwrap_or_else(|| "10000".into()),
         );
@@ -576,7 +578,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         let kbps = |metric: usize| st.instantaneous(metric) as f64 / 1024.0;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n\r\n",
             ks.inner.clients.received.load(Ordering::Relaxed),
             st.commands(),
             st.instantaneous(0),
@@ -589,6 +591,9 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
             st.misses(),
             ks.inner.pubsub.channels(None).len(),
             ks.inner.pubsub.numpat(),
+            tracking.keys,
+            tracking.items,
+            tracking.prefixes,
             st.error_replies(),
         );
     }

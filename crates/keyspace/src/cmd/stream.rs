@@ -4,7 +4,9 @@
 //! Argument checks, their order and their error texts follow Redis
 //! 7.0.15's `t_stream.c`; the value type is [`crate::stream`]. Blocking
 //! reads register a [`StreamWait`] with the family-neutral registry
-//! (`blocking.rs`); XADD and XGROUP DESTROY signal the key.
+//! (`blocking.rs`); XADD and XGROUP DESTROY signal the key, and the
+//! engine signals a stream deleted, expired, flushed or replaced by a
+//! value of another type (XREADGROUP waiters then get `-UNBLOCKED`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -1469,6 +1471,10 @@ struct StreamWait {
 }
 
 impl BlockedOp for StreamWait {
+    fn answers_when_gone(&self) -> bool {
+        self.group.is_some()
+    }
+
     fn serve(&self, locked: &mut Locked<'_>, db: usize, key: &[u8]) -> Served {
         let Some(gt) = self
             .keys
@@ -1569,6 +1575,14 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let more = args.len() - i - 1;
         let o = arg(args, i);
         if is(o, "block") && more > 0 {
+            if ctx.session.script {
+                // Redis refuses it outright in scripts (not answered as in
+                // MULTI), for backward compatibility.
+                return Frame::error(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(cmd_name)
+                ));
+            }
             i += 1;
             match int_with(
                 arg(args, i),
@@ -1613,7 +1627,6 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         i += 1;
     }
-    let _ = cmd_name;
     if streams_at == 0 {
         return err(ERR_SYNTAX);
     }
