@@ -685,6 +685,66 @@ mod tests {
         ]
     }
 
+    /// A damaged chunk record in the middle of a large value is caught
+    /// (record CRC) like any other damage: under `Fallback` the generation
+    /// is quarantined, what the sink had built of it is dropped, and the
+    /// older generation loads.
+    #[test]
+    fn a_damaged_chunk_record_quarantines_its_generation() {
+        use cairn_store::testing::{Tamper, rewrite_generation};
+        use cairn_store::{LoadPolicy, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let chunker = Chunker::new().target_bytes(300);
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.begin().unwrap();
+        w.write(&Record::new(0, "old", RecValue::String("v".into())))
+            .unwrap();
+        let old = w.commit().unwrap().generation;
+        let mut w = store.begin().unwrap();
+        let mut chunks = Vec::new();
+        for e in large_entries(200) {
+            write_entry(e, &chunker, |r| {
+                chunks.push(r.chunk.is_some());
+                w.write(r)
+            })
+            .unwrap();
+        }
+        let new = w.commit().unwrap().generation;
+        drop(store);
+        let n = chunks.len() as u64;
+        assert!(n > 30);
+        for record in [n / 2, n - 2] {
+            assert!(chunks[record as usize], "record {record} is a chunk");
+        }
+        rewrite_generation(
+            dir.path(),
+            new,
+            Tamper::FlipPayloadBit {
+                record: n / 2,
+                offset: 5,
+                bit: 2,
+            },
+        )
+        .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ks = Keyspace::new();
+        let mut sink = KeyspaceSink::new(ks.clone());
+        let report = store.load(&mut sink, LoadPolicy::Fallback).unwrap();
+        assert_eq!(report.generation, Some(old));
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].generation, new);
+        assert!(
+            matches!(report.failures[0].damage, Damage::Record(_)),
+            "{:?}",
+            report.failures[0].damage
+        );
+        assert_eq!(store.quarantined().entries, 1);
+        let counts = sink.finish().unwrap();
+        assert_eq!(counts.loaded, 1);
+        let total: usize = (0..ks.databases()).map(|db| ks.dbsize(db)).sum();
+        assert_eq!(total, 1, "nothing of the damaged generation is left");
+    }
+
     /// The sink builds chunked values as their chunks arrive, skips a
     /// chunked entry of a missing database whole, and an abort in the
     /// middle of an entry leaves nothing of it.
