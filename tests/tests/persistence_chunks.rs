@@ -22,7 +22,7 @@ fn elem(seed: u64, i: usize) -> String {
     // Varied lengths (1 to 40 bytes), integers among them (packed as
     // integers by the small encodings).
     let x = (seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17);
-    if x % 5 == 0 {
+    if x.is_multiple_of(5) {
         return (x % 1_000_000).to_string();
     }
     let len = 1 + (x % 40) as usize;

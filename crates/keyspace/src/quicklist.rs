@@ -593,7 +593,8 @@ mod tests {
                 .filter(|n| !base.nodes.iter().any(|b| Arc::ptr_eq(b, n)))
                 .count()
         };
-        let writes: [(&str, fn(&mut QuickList)); 7] = [
+        type Write = fn(&mut QuickList);
+        let writes: [(&str, Write); 7] = [
             ("lset", |q| assert!(q.set(17, b"x"))),
             ("linsert", |q| q.insert(21, b"y")),
             ("rpush", |q| q.push_back(b"z")),

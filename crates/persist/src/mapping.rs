@@ -164,7 +164,7 @@ enum Building {
     Hash(HashMapBytes),
     Set(HashSetBytes),
     ZSet(SortedSet),
-    Stream(Option<crate::stream_items::StreamDecoder>),
+    Stream(Option<Box<crate::stream_items::StreamDecoder>>),
     /// Not a key (an extension payload reaches the sink whole, elsewhere).
     Other,
 }
@@ -179,7 +179,7 @@ impl Builder {
             RecValue::Set(v) => Building::Set(HashSetBytes::with_capacity(v.len())),
             RecValue::SortedSet(_) => Building::ZSet(SortedSet::new()),
             RecValue::Stream(_) => {
-                Building::Stream(Some(crate::stream_items::StreamDecoder::new()))
+                Building::Stream(Some(Box::new(crate::stream_items::StreamDecoder::new())))
             }
             _ => Building::Other,
         };
@@ -260,7 +260,7 @@ impl Builder {
             Building::Set(s) if !s.is_empty() => Value::Set(Arc::new(s)),
             Building::ZSet(z) if !z.is_empty() => Value::ZSet(Arc::new(z)),
             // A stream is kept even with no entries (as Redis keeps it).
-            Building::Stream(d) => match d.and_then(crate::stream_items::StreamDecoder::finish) {
+            Building::Stream(d) => match d.and_then(|d| d.finish()) {
                 Some(s) => Value::Stream(Arc::new(s)),
                 None => {
                     tracing::warn!(db = self.db, "malformed stream record skipped");
