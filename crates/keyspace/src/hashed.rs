@@ -731,6 +731,39 @@ impl HashSetBytes {
         })
     }
 
+    /// Calls `f` with every member in [`HashSetBytes::iter`]'s order,
+    /// borrowed (nothing allocated per member, and a table member's `Bytes`
+    /// is not cloned: cloning a vector-backed `Bytes` allocates a shared
+    /// header that then stays with the member); stops at the first error.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn try_for_each_slice<E>(
+        &self,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.0 {
+            SetRepr::Ints(s) => {
+                for i in 0..s.len() {
+                    if let Some(n) = s.get(i) {
+                        Elem::Int(n).with_str(&mut f)?;
+                    }
+                }
+            }
+            SetRepr::Pack(p) => {
+                for e in p.iter() {
+                    e.with_str(&mut f)?;
+                }
+            }
+            SetRepr::Table(t) => {
+                for m in t.iter() {
+                    f(m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The member at index `i` of a packed encoding.
     fn nth_packed(&self, i: usize) -> Option<Bytes> {
         match &self.0 {
@@ -1131,6 +1164,33 @@ impl HashMapBytes {
             MapRepr::Pack(p) => MapIterRepr::Pack(p.iter()),
             MapRepr::Table(t) => MapIterRepr::Table(t.iter()),
         })
+    }
+
+    /// Calls `f` with every (field, value) pair in [`HashMapBytes::iter`]'s
+    /// order, borrowed (see [`HashSetBytes::try_for_each_slice`] for why);
+    /// stops at the first error.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn try_for_each_pair<E>(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.0 {
+            MapRepr::Pack(p) => {
+                let mut it = p.iter();
+                while let Some(field) = it.next() {
+                    let value = it.next().unwrap_or(Elem::Str(&[]));
+                    field.with_str(|fb| value.with_str(|vb| f(fb, vb)))?;
+                }
+            }
+            MapRepr::Table(t) => {
+                for (field, value) in t.iter() {
+                    f(field, value)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn half(&self, values: bool) -> HalfIter<'_> {

@@ -37,6 +37,19 @@ impl Elem<'_> {
         }
     }
 
+    /// Calls `f` with the entry's string form, borrowed for a string entry
+    /// and formatted on the stack for an integer: nothing is allocated.
+    pub(crate) fn with_str<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Elem::Str(b) => f(b),
+            Elem::Int(n) => {
+                let mut buf = [0u8; 20];
+                let len = format_i64(n, &mut buf);
+                f(buf.get(..len).unwrap_or_default())
+            }
+        }
+    }
+
     /// The length of the entry's string form.
     pub(crate) fn str_len(self) -> usize {
         match self {

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -23,9 +24,17 @@ use crate::packed::{Elem, Pack, PackIter, Put, encoded_len};
 const SAFETY_BYTES: usize = 8192;
 
 /// A list of byte strings in packed nodes.
+///
+/// Each node sits behind its own `Arc`, so cloning a list (what the first
+/// write after a point-in-time view does, through `Arc::make_mut` on the
+/// value) copies the node pointers, and the write then copies only the
+/// node it changes (`Arc::make_mut` on the node): O(nodes + node size)
+/// instead of every node's buffer. Memory stays put: the deque holds
+/// 8-byte pointers instead of 24-byte `Pack`s, which pays for the `Arc`'s
+/// own allocation.
 #[derive(Clone, Default)]
 pub struct QuickList {
-    nodes: VecDeque<Pack>,
+    nodes: VecDeque<Arc<Pack>>,
     len: usize,
 }
 
@@ -87,12 +96,15 @@ impl QuickList {
     }
 
     /// MEMORY USAGE's estimate of the heap this list holds: the node
-    /// ring, and the nodes' buffers averaged over the first `samples`
-    /// nodes and scaled to all of them (Redis samples quicklist nodes).
+    /// ring of pointers, and each node (its shared allocation: two
+    /// reference counts and the `Pack`, then its buffer) averaged over the
+    /// first `samples` nodes and scaled to all of them (Redis samples
+    /// quicklist nodes).
     pub(crate) fn usage(&self, samples: usize) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Pack>()
+        let node = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Pack>();
+        self.nodes.capacity() * std::mem::size_of::<Arc<Pack>>()
             + crate::usage::scaled(
-                self.nodes.iter().map(Pack::bytes),
+                self.nodes.iter().map(|n| node + n.bytes()),
                 samples,
                 self.nodes.len(),
             )
@@ -100,7 +112,7 @@ impl QuickList {
 
     /// Heap bytes held by the nodes' buffers.
     pub fn packed_bytes(&self) -> usize {
-        self.nodes.iter().map(Pack::bytes).sum()
+        self.nodes.iter().map(|n| n.bytes()).sum()
     }
 
     /// Adds `e` at the end.
@@ -108,11 +120,11 @@ impl QuickList {
         let e = e.as_ref();
         let add = encoded_len(Put::Auto(e));
         match self.nodes.back_mut() {
-            Some(n) if fits(Limits::current(), n, add) => n.push(&[e]),
+            Some(n) if fits(Limits::current(), n, add) => Arc::make_mut(n).push(&[e]),
             _ => {
                 let mut n = Pack::default();
                 n.push(&[e]);
-                self.nodes.push_back(n);
+                self.nodes.push_back(Arc::new(n));
             }
         }
         self.len += 1;
@@ -123,11 +135,11 @@ impl QuickList {
         let e = e.as_ref();
         let add = encoded_len(Put::Auto(e));
         match self.nodes.front_mut() {
-            Some(n) if fits(Limits::current(), n, add) => n.splice(0, 0, &[e]),
+            Some(n) if fits(Limits::current(), n, add) => Arc::make_mut(n).splice(0, 0, &[e]),
             _ => {
                 let mut n = Pack::default();
                 n.push(&[e]);
-                self.nodes.push_front(n);
+                self.nodes.push_front(Arc::new(n));
             }
         }
         self.len += 1;
@@ -137,6 +149,13 @@ impl QuickList {
     pub fn pop_front(&mut self) -> Option<Bytes> {
         let n = self.nodes.front_mut()?;
         let e = n.get(0).map(Elem::to_bytes);
+        if n.count() <= 1 {
+            // The last element goes with its node: nothing to copy.
+            self.nodes.pop_front();
+            self.len = self.len.saturating_sub(1);
+            return e;
+        }
+        let n = Arc::make_mut(n);
         n.splice(0, 1, &[]);
         if n.count() == 0 {
             self.nodes.pop_front();
@@ -150,6 +169,12 @@ impl QuickList {
         let n = self.nodes.back_mut()?;
         let last = n.count().checked_sub(1)?;
         let e = n.get(last).map(Elem::to_bytes);
+        if last == 0 {
+            self.nodes.pop_back();
+            self.len = self.len.saturating_sub(1);
+            return e;
+        }
+        let n = Arc::make_mut(n);
         n.splice(last, 1, &[]);
         if n.count() == 0 {
             self.nodes.pop_back();
@@ -197,7 +222,7 @@ impl QuickList {
             return false;
         };
         if let Some(n) = self.nodes.get_mut(ni) {
-            n.splice(off, 1, &[e]);
+            Arc::make_mut(n).splice(off, 1, &[e]);
         }
         self.split_if_over(ni);
         true
@@ -218,7 +243,7 @@ impl QuickList {
             return;
         };
         if let Some(n) = self.nodes.get_mut(ni) {
-            n.splice(off, 0, &[e]);
+            Arc::make_mut(n).splice(off, 0, &[e]);
         }
         self.len += 1;
         self.split_if_over(ni);
@@ -250,9 +275,9 @@ impl QuickList {
             p
         };
         if let Some(slot) = self.nodes.get_mut(ni) {
-            *slot = pack(a);
+            *slot = Arc::new(pack(a));
         }
-        self.nodes.insert(ni + 1, pack(b));
+        self.nodes.insert(ni + 1, Arc::new(pack(b)));
     }
 
     /// Removes the elements in `range` and returns them in order.
@@ -280,7 +305,7 @@ impl QuickList {
                 if hi - lo == count {
                     self.nodes.remove(ni);
                 } else {
-                    n.splice(lo - (start - count), hi - lo, &[]);
+                    Arc::make_mut(n).splice(lo - (start - count), hi - lo, &[]);
                     ni += 1;
                 }
             }
@@ -313,6 +338,24 @@ impl QuickList {
                 self.push_back(e);
             }
         }
+    }
+
+    /// Calls `f` with every element front to back, borrowed from the nodes
+    /// (nothing allocated per element); stops at the first error. For
+    /// walks that must leave no trace, such as a snapshot's.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn try_for_each_slice<E>(
+        &self,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for n in &self.nodes {
+            for e in n.iter() {
+                e.with_str(&mut f)?;
+            }
+        }
+        Ok(())
     }
 
     /// The elements front to back; `.rev()` walks them back to front.
@@ -545,5 +588,51 @@ mod tests {
         // -2: 8 KiB per node.
         let q: QuickList = (0..1000).map(|_| Bytes::from(vec![b'x'; 100])).collect();
         assert_eq!(q.node_count(), 1000usize.div_ceil(8192 / 102));
+    }
+
+    /// A clone (what a write under a view makes) shares every node; each
+    /// kind of write then copies only the node it changes, and the original
+    /// (the view's) keeps its elements.
+    #[test]
+    fn a_write_after_a_clone_copies_only_the_node_written() {
+        Limits {
+            list_size: 4,
+            ..Limits::REDIS
+        }
+        .install();
+        let base: QuickList = (0..40).map(|i| Bytes::from(format!("e{i}"))).collect();
+        assert_eq!(base.node_count(), 10);
+        let copied = |q: &QuickList| {
+            q.nodes
+                .iter()
+                .filter(|n| !base.nodes.iter().any(|b| Arc::ptr_eq(b, n)))
+                .count()
+        };
+        type Write = fn(&mut QuickList);
+        let writes: [(&str, Write); 7] = [
+            ("lset", |q| assert!(q.set(17, b"x"))),
+            ("linsert", |q| q.insert(21, b"y")),
+            ("rpush", |q| q.push_back(b"z")),
+            ("lpush", |q| q.push_front(b"z")),
+            ("lpop", |q| assert!(q.pop_front().is_some())),
+            ("rpop", |q| assert!(q.pop_back().is_some())),
+            ("lrem one", |q| assert_eq!(q.drain(9..10).count(), 1)),
+        ];
+        for (name, write) in writes {
+            let mut q = base.clone();
+            assert_eq!(copied(&q), 0, "{name}: a clone copies no node");
+            write(&mut q);
+            // LINSERT splits its full node in two fresh halves; pushes to a
+            // full end node add a new one.
+            assert!(copied(&q) <= 2, "{name}: copied {} nodes", copied(&q));
+            assert!(q.nodes.len() >= 9, "{name}");
+        }
+        let expect: Vec<Bytes> = (0..40).map(|i| Bytes::from(format!("e{i}"))).collect();
+        assert_eq!(
+            base.iter().collect::<Vec<_>>(),
+            expect,
+            "the view's list is untouched"
+        );
+        Limits::REDIS.install();
     }
 }

@@ -605,6 +605,32 @@ impl SortedSet {
         self.range(0, self.len())
     }
 
+    /// Calls `f` with every (member, score) in ascending order, the member
+    /// borrowed (nothing allocated per member, no `Bytes` cloned); stops at
+    /// the first error. For walks that must leave no trace, such as a
+    /// snapshot's.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn try_for_each_pair<E>(
+        &self,
+        mut f: impl FnMut(&[u8], f64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.0 {
+            Repr::Pack(p) => {
+                for (m, s) in pairs(p) {
+                    m.with_str(|b| f(b, s))?;
+                }
+            }
+            Repr::Big(b) => {
+                for (m, s) in b.range(0, b.len()) {
+                    f(m, s)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The 0-based ascending rank of `member`.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.0 {

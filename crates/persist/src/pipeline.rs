@@ -155,9 +155,7 @@ fn write_walked(
             Ok(Walked::Batch(batch)) => {
                 for entry in batch {
                     keys += 1;
-                    for record in mapping::entry_records(entry, &chunker) {
-                        writer.write(&record)?;
-                    }
+                    mapping::write_entry(entry, &chunker, |record| writer.write(record))?;
                 }
                 pacer.pause();
             }

@@ -43,21 +43,27 @@ fn put_id(buf: &mut Vec<u8>, id: StreamId) {
     put_varint(buf, id.seq);
 }
 
-/// The items of `s`, in the order [`decode`] reads them.
-pub(crate) fn encode(s: &Stream) -> Vec<Bytes> {
-    let mut items = Vec::with_capacity(usize::try_from(s.len()).unwrap_or(0) + 1);
-    let mut meta = vec![b'M'];
-    put_id(&mut meta, s.last_id);
-    put_id(&mut meta, s.max_deleted);
-    put_varint(&mut meta, s.entries_added);
-    items.push(Bytes::from(meta));
+/// Hands each item of `s` to `f`, in the order [`StreamDecoder`] reads
+/// them, built one at a time in one reused buffer: a snapshot of a stream
+/// of 10^7 entries never holds its items all at once. Stops at the first
+/// error.
+pub(crate) fn encode_each<E>(
+    s: &Stream,
+    mut f: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut buf = Vec::with_capacity(256);
+    buf.push(b'M');
+    put_id(&mut buf, s.last_id);
+    put_id(&mut buf, s.max_deleted);
+    put_varint(&mut buf, s.entries_added);
+    f(&buf)?;
     let mut prev: Vec<Vec<u8>> = Vec::new();
     for block in s.blocks() {
         let mut opens = true;
         for (deleted, e) in block {
             let same = prev.len() == e.fields.len()
                 && prev.iter().zip(&e.fields).all(|(p, (f, _))| p[..] == **f);
-            let mut buf = Vec::with_capacity(16 + e.fields.len() * 8);
+            buf.clear();
             buf.push(b'E');
             buf.push(u8::from(opens) | (u8::from(same) << 1) | (u8::from(deleted) << 2));
             put_id(&mut buf, e.id);
@@ -71,31 +77,45 @@ pub(crate) fn encode(s: &Stream) -> Vec<Bytes> {
             for (_, v) in &e.fields {
                 put_bytes(&mut buf, v);
             }
-            items.push(Bytes::from(buf));
+            f(&buf)?;
             opens = false;
         }
     }
     for (name, g) in s.groups() {
-        let mut buf = vec![b'G'];
+        buf.clear();
+        buf.push(b'G');
         put_bytes(&mut buf, name);
         put_id(&mut buf, g.last_id);
         put_signed(&mut buf, g.entries_read);
-        items.push(Bytes::from(buf));
+        f(&buf)?;
         for (cname, c) in &g.consumers {
-            let mut buf = vec![b'C'];
+            buf.clear();
+            buf.push(b'C');
             put_bytes(&mut buf, cname);
             put_signed(&mut buf, c.seen_time);
-            items.push(Bytes::from(buf));
+            f(&buf)?;
         }
         for (id, n) in &g.pel {
-            let mut buf = vec![b'P'];
+            buf.clear();
+            buf.push(b'P');
             put_id(&mut buf, *id);
             put_bytes(&mut buf, &n.consumer);
             put_signed(&mut buf, n.delivery_time);
             put_varint(&mut buf, n.delivery_count);
-            items.push(Bytes::from(buf));
+            f(&buf)?;
         }
     }
+    Ok(())
+}
+
+/// The items of `s`, all at once (tests).
+#[cfg(test)]
+pub(crate) fn encode(s: &Stream) -> Vec<Bytes> {
+    let mut items = Vec::new();
+    let _ = encode_each(s, |item| {
+        items.push(Bytes::copy_from_slice(item));
+        Ok::<(), ()>(())
+    });
     items
 }
 
@@ -152,63 +172,83 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Rebuilds a stream from its items; `None` if they are malformed.
-pub(crate) fn decode(items: &[Bytes]) -> Option<Stream> {
-    let mut s = Stream::new();
-    let mut iter = items.iter();
-    let meta = iter.next()?;
-    let mut r = Reader { buf: meta, pos: 0 };
-    if r.byte()? != b'M' {
-        return None;
+/// Rebuilds a stream from its items as they arrive, chunk by chunk: the
+/// entries go straight into the stream's blocks, so a restore holds the
+/// stream once, never its items and the stream together.
+pub(crate) struct StreamDecoder {
+    s: Stream,
+    /// The meta item has been read.
+    meta: Option<(StreamId, StreamId, u64)>,
+    /// Field names of the last entry that listed them.
+    names: Vec<Bytes>,
+    last_entry: Option<StreamId>,
+    group: Option<(Bytes, Group)>,
+}
+
+impl StreamDecoder {
+    pub(crate) fn new() -> StreamDecoder {
+        StreamDecoder {
+            s: Stream::new(),
+            meta: None,
+            names: Vec::new(),
+            last_entry: None,
+            group: None,
+        }
     }
-    let last_id = r.id()?;
-    let max_deleted = r.id()?;
-    let entries_added = r.varint()?;
-    if !r.done() {
-        return None;
-    }
-    let mut names: Vec<&[u8]> = Vec::new();
-    let mut last_entry: Option<StreamId> = None;
-    let mut group: Option<(Bytes, Group)> = None;
-    for item in iter {
+
+    /// Takes the next item; `None` if it is malformed or out of place (a
+    /// snapshot's records are checksummed, so only a writer bug gets here).
+    pub(crate) fn push(&mut self, item: &[u8]) -> Option<()> {
         let mut r = Reader { buf: item, pos: 0 };
-        match r.byte()? {
+        let tag = r.byte()?;
+        if self.meta.is_none() {
+            if tag != b'M' {
+                return None;
+            }
+            let last_id = r.id()?;
+            let max_deleted = r.id()?;
+            let entries_added = r.varint()?;
+            self.meta = Some((last_id, max_deleted, entries_added));
+            return r.done().then_some(());
+        }
+        match tag {
             b'E' => {
-                if group.is_some() {
+                if self.group.is_some() {
                     return None;
                 }
                 let flags = r.byte()?;
                 let id = r.id()?;
-                if last_entry.is_some_and(|l| id <= l) {
+                if self.last_entry.is_some_and(|l| id <= l) {
                     return None;
                 }
-                last_entry = Some(id);
+                self.last_entry = Some(id);
                 if flags & 2 == 0 {
                     let n = usize::try_from(r.varint()?).ok()?;
-                    names.clear();
+                    self.names.clear();
                     for _ in 0..n {
-                        names.push(r.bytes()?);
+                        self.names.push(Bytes::copy_from_slice(r.bytes()?));
                     }
                 }
-                let mut fields = Vec::with_capacity(names.len());
-                for name in &names {
-                    fields.push((*name, r.bytes()?));
+                let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(self.names.len());
+                for name in &self.names {
+                    fields.push((&name[..], r.bytes()?));
                 }
                 if !r.done() {
                     return None;
                 }
-                s.load_entry(id, &fields, flags & 1 != 0, flags & 4 != 0);
+                self.s
+                    .load_entry(id, &fields, flags & 1 != 0, flags & 4 != 0);
             }
             b'G' => {
-                if let Some((name, g)) = group.take() {
-                    s.load_group(name, g);
+                if let Some((name, g)) = self.group.take() {
+                    self.s.load_group(name, g);
                 }
                 let name = Bytes::copy_from_slice(r.bytes()?);
                 let g = Group::new(r.id()?, r.signed()?);
-                group = Some((name, g));
+                self.group = Some((name, g));
             }
             b'C' => {
-                let (_, g) = group.as_mut()?;
+                let (_, g) = self.group.as_mut()?;
                 let name = Bytes::copy_from_slice(r.bytes()?);
                 let seen_time = r.signed()?;
                 g.consumers.insert(
@@ -220,7 +260,7 @@ pub(crate) fn decode(items: &[Bytes]) -> Option<Stream> {
                 );
             }
             b'P' => {
-                let (_, g) = group.as_mut()?;
+                let (_, g) = self.group.as_mut()?;
                 let id = r.id()?;
                 let consumer = r.bytes()?;
                 let delivery_time = r.signed()?;
@@ -239,15 +279,28 @@ pub(crate) fn decode(items: &[Bytes]) -> Option<Stream> {
             }
             _ => return None,
         }
-        if !r.done() {
-            return None;
+        r.done().then_some(())
+    }
+
+    /// The stream; `None` when no meta item came.
+    pub(crate) fn finish(mut self) -> Option<Stream> {
+        let (last_id, max_deleted, entries_added) = self.meta?;
+        if let Some((name, g)) = self.group.take() {
+            self.s.load_group(name, g);
         }
+        self.s.load_meta(last_id, max_deleted, entries_added);
+        Some(self.s)
     }
-    if let Some((name, g)) = group.take() {
-        s.load_group(name, g);
+}
+
+/// Rebuilds a stream from all its items; `None` if they are malformed.
+#[cfg(test)]
+pub(crate) fn decode(items: &[Bytes]) -> Option<Stream> {
+    let mut d = StreamDecoder::new();
+    for item in items {
+        d.push(item)?;
     }
-    s.load_meta(last_id, max_deleted, entries_added);
-    Some(s)
+    d.finish()
 }
 
 /// `BTreeMap::get_key_value` with mutable access to the value, sharing the

@@ -145,6 +145,12 @@ impl Chunker {
         EntryChunker::new(Head::new(*self, db, key, expires_at_ms, ValueKind::List))
     }
 
+    /// Starts a stream entry, whose items are opaque byte strings chunked
+    /// as a list's; see [`list`](Self::list).
+    pub fn stream(&self, db: u32, key: Bytes, expires_at_ms: Option<i64>) -> EntryChunker<Bytes> {
+        EntryChunker::new(Head::new(*self, db, key, expires_at_ms, ValueKind::Stream))
+    }
+
     /// Starts a set entry; see [`list`](Self::list).
     pub fn set(&self, db: u32, key: Bytes, expires_at_ms: Option<i64>) -> EntryChunker<Bytes> {
         EntryChunker::new(Head::new(*self, db, key, expires_at_ms, ValueKind::Set))
@@ -791,6 +797,25 @@ pub struct Assembler {
     pending: Option<Partial>,
     pushed: u64,
     prealloc_limit: usize,
+    /// [`push_part`](Self::push_part) has handed out part of the entry in
+    /// progress.
+    emitted: bool,
+}
+
+/// A piece of an entry, as [`Assembler::push_part`] hands them out.
+///
+/// `record` has the entry's db, whole key and expiry, `chunk: None`, and a
+/// value of the entry's type holding the elements completed since the
+/// previous part (an element split across chunks comes whole, in the part
+/// of the chunk where it ends). A string comes whole, in one part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// The next piece of the entry.
+    pub record: Record,
+    /// The entry's first part: a reader starts a new value.
+    pub first: bool,
+    /// The entry's last part: the value is complete.
+    pub last: bool,
 }
 
 impl Default for Assembler {
@@ -921,6 +946,7 @@ impl Assembler {
             pending: None,
             pushed: 0,
             prealloc_limit: DEFAULT_PREALLOC_LIMIT,
+            emitted: false,
         }
     }
 
@@ -952,6 +978,68 @@ impl Assembler {
         })
     }
 
+    /// Takes the next record like [`push`](Self::push), but hands a
+    /// chunked collection out as it arrives: each chunk's completed
+    /// elements come back as a [`Part`] at once, so a reader can build the
+    /// value incrementally and never hold it twice (the elements and the
+    /// value built from them). A whole record is one part, first and last.
+    /// Use either `push` or `push_part` for one stream of records.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push). After an error the entry in progress is
+    /// dropped (and its parts already handed out belong to no entry).
+    pub fn push_part(&mut self, record: Record) -> Result<Option<Part>> {
+        let chunked = record.chunk.is_some();
+        let whole = match self.push(record) {
+            Ok(whole) => whole,
+            Err(e) => {
+                self.emitted = false;
+                return Err(e);
+            }
+        };
+        if let Some(record) = whole {
+            let first = !(chunked && self.emitted);
+            self.emitted = false;
+            return Ok(Some(Part {
+                record,
+                first,
+                last: true,
+            }));
+        }
+        let Some(p) = self.pending.as_mut() else {
+            return Ok(None);
+        };
+        let KeyAcc::Done(key) = &p.key else {
+            // The elements wait until the key is whole.
+            return Ok(None);
+        };
+        let value = match &mut p.value {
+            Acc::String(_) => return Ok(None),
+            Acc::List(v) => Value::List(std::mem::take(v)),
+            Acc::Set(v) => Value::Set(std::mem::take(v)),
+            Acc::Stream(v) => Value::Stream(std::mem::take(v)),
+            Acc::Hash(v) => Value::Hash(std::mem::take(v)),
+            Acc::SortedSet(v) => Value::SortedSet(std::mem::take(v)),
+        };
+        let first = !self.emitted;
+        if !first && value.is_empty() {
+            return Ok(None);
+        }
+        self.emitted = true;
+        Ok(Some(Part {
+            record: Record {
+                db: p.db,
+                key: key.clone(),
+                expires_at_ms: p.expires_at_ms,
+                value,
+                chunk: None,
+            },
+            first,
+            last: false,
+        }))
+    }
+
     /// True when no entry is waiting for more chunks.
     pub fn is_idle(&self) -> bool {
         self.pending.is_none()
@@ -963,6 +1051,7 @@ impl Assembler {
     ///
     /// [`ChunkError::Missing`] when an entry is waiting for more chunks.
     pub fn finish(&mut self) -> Result<()> {
+        self.emitted = false;
         match self.pending.take() {
             Some(p) => Err(self.error(ChunkError::Missing {
                 last_index: p.index,

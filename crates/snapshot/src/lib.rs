@@ -45,7 +45,7 @@ assert!(matches!(decode_record(&framed), Err(cairn_snapshot::Error::ChecksumMism
 pub use crate::{
     chunk::{
         Assembler, ChunkElement, Chunker, Chunks, DEFAULT_CHUNK_BYTES, DEFAULT_PREALLOC_LIMIT,
-        EntryChunker, split_entry,
+        EntryChunker, Part, split_entry,
     },
     codec::{
         FRAME_OVERHEAD, decode_record, decode_record_shared, decode_record_with, encode_record,

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use cairn_snapshot::{
-    Assembler, Chunk, ChunkError, Chunker, Error, Header, Limits, Record, StreamReader,
+    Assembler, Chunk, ChunkError, Chunker, Error, Header, Limits, Part, Record, StreamReader,
     StreamWriter, Value, decode_record, decode_record_shared, encode_record,
 };
 use proptest::prelude::*;
@@ -107,6 +107,7 @@ fn value() -> impl Strategy<Value = Value> {
         bytes(300).prop_map(Value::String),
         prop::collection::vec(bytes(200), 0..6).prop_map(Value::List),
         prop::collection::vec(bytes(200), 0..6).prop_map(Value::Set),
+        prop::collection::vec(bytes(200), 0..6).prop_map(Value::Stream),
         prop::collection::vec((bytes(120), bytes(120)), 0..6).prop_map(Value::Hash),
         prop::collection::vec((bytes(200), score()), 0..6).prop_map(Value::SortedSet),
     ]
@@ -129,6 +130,11 @@ fn entry_chunker_records(chunker: &Chunker, r: &Record) -> Option<Vec<Record>> {
     match r.value.clone() {
         Value::List(items) => {
             let mut e = chunker.list(db, key, exp);
+            items.into_iter().for_each(|i| out.extend(e.push(i)));
+            out.extend(e.finish());
+        }
+        Value::Stream(items) => {
+            let mut e = chunker.stream(db, key, exp);
             items.into_iter().for_each(|i| out.extend(e.push(i)));
             out.extend(e.finish());
         }
@@ -175,6 +181,57 @@ proptest! {
         }
         let back = through_codec(&records, target).unwrap();
         prop_assert!(same(&back, &entries), "{back:?} != {entries:?}");
+    }
+
+    /// `push_part` hands out the same entries as `push`, piece by piece:
+    /// joining the parts of each entry gives it back, every part but the
+    /// first and last holds elements, and no part holds more elements
+    /// than one chunk carried.
+    #[test]
+    fn parts_join_to_the_entries_push_assembles(
+        entries in prop::collection::vec(entry(), 1..4),
+        target in 16usize..=64,
+        max_elements in 1usize..8,
+    ) {
+        let chunker = Chunker::new().target_bytes(target).max_elements(max_elements);
+        let records: Vec<Record> = entries.iter().flat_map(|e| split(&chunker, e)).collect();
+        let mut a = Assembler::new();
+        let mut joined: Vec<Record> = Vec::new();
+        let mut open = false;
+        for r in records {
+            let carried = r.value.len();
+            let Some(Part { record, first, last }) = a.push_part(r).unwrap() else {
+                continue;
+            };
+            prop_assert_eq!(first, !open, "first flags the start of an entry");
+            prop_assert!(record.chunk.is_none());
+            if !first && !last {
+                prop_assert!(!record.value.is_empty(), "an empty middle part");
+            }
+            if !(first && last) {
+                // An element split across chunks comes whole: one more
+                // than the chunk carried at most.
+                prop_assert!(record.value.len() <= carried.max(1) + 1);
+            }
+            if first {
+                joined.push(record);
+            } else {
+                let whole = joined.last_mut().unwrap();
+                prop_assert_eq!(&whole.key, &record.key);
+                match (&mut whole.value, record.value) {
+                    (Value::List(a), Value::List(b))
+                    | (Value::Set(a), Value::Set(b))
+                    | (Value::Stream(a), Value::Stream(b)) => a.extend(b),
+                    (Value::Hash(a), Value::Hash(b)) => a.extend(b),
+                    (Value::SortedSet(a), Value::SortedSet(b)) => a.extend(b),
+                    (a, b) => prop_assert!(false, "parts of different types {a:?} {b:?}"),
+                }
+            }
+            open = !last;
+        }
+        a.finish().unwrap();
+        prop_assert!(!open);
+        prop_assert!(same(&joined, &entries), "{joined:?} != {entries:?}");
     }
 
     /// Targets below an element's framing still make progress and round-trip.

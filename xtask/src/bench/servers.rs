@@ -341,6 +341,11 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     proc_status_kb(pid, "VmRSS:").map(|kb| kb * 1024)
 }
 
+/// VmHWM of `pid` in bytes: the process' peak resident memory so far.
+pub fn hwm_bytes(pid: u32) -> Option<u64> {
+    proc_status_kb(pid, "VmHWM:").map(|kb| kb * 1024)
+}
+
 fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
