@@ -861,8 +861,22 @@ impl<'a> Shard<'a> {
     /// A read-only command's lookups count as keyspace hits and misses
     /// (INFO) and a miss publishes `keymiss`, as Redis' `lookupKeyRead`.
     pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.read_lookup(key, true)
+    }
+
+    /// [`get`](Self::get) without counting as an access to the key (its
+    /// access field is left alone): Redis' `LOOKUP_NOTOUCH`, used by TYPE,
+    /// EXISTS, TTL and its variants, and OBJECT. Hits, misses and `keymiss`
+    /// count as for [`get`](Self::get) (NOTOUCH is not NONOTIFY).
+    pub fn get_untouched(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.read_lookup(key, false)
+    }
+
+    /// A read's lookup: counted as a hit or a miss, and a miss published as
+    /// `keymiss`, as Redis' `lookupKeyRead` does.
+    fn read_lookup(&mut self, key: &[u8], touch: bool) -> Option<&Entry> {
         let (counters, db) = (self.counters, self.db);
-        let found = self.get_entry_mut(key).map(|e| &*e);
+        let found = self.lookup(key, touch).map(|e| &*e);
         if crate::stats::lookup(found.is_some())
             && found.is_none()
             && crate::stats::keymiss_wanted()
@@ -871,15 +885,6 @@ impl<'a> Shard<'a> {
                 .notify
                 .event(crate::notify::Class::KeyMiss, "keymiss", db as usize, key);
         }
-        found
-    }
-
-    /// [`get`](Self::get) without counting as an access to the key (its
-    /// access field is left alone): Redis' `LOOKUP_NOTOUCH`, used by TYPE,
-    /// EXISTS, TTL and its variants, and OBJECT.
-    pub fn get_untouched(&mut self, key: &[u8]) -> Option<&Entry> {
-        let found = self.lookup(key, false).map(|e| &*e);
-        crate::stats::lookup(found.is_some());
         found
     }
 

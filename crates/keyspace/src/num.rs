@@ -33,6 +33,21 @@ pub(crate) fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// What C's `strtol` family skips before the digits: leading white space
+/// and one sign. Returns the index of the first byte after them and
+/// whether the sign was `-`.
+pub(crate) fn c_sign_prefix(s: &[u8]) -> (usize, bool) {
+    let mut i = 0;
+    while s.get(i).is_some_and(|&c| is_c_space(c)) {
+        i += 1;
+    }
+    match s.get(i) {
+        Some(b'-') => (i + 1, true),
+        Some(b'+') => (i + 1, false),
+        _ => (i, false),
+    }
+}
+
 fn has_inf_word(a: &[u8]) -> bool {
     a.windows(3).any(|w| w.eq_ignore_ascii_case(b"inf"))
 }

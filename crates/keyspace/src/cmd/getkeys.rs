@@ -178,21 +178,7 @@ const NO_FLAGS: &[&str] = &[];
 /// spaces, a sign, digits up to the first other byte; saturated to a long,
 /// then truncated to an int.
 fn atoi(s: &[u8]) -> i64 {
-    let mut i = 0;
-    while s.get(i).is_some_and(|c| crate::num::is_c_space(*c)) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (mut i, neg) = crate::num::c_sign_prefix(s);
     let mut n: i64 = 0;
     while let Some(d) = s.get(i).filter(|c| c.is_ascii_digit()) {
         let d = i64::from(d - b'0');

@@ -63,21 +63,7 @@ fn string2ull(s: &[u8]) -> Option<u64> {
     if let Some(v) = crate::num::string2ll(s) {
         return u64::try_from(v).ok();
     }
-    let mut i = 0;
-    while s.get(i).is_some_and(|&c| crate::num::is_c_space(c)) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (i, neg) = crate::num::c_sign_prefix(s);
     let digits = s.get(i..)?;
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
