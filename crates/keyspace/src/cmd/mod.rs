@@ -20,6 +20,7 @@ pub(crate) mod hll;
 pub(crate) mod introspect;
 pub(crate) mod keys;
 pub(crate) mod list;
+pub(crate) mod lolwut;
 pub(crate) mod memory;
 pub(crate) mod meta;
 pub(crate) mod pubsub;
