@@ -3455,6 +3455,33 @@ const FIXED: &[(&[&str], Cmp)] = &[
     (&["LPUSH", "bl", "a"], Cmp::Exact),
     (&["SETBIT", "bl", "0", "1"], Cmp::Exact),
     (&["BITOP", "OR", "bm4", "bm", "bl"], Cmp::Exact),
+    // Sources longer than BITOP's 64 KiB chunk, of unequal lengths, with
+    // an integer-encoded one and a missing one.
+    (&["SETBIT", "bbig1", "1200001", "1"], Cmp::Exact),
+    (
+        &["SETRANGE", "bbig1", "65530", "abcdefghijklmnop"],
+        Cmp::Exact,
+    ),
+    (&["SETRANGE", "bbig1", "131070", "qrstuvwxyz"], Cmp::Exact),
+    (&["SETBIT", "bbig2", "600007", "1"], Cmp::Exact),
+    (&["SETRANGE", "bbig2", "65533", "ZYXWVUTSRQ"], Cmp::Exact),
+    (&["SET", "bint", "987654321"], Cmp::Exact),
+    (&["BITOP", "AND", "bbig3", "bbig1", "bbig2"], Cmp::Exact),
+    (&["GET", "bbig3"], Cmp::Exact),
+    (
+        &["BITOP", "OR", "bbig3", "bbig2", "bint", "bbig1"],
+        Cmp::Exact,
+    ),
+    (&["GET", "bbig3"], Cmp::Exact),
+    (
+        &["BITOP", "XOR", "bbig3", "bint", "bbig1", "nokey", "bbig2"],
+        Cmp::Exact,
+    ),
+    (&["GET", "bbig3"], Cmp::Exact),
+    (&["BITOP", "NOT", "bbig3", "bbig1"], Cmp::Exact),
+    (&["GET", "bbig3"], Cmp::Exact),
+    (&["BITOP", "AND", "bbig3", "bint", "bbig2"], Cmp::Exact),
+    (&["GET", "bbig3"], Cmp::Exact),
     // HyperLogLog: representation, promotion, cache, damaged values
     (&["PFADD", "hl"], Cmp::Exact),
     (&["GET", "hl"], Cmp::Exact),
