@@ -1,53 +1,129 @@
-//! `cargo xtask fuzz codec [SECONDS]`: runs the snapshot codec's libFuzzer
-//! targets with `cargo +nightly fuzz`, each for SECONDS (default 300).
+//! `cargo xtask fuzz <target>|all [--seconds N]`: runs cairn's libFuzzer
+//! targets with `cargo +nightly fuzz` (installing cargo-fuzz when it is
+//! missing), each for N seconds (default 300).
 //!
-//! The fuzz crate lives outside the workspace (`crates/snapshot/fuzz`) because
-//! libFuzzer needs nightly; the pinned stable toolchain builds everything else.
+//! Targets (their rules are in `crates/fuzz/src/lib.rs`): `resp_decode`,
+//! `commands`, `decode_record`, `stream_reader`; `codec` runs the last two.
+//! The targets live in `crates/fuzz/targets`, outside the workspace
+//! (libFuzzer needs nightly), and call the checks of the `cairn-fuzz`
+//! crate, which the stable test suite also runs on every saved input.
+//!
+//! Each run starts from the committed seeds (`crates/fuzz/seeds/<target>`)
+//! and a working corpus under `target/fuzz-corpus/<target>` that persists
+//! between runs but stays out of the repository. A crash stops the run:
+//! its input is copied to `crates/fuzz/regressions/<target>/`, where the
+//! regression test replays it until it is fixed and forever after.
 
+use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::util;
 
-const TARGETS: &[&str] = &["decode_record", "stream_reader"];
+const TARGETS: &[&str] = &["resp_decode", "commands", "decode_record", "stream_reader"];
 
-/// Runs every codec target for `seconds` each; fails on the first crash.
+/// Parses `<target>|all|codec [--seconds N]` and runs the targets.
 pub fn run(args: &[String]) -> Result<()> {
-    let (what, rest) = match args.split_first() {
-        Some((w, r)) => (w.as_str(), r),
-        None => ("codec", &[][..]),
-    };
-    if what != "codec" {
-        bail!("unknown fuzz suite {what:?}: only `codec` exists");
+    let mut which = None;
+    let mut seconds: u64 = 300;
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--seconds" => {
+                let v = rest.next().context("--seconds needs a value")?;
+                seconds = v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--seconds must be a whole number, got {v:?}"))?;
+            }
+            // The older form: `cargo xtask fuzz codec 60`.
+            n if which.is_some() && n.parse::<u64>().is_ok() => seconds = n.parse()?,
+            name if which.is_none() => which = Some(name.to_owned()),
+            other => bail!("unexpected argument {other:?}"),
+        }
     }
-    let seconds: u64 = match rest.first() {
-        Some(s) => s
-            .parse()
-            .map_err(|_| anyhow::anyhow!("SECONDS must be a whole number, got {s:?}"))?,
-        None => 300,
+    let which = which.unwrap_or_else(|| "all".to_owned());
+    let targets: Vec<&str> = match which.as_str() {
+        "all" => TARGETS.to_vec(),
+        "codec" => vec!["decode_record", "stream_reader"],
+        t if TARGETS.contains(&t) => vec![t],
+        other => bail!(
+            "unknown fuzz target {other:?}: one of {}, codec or all",
+            TARGETS.join(", ")
+        ),
     };
-    if !Command::new("cargo")
+    ensure_cargo_fuzz()?;
+    let root = util::root();
+    let dir = root.join("crates/fuzz/targets");
+    let mut report = Vec::new();
+    for target in targets {
+        let corpus = root.join("target/fuzz-corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let seeds = root.join("crates/fuzz/seeds").join(target);
+        let artifacts = root.join("target/fuzz-artifacts").join(target);
+        std::fs::create_dir_all(&artifacts)?;
+        let started = Instant::now();
+        let output = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg("-print_final_stats=1")
+            .current_dir(&dir)
+            .status()
+            .with_context(|| format!("cannot run cargo fuzz for {target}"))?;
+        let took = started.elapsed().as_secs();
+        if !output.success() {
+            let saved = keep_crashes(
+                &artifacts,
+                &root.join("crates/fuzz/regressions").join(target),
+            )?;
+            bail!(
+                "fuzz target {target} failed after {took} s; {} input(s) saved under crates/fuzz/regressions/{target}/ (fix the bug, keep the file)",
+                saved
+            );
+        }
+        report.push(format!("{target}: {took} s without a crash"));
+    }
+    for line in &report {
+        println!("xtask fuzz: {line}");
+    }
+    Ok(())
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    let present = Command::new("cargo")
         .args(["+nightly", "fuzz", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success())
-    {
+        .is_ok_and(|o| o.status.success());
+    if !present {
         eprintln!("xtask: cargo-fuzz is missing; installing it from crates.io");
         util::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    let dir = util::root().join("crates/snapshot/fuzz");
-    for target in TARGETS {
-        util::run(
-            Command::new("cargo")
-                .args(["+nightly", "fuzz", "run", "-O", target, "--"])
-                .arg(format!("-max_total_time={seconds}"))
-                .arg("-print_final_stats=1")
-                .current_dir(&dir),
-        )?;
-    }
-    println!(
-        "xtask fuzz: {} targets ran {seconds} s each without a crash",
-        TARGETS.len()
-    );
     Ok(())
+}
+
+/// Copies libFuzzer's crash, leak and timeout inputs into the regression
+/// directory; returns how many.
+fn keep_crashes(artifacts: &Path, regressions: &Path) -> Result<usize> {
+    std::fs::create_dir_all(regressions)?;
+    let mut n = 0;
+    for entry in std::fs::read_dir(artifacts)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if ["crash-", "leak-", "timeout-", "oom-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            std::fs::copy(&path, regressions.join(name))?;
+            std::fs::remove_file(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
