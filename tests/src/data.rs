@@ -704,7 +704,9 @@ fn random_score(rng: &mut StdRng) -> f64 {
     }
 }
 
-fn random_value(rng: &mut StdRng, kind: &str, max_elements: usize, binary: bool) -> Val {
+/// A random value of type `kind` (a `TYPE` name) with 1..=`max_elements`
+/// elements, binary ones if `binary`.
+pub fn random_value(rng: &mut StdRng, kind: &str, max_elements: usize, binary: bool) -> Val {
     let n = rng.random_range(1..=max_elements.max(1));
     match kind {
         "list" => Val::List((0..n).map(|_| element(rng, binary)).collect()),
@@ -1231,6 +1233,41 @@ pub fn dump(conn: &mut redis::Connection, databases: u16) -> anyhow::Result<Data
     }
     redis::cmd("SELECT").arg(0).query::<()>(conn)?;
     Ok(ds)
+}
+
+/// Reads one key of database `db` as [`dump`] reads it (`None` when it
+/// does not exist); leaves the connection on database `db`.
+///
+/// # Errors
+/// I/O errors or replies of an unexpected shape.
+pub fn read_key(conn: &mut redis::Connection, db: u16, key: &[u8]) -> anyhow::Result<Option<Item>> {
+    redis::cmd("SELECT")
+        .arg(db)
+        .query::<()>(conn)
+        .with_context(|| format!("SELECT {db}"))?;
+    let kind: String = redis::cmd("TYPE").arg(key).query(conn).context("TYPE")?;
+    if kind == "none" {
+        return Ok(None);
+    }
+    let reads = [read_command(&kind, key)?, cmd(&[b"PTTL", key])];
+    let now = now_ms();
+    let replies = run_pipelined_with(conn, &reads, |c| c.first().is_some_and(|n| n == b"XINFO"))?;
+    let [v, ttl] = replies.as_slice() else {
+        bail!("short pipeline reply")
+    };
+    let Some(value) = value_of(&kind, v)? else {
+        return Ok(None);
+    };
+    let expire_at_ms = match ttl {
+        Rv::Int(-1) => None,
+        Rv::Int(-2) => return Ok(None),
+        Rv::Int(n) if *n >= 0 => Some(now + n),
+        other => bail!("PTTL returned {other:?}"),
+    };
+    Ok(Some(Item {
+        value,
+        expire_at_ms,
+    }))
 }
 
 /// [`dump`], with the window of time it read in (for

@@ -29,6 +29,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::run(rest),
         "test-persistence" => persistence::run(rest),
         "bench" => bench::run(rest),
+        "soak" => persistence::soak::run(rest),
         "coverage" => coverage::run(rest),
         "help" | "--help" | "-h" => {
             println!("{}", HELP);
@@ -41,7 +42,8 @@ fn main() -> Result<()> {
 const HELP: &str = "usage: cargo xtask <task>
   ci                 install test dependencies, then fmt, clippy, all tests, persistence suites, coverage >= 80%
   deps               install redis-server/redis-tools when missing (root on Debian)
-  fuzz codec [SECS]  run the snapshot codec fuzz targets (nightly, cargo-fuzz), SECS each (300)
+  fuzz T [--seconds N] run fuzz target T (resp_decode, commands, decode_record, stream_reader, codec, all) for N s each (300; nightly, cargo-fuzz); crashes kept in crates/fuzz/regressions
+  soak [--minutes N] [--clients C] [--seed S]  mixed load on the release server, snapshots every second, graceful restarts, data checked against acknowledged writes (10 min, 50 clients)
   test-persistence   [--quick] [--seed N] [--only NAME] [--campaigns]: persistence suites, in-process and against the binary
   bench              [--quick] [--seed N] [--rounds N] [SUITE...]: cairn vs Redis 7.0 (throughput, families, snapshot, latency, saturated, view-pause); writes target/bench-report.md
   coverage           [--install] [--fail-under PCT]: line coverage of snapshot, store, persist and the keyspace's views (cargo-tarpaulin)";

@@ -16,6 +16,7 @@ mod binary;
 mod campaigns;
 mod churn;
 mod corruption;
+pub mod soak;
 
 use std::time::Instant;
 

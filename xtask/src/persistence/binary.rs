@@ -167,6 +167,11 @@ impl Proc {
         self.addr
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         self.log
