@@ -997,6 +997,9 @@ fn run_pipelined_with(
     let mut out = Vec::with_capacity(cmds.len());
     for batch in cmds.chunks(PIPELINE) {
         let mut pipe = redis::pipe();
+        // Error replies come back as values, checked below: without this
+        // the client fails the whole pipeline on the first one.
+        pipe.ignore_errors();
         for c in batch {
             let mut rc = redis::Cmd::new();
             for a in c {

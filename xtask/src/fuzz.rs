@@ -65,7 +65,9 @@ pub fn run(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&artifacts)?;
         let started = Instant::now();
         let output = Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", "-O", target])
+            .args(["+nightly", "fuzz", "run", "-O", "--fuzz-dir"])
+            .arg(&dir)
+            .arg(target)
             .arg(&corpus)
             .arg(&seeds)
             .arg("--")

@@ -370,6 +370,9 @@ enum Sent {
 fn send(conn: &mut redis::Connection, op: &Op) -> redis::RedisResult<Sent> {
     let cmds = op.commands();
     let mut pipe = redis::pipe();
+    // Error replies as values (a refusal), so an `Err` is only a dropped
+    // connection.
+    pipe.ignore_errors();
     for (n, c) in cmds.iter().enumerate() {
         if n == 1 {
             pipe.add_command(redis::cmd("MULTI"));
