@@ -551,13 +551,15 @@ fn check_maxmemory(
     cmd: &Command,
     slot: Option<usize>,
 ) -> Option<Outcome> {
+    // Without a limit: one relaxed load (and the flag scripts read).
+    if ks.inner.evict.maxmemory() == 0 {
+        state.script_oom = false;
+        return None;
+    }
     let name = cmd.spec.name;
     let script = SCRIPT_COMMANDS.contains(&name);
     if script {
         state.script_oom = false;
-    }
-    if ks.inner.evict.maxmemory() == 0 {
-        return None;
     }
     if !script && !crate::evict::over_limit(ks) {
         // The common case: one load of the allocator's count. Under the

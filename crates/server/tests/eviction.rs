@@ -362,6 +362,18 @@ async fn volatile_random_evicts_only_keys_with_a_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volatile_ttl_evicts_the_shortest_ttls_first() {
     let (mut run, mut written, _) = volatile("volatile-ttl").await;
+    // A client caching `tracked` (RESP3 tracking) hears of its eviction.
+    let _: () = cmd(&mut run.con, &["SET", "tracked", "v", "EX", "10"]).await;
+    let mut tracking = tokio::net::TcpStream::connect(run.server.addr)
+        .await
+        .unwrap();
+    tracking
+        .write_all(
+            b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*3\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\nON\r\n*2\r\n$3\r\nGET\r\n$7\r\ntracked\r\n",
+        )
+        .await
+        .unwrap();
+    read_until(&mut tracking, b"+OK\r\n$1\r\nv\r\n").await;
     let short = names("short", CLASS);
     let long = names("long", CLASS);
     written += run.write(short.iter().cloned(), Some(1000), noop).await;
@@ -379,11 +391,36 @@ async fn volatile_ttl_evicts_the_shortest_ttls_first() {
     )
     .await;
     assert_eq!(p, CLASS, "a key without a TTL was evicted");
+    read_until(
+        &mut tracking,
+        b">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\ntracked\r\n",
+    )
+    .await;
     // Stated: the shortest TTLs go before anything else, the longest
     // survive (at least 90%).
     assert_eq!(s, 0, "short-TTL survivors");
     assert!(l * 10 >= CLASS * 9, "long-TTL survivors {l}/{CLASS}");
     drop(run.server);
+}
+
+/// Reads from `s` until what was read ends with (or holds) `want`.
+async fn read_until(s: &mut tokio::net::TcpStream, want: &[u8]) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(want.len()).any(|w| w == want) {
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "waiting for {:?}, got {:?}",
+                    String::from_utf8_lossy(want),
+                    String::from_utf8_lossy(&got)
+                )
+            })
+            .unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// Every reply as one comparable line: the value, or the error's code and
