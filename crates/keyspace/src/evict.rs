@@ -249,6 +249,12 @@ pub(crate) fn perform(ks: &Keyspace) -> Verdict {
     if policy == Policy::NoEviction {
         return Verdict::Fail;
     }
+    // The gate before the pool's mutex, the order every caller keeps (a
+    // CONFIG SET maxmemory inside EXEC arrives holding the gate).
+    let engine = ks.engine();
+    let Ok(_gate) = engine.enter_unless(Held::Read, || ks.is_busy()) else {
+        return Verdict::Ok;
+    };
     let mut state = ev.state.lock();
     // Another caller may have freed enough while this one waited.
     let Some(used_now) = used(ks).filter(|u| *u > max) else {
@@ -256,10 +262,6 @@ pub(crate) fn perform(ks: &Keyspace) -> Verdict {
         return Verdict::Ok;
     };
     let to_free = i64::try_from(used_now - max).unwrap_or(i64::MAX);
-    let engine = ks.engine();
-    let Ok(_gate) = engine.enter_unless(Held::Read, || ks.is_busy()) else {
-        return Verdict::Ok;
-    };
     let started = Instant::now();
     let limit = ev.time_limit();
     let volatile = policy.volatile();
@@ -270,7 +272,7 @@ pub(crate) fn perform(ks: &Keyspace) -> Verdict {
     };
     let mut freed: i64 = 0;
     let mut keys_freed: u64 = 0;
-    let mut verdict = Verdict::Fail;
+    let mut nothing_left = false;
     let mut sample = Vec::new();
     while freed < to_free {
         let now = engine.clock.now_ms();
@@ -304,6 +306,7 @@ pub(crate) fn perform(ks: &Keyspace) -> Verdict {
             }
         }
         if !evicted {
+            nothing_left = true;
             break;
         }
         freed += i64::try_from(before).unwrap_or(i64::MAX)
@@ -315,13 +318,15 @@ pub(crate) fn perform(ks: &Keyspace) -> Verdict {
             break;
         }
     }
-    if freed >= to_free || ev.running() {
-        verdict = if ev.running() {
-            Verdict::Running
-        } else {
-            Verdict::Ok
-        };
-    }
+    // Redis: `cant_free` keeps EVICT_FAIL; otherwise RUNNING while the
+    // timer proc is on, else OK.
+    let verdict = if nothing_left {
+        Verdict::Fail
+    } else if ev.running() {
+        Verdict::Running
+    } else {
+        Verdict::Ok
+    };
     state.candidates = Some(candidates);
     if keys_freed > 0 {
         // An evicted stream releases the XREADGROUP clients blocked on it;

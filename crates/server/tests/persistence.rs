@@ -671,7 +671,7 @@ async fn config_set_reaches_the_keyspace_and_save_is_all_or_nothing() {
         e,
         "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"
     );
-    assert_eq!(get("maxmemory").await, "104857600");
+    assert_eq!(get("maxmemory").await, "0");
 
     // Inside MULTI the same validation and storage run at EXEC.
     let mut tx = RawConn::open(handle.addr()).await;
