@@ -1231,6 +1231,66 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// Number of entries with an expiry (eviction's volatile-* policies
+    /// sample only shards that have some).
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.data.ttl_count
+    }
+
+    /// Eviction's sample (Redis' `dictGetSomeKeys` on `db->dict`, or on
+    /// `db->expires` when `volatile`): up to `n` keys with their access
+    /// field and expiry, taken from consecutive buckets (or TTL sample
+    /// slots) after a random one, at most `max_steps` of them (Redis walks
+    /// `10 n`). Returns how many were taken. Nothing is changed: a sample
+    /// is not an access.
+    pub(crate) fn evict_sample(
+        &self,
+        n: usize,
+        max_steps: usize,
+        volatile: bool,
+        rng: &mut impl Rng,
+        out: &mut Vec<(Bytes, u32, Option<i64>)>,
+    ) -> usize {
+        let d = &*self.data;
+        let slots = if volatile {
+            if d.ttl_count == 0 {
+                return 0;
+            }
+            d.ttl_keys.len()
+        } else {
+            if d.map.is_empty() {
+                return 0;
+            }
+            d.map.num_buckets()
+        };
+        if slots == 0 || n == 0 {
+            return 0;
+        }
+        let start = rng.random_range(0..slots);
+        let mut got = 0;
+        for step in 0..slots.min(max_steps) {
+            let i = (start + step) % slots;
+            let found = if volatile {
+                d.ttl_keys.get(i).and_then(|k| {
+                    d.map
+                        .get(k.as_bytes())
+                        .filter(|e| e.expires_at != NO_EXPIRY)
+                        .map(|e| (k, e))
+                })
+            } else {
+                d.map.bucket(i)
+            };
+            if let Some((k, e)) = found {
+                out.push((k.to_bytes(), e.access(), e.expires_at_ms()));
+                got += 1;
+                if got == n {
+                    break;
+                }
+            }
+        }
+        got
+    }
+
     /// Samples up to `n` keys with an expiry; deletes the expired ones.
     /// Returns (sampled, expired).
     fn expire_sample(&mut self, n: usize, rng: &mut impl Rng) -> (usize, usize) {

@@ -130,6 +130,19 @@ impl KeyspaceBuilder {
         }
         let mut params = self.params;
         params.insert("databases".into(), self.databases.to_string());
+        // As CONFIG SET refuses it: without the allocator's count there is
+        // no used memory to hold to the limit, and it is not pretended.
+        if self.allocator.is_none()
+            && params
+                .get("maxmemory")
+                .is_some_and(|v| v.parse::<u64>() != Ok(0))
+        {
+            tracing::error!(
+                "maxmemory not applied: {}",
+                cmd::server::MAXMEMORY_WITHOUT_STATS
+            );
+            params.insert("maxmemory".into(), "0".into());
+        }
         if let Some(p) = &self.requirepass {
             params.insert(
                 "requirepass".into(),
@@ -208,6 +221,7 @@ impl KeyspaceBuilder {
                 busy_changed: tokio::sync::Notify::new(),
                 memory: crate::memory::Tracker::new(self.allocator.as_ref()),
                 allocator: self.allocator,
+                evict: crate::evict::Eviction::new(),
             }),
         };
         let params: Vec<(String, String)> = ks
@@ -291,6 +305,8 @@ pub(crate) struct Inner {
     pub(crate) memory: crate::memory::Tracker,
     /// Where `INFO memory` reads the allocator's counters.
     pub(crate) allocator: Option<Arc<dyn crate::memory::AllocatorStats>>,
+    /// `maxmemory`, its policy and the eviction pool.
+    pub(crate) evict: crate::evict::Eviction,
 }
 
 /// A long exclusive operation in progress (see [`Keyspace::set_busy`]).
@@ -628,6 +644,11 @@ impl Keyspace {
     pub fn active_expire_cycle(&self, budget: Duration) -> ExpireStats {
         // The timer Redis samples its memory peak from (serverCron).
         self.inner.memory.observe(self.inner.allocator.as_ref());
+        // Redis' `evictionTimeProc`: an eviction that stopped at its time
+        // limit goes on between commands.
+        if self.inner.evict.running() {
+            crate::evict::perform(self);
+        }
         // Nor while a busy script holds the keyspace: the cycle would wait
         // for it on the caller's (async worker) thread.
         // Nor while clients are paused: Redis pauses expiry with writes.
@@ -650,6 +671,17 @@ impl Keyspace {
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.inner.latency.add_if_needed("expire-cycle", ms);
         stats
+    }
+
+    /// Keys evicted for `maxmemory` (INFO `evicted_keys`).
+    pub fn evicted_keys(&self) -> u64 {
+        self.inner.evict.evicted_keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether `maxmemory` can be enforced: it needs the allocator's
+    /// count of used memory ([`KeyspaceBuilder::allocator_stats`]).
+    pub fn enforces_maxmemory(&self) -> bool {
+        self.inner.allocator.is_some()
     }
 
     /// Number of keys in `db` (0 for a database that does not exist).
@@ -725,6 +757,23 @@ impl Keyspace {
         match name {
             "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" => {
                 self.inner.engine.counters.access.apply(name, value);
+                self.inner.evict.apply(name, value);
+            }
+            "maxmemory-samples" | "maxmemory-eviction-tenacity" => {
+                self.inner.evict.apply(name, value);
+            }
+            "maxmemory" => {
+                self.inner.evict.apply(name, value);
+                // Redis' `updateMaxmemory`: a limit below what is used
+                // evicts at once (or leaves writes refused).
+                if crate::evict::over_limit(self) {
+                    tracing::warn!(
+                        maxmemory = value,
+                        used = crate::evict::used(self).unwrap_or(0),
+                        "the new maxmemory value is smaller than the current memory usage: this will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy"
+                    );
+                    crate::evict::perform(self);
+                }
             }
             "latency-tracking" => self
                 .inner

@@ -38,6 +38,7 @@ mod cmd;
 mod digest;
 mod encoding;
 mod engine;
+mod evict;
 mod geohash;
 mod glob;
 mod hashed;

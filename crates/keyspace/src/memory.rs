@@ -115,7 +115,16 @@ impl MemoryReport {
 
     /// The `# Memory` section's lines that depend on the allocator (Redis'
     /// names; the ratios as Redis computes them, two decimals).
+    #[cfg(test)]
     pub(crate) fn lines(&self) -> String {
+        self.lines_with("")
+    }
+
+    /// [`lines`](Self::lines) with `limits` (the `maxmemory` lines) where
+    /// Redis prints them: after `allocator_resident`, before the
+    /// fragmentation ratios; and `mem_not_counted_for_evict` (0: cairn has
+    /// no replication or AOF buffers) before `mem_allocator`.
+    pub(crate) fn lines_with(&self, limits: &str) -> String {
         use std::fmt::Write;
         let mut out = format!(
             "used_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\n",
@@ -132,19 +141,26 @@ impl MemoryReport {
         {
             let _ = write!(
                 out,
-                "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\n",
+                "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n{limits}allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\n",
                 allocated,
                 active,
                 resident,
                 ratio(active, allocated),
                 active.saturating_sub(allocated),
             );
+        } else {
+            out.push_str(limits);
         }
         let _ = write!(
             out,
-            "mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_allocator:{}\r\n",
+            "mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n{}mem_allocator:{}\r\n",
             ratio(self.rss, self.used),
             self.rss as i64 - self.used as i64,
+            if limits.is_empty() {
+                ""
+            } else {
+                "mem_not_counted_for_evict:0\r\n"
+            },
             self.allocator,
         );
         out
@@ -156,7 +172,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// Redis' `bytesToHuman`: B, K, M, G, T with two decimals.
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     let n = n as f64;
     const K: f64 = 1024.0;
     if n < K {

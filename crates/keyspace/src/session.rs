@@ -51,6 +51,9 @@ pub struct SessionState {
     /// `CLIENT NO-EVICT` / `CLIENT NO-TOUCH` settings.
     pub(crate) no_evict: bool,
     pub(crate) no_touch: bool,
+    /// Used memory was over `maxmemory` when the script command now
+    /// running started (Redis' `server.script_oom`).
+    pub(crate) script_oom: bool,
     /// Replies are switched off (`CLIENT REPLY OFF`, Redis' `CLIENT_REPLY_OFF`).
     pub(crate) reply_off: bool,
     /// The command being executed is not answered (`CLIENT REPLY SKIP`
@@ -101,6 +104,7 @@ impl SessionState {
             patterns: Vec::new(),
             no_evict: false,
             no_touch: false,
+            script_oom: false,
             reply_off: false,
             reply_skip: false,
             reply_skip_next: false,
@@ -324,6 +328,9 @@ impl Session {
                 err("ERR Command not allowed inside a transaction"),
             );
         }
+        if let Some(refused) = check_maxmemory(ks, state, cmd, slot) {
+            return refused;
+        }
         // Redis refuses PING too while writes are refused (MISCONF).
         let writes = spec.flags.contains(Flags::WRITE)
             || spec.name == "ping"
@@ -530,6 +537,68 @@ fn refuse(
         ks.inner.stats.error_reply(state.id, e);
     }
     Outcome::Reply(reply)
+}
+
+/// Redis 7.0's `processCommand` maxmemory step: with `maxmemory` set,
+/// evict as the policy says (or note that nothing can be freed), then
+/// refuse with `-OOM` a command flagged `denyoom`, an EXEC whose queue
+/// holds one, or any command queued inside MULTI except EXEC, DISCARD,
+/// QUIT and RESET (queueing itself takes memory). Not while a busy script
+/// holds the keyspace (Redis: `isInsideYieldingLongCommand`).
+fn check_maxmemory(
+    ks: &Keyspace,
+    state: &mut SessionState,
+    cmd: &Command,
+    slot: Option<usize>,
+) -> Option<Outcome> {
+    // Without a limit: one relaxed load (and the flag scripts read).
+    if ks.inner.evict.maxmemory() == 0 {
+        state.script_oom = false;
+        return None;
+    }
+    let name = cmd.spec.name;
+    let script = SCRIPT_COMMANDS.contains(&name);
+    if script {
+        state.script_oom = false;
+    }
+    if !script && !crate::evict::over_limit(ks) {
+        // The common case: one load of the allocator's count. Under the
+        // limit, an eviction that stopped at its time limit is finished
+        // (Redis' next performEvictions would find the memory state OK).
+        return None;
+    }
+    if ks.is_busy() {
+        return None;
+    }
+    let oom = crate::evict::perform(ks) == crate::evict::Verdict::Fail;
+    if script {
+        state.script_oom = oom;
+    }
+    if !oom {
+        return None;
+    }
+    let denyoom = slot
+        .and_then(|s| ks.inner.table.denyoom.get(s))
+        .copied()
+        .unwrap_or(false)
+        || (name == "exec" && queues_denyoom(ks, state));
+    let in_multi = state.multi.is_some() && !matches!(name, "exec" | "discard" | "quit" | "reset");
+    (denyoom || in_multi).then(|| refuse(ks, state, name, slot, err(crate::evict::OOM_ERROR)))
+}
+
+/// Whether the MULTI queue holds a command flagged `denyoom` (Redis'
+/// `mstate.cmd_flags`).
+fn queues_denyoom(ks: &Keyspace, state: &SessionState) -> bool {
+    state.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|args| {
+            args.first()
+                .and_then(|n| ks.inner.table.lookup(n))
+                .and_then(|c| c.stat_slot(args))
+                .and_then(|s| ks.inner.table.denyoom.get(s))
+                .copied()
+                .unwrap_or(false)
+        })
+    })
 }
 
 /// Whether the MULTI queue holds a write command.
@@ -1023,6 +1092,11 @@ impl Drop for Session {
 pub struct NestedRules {
     /// Refuse commands flagged `write` ([`NestedError::WriteRefused`]).
     pub read_only: bool,
+    /// Used memory was over `maxmemory` when the script started (Redis'
+    /// `server.script_oom`, see [`Ctx::script_oom`]): until the script
+    /// has written, commands flagged `denyoom` are refused with `-OOM`
+    /// (Redis' `scriptVerifyOOM`). Leave false for `allow-oom` scripts.
+    pub oom: bool,
 }
 
 /// Why a [`NestedClient`] refused a command (it did not run).
@@ -1133,6 +1207,17 @@ impl NestedClient {
             if let Some(denied) = deny_write(&self.ks) {
                 return Err(NestedError::Denied(denied));
             }
+        }
+        if rules.oom
+            && !self.wrote
+            && self.ks.inner.evict.maxmemory() != 0
+            && cmd
+                .stat_slot(args)
+                .and_then(|s| self.ks.inner.table.denyoom.get(s))
+                .copied()
+                .unwrap_or(false)
+        {
+            return Err(NestedError::Denied(err(crate::evict::OOM_ERROR)));
         }
         Ok(flags)
     }

@@ -415,8 +415,26 @@ async fn flushall_waits_for_the_work_an_extension_started_after_the_flush() {
 /// included; a refused CONFIG SET stores and reports nothing.
 #[test]
 fn config_applied_reports_each_parameter_a_config_set_stored() {
+    /// maxmemory is refused without allocator statistics: a small fixed
+    /// reading, under the limit set below.
+    struct Small;
+    impl cairn_keyspace::AllocatorStats for Small {
+        fn name(&self) -> String {
+            "small".into()
+        }
+        fn read(&self) -> Option<cairn_keyspace::AllocatorReading> {
+            Some(cairn_keyspace::AllocatorReading {
+                allocated: 1000,
+                active: None,
+                resident: None,
+            })
+        }
+    }
     let hooks = Arc::new(Hooks::default());
-    let ks = Keyspace::builder().extension(hooks.clone()).build();
+    let ks = Keyspace::builder()
+        .extension(hooks.clone())
+        .allocator_stats(Arc::new(Small))
+        .build();
     let mut s = ks.session();
     let applied = || std::mem::take(&mut *hooks.applied.lock().unwrap());
     assert_eq!(

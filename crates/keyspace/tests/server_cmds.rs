@@ -173,7 +173,24 @@ fn debug_set_active_expire_stops_the_cycle() {
 
 #[test]
 fn config_get_knows_every_redis_parameter_and_set_validates() {
-    let ks = Keyspace::new();
+    /// maxmemory is refused without allocator statistics: a small fixed
+    /// reading, under the limit set below.
+    struct Small;
+    impl cairn_keyspace::AllocatorStats for Small {
+        fn name(&self) -> String {
+            "small".into()
+        }
+        fn read(&self) -> Option<cairn_keyspace::AllocatorReading> {
+            Some(cairn_keyspace::AllocatorReading {
+                allocated: 1000,
+                active: None,
+                resident: None,
+            })
+        }
+    }
+    let ks = Keyspace::builder()
+        .allocator_stats(std::sync::Arc::new(Small))
+        .build();
     let mut s = ks.session();
     let Frame::Map(all) = s.command(&["CONFIG", "GET", "*"]) else {
         panic!()

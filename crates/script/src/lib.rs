@@ -75,6 +75,10 @@ pub struct Shared {
     busy_ms: AtomicU64,
     /// [`Scripting::abort`] was called.
     aborted: AtomicBool,
+    /// Used memory was over `maxmemory` when the script command now
+    /// running started (Redis' `server.script_oom`; set under the gate
+    /// held for write, read by the same run).
+    oom: AtomicBool,
 }
 
 impl Shared {
@@ -346,6 +350,7 @@ impl Core {
                 is_function: AtomicBool::new(false),
                 busy_ms: AtomicU64::new(5000),
                 aborted: AtomicBool::new(false),
+                oom: AtomicBool::new(false),
             }),
             engine: Mutex::new(None),
         }
@@ -482,6 +487,13 @@ impl Core {
         db: usize,
         call: &[Bytes],
     ) -> Frame {
+        let oom = self.shared.oom.load(Ordering::Relaxed);
+        // Redis' processCommand: a script with flags is `denyoom` unless
+        // it declares `allow-oom` or `no-writes`, and is refused before
+        // it starts (before the MISCONF check, as there).
+        if oom && !flags.compat && !flags.no_writes && !flags.allow_oom {
+            return err("OOM command not allowed when used memory > 'maxmemory'.");
+        }
         if !flags.compat && !flags.no_writes {
             if ks.deny_write().is_some() {
                 return err(
@@ -504,6 +516,10 @@ impl Core {
             let client = c.client.get_or_insert_with(|| ks.nested_client());
             client.reset(db, Protocol::Resp2);
             c.read_only = ro || flags.no_writes;
+            // Scripts without flags check each denyoom call until their
+            // first write (Redis' `scriptVerifyOOM`); with flags they were
+            // refused above, or declared allow-oom / no-writes.
+            c.oom = oom && flags.compat;
             c.resp = 2;
             c.running = true;
             c.pending = None;
@@ -800,9 +816,13 @@ impl Extension for Scripting {
             // On the connection's worker; a run that goes long hands the
             // worker's other tasks to another thread (`release_worker`).
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+                core.shared.oom.store(ctx.script_oom(), Ordering::Relaxed);
                 core.eval(ctx.keyspace(), ctx.db(), args)
             }
-            "fcall" | "fcall_ro" => core.fcall(ctx.keyspace(), ctx.db(), args),
+            "fcall" | "fcall_ro" => {
+                core.shared.oom.store(ctx.script_oom(), Ordering::Relaxed);
+                core.fcall(ctx.keyspace(), ctx.db(), args)
+            }
             cmd @ ("script" | "function") => {
                 // While a script runs these come without the gate: only
                 // KILL is served then (the Lua side is in use).

@@ -29,6 +29,8 @@ pub(crate) enum Kind {
 pub(crate) struct RunCtx {
     pub(crate) client: Option<NestedClient>,
     pub(crate) read_only: bool,
+    /// Refuse denyoom calls until the first write (see `NestedRules::oom`).
+    pub(crate) oom: bool,
     /// RESP version set by `redis.setresp` (2 at the start of each run).
     pub(crate) resp: u8,
     /// Whether a script is running (the `redis.call` family is only
@@ -84,6 +86,7 @@ impl Vm {
         lua.set_app_data(RunCtx {
             client: None,
             read_only: false,
+            oom: false,
             resp: 2,
             running: false,
             shared,
@@ -769,6 +772,7 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
         };
         let rules = NestedRules {
             read_only: ctx.read_only,
+            oom: ctx.oom,
         };
         let resp = ctx.resp;
         let Some(client) = ctx.client.as_mut() else {

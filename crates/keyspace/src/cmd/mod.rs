@@ -466,12 +466,16 @@ impl TableBuilder {
     pub(crate) fn build(mut self) -> Table {
         let mut by_name = HashMap::with_capacity(self.commands.len());
         let mut stat_names: Vec<String> = Vec::new();
+        let mut denyoom = Vec::new();
         for (i, c) in self.commands.iter_mut().enumerate() {
             by_name.insert(Box::<[u8]>::from(c.spec.name.as_bytes()), i);
             c.stat = stat_names.len();
             stat_names.push(c.spec.name.to_owned());
+            denyoom.push(c.spec.subs.is_empty() && c.spec.flags.contains(Flags::DENYOOM));
             for (sub, _) in c.spec.subs {
-                stat_names.push(format!("{}|{sub}", c.spec.name));
+                let full = format!("{}|{sub}", c.spec.name);
+                denyoom.push(meta::has_flag(&full, "denyoom"));
+                stat_names.push(full);
             }
         }
         let may_replicate = stat_names
@@ -493,6 +497,7 @@ impl TableBuilder {
             skip_slowlog,
             may_replicate,
             skip_monitor,
+            denyoom,
         }
     }
 }
@@ -516,6 +521,10 @@ pub(crate) struct Table {
     /// By statistics slot: MONITOR does not show it (Redis' `skip_monitor`
     /// and `admin` commands).
     pub(crate) skip_monitor: Vec<bool>,
+    /// By statistics slot: flagged `denyoom` (refused with `-OOM` while
+    /// used memory is over `maxmemory`); for a container, its subcommand's
+    /// flag from Redis' metadata.
+    pub(crate) denyoom: Vec<bool>,
 }
 
 impl Table {
@@ -577,6 +586,15 @@ impl<'a> Ctx<'a> {
     /// The calling session's state.
     pub fn session(&mut self) -> &mut SessionState {
         self.session
+    }
+
+    /// Whether used memory was over `maxmemory` (and nothing could be
+    /// evicted) when this script command started (Redis'
+    /// `server.script_oom`): a script flagged neither `allow-oom` nor
+    /// `no-writes` is then refused, and a script without flags may not
+    /// run a `denyoom` command before it has written.
+    pub fn script_oom(&self) -> bool {
+        self.session.script_oom
     }
 
     /// The lowercase name of the command being executed.

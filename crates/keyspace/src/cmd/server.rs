@@ -270,6 +270,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 .counters
                 .expired_keys
                 .store(0, Ordering::Relaxed);
+            ks.inner.evict.evicted_keys.store(0, Ordering::Relaxed);
             Frame::ok()
         }
         Ok(_) => Frame::Array(
@@ -351,6 +352,9 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
             Some(Ok(v)) => Bytes::from(v),
             None => value.clone(),
         };
+        if name == "maxmemory" && &value[..] != b"0" && !ks.enforces_maxmemory() {
+            return failed(MAXMEMORY_WITHOUT_STATS);
+        }
         if SharedLimits::controls(&name) {
             let n = std::str::from_utf8(&value)
                 .ok()
@@ -564,21 +568,21 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     if want("memory") {
         let report = crate::memory::MemoryReport::take(ks.inner.allocator.as_ref());
         ks.inner.memory.saw(report.used);
-        let _ = write!(
-            out,
-            "# Memory\r\n{}maxmemory:{}\r\nmaxmemory_policy:{}\r\n\r\n",
-            report.lines(),
-            ks.config_param("maxmemory").unwrap_or_else(|| "0".into()),
+        let max = ks.inner.evict.maxmemory();
+        let limits = format!(
+            "maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
+            crate::memory::human(max),
             ks.config_param("maxmemory-policy")
                 .unwrap_or_else(|| "noeviction".into()),
         );
+        let _ = write!(out, "# Memory\r\n{}\r\n", report.lines_with(&limits));
     }
     if want("stats") {
         let st = &ks.inner.stats;
         let kbps = |metric: usize| st.instantaneous(metric) as f64 / 1024.0;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n\r\n",
             ks.inner.clients.received.load(Ordering::Relaxed),
             st.commands(),
             st.instantaneous(0),
@@ -587,6 +591,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
             kbps(1),
             kbps(2),
             ks.expired_keys(),
+            ks.evicted_keys(),
             st.hits(),
             st.misses(),
             ks.inner.pubsub.channels(None).len(),
@@ -735,6 +740,10 @@ const IMMUTABLE: [&str; 22] = [
     "disable-thp",
     "tcp-backlog",
 ];
+
+/// Why `maxmemory` is refused in a program that gave the keyspace no
+/// allocator statistics (see `evict.rs`).
+pub(crate) const MAXMEMORY_WITHOUT_STATS: &str = "maxmemory needs the allocator's count of used memory, which this program does not provide (cairn does not enforce it against RSS); the cairn-server binary provides it";
 
 /// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
 const MEMORY: [&str; 13] = [
