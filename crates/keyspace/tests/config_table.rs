@@ -33,7 +33,11 @@ fn one_row_per_redis_parameter() {
         );
     }
     for p in PARAMS {
-        assert!(names.contains(&p.name), "{}: not a Redis 7.0 parameter", p.name);
+        assert!(
+            names.contains(&p.name),
+            "{}: not a Redis 7.0 parameter",
+            p.name
+        );
         if let Some(of) = p.alias_of {
             let target = PARAMS.iter().find(|t| t.name == of).unwrap();
             assert!(target.alias_of.is_none(), "{}: alias of an alias", p.name);
@@ -134,13 +138,19 @@ fn unsupported_values_are_refused_and_the_value_in_effect_accepted() {
     );
     // All or nothing: the refusal of the second keeps the first unchanged.
     let r = s.command(&["CONFIG", "SET", "hz", "20", "activedefrag", "yes"]);
-    assert!(text(&r).contains("cairn does not support 'activedefrag'"), "{r:?}");
+    assert!(
+        text(&r).contains("cairn does not support 'activedefrag'"),
+        "{r:?}"
+    );
     assert_eq!(get(&mut s, "hz"), "10");
     // The listener is not moved at runtime.
     let port = get(&mut s, "port");
     assert_eq!(text(&s.command(&["CONFIG", "SET", "port", &port])), "OK");
     let r = s.command(&["CONFIG", "SET", "port", "1"]);
-    assert!(text(&r).contains("cairn cannot change at runtime 'port'"), "{r:?}");
+    assert!(
+        text(&r).contains("cairn cannot change at runtime 'port'"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -188,19 +198,31 @@ fn every_unsupported_parameter_refuses_a_new_value_and_inert_ones_take_it() {
         }
     }
     println!("refused {refused}, inert and stored {taken}");
-    assert!(refused > 40 && taken > 30, "refused {refused}, taken {taken}");
+    assert!(
+        refused > 40 && taken > 30,
+        "refused {refused}, taken {taken}"
+    );
 }
 
 #[test]
 fn aliases_read_the_value_set_through_either_name() {
     let ks = Keyspace::new();
     let mut s = ks.session();
-    assert_eq!(text(&s.command(&["CONFIG", "SET", "slave-priority", "7"])), "OK");
+    assert_eq!(
+        text(&s.command(&["CONFIG", "SET", "slave-priority", "7"])),
+        "OK"
+    );
     assert_eq!(get(&mut s, "replica-priority"), "7");
-    assert_eq!(text(&s.command(&["CONFIG", "SET", "min-replicas-max-lag", "3"])), "OK");
+    assert_eq!(
+        text(&s.command(&["CONFIG", "SET", "min-replicas-max-lag", "3"])),
+        "OK"
+    );
     assert_eq!(get(&mut s, "min-slaves-max-lag"), "3");
     let r = s.command(&["CONFIG", "SET", "min-slaves-to-write", "1"]);
-    assert!(text(&r).contains("cairn does not support 'min-replicas-to-write'"), "{r:?}");
+    assert!(
+        text(&r).contains("cairn does not support 'min-replicas-to-write'"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -213,18 +235,36 @@ fn hz_is_kept_within_redis_bounds_and_reported() {
     assert_eq!(text(&s.command(&["CONFIG", "SET", "hz", "0"])), "OK");
     assert_eq!(get(&mut s, "hz"), "1");
     assert_eq!(ks.cron_hz(), 1);
-    assert!(ks.info(&["server"]).contains("\r\nhz:1\r\nconfigured_hz:1\r\n"));
-    assert_eq!(ks.expire_cycle_budget(1), std::time::Duration::from_millis(250));
-    assert_eq!(text(&s.command(&["CONFIG", "SET", "active-expire-effort", "10"])), "OK");
-    assert_eq!(ks.expire_cycle_budget(10), std::time::Duration::from_millis(43));
+    assert!(
+        ks.info(&["server"])
+            .contains("\r\nhz:1\r\nconfigured_hz:1\r\n")
+    );
+    assert_eq!(
+        ks.expire_cycle_budget(1),
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(
+        text(&s.command(&["CONFIG", "SET", "active-expire-effort", "10"])),
+        "OK"
+    );
+    assert_eq!(
+        ks.expire_cycle_budget(10),
+        std::time::Duration::from_millis(43)
+    );
 }
 
 #[test]
 fn acllog_max_len_bounds_the_log() {
     let ks = Keyspace::new();
     let mut s = ks.session();
-    assert_eq!(text(&s.command(&["CONFIG", "SET", "requirepass", "pw"])), "OK");
-    assert_eq!(text(&s.command(&["CONFIG", "SET", "acllog-max-len", "2"])), "OK");
+    assert_eq!(
+        text(&s.command(&["CONFIG", "SET", "requirepass", "pw"])),
+        "OK"
+    );
+    assert_eq!(
+        text(&s.command(&["CONFIG", "SET", "acllog-max-len", "2"])),
+        "OK"
+    );
     for i in 0..5 {
         let user = format!("u{i}");
         s.command(&["AUTH", &user, "wrong"]);

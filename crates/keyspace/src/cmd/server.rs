@@ -337,9 +337,15 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         let given = String::from_utf8_lossy(&p[0]).into_owned();
         let name = given.to_ascii_lowercase();
         // A parameter an embedder registered (`KeyspaceBuilder::config_param`)
-        // is known too, and taken as a string.
+        // or an extension validates is known too (`config_set` only checks,
+        // so asking it here stores nothing).
         let known = crate::config::lookup(&name).is_some()
-            || ks.inner.params.read().contains_key(&name);
+            || ks.inner.params.read().contains_key(&name)
+            || ks
+                .inner
+                .extensions
+                .iter()
+                .any(|x| x.config_set(ks, &name, &p[1]).is_some());
         if !known {
             return Frame::error(format!(
                 "ERR Unknown option or number of arguments for CONFIG SET - '{given}'"
@@ -361,7 +367,13 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     let mut notify_classes = None;
     for ((given, name), p) in names.iter().zip(pairs.chunks_exact(2)) {
         let value = &p[1];
-        let current = ks.inner.params.read().get(name).cloned().unwrap_or_default();
+        let current = ks
+            .inner
+            .params
+            .read()
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let row = crate::config::lookup(name);
         if name == "notify-keyspace-events" {
             // The flags, not their display form: with `A`, an `n` is not
