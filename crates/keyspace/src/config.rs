@@ -1294,7 +1294,7 @@ impl Param {
                 Ok(n.to_string())
             }
             Kind::Memory { min, max, unsigned } => {
-                let n = memtoull(value).ok_or("argument must be a memory value")?;
+                let mut n = memtoull(value).ok_or("argument must be a memory value")?;
                 // Stored in a `long long` first, then compared as the C
                 // type would.
                 let seen = if unsigned {
@@ -1304,6 +1304,12 @@ impl Param {
                 };
                 if !(min..=max).contains(&seen) {
                     return Err(between(min, max));
+                }
+                if self.name == "repl-backlog-size" {
+                    // Redis' `resizeReplicationBacklog` raises it to
+                    // `CONFIG_REPL_BACKLOG_MIN_SIZE`, and CONFIG GET shows
+                    // the raised value.
+                    n = n.max(16 * 1024);
                 }
                 Ok(n.to_string())
             }
