@@ -11,7 +11,9 @@
 //! listener under the test.
 
 use cairn_keyspace::config::{Kind, PARAMS, Param, Status, lookup};
-use cairn_tests::cairn::CairnServer;
+use std::sync::{Arc, Mutex};
+
+use cairn_server::{LogLevel, Server, ShutdownOptions};
 use cairn_tests::oracle::RedisOracle;
 use cairn_tests::wire::{Conn, Reply};
 
@@ -153,7 +155,22 @@ async fn config_set_matches_redis() -> anyhow::Result<()> {
     let Some(redis) = RedisOracle::start_or_skip("config_set_matches_redis")? else {
         return Ok(());
     };
-    let cairn = CairnServer::start().await?;
+    // cairn-server's own hook reloads its tracing filter; this one records
+    // what CONFIG SET loglevel asked for.
+    let levels: Arc<Mutex<Vec<LogLevel>>> = Arc::default();
+    let seen = Arc::clone(&levels);
+    let dir = tempfile::tempdir()?;
+    let cairn = Server::builder()
+        .port(0)
+        .persistence(false)
+        .data_dir(dir.path())
+        .log_level_hook(Arc::new(move |level| {
+            seen.lock().map_err(|e| e.to_string())?.push(level);
+            Ok(())
+        }))
+        .build()
+        .start()
+        .await?;
     let mut r = Conn::connect(redis.addr()).await?;
     let mut c = Conn::connect(cairn.addr()).await?;
     let mut differences = Vec::new();
@@ -300,7 +317,22 @@ async fn config_set_matches_redis() -> anyhow::Result<()> {
     for d in &differences {
         println!("{d}");
     }
-    cairn.shutdown().await?;
+    cairn.shutdown_with(ShutdownOptions::nosave()).await?;
     anyhow::ensure!(differences.is_empty(), "{} differences", differences.len());
+    let levels = levels.lock().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+    anyhow::ensure!(
+        levels
+            == [
+                LogLevel::Debug,
+                LogLevel::Verbose,
+                LogLevel::Notice,
+                LogLevel::Warning,
+                LogLevel::Debug,
+                LogLevel::Notice,
+                // The restore to the level in effect.
+                LogLevel::Notice
+            ],
+        "the log hook saw {levels:?}"
+    );
     Ok(())
 }

@@ -696,8 +696,8 @@ pub static PARAMS: &[Param] = &[
         "loglevel",
         Enum(&["debug", "verbose", "notice", "warning"]),
         Mutable,
-        Unsupported,
-        "the log filter is set at start by CAIRN_LOG",
+        Effective,
+        "cairn-server's log filter (debug: trace, verbose: debug, notice: info, warning: warn); CAIRN_LOG sets it at start",
     ),
     alias("lua-time-limit", "busy-reply-threshold"),
     p("masterauth", Str, Mutable, Inert, REPLICA_ONLY),
@@ -1422,7 +1422,7 @@ impl Param {
 /// all checked before any is kept, merged into the value in effect.
 fn output_limits(text: &str, current: &str) -> Result<String, String> {
     let words: Vec<&str> = text.split(' ').collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut classes: Vec<(String, [u64; 3])> = ["normal", "slave", "pubsub"]

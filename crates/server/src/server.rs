@@ -55,6 +55,21 @@ pub enum StartError {
 pub struct ServerBuilder {
     config: Config,
     allocator: Allocator,
+    log_level: LogHook,
+}
+
+/// The program's `CONFIG SET loglevel` hook, if it has one.
+#[derive(Clone, Default)]
+struct LogHook(Option<crate::LogLevelHook>);
+
+impl std::fmt::Debug for LogHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LogHook({})",
+            if self.0.is_some() { "set" } else { "none" }
+        )
+    }
 }
 
 /// The allocator statistics handed to the keyspace, if the program has any.
@@ -187,11 +202,20 @@ impl ServerBuilder {
         self
     }
 
+    /// What `CONFIG SET loglevel` calls to change the program's log
+    /// filter (the `cairn-server` binary reloads its `tracing` filter).
+    /// Without one, `CONFIG SET loglevel` accepts only the level in effect.
+    pub fn log_level_hook(mut self, hook: crate::LogLevelHook) -> Self {
+        self.log_level = LogHook(Some(hook));
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Server {
         Server {
             config: self.config,
             allocator: self.allocator,
+            log_level: self.log_level,
         }
     }
 }
@@ -209,6 +233,7 @@ impl ServerBuilder {
 pub struct Server {
     config: Config,
     allocator: Allocator,
+    log_level: LogHook,
 }
 
 impl Server {
@@ -222,6 +247,7 @@ impl Server {
         Server {
             config,
             allocator: Allocator::default(),
+            log_level: LogHook::default(),
         }
     }
 
@@ -256,6 +282,9 @@ impl Server {
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
             .extension(scripting.clone())
+            .extension(Arc::new(crate::loglevel::LogLevelConfig {
+                hook: self.log_level.0.clone(),
+            }))
             .config_param(
                 Signal::Term.parameter(),
                 &config.shutdown_on_sigterm.to_string(),
