@@ -63,6 +63,14 @@ pub fn run(args: &[String]) -> Result<()> {
         let seeds = root.join("crates/fuzz/seeds").join(target);
         let artifacts = root.join("target/fuzz-artifacts").join(target);
         std::fs::create_dir_all(&artifacts)?;
+        // Built first, so the time reported is the fuzzing alone.
+        util::run(
+            Command::new("cargo")
+                .args(["+nightly", "fuzz", "build", "-O", "--fuzz-dir"])
+                .arg(&dir)
+                .arg(target)
+                .current_dir(&root),
+        )?;
         let started = Instant::now();
         let output = Command::new("cargo")
             .args(["+nightly", "fuzz", "run", "-O", "--fuzz-dir"])
@@ -74,7 +82,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg("-print_final_stats=1")
-            .current_dir(&dir)
+            .current_dir(&root)
             .status()
             .with_context(|| format!("cannot run cargo fuzz for {target}"))?;
         let took = started.elapsed().as_secs();

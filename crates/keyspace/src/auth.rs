@@ -18,7 +18,7 @@
 //! key and channel rules, are not implemented (docs/compatibility.md).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -38,6 +38,8 @@ pub(crate) struct Auth {
     required: AtomicBool,
     user: RwLock<DefaultUser>,
     log: Mutex<VecDeque<LogEntry>>,
+    /// `acllog-max-len`: entries beyond it are dropped at the next failure.
+    log_max_len: AtomicUsize,
 }
 
 #[derive(Clone, Default)]
@@ -69,6 +71,7 @@ impl Auth {
                 hashes: Vec::new(),
             }),
             log: Mutex::new(VecDeque::new()),
+            log_max_len: AtomicUsize::new(LOG_MAX_LEN),
         };
         auth.set_requirepass(requirepass.unwrap_or_default());
         auth
@@ -179,7 +182,12 @@ impl Auth {
             created: now,
             client_info,
         });
-        log.truncate(LOG_MAX_LEN);
+        log.truncate(self.log_max_len.load(Ordering::Relaxed));
+    }
+
+    /// `CONFIG SET acllog-max-len`.
+    pub(crate) fn set_log_max_len(&self, n: usize) {
+        self.log_max_len.store(n, Ordering::Relaxed);
     }
 
     /// Reads the newest `count` log entries with `f`.

@@ -133,38 +133,9 @@ impl SharedLimits {
             .position(|(a, b)| name.eq_ignore_ascii_case(a) || name.eq_ignore_ascii_case(b))
     }
 
-    /// The other name of the same parameter (for CONFIG GET to agree).
-    pub(crate) fn alias(name: &str) -> Option<&'static str> {
-        let (a, b) = NAMES.get(SharedLimits::index(name)?)?;
-        if name.eq_ignore_ascii_case(a) {
-            (a != b).then_some(*b)
-        } else {
-            Some(*a)
-        }
-    }
-
     /// Whether `name` is one of the limits.
     pub(crate) fn controls(name: &str) -> bool {
         SharedLimits::index(name).is_some()
-    }
-
-    /// Checks a value for `name` as Redis 7.0 does: the entry counts and
-    /// value lengths are unsigned (`size_t`/`ssize_t` configs, 0 and up),
-    /// the list size any `int`.
-    pub(crate) fn validate(name: &str, value: i64) -> Result<(), String> {
-        match SharedLimits::index(name) {
-            Some(5) => {
-                if i32::try_from(value).is_ok() {
-                    Ok(())
-                } else {
-                    Err("argument must be between -2147483648 and 2147483647 inclusive".into())
-                }
-            }
-            Some(_) if value < 0 => {
-                Err("argument must be between 0 and 9223372036854775807 inclusive".into())
-            }
-            _ => Ok(()),
-        }
     }
 
     /// Stores a new value for `name` (ignored for other names).

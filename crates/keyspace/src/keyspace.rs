@@ -250,6 +250,9 @@ pub(crate) fn apply_notify_param(n: &crate::notify::Notifier, name: &str, value:
     }
 }
 
+/// Redis' `CONFIG_MAX_HZ`.
+const MAX_HZ: u32 = 500;
+
 fn run_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
@@ -792,6 +795,11 @@ impl Keyspace {
                 }
             }
             "requirepass" => self.inner.auth.set_requirepass(value.as_bytes()),
+            "acllog-max-len" => {
+                if let Some(n) = int().and_then(|n| usize::try_from(n).ok()) {
+                    self.inner.auth.set_log_max_len(n);
+                }
+            }
             "timeout" => {
                 if let Some(n) = int().and_then(|n| u64::try_from(n).ok()) {
                     self.inner
@@ -820,6 +828,45 @@ impl Keyspace {
             }
             _ => {}
         }
+    }
+
+    /// `hz` as configured (Redis keeps it within 1..500).
+    pub fn configured_hz(&self) -> u32 {
+        self.config_param("hz")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(10)
+            .clamp(1, MAX_HZ)
+    }
+
+    /// How many times a second the server's cron (the active expiry cycle)
+    /// runs: `hz`, doubled while there are more than 200 clients per tick
+    /// with `dynamic-hz` on, up to 500, as Redis' `serverCron`.
+    pub fn cron_hz(&self) -> u32 {
+        let mut hz = self.configured_hz();
+        if self.config_param("dynamic-hz").as_deref() != Some("no") {
+            let clients = self.connected_clients();
+            while clients / hz as usize > 200 {
+                hz = hz.saturating_mul(2);
+                if hz >= MAX_HZ {
+                    hz = MAX_HZ;
+                    break;
+                }
+            }
+        }
+        hz
+    }
+
+    /// The time one active expiry cycle may take at `hz`: 25% of a tick,
+    /// plus 2% per step of `active-expire-effort` above 1, as Redis'
+    /// `activeExpireCycle` (slow cycle).
+    pub fn expire_cycle_budget(&self, hz: u32) -> std::time::Duration {
+        let effort = self
+            .config_param("active-expire-effort")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .clamp(1, 10);
+        let percent = 25 + 2 * (effort - 1);
+        std::time::Duration::from_secs(1) * percent / 100 / hz.max(1)
     }
 
     /// Takes one sample of the instantaneous metrics (INFO

@@ -35,6 +35,7 @@ mod auth;
 mod blocking;
 mod clock;
 mod cmd;
+pub mod config;
 mod digest;
 mod encoding;
 mod engine;

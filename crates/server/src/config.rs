@@ -419,8 +419,33 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: redis_parameter_hint(e.to_string()),
     })
+}
+
+/// An unknown key that is a Redis parameter gets what cairn does with it:
+/// the start stops there rather than ignoring a setting the operator relies
+/// on (a Redis parameter cairn honours has a flag of its own; see
+/// `cairn-server --help` and docs/compatibility.md).
+fn redis_parameter_hint(message: String) -> String {
+    let Some(key) = message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+    else {
+        return message;
+    };
+    let Some(p) = cairn_keyspace::config::lookup(&key.replace('_', "-")) else {
+        return message;
+    };
+    let what = match p.status {
+        cairn_keyspace::config::Status::Unsupported => "cairn does not support it",
+        _ => "cairn's configuration file has no such key",
+    };
+    format!(
+        "{message}\n`{key}` is Redis' `{}` parameter: {what} ({}; see docs/compatibility.md, Configuration parameters)",
+        p.name, p.note
+    )
 }
 
 #[cfg(test)]
@@ -487,6 +512,16 @@ mod tests {
             .into_config()
             .unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
+        std::fs::write(&file, "[persistence]\nappendfsync = \"always\"\n").unwrap();
+        let err = args(&["--config", file.to_str().unwrap()])
+            .into_config()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`appendfsync` is Redis' `appendfsync` parameter: cairn does not support it (no append-only file"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

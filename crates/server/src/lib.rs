@@ -41,6 +41,7 @@ pub mod config;
 mod counted;
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 mod jemalloc;
+mod loglevel;
 mod server;
 mod shutdown;
 
@@ -60,6 +61,7 @@ pub use crate::jemalloc::JemallocStats;
 
 pub use crate::{
     config::{Config, ConfigError},
+    loglevel::{LogLevel, LogLevelHook},
     server::{Server, ServerBuilder, ServerHandle, StartError},
     shutdown::{ShutdownError, ShutdownOptions, Signal, SignalAction},
 };

@@ -25,23 +25,35 @@ static GLOBAL: cairn_server::CountedSystem = cairn_server::counted_system();
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                // fjall logs every database it creates or opens at INFO,
-                // several lines per snapshot: keep them for CAIRN_LOG=debug.
-                .unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()),
+    use tracing_subscriber::prelude::*;
+    // fjall logs every database it creates or opens at INFO, several lines
+    // per snapshot: keep them for CAIRN_LOG=debug.
+    let quiet_store = ",fjall=warn,lsm_tree=warn";
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| format!("info{quiet_store}").into());
+    // Reloadable, so that `CONFIG SET loglevel` takes effect.
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let log_level: cairn_server::LogLevelHook = std::sync::Arc::new(move |level| {
+        let directive = format!("{}{quiet_store}", level.tracing_level()).to_lowercase();
+        reload
+            .reload(tracing_subscriber::EnvFilter::new(directive))
+            .map_err(|e| e.to_string())
+    });
     let config = Args::parse()
         .into_config()
         .context("invalid configuration")?;
     // Before starting: a signal that arrives as soon as the server is ready
     // must already find cairn's handler, not the default (which kills).
     let mut signals = Signals::new().context("cannot install signal handlers")?;
-    let builder = Server::builder().config(config);
+    let builder = Server::builder().config(config).log_level_hook(log_level);
     // INFO memory's used_memory from jemalloc's own count, as Redis reports it.
     #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
     let builder = builder.allocator_stats(std::sync::Arc::new(cairn_server::JemallocStats));

@@ -23,10 +23,10 @@ use crate::shutdown::{
     SignalAction, Supervisor,
 };
 
-/// How often the active expiry cycle runs, and its time budget per run
-/// (Redis: `hz 10`, 25% of a tick).
-const EXPIRE_TICK: Duration = Duration::from_millis(100);
-const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
+/// How often the instantaneous metrics are sampled (Redis' 100 ms
+/// `run_with_period` in its cron); the expiry cycle runs `hz` times a
+/// second (`Keyspace::cron_hz`).
+const METRICS_PERIOD: Duration = Duration::from_millis(100);
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,21 @@ pub enum StartError {
 pub struct ServerBuilder {
     config: Config,
     allocator: Allocator,
+    log_level: LogHook,
+}
+
+/// The program's `CONFIG SET loglevel` hook, if it has one.
+#[derive(Clone, Default)]
+struct LogHook(Option<crate::LogLevelHook>);
+
+impl std::fmt::Debug for LogHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LogHook({})",
+            if self.0.is_some() { "set" } else { "none" }
+        )
+    }
 }
 
 /// The allocator statistics handed to the keyspace, if the program has any.
@@ -187,11 +202,20 @@ impl ServerBuilder {
         self
     }
 
+    /// What `CONFIG SET loglevel` calls to change the program's log
+    /// filter (the `cairn-server` binary reloads its `tracing` filter).
+    /// Without one, `CONFIG SET loglevel` accepts only the level in effect.
+    pub fn log_level_hook(mut self, hook: crate::LogLevelHook) -> Self {
+        self.log_level = LogHook(Some(hook));
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Server {
         Server {
             config: self.config,
             allocator: self.allocator,
+            log_level: self.log_level,
         }
     }
 }
@@ -209,6 +233,7 @@ impl ServerBuilder {
 pub struct Server {
     config: Config,
     allocator: Allocator,
+    log_level: LogHook,
 }
 
 impl Server {
@@ -222,6 +247,7 @@ impl Server {
         Server {
             config,
             allocator: Allocator::default(),
+            log_level: LogHook::default(),
         }
     }
 
@@ -256,6 +282,9 @@ impl Server {
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
             .extension(scripting.clone())
+            .extension(Arc::new(crate::loglevel::LogLevelConfig {
+                hook: self.log_level.0.clone(),
+            }))
             .config_param(
                 Signal::Term.parameter(),
                 &config.shutdown_on_sigterm.to_string(),
@@ -350,19 +379,38 @@ impl Server {
 
 fn spawn_active_expiry(keyspace: Keyspace, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EXPIRE_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut hz = keyspace.cron_hz();
+        let mut tick = cron_interval(hz);
+        let mut sampled = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    // Redis samples its instantaneous metrics every 100 ms.
-                    keyspace.sample_metrics();
-                    keyspace.active_expire_cycle(EXPIRE_BUDGET);
+                now = tick.tick() => {
+                    // Redis samples its instantaneous metrics every 100 ms
+                    // (every tick when hz is below 10).
+                    if now.duration_since(sampled) + Duration::from_millis(1) >= METRICS_PERIOD {
+                        sampled = now;
+                        keyspace.sample_metrics();
+                    }
+                    keyspace.active_expire_cycle(keyspace.expire_cycle_budget(hz));
+                    // `CONFIG SET hz`, `dynamic-hz` and the number of
+                    // clients take effect from the next tick.
+                    let now_hz = keyspace.cron_hz();
+                    if now_hz != hz {
+                        hz = now_hz;
+                        tick = cron_interval(hz);
+                    }
                 }
                 _ = stop.wait_for(|stop| *stop) => break,
             }
         }
     })
+}
+
+fn cron_interval(hz: u32) -> tokio::time::Interval {
+    let period = Duration::from_secs(1) / hz.max(1);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 /// A running server.

@@ -662,7 +662,7 @@ async fn config_set_reaches_the_keyspace_and_save_is_all_or_nothing() {
     let e = cmd_err(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).await;
     assert_eq!(
         e,
-        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - cairn has no append-only file; it persists by snapshots only"
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - cairn does not support 'appendonly': no append-only file: cairn persists by checksummed snapshots only (see docs/compatibility.md, Configuration parameters)"
     );
     let _: () = cmd(&mut con, &["CONFIG", "SET", "appendonly", "no"]).await;
     assert_eq!(get("appendonly").await, "no");

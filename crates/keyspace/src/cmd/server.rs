@@ -317,6 +317,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
 }
 
 fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+    use crate::config::{Mutability, Status};
     use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
@@ -324,83 +325,101 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     // Serialised from validation to the last notification, so the
     // extensions hear of concurrent CONFIG SETs in the order they stored.
     let _serial = ks.inner.config_set_serial.lock();
+    let failed = |given: &str, reason: &str| {
+        Frame::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{given}') - {reason}"
+        ))
+    };
+    // Every name first, as Redis: an unknown, immutable, protected or
+    // repeated name fails the command before any value is looked at.
+    let protected_allowed = ks.config_param("enable-protected-configs").as_deref() == Some("yes");
+    let mut names: Vec<(String, String)> = Vec::new();
+    for p in pairs.chunks_exact(2) {
+        let given = String::from_utf8_lossy(&p[0]).into_owned();
+        let name = given.to_ascii_lowercase();
+        // A parameter an embedder registered (`KeyspaceBuilder::config_param`)
+        // or an extension validates is known too (`config_set` only checks,
+        // so asking it here stores nothing).
+        let known = crate::config::lookup(&name).is_some()
+            || ks.inner.params.read().contains_key(&name)
+            || ks
+                .inner
+                .extensions
+                .iter()
+                .any(|x| x.config_set(ks, &name, &p[1]).is_some());
+        if !known {
+            return Frame::error(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{given}'"
+            ));
+        }
+        match crate::config::lookup(&name).map(|p| p.mutability) {
+            Some(Mutability::Immutable) => return failed(&given, "can't set immutable config"),
+            Some(Mutability::Protected) if !protected_allowed => {
+                return failed(&given, "can't set protected config");
+            }
+            _ => {}
+        }
+        if names.iter().any(|(_, n)| *n == name) {
+            return failed(&given, "duplicate parameter");
+        }
+        names.push((given, name));
+    }
     let mut accepted: Vec<(String, String)> = Vec::new();
     let mut notify_classes = None;
-    for p in pairs.chunks_exact(2) {
-        let [name, value] = p else { continue };
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let default = ks.inner.params.read().get(&name).cloned();
-        let known = default.is_some();
-        let failed = |reason: &str| {
-            Frame::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
-            ))
-        };
-        if accepted.iter().any(|(k, _)| *k == name) {
-            return failed("duplicate parameter");
-        }
-        if IMMUTABLE.contains(&name.as_str()) {
-            return failed("can't set immutable config");
-        }
+    for ((given, name), p) in names.iter().zip(pairs.chunks_exact(2)) {
+        let value = &p[1];
+        let current = ks
+            .inner
+            .params
+            .read()
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let row = crate::config::lookup(name);
         if name == "notify-keyspace-events" {
             // The flags, not their display form: with `A`, an `n` is not
             // shown but stays on, as in Redis.
             notify_classes = crate::notify::parse_classes(value);
         }
-        let value = match default.as_deref().map(|d| normalize(&name, d, value)) {
-            Some(Err(reason)) => return failed(reason),
+        let value = match row.map(|r| r.parse(value, &current)) {
+            Some(Err(reason)) => return failed(given, &reason),
             Some(Ok(v)) => Bytes::from(v),
             None => value.clone(),
         };
         if name == "maxmemory" && &value[..] != b"0" && !ks.enforces_maxmemory() {
-            return failed(MAXMEMORY_WITHOUT_STATS);
+            return failed(given, MAXMEMORY_WITHOUT_STATS);
         }
-        if SharedLimits::controls(&name) {
-            let n = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(-1);
-            if let Err(reason) = SharedLimits::validate(&name, n) {
-                return failed(&reason);
-            }
+        if let Some(r) = row
+            && matches!(r.status, Status::Unsupported | Status::Startup)
+            && value != current.as_bytes()
+        {
+            return Frame::error(crate::config::unsupported_error(given, r));
         }
-        let value = &value;
-        let mut verdict = None;
         for ext in &ks.inner.extensions {
-            if let Some(v) = ext.config_set(ks, &name, value) {
-                verdict = Some(v);
+            if let Some(verdict) = ext.config_set(ks, name, &value) {
+                if let Err(reason) = verdict {
+                    return failed(given, &reason);
+                }
                 break;
             }
         }
-        match verdict {
-            Some(Err(reason)) => {
-                return Frame::error(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
-                ));
-            }
-            None if !known => {
-                return Frame::error(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
-            }
-            _ => accepted.push((name, String::from_utf8_lossy(value).into_owned())),
-        }
+        accepted.push((name.clone(), String::from_utf8_lossy(&value).into_owned()));
     }
     {
         let mut params = ks.inner.params.write();
         for (k, v) in &accepted {
             params.insert(k.clone(), v.clone());
+            // An alias and its parameter read the same value, as in Redis.
+            for other in crate::config::other_names(k) {
+                params.insert(other.to_owned(), v.clone());
+            }
             match (k.as_str(), notify_classes) {
                 ("notify-keyspace-events", Some(f)) => ks.engine().counters.notify.set_classes(f),
                 _ => crate::keyspace::apply_notify_param(&ks.engine().counters.notify, k, v),
             }
             if SharedLimits::controls(k) {
-                // Takes effect for the next command (and keeps the old
-                // `ziplist` alias reading the same value, as in Redis).
+                // Takes effect for the next command.
                 ks.inner.limits.set(k, v.parse().unwrap_or(0));
-                if let Some(alias) = SharedLimits::alias(k) {
-                    params.insert(alias.to_string(), v.clone());
-                }
             }
         }
     }
@@ -539,7 +558,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         let port = ks.config_param("port").unwrap_or_else(|| "6379".into());
         let _ = write!(
             out,
-            "# Server\r\nredis_version:{}\r\nredis_mode:standalone\r\ncairn_version:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:cairn-server\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\nredis_mode:standalone\r\ncairn_version:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:cairn-server\r\n\r\n",
             crate::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
@@ -548,6 +567,8 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
             port,
             up,
             up / 86400,
+            ks.cron_hz(),
+            ks.configured_hz(),
         );
     }
     let tracking = ks.engine().counters.notify.info();
@@ -653,7 +674,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
         out.push_str("# Latencystats\r\n");
         let ps = ks
             .config_param("latency-tracking-info-percentiles")
-            .and_then(|v| parse_percentiles(&v).ok())
+            .and_then(|v| crate::config::parse_percentiles(&v).ok())
             .unwrap_or_default();
         // Redis writes the lines only while tracking is on.
         let tracking = st.tracking.load(Ordering::Relaxed);
@@ -666,7 +687,7 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
                 .map(|p| {
                     format!(
                         "p{}={:.3}",
-                        trim_double(*p),
+                        crate::config::trim_double(*p),
                         h.percentile(*p) as f64 / 1000.0
                     )
                 })
@@ -715,165 +736,9 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Parameters Redis 7.0 refuses to change at runtime.
-const IMMUTABLE: [&str; 22] = [
-    "databases",
-    "daemonize",
-    "supervised",
-    "pidfile",
-    "logfile",
-    "syslog-enabled",
-    "syslog-ident",
-    "syslog-facility",
-    "io-threads",
-    "io-threads-do-reads",
-    "cluster-enabled",
-    "cluster-config-file",
-    "cluster-port",
-    "unixsocket",
-    "unixsocketperm",
-    "aclfile",
-    "always-show-logo",
-    "set-proc-title",
-    "appendfilename",
-    "appenddirname",
-    "disable-thp",
-    "tcp-backlog",
-];
-
 /// Why `maxmemory` is refused in a program that gave the keyspace no
 /// allocator statistics (see `evict.rs`).
 pub(crate) const MAXMEMORY_WITHOUT_STATS: &str = "maxmemory needs the allocator's count of used memory, which this program does not provide (cairn does not enforce it against RSS); the cairn-server binary provides it";
-
-/// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
-const MEMORY: [&str; 13] = [
-    "maxmemory",
-    "hll-sparse-max-bytes",
-    "proto-max-bulk-len",
-    "client-query-buffer-limit",
-    "active-defrag-ignore-bytes",
-    "repl-backlog-size",
-    "auto-aof-rewrite-min-size",
-    "hash-max-listpack-value",
-    "zset-max-listpack-value",
-    "stream-node-max-bytes",
-    "maxmemory-clients",
-    "hash-max-ziplist-value",
-    "zset-max-ziplist-value",
-];
-
-const POLICIES: [&str; 8] = [
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "noeviction",
-];
-
-/// `latency-tracking-info-percentiles`: numbers between 0 and 100
-/// separated by spaces, with Redis' errors.
-fn parse_percentiles(v: &str) -> Result<Vec<f64>, &'static str> {
-    v.split_ascii_whitespace()
-        .map(|w| {
-            let p = crate::num::parse_float(w.as_bytes())
-                .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
-            if (0.0..=100.0).contains(&p) {
-                Ok(p)
-            } else {
-                Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
-            }
-        })
-        .collect()
-}
-
-/// Redis' `%f` then `trimDoubleString`: `50`, `99.9`, `1.5`.
-fn trim_double(p: f64) -> String {
-    let s = format!("{p:.6}");
-    let s = s.trim_end_matches('0');
-    s.trim_end_matches('.').to_owned()
-}
-
-/// Redis' `memtoull`: digits with an optional k/kb/m/mb/g/gb unit.
-fn parse_memory(v: &str) -> Option<u64> {
-    let lower = v.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit() && c != '-')
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(split);
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1_000_000,
-        "mb" => 1 << 20,
-        "g" => 1_000_000_000,
-        "gb" => 1 << 30,
-        _ => return None,
-    };
-    num.parse::<u64>().ok()?.checked_mul(mul)
-}
-
-/// Checks a CONFIG SET value against the parameter's kind (guessed from
-/// its name and default) and returns the form CONFIG GET reports.
-fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static str> {
-    let v = String::from_utf8_lossy(value).into_owned();
-    if MEMORY.contains(&name) {
-        return parse_memory(&v)
-            .map(|n| n.to_string())
-            .ok_or("argument must be a memory value");
-    }
-    if name == "notify-keyspace-events" {
-        return crate::notify::parse_classes(value)
-            .map(crate::notify::classes_to_string)
-            .ok_or(crate::notify::BAD_CLASS);
-    }
-    if name == "latency-tracking-info-percentiles" {
-        return parse_percentiles(&v).map(|ps| {
-            ps.iter()
-                .map(|p| trim_double(*p))
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-    }
-    if name == "maxmemory-policy" {
-        let l = v.to_ascii_lowercase();
-        return if POLICIES.contains(&l.as_str()) {
-            Ok(l)
-        } else {
-            Err(
-                "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
-            )
-        };
-    }
-    if name == "lfu-log-factor" || name == "lfu-decay-time" {
-        let n = v
-            .parse::<i64>()
-            .map_err(|_| "argument couldn't be parsed into an integer")?;
-        return if (0..=i64::from(i32::MAX)).contains(&n) {
-            Ok(n.to_string())
-        } else {
-            Err("argument must be between 0 and 2147483647 inclusive")
-        };
-    }
-    if default == "yes" || default == "no" {
-        let l = v.to_ascii_lowercase();
-        return if l == "yes" || l == "no" {
-            Ok(l)
-        } else {
-            Err("argument must be 'yes' or 'no'")
-        };
-    }
-    if default.parse::<i64>().is_ok() {
-        return v
-            .parse::<i64>()
-            .map(|n| n.to_string())
-            .map_err(|_| "argument couldn't be parsed into an integer");
-    }
-    Ok(v)
-}
 
 /// DEBUG: the subcommands tests and tools use.
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
