@@ -43,6 +43,7 @@ mod glob;
 mod hashed;
 mod hll;
 mod keyspace;
+mod limits;
 mod memory;
 mod monitor;
 mod notify;

@@ -88,6 +88,53 @@ pub fn encode(frame: &Frame, proto: Protocol, dst: &mut BytesMut) {
     }
 }
 
+/// [`encode`], asking `full` after each element of a top-level aggregate
+/// whether the output has grown too much: when it answers `true` the rest
+/// is not encoded and `false` is returned (the output then ends mid-reply,
+/// and the caller closes the connection, as Redis closes a client over its
+/// output buffer limit). A reply of a million elements is thus cut off at
+/// the limit instead of being encoded whole first.
+pub(crate) fn encode_until(
+    frame: &Frame,
+    proto: Protocol,
+    dst: &mut BytesMut,
+    full: &mut dyn FnMut(&BytesMut) -> bool,
+) -> bool {
+    let resp3 = proto == Protocol::Resp3;
+    let (tag, items) = match frame {
+        Frame::Array(items) => (b'*', items),
+        Frame::Set(items) => (if resp3 { b'~' } else { b'*' }, items),
+        Frame::Push(items) => (if resp3 { b'>' } else { b'*' }, items),
+        Frame::Map(pairs) => {
+            if resp3 {
+                header(dst, b'%', pairs.len());
+            } else {
+                header(dst, b'*', pairs.len().saturating_mul(2));
+            }
+            for (k, v) in pairs {
+                encode(k, proto, dst);
+                encode(v, proto, dst);
+                if full(dst) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        other => {
+            encode(other, proto, dst);
+            return !full(dst);
+        }
+    };
+    header(dst, tag, items.len());
+    for f in items {
+        encode(f, proto, dst);
+        if full(dst) {
+            return false;
+        }
+    }
+    true
+}
+
 impl Frame {
     /// The frame a RESP2 client decodes from this frame's RESP2 encoding.
     ///

@@ -59,7 +59,7 @@ pub use crate::counted::{CountedStats, CountedSystem, counted_system};
 pub use crate::jemalloc::JemallocStats;
 
 pub use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, ProtectedAction},
     server::{Server, ServerBuilder, ServerHandle, StartError},
     shutdown::{ShutdownError, ShutdownOptions, Signal, SignalAction},
 };

@@ -244,6 +244,7 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let conn = ctx.session().conn.clone();
     let ks = ctx.keyspace();
     match subcommand("config", args, CONFIG_SUBS) {
         Err(e) => e,
@@ -261,7 +262,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             Frame::Map(out)
         }
-        Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
+        Ok("set") => config_set(ks, conn.as_ref(), args.get(2..).unwrap_or_default()),
         Ok("rewrite") => err("ERR The server is running without a config file"),
         Ok("resetstat") => {
             ks.inner.stats.reset();
@@ -295,8 +296,8 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
-fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
-    let reply = config_set_all(ks, pairs);
+fn config_set(ks: &Keyspace, conn: Option<&cairn_resp::ConnInfo>, pairs: &[Bytes]) -> Frame {
+    let reply = config_set_all(ks, conn, pairs);
     // A refused CONFIG SET makes Redis restore each parameter from its
     // `CONFIG GET` form, which for `notify-keyspace-events` drops an `n`
     // hidden by `A`: done here too, so the classes in effect stay Redis'.
@@ -315,7 +316,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     reply
 }
 
-fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+fn config_set_all(ks: &Keyspace, conn: Option<&cairn_resp::ConnInfo>, pairs: &[Bytes]) -> Frame {
     use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'config|set' command");
@@ -340,6 +341,15 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
         }
         if IMMUTABLE.contains(&name.as_str()) {
             return failed("can't set immutable config");
+        }
+        if crate::limits::PROTECTED_CONFIGS.contains(&name.as_str())
+            && !ks
+                .config_param("enable-protected-configs")
+                .and_then(|v| crate::limits::Protected::parse(&v))
+                .unwrap_or(crate::limits::Protected::No)
+                .allows(conn)
+        {
+            return failed("can't set protected config");
         }
         if name == "notify-keyspace-events" {
             // The flags, not their display form: with `A`, an `n` is not
@@ -711,7 +721,7 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// Parameters Redis 7.0 refuses to change at runtime.
-const IMMUTABLE: [&str; 22] = [
+const IMMUTABLE: [&str; 25] = [
     "databases",
     "daemonize",
     "supervised",
@@ -734,6 +744,9 @@ const IMMUTABLE: [&str; 22] = [
     "appenddirname",
     "disable-thp",
     "tcp-backlog",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
 ];
 
 /// Parameters holding a memory amount (`10mb` is accepted, stored as bytes).
@@ -811,6 +824,18 @@ fn parse_memory(v: &str) -> Option<u64> {
 /// its name and default) and returns the form CONFIG GET reports.
 fn normalize(name: &str, default: &str, value: &[u8]) -> Result<String, &'static str> {
     let v = String::from_utf8_lossy(value).into_owned();
+    if name == "client-output-buffer-limit" {
+        return crate::limits::normalize_output_limits(default, &v);
+    }
+    if name == "proto-max-bulk-len" || name == "client-query-buffer-limit" {
+        return match parse_memory(&v) {
+            None => Err("argument must be a memory value"),
+            Some(n) if n < crate::limits::MIN_INPUT_LIMIT || i64::try_from(n).is_err() => {
+                Err("argument must be between 1048576 and 9223372036854775807 inclusive")
+            }
+            Some(n) => Ok(n.to_string()),
+        };
+    }
     if MEMORY.contains(&name) {
         return parse_memory(&v)
             .map(|n| n.to_string())

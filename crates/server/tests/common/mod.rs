@@ -340,6 +340,8 @@ impl Binary {
     pub fn start(args: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-server"))
             .args(["--port", "0"])
+            // As Redis' own suite starts redis-server: tests use DEBUG.
+            .args(["--enable-debug-command", "yes"])
             .args(args)
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::null())
