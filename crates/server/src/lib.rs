@@ -39,6 +39,7 @@
 
 pub mod config;
 mod counted;
+mod fdlimit;
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 mod jemalloc;
 mod server;

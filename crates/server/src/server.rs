@@ -38,6 +38,17 @@ pub enum StartError {
     /// The data directory could not be opened or restored from.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The open-file limit cannot even hold the reserved descriptors
+    /// (Redis exits with the same complaint).
+    #[error(
+        "Your current 'ulimit -n' of {have} is not enough for the server to start. Please increase your open file limit to at least {need}."
+    )]
+    OpenFiles {
+        /// The soft `RLIMIT_NOFILE` found.
+        have: u64,
+        /// What `maxclients` needs (`maxclients` + 32).
+        need: u64,
+    },
     /// The Unix socket could not be created (or its mode set).
     #[error("cannot listen on the Unix socket {path}: {source}")]
     BindUnix {
@@ -272,8 +283,16 @@ impl Server {
     /// (locked by another process, unreadable), a restore refused by
     /// `on_corrupt`, or a port that cannot be bound.
     pub async fn start(self) -> Result<ServerHandle, StartError> {
-        let config = self.config;
+        let mut config = self.config;
         config.validate()?;
+        // Redis' adjustOpenFilesLimit, before anything opens files.
+        match crate::fdlimit::adjust(config.max_clients) {
+            crate::fdlimit::Adjusted::Fits => {}
+            crate::fdlimit::Adjusted::Lowered(n) => config.max_clients = n,
+            crate::fdlimit::Adjusted::TooLow { have, need } => {
+                return Err(StartError::OpenFiles { have, need });
+            }
+        }
         let persistence = Persistence::open(&config.persist_config())?;
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let shutdown_state = Arc::new(ShutdownState::default());
@@ -291,6 +310,7 @@ impl Server {
             )
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
+            .extension(Arc::new(crate::fdlimit::MaxClients))
             .extension(scripting.clone())
             .config_param("enable-debug-command", config.enable_debug_command.as_str())
             .config_param(
