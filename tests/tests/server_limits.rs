@@ -291,6 +291,11 @@ async fn protected_configs_need_enable_protected_configs() -> anyhow::Result<()>
         !error_text(&r).contains("protected config"),
         "a loopback client may set it with `local`: {r:?}"
     );
+    // Allowed, `dir` still cannot move under a running server: said so.
+    assert_eq!(
+        error_text(&c.call(&["CONFIG", "SET", "dir", "/tmp"]).await?),
+        "ERR CONFIG SET failed (possibly related to argument 'dir') - cairn cannot move its data directory while running; set --data-dir and restart"
+    );
     handle.shutdown_with(ShutdownOptions::nosave()).await?;
     Ok(())
 }

@@ -277,6 +277,31 @@ fn trim_fraction(s: &mut String) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn encode_until_stops_after_the_element_that_fills_the_output() {
+        let big = Frame::Array((0..100).map(|_| Frame::bulk("0123456789")).collect());
+        let mut whole = BytesMut::new();
+        encode(&big, Protocol::Resp2, &mut whole);
+        let mut same = BytesMut::new();
+        assert!(encode_until(&big, Protocol::Resp2, &mut same, &mut |_| {
+            false
+        }));
+        assert_eq!(same, whole);
+        // `$10\r\n0123456789\r\n` is 17 bytes after a 6-byte header.
+        let mut cut = BytesMut::new();
+        assert!(!encode_until(&big, Protocol::Resp2, &mut cut, &mut |o| o
+            .len()
+            >= 40));
+        assert_eq!(cut.len(), 6 + 2 * 17);
+        assert_eq!(&cut[..], &whole[..cut.len()]);
+        let map = Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1)); 10]);
+        let mut m = BytesMut::new();
+        assert!(!encode_until(&map, Protocol::Resp3, &mut m, &mut |o| o
+            .len()
+            >= 10));
+        assert_eq!(&m[..], b"%10\r\n$1\r\na\r\n:1\r\n");
+    }
+
     /// Replies observed from redis-server 7.0.15 for `ZADD z <input> m`
     /// then `ZSCORE z m`, and for `INCRBYFLOAT f <input>` from 0.
     #[test]

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::encode::{encode, encode_until};
 use crate::frame::Frame;
 use crate::parse::{CommandDecoder, Limits};
-use crate::service::{Addr, ConnInfo, Event, Outcome, Pending, Service, Session};
+use crate::service::{Addr, ConnInfo, Event, Outcome, OutputLimit, Pending, Service, Session};
 
 /// Redis' reply to a connection over `maxclients`.
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -672,7 +672,7 @@ impl<T: Session> Connection<T> {
                 out.len() >= limit.hard
             });
         }
-        self.check_output();
+        self.check_output_against(limit);
     }
 
     /// Redis' `checkClientOutputBufferLimits` and
@@ -680,10 +680,14 @@ impl<T: Session> Connection<T> {
     /// added: over the hard limit, or over the soft one for longer than its
     /// seconds, the client is closed without writing the rest.
     fn check_output(&mut self) {
+        let limit = self.session.0.output_limit();
+        self.check_output_against(limit);
+    }
+
+    fn check_output_against(&mut self, limit: OutputLimit) {
         if self.killed {
             return;
         }
-        let limit = self.session.0.output_limit();
         let used = self.output.len();
         let hard = limit.hard > 0 && used >= limit.hard;
         let soft = if limit.soft > 0 && used >= limit.soft {
@@ -724,7 +728,11 @@ impl<T: Session> Connection<T> {
     /// Pushes the session wants written right after a reply.
     fn write_after_reply(&mut self) {
         let proto = self.session.0.protocol();
-        for f in self.session.0.after_reply() {
+        let pushes = self.session.0.after_reply();
+        if pushes.is_empty() {
+            return;
+        }
+        for f in pushes {
             encode(&f, proto, &mut self.output);
         }
         self.check_output();
