@@ -509,6 +509,78 @@ async fn subscriber_that_never_reads_is_disconnected() -> anyhow::Result<()> {
     cairn.shutdown().await
 }
 
+/// `CLIENT LIST`'s `omem` shows the output waiting for a subscriber that
+/// does not read, on both servers, and cairn's INFO
+/// `client_recent_max_output_buffer` too.
+#[tokio::test]
+async fn unsent_output_is_reported() -> anyhow::Result<()> {
+    fn field(text: &str, name: &str) -> Option<u64> {
+        text.split(|c: char| c.is_whitespace())
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix(|c| c == '=' || c == ':'))
+            .and_then(|v| v.parse().ok())
+    }
+    async fn holds(addr: SocketAddr, who: &str) -> anyhow::Result<()> {
+        let mut admin = Conn::connect(addr).await?;
+        admin
+            .call(&[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 0 0 0",
+            ])
+            .await?;
+        let mut sub = tokio::net::TcpStream::connect(addr).await?;
+        sub.write_all(b"SUBSCRIBE pending\r\n").await?;
+        let mut confirm = [0u8; 35];
+        sub.read_exact(&mut confirm).await?;
+        let payload = vec![b'p'; 4096];
+        let mut omem = 0;
+        for i in 0..20_000 {
+            admin.call(&[&b"PUBLISH"[..], b"pending", &payload]).await?;
+            if i % 100 == 99 {
+                let list = admin.call(&["CLIENT", "LIST"]).await?;
+                let list =
+                    String::from_utf8_lossy(list.as_bytes().unwrap_or_default()).into_owned();
+                let line = list
+                    .lines()
+                    .find(|l| l.contains(" sub=1 "))
+                    .unwrap_or_default();
+                omem = field(line, "omem").unwrap_or(0);
+                if omem > 0 {
+                    break;
+                }
+            }
+        }
+        ensure!(omem > 0, "{who}: omem stayed 0");
+        let info = admin.call(&["INFO", "clients"]).await?;
+        let info = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+        let peak = field(&info, "client_recent_max_output_buffer");
+        // Redis samples it in its clients cron (a peak over recent
+        // seconds), so it may still read 0 there; cairn reads it live.
+        ensure!(peak.is_some(), "{who}: {info}");
+        if who == "cairn" {
+            ensure!(peak.is_some_and(|p| p > 0), "{who}: {info}");
+        }
+        drop(sub);
+        admin
+            .call(&[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 32mb 8mb 60",
+            ])
+            .await?;
+        println!("{who}: a subscriber that does not read shows omem={omem}");
+        Ok(())
+    }
+    if let Some(oracle) = RedisOracle::start_or_skip("omem")? {
+        holds(oracle.addr(), "redis").await?;
+    }
+    let cairn = CairnServer::start().await?;
+    holds(cairn.addr(), "cairn").await?;
+    cairn.shutdown().await
+}
+
 /// A reply that would exceed memory (`SRANDMEMBER k -16777216` on a set of
 /// 10 KB members: 160 GB) is cut off at the normal class' hard limit: the
 /// client is closed having received at most about the limit, and the

@@ -558,9 +558,17 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     }
     let tracking = ks.engine().counters.notify.info();
     if want("clients") {
+        // The largest unparsed input and unsent output of the connected
+        // clients now (Redis keeps the peak of the last few seconds).
+        let (qbuf, omem) = ks.inner.clients.all().iter().fold((0, 0), |(q, o), c| {
+            (
+                c.qbuf.load(Ordering::Relaxed).max(q),
+                c.omem.load(Ordering::Relaxed).max(o),
+            )
+        });
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{qbuf}\r\nclient_recent_max_output_buffer:{omem}\r\n\r\n",
             ks.connected_clients(),
             ks.blocked_clients(),
             tracking.clients,
