@@ -630,6 +630,40 @@ mod tests {
     }
 
     #[test]
+    fn unix_socket_and_protected_actions_come_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(
+            &file,
+            "[server]\nunixsocket = \"/run/c.sock\"\nunixsocketperm = \"770\"\nenable_debug_command = \"local\"\n",
+        )
+        .unwrap();
+        let c = args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--enable-protected-configs",
+            "yes",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.unixsocket, Some(PathBuf::from("/run/c.sock")));
+        assert_eq!(c.unixsocketperm, 0o770);
+        assert_eq!(c.enable_debug_command, ProtectedAction::Local);
+        assert_eq!(c.enable_protected_configs, ProtectedAction::Yes);
+        let c = args(&["--unixsocketperm", "700", "--enable-debug-command", "no"])
+            .into_config()
+            .unwrap();
+        assert_eq!(c.unixsocketperm, 0o700);
+        assert_eq!(c.enable_debug_command, ProtectedAction::No);
+        assert!(Args::try_parse_from(["cairn-server", "--unixsocketperm", "9"]).is_err());
+        assert!(Args::try_parse_from(["cairn-server", "--enable-debug-command", "maybe"]).is_err());
+        assert!(args(&["--unixsocketperm", "17777"]).into_config().is_err());
+        let d = Config::default();
+        assert_eq!(d.enable_debug_command, ProtectedAction::No);
+        assert_eq!(d.unixsocket, None);
+    }
+
+    #[test]
     fn booleans_accept_the_usual_spellings() {
         let c = args(&["--persistence", "false", "--snapshot-on-shutdown", "no"])
             .into_config()
