@@ -33,7 +33,7 @@ pub(crate) enum Adjusted {
 pub(crate) fn adjust(maxclients: usize) -> Adjusted {
     use rlimit::Resource;
     let maxfiles = (maxclients as u64).saturating_add(RESERVED_FDS);
-    let (old, _hard) = match rlimit::getrlimit(Resource::NOFILE) {
+    let (old, hard) = match rlimit::getrlimit(Resource::NOFILE) {
         Ok(l) => l,
         Err(e) => {
             warn!(
@@ -46,11 +46,13 @@ pub(crate) fn adjust(maxclients: usize) -> Adjusted {
         return Adjusted::Fits;
     }
     // The highest limit up to `maxfiles` the system grants, trying in
-    // steps of 16 as Redis does.
+    // steps of 16 as Redis does. Redis sets the hard limit to the same
+    // value, lowering it when it was higher; cairn may run inside another
+    // program (the embedding API), so a higher hard limit is kept.
     let mut best = maxfiles;
     let mut error = None;
     while best > old {
-        match rlimit::setrlimit(Resource::NOFILE, best, best) {
+        match rlimit::setrlimit(Resource::NOFILE, best, hard.max(best)) {
             Ok(()) => break,
             Err(e) => error = Some(e),
         }
