@@ -24,6 +24,8 @@ impl CairnServer {
     pub async fn start() -> anyhow::Result<CairnServer> {
         let dir = tempfile::tempdir().context("temporary data directory")?;
         let handle = Server::builder()
+            // As Redis' own suite starts redis-server: the suites use DEBUG.
+            .enable_debug_command(cairn_server::ProtectedAction::Yes)
             .port(0)
             .persistence(false)
             .data_dir(dir.path())

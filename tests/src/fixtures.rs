@@ -263,6 +263,8 @@ impl Ctx {
     /// snapshots they need, or set an interval themselves).
     pub fn builder(&self, data_dir: &Path) -> ServerBuilder {
         Server::builder()
+            // As Redis' own suite starts redis-server: the suites use DEBUG.
+            .enable_debug_command(cairn_server::ProtectedAction::Yes)
             .port(0)
             .data_dir(data_dir)
             .persistence(true)

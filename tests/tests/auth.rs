@@ -342,6 +342,7 @@ async fn protected_mode_refuses_remote_peers_without_a_password() -> anyhow::Res
     };
     let dir = tempfile::tempdir()?;
     let server = cairn_server::Server::builder()
+        .enable_debug_command(cairn_server::ProtectedAction::Yes)
         .bind(std::net::IpAddr::from([0, 0, 0, 0]))
         .port(0)
         .persistence(false)

@@ -166,6 +166,7 @@ async fn start_with(config: Config) -> Target {
     };
     let handle = Server::builder()
         .config(config)
+        .enable_debug_command(cairn_server::ProtectedAction::Yes)
         .build()
         .start()
         .await

@@ -307,6 +307,7 @@ async fn max_clients_exceeded_is_refused() {
             };
             let handle = Server::builder()
                 .config(config)
+                .enable_debug_command(cairn_server::ProtectedAction::Yes)
                 .build()
                 .start()
                 .await

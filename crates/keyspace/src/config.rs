@@ -169,8 +169,8 @@ const NO_CLUSTER: &str =
 const NO_TLS: &str = "no TLS listener in cairn (use a TLS-terminating proxy)";
 const NO_DEFRAG: &str = "no active defragmentation in cairn";
 const NO_LAZYFREE: &str = "cairn frees deleted values synchronously (UNLINK as DEL), so moving frees to a background thread is not available";
-const IN_EVICT: &str = "enforced by eviction (in progress on h-evict)";
-const IN_LIMITS: &str = "in progress on h-limits";
+const EVICTION: &str = "enforced as Redis 7.0: -OOM under noeviction, sampled eviction under the other policies (operations.md, Memory limit)";
+const CLIENT_LIMITS: &str = "takes effect as in Redis (operations.md: Unix socket, DEBUG and protected configs, client buffer limits)";
 const ENCODING: &str = "conversion threshold of small collections, as Redis";
 const PROTECTION: &[&str] = &["no", "yes", "local"];
 
@@ -343,14 +343,14 @@ pub static PARAMS: &[Param] = &[
         Special,
         Mutable,
         Effective,
-        IN_LIMITS,
+        CLIENT_LIMITS,
     ),
     p(
         "client-query-buffer-limit",
         umem(1 << 20, LONG_MAX),
         Mutable,
         Effective,
-        IN_LIMITS,
+        CLIENT_LIMITS,
     ),
     p(
         "cluster-allow-pubsubshard-when-down",
@@ -526,21 +526,21 @@ pub static PARAMS: &[Param] = &[
         Enum(PROTECTION),
         Immutable,
         Effective,
-        IN_LIMITS,
+        CLIENT_LIMITS,
     ),
     p(
         "enable-module-command",
         Enum(PROTECTION),
         Immutable,
         Effective,
-        IN_LIMITS,
+        CLIENT_LIMITS,
     ),
     p(
         "enable-protected-configs",
         Enum(PROTECTION),
         Immutable,
         Effective,
-        IN_LIMITS,
+        CLIENT_LIMITS,
     ),
     p(
         "hash-max-listpack-entries",
@@ -707,14 +707,14 @@ pub static PARAMS: &[Param] = &[
         int(1, UINT_MAX),
         Mutable,
         Effective,
-        "new connections beyond it are refused",
+        "new connections beyond it are refused; checked against the open-file limit at start and on CONFIG SET, as Redis' adjustOpenFilesLimit",
     ),
     p(
         "maxmemory",
         umem(0, ULLONG_MAX),
         Mutable,
         Effective,
-        IN_EVICT,
+        EVICTION,
     ),
     p(
         "maxmemory-clients",
@@ -728,7 +728,7 @@ pub static PARAMS: &[Param] = &[
         int(0, 100),
         Mutable,
         Effective,
-        IN_EVICT,
+        EVICTION,
     ),
     p(
         "maxmemory-policy",
@@ -744,14 +744,14 @@ pub static PARAMS: &[Param] = &[
         ]),
         Mutable,
         Effective,
-        IN_EVICT,
+        EVICTION,
     ),
     p(
         "maxmemory-samples",
         int(1, INT_MAX),
         Mutable,
         Effective,
-        IN_EVICT,
+        EVICTION,
     ),
     p(
         "min-replicas-max-lag",
@@ -1174,8 +1174,8 @@ pub static PARAMS: &[Param] = &[
         Effective,
         "client-side caching's table",
     ),
-    p("unixsocket", Str, Immutable, Effective, IN_LIMITS),
-    p("unixsocketperm", Octal, Immutable, Effective, IN_LIMITS),
+    p("unixsocket", Str, Immutable, Effective, CLIENT_LIMITS),
+    p("unixsocketperm", Octal, Immutable, Effective, CLIENT_LIMITS),
     p(
         "zset-max-listpack-entries",
         int(0, LONG_MAX),

@@ -200,6 +200,15 @@ impl KeyspaceBuilder {
                 protected_mode: AtomicBool::new(
                     params.get("protected-mode").is_none_or(|v| v == "yes"),
                 ),
+                output_limits: crate::limits::OutputLimits::new(
+                    params
+                        .get("client-output-buffer-limit")
+                        .map_or("", String::as_str),
+                ),
+                input_limits: crate::limits::InputLimits::new(
+                    params.get("client-query-buffer-limit"),
+                    params.get("proto-max-bulk-len"),
+                ),
                 extensions: self.extensions,
                 params: RwLock::new(params),
                 config_set_serial: parking_lot::Mutex::new(()),
@@ -274,6 +283,10 @@ pub(crate) struct Inner {
     /// `protected-mode`: refuse non-loopback peers while the default user
     /// has no password.
     pub(crate) protected_mode: AtomicBool,
+    /// `client-output-buffer-limit`, asked whenever a connection's output grows.
+    pub(crate) output_limits: crate::limits::OutputLimits,
+    /// `client-query-buffer-limit` and `proto-max-bulk-len`, asked on every read.
+    pub(crate) input_limits: crate::limits::InputLimits,
     pub(crate) extensions: Vec<Arc<dyn Extension>>,
     pub(crate) params: RwLock<BTreeMap<String, String>>,
     /// Held through a whole `CONFIG SET`, notifications to the extensions
@@ -821,6 +834,18 @@ impl Keyspace {
                 .inner
                 .protected_mode
                 .store(value == "yes", Ordering::Relaxed),
+            "client-output-buffer-limit" => self.inner.output_limits.apply(value),
+            "client-query-buffer-limit" => {
+                if let Some(n) = int().and_then(|n| usize::try_from(n).ok()) {
+                    let limits = &self.inner.input_limits;
+                    limits.query_buffer.store(n, Ordering::Relaxed);
+                }
+            }
+            "proto-max-bulk-len" => {
+                if let Some(n) = int().and_then(|n| usize::try_from(n).ok()) {
+                    self.inner.input_limits.bulk_len.store(n, Ordering::Relaxed);
+                }
+            }
             "latency-monitor-threshold" => {
                 if let Some(n) = int() {
                     self.inner.latency.threshold.store(n, Ordering::Relaxed);
@@ -950,7 +975,11 @@ impl Service for Keyspace {
 
     fn refuse(&self, conn: &ConnInfo) -> Option<Bytes> {
         let protect = self.inner.protected_mode.load(Ordering::Relaxed) && self.inner.auth.nopass();
-        (protect && !conn.peer.ip().to_canonical().is_loopback())
-            .then(|| Bytes::from_static(PROTECTED_MODE_DENIED))
+        let outside = match &conn.peer {
+            // Unix socket clients are always local.
+            cairn_resp::Addr::Unix(_) => false,
+            cairn_resp::Addr::Tcp(a) => !a.ip().to_canonical().is_loopback(),
+        };
+        (protect && outside).then(|| Bytes::from_static(PROTECTED_MODE_DENIED))
     }
 }

@@ -45,6 +45,7 @@ mod glob;
 mod hashed;
 mod hll;
 mod keyspace;
+mod limits;
 mod memory;
 mod monitor;
 mod notify;

@@ -8,7 +8,7 @@
 //! of its subscription to it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -157,6 +157,10 @@ pub(crate) struct Client {
     pub(crate) events: UnboundedSender<Event>,
     pub(crate) created: Instant,
     pub(crate) view: Mutex<ClientView>,
+    /// The connection's unparsed input and unsent output in bytes, as it
+    /// last reported them (`CLIENT LIST`'s `qbuf` and `omem`).
+    pub(crate) qbuf: AtomicUsize,
+    pub(crate) omem: AtomicUsize,
 }
 
 /// Every open session, by id.
@@ -192,6 +196,8 @@ impl Clients {
                 no_evict: false,
                 no_touch: false,
             }),
+            qbuf: AtomicUsize::new(0),
+            omem: AtomicUsize::new(0),
         });
         self.received.fetch_add(1, Ordering::Relaxed);
         self.map.lock().insert(id, c.clone());

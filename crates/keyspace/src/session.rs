@@ -309,6 +309,11 @@ impl Session {
                 }
             }
         }
+        // Redis checks `CMD_PROTECTED` commands right after the arity,
+        // before authentication.
+        if spec.name == "debug" && !debug_allowed(ks, state) {
+            return refuse(ks, state, spec.name, slot, err(DEBUG_REFUSED));
+        }
         if !state.authenticated && !spec.flags.contains(Flags::NO_AUTH) && ks.inner.auth.required()
         {
             return refuse(
@@ -885,6 +890,19 @@ fn monitor(ks: &Keyspace, state: &SessionState, cmd: &Command, args: &[Bytes], n
     log.push(&redacted(args), micros, peer, name);
 }
 
+/// Redis 7.0's refusal of DEBUG under `enable-debug-command`.
+const DEBUG_REFUSED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// Whether `enable-debug-command` lets this client run DEBUG (the setting
+/// is immutable, so it is read only when DEBUG is called).
+fn debug_allowed(ks: &Keyspace, state: &SessionState) -> bool {
+    let policy = ks
+        .config_param("enable-debug-command")
+        .and_then(|v| crate::limits::Protected::parse(&v))
+        .unwrap_or(crate::limits::Protected::No);
+    policy.allows(state.conn.as_ref())
+}
+
 /// Commands MONITOR shows before they run.
 const SCRIPT_COMMANDS: [&str; 6] = [
     "eval",
@@ -899,7 +917,10 @@ const SCRIPT_COMMANDS: [&str; 6] = [
 /// for a script's commands.
 fn feed_monitors(ks: &Keyspace, state: &SessionState, args: &[Bytes]) {
     let origin = match &state.conn {
-        Some(c) if !state.lua => format!("{} {}", state.db, c.peer),
+        Some(c) if !state.lua => match &c.peer {
+            cairn_resp::Addr::Unix(path) => format!("{} unix:{path}", state.db),
+            peer => format!("{} {peer}", state.db),
+        },
         _ => format!("{} lua", state.db),
     };
     ks.inner.monitors.feed(&origin, &redacted(args));
@@ -1063,6 +1084,53 @@ impl cairn_resp::Session for Session {
             .inner
             .stats
             .net(self.state.id, input as u64, output as u64);
+    }
+
+    fn query_buffer_limit(&self) -> Option<usize> {
+        let l = &self.ks.inner.input_limits;
+        Some(l.query_buffer.load(Ordering::Relaxed))
+    }
+
+    fn max_bulk_len(&self) -> Option<usize> {
+        Some(self.ks.inner.input_limits.bulk_len.load(Ordering::Relaxed))
+    }
+
+    /// Redis' `getClientType`: a client with subscriptions is of the
+    /// pub/sub class, any other (MONITOR included) normal.
+    fn output_limit(&self) -> cairn_resp::OutputLimit {
+        let class = if self.state.subscriptions() > 0 {
+            crate::limits::ClientClass::Pubsub
+        } else {
+            crate::limits::ClientClass::Normal
+        };
+        self.ks.inner.output_limits.get(class)
+    }
+
+    fn describe(&self) -> String {
+        let (addr, laddr) = self
+            .state
+            .conn
+            .as_ref()
+            .map(|c| (c.peer.to_string(), c.local.to_string()))
+            .unwrap_or_default();
+        let name = self
+            .state
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        format!(
+            "id={} addr={addr} laddr={laddr} name={name} db={} sub={} psub={}",
+            self.state.id,
+            self.state.db,
+            self.state.channels.len(),
+            self.state.patterns.len()
+        )
+    }
+
+    fn buffers(&mut self, qbuf: usize, omem: usize) {
+        self.client.qbuf.store(qbuf, Ordering::Relaxed);
+        self.client.omem.store(omem, Ordering::Relaxed);
     }
 
     fn closed(&mut self) {

@@ -97,9 +97,13 @@ impl Extension for PersistenceCommands {
                     .map_err(|_| "Invalid save parameters".to_string()),
             ),
             // The directory holds the LOCK and the generations: moving it
-            // under a running server is not supported (Redis 7 refuses it
-            // too unless enable-protected-configs is set).
-            "dir" => Some(Err("can't set protected config".to_string())),
+            // under a running server is not supported. Without
+            // `enable-protected-configs` the keyspace refuses it first,
+            // with Redis' "can't set protected config".
+            "dir" => Some(Err(
+                "cairn cannot move its data directory while running; set --data-dir and restart"
+                    .to_string(),
+            )),
             // There is no AOF: `appendonly` stays `no` so that tools reading
             // it are not told the data is logged.
             "appendonly" if value != b"no" => Some(Err(

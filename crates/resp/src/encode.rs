@@ -88,6 +88,53 @@ pub fn encode(frame: &Frame, proto: Protocol, dst: &mut BytesMut) {
     }
 }
 
+/// [`encode`], asking `full` after each element of a top-level aggregate
+/// whether the output has grown too much: when it answers `true` the rest
+/// is not encoded and `false` is returned (the output then ends mid-reply,
+/// and the caller closes the connection, as Redis closes a client over its
+/// output buffer limit). A reply of a million elements is thus cut off at
+/// the limit instead of being encoded whole first.
+pub(crate) fn encode_until(
+    frame: &Frame,
+    proto: Protocol,
+    dst: &mut BytesMut,
+    full: &mut dyn FnMut(&BytesMut) -> bool,
+) -> bool {
+    let resp3 = proto == Protocol::Resp3;
+    let (tag, items) = match frame {
+        Frame::Array(items) => (b'*', items),
+        Frame::Set(items) => (if resp3 { b'~' } else { b'*' }, items),
+        Frame::Push(items) => (if resp3 { b'>' } else { b'*' }, items),
+        Frame::Map(pairs) => {
+            if resp3 {
+                header(dst, b'%', pairs.len());
+            } else {
+                header(dst, b'*', pairs.len().saturating_mul(2));
+            }
+            for (k, v) in pairs {
+                encode(k, proto, dst);
+                encode(v, proto, dst);
+                if full(dst) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        other => {
+            encode(other, proto, dst);
+            return !full(dst);
+        }
+    };
+    header(dst, tag, items.len());
+    for f in items {
+        encode(f, proto, dst);
+        if full(dst) {
+            return false;
+        }
+    }
+    true
+}
+
 impl Frame {
     /// The frame a RESP2 client decodes from this frame's RESP2 encoding.
     ///
@@ -229,6 +276,31 @@ fn trim_fraction(s: &mut String) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_until_stops_after_the_element_that_fills_the_output() {
+        let big = Frame::Array((0..100).map(|_| Frame::bulk("0123456789")).collect());
+        let mut whole = BytesMut::new();
+        encode(&big, Protocol::Resp2, &mut whole);
+        let mut same = BytesMut::new();
+        assert!(encode_until(&big, Protocol::Resp2, &mut same, &mut |_| {
+            false
+        }));
+        assert_eq!(same, whole);
+        // `$10\r\n0123456789\r\n` is 17 bytes after a 6-byte header.
+        let mut cut = BytesMut::new();
+        assert!(!encode_until(&big, Protocol::Resp2, &mut cut, &mut |o| o
+            .len()
+            >= 40));
+        assert_eq!(cut.len(), 6 + 2 * 17);
+        assert_eq!(&cut[..], &whole[..cut.len()]);
+        let map = Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1)); 10]);
+        let mut m = BytesMut::new();
+        assert!(!encode_until(&map, Protocol::Resp3, &mut m, &mut |o| o
+            .len()
+            >= 10));
+        assert_eq!(&m[..], b"%10\r\n$1\r\na\r\n:1\r\n");
+    }
 
     /// Replies observed from redis-server 7.0.15 for `ZADD z <input> m`
     /// then `ZSCORE z m`, and for `INCRBYFLOAT f <input>` from 0.

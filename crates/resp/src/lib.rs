@@ -51,6 +51,6 @@ pub use crate::{
     error::ProtocolError,
     frame::{Frame, Protocol},
     parse::{CommandDecoder, Limits, parse_command, parse_frame},
-    server::{ServerConfig, run},
-    service::{ConnInfo, Event, Outcome, Pending, Service, Session},
+    server::{Listener, ServerConfig, run, run_listeners},
+    service::{Addr, ConnInfo, Event, Outcome, OutputLimit, Pending, Service, Session},
 };

@@ -9,18 +9,23 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::encode::encode;
+use crate::encode::{encode, encode_until};
 use crate::frame::Frame;
 use crate::parse::{CommandDecoder, Limits};
-use crate::service::{ConnInfo, Event, Outcome, Pending, Service, Session};
+use crate::service::{Addr, ConnInfo, Event, Outcome, OutputLimit, Pending, Service, Session};
 
 /// Redis' reply to a connection over `maxclients`.
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -88,6 +93,63 @@ pub async fn run<S: Service>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    run_listeners(vec![Listener::Tcp(listener)], service, config, shutdown).await
+}
+
+/// A bound socket [`run_listeners`] accepts connections on.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener; its connections get `TCP_NODELAY` and keepalive.
+    Tcp(TcpListener),
+    /// A Unix socket listener (Redis' `unixsocket`) and its path, which
+    /// both ends of its connections report as their address.
+    #[cfg(unix)]
+    Unix(UnixListener, Arc<str>),
+}
+
+impl Listener {
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Stream, Addr)>> {
+        match self {
+            Listener::Tcp(l) => l
+                .poll_accept(cx)
+                .map_ok(|(s, peer)| (Stream::Tcp(s), Addr::Tcp(peer))),
+            #[cfg(unix)]
+            Listener::Unix(l, path) => l
+                .poll_accept(cx)
+                .map_ok(|(s, _)| (Stream::Unix(s), Addr::Unix(Arc::clone(path)))),
+        }
+    }
+}
+
+/// The next connection on any of `listeners`, starting the search at
+/// `start` so that a busy listener cannot starve the others.
+async fn accept_any(listeners: &[Listener], start: usize) -> io::Result<(Stream, Addr)> {
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for i in 0..n {
+            if let Some(l) = listeners.get((start + i) % n)
+                && let Poll::Ready(r) = l.poll_accept(cx)
+            {
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// [`run`] on several listeners at once (TCP and the Unix socket), sharing
+/// the client ids, the `maxclients` count and the shutdown.
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_listeners<S: Service>(
+    listeners: Vec<Listener>,
+    service: Arc<S>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let clients = Arc::new(AtomicUsize::new(0));
@@ -97,10 +159,11 @@ pub async fn run<S: Service>(
     tokio::pin!(shutdown);
 
     loop {
+        let start = usize::try_from(next_id).unwrap_or(0);
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            r = listener.accept() => r,
+            r = accept_any(&listeners, start) => r,
         };
         let (stream, peer) = match accepted {
             Ok(a) => {
@@ -120,14 +183,16 @@ pub async fn run<S: Service>(
                 continue;
             }
         };
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(%peer, error = %e, "set_nodelay failed");
-        }
-        let keepalive = service.tcp_keepalive();
-        if !keepalive.is_zero()
-            && let Err(e) = set_keepalive(&stream, keepalive)
-        {
-            debug!(%peer, error = %e, "setting TCP keepalive failed");
+        if let Stream::Tcp(stream) = &stream {
+            if let Err(e) = stream.set_nodelay(true) {
+                debug!(%peer, error = %e, "set_nodelay failed");
+            }
+            let keepalive = service.tcp_keepalive();
+            if !keepalive.is_zero()
+                && let Err(e) = set_keepalive(stream, keepalive)
+            {
+                debug!(%peer, error = %e, "setting TCP keepalive failed");
+            }
         }
         // Only this loop adds connections, so the check and the increment
         // cannot race with another admission.
@@ -140,16 +205,20 @@ pub async fn run<S: Service>(
             });
             continue;
         };
-        let local = match stream.local_addr() {
-            Ok(l) => l,
-            Err(e) => {
-                debug!(%peer, error = %e, "connection gone before setup");
-                continue;
-            }
+        let local = match &stream {
+            Stream::Tcp(s) => match s.local_addr() {
+                Ok(l) => Addr::Tcp(l),
+                Err(e) => {
+                    debug!(%peer, error = %e, "connection gone before setup");
+                    continue;
+                }
+            },
+            #[cfg(unix)]
+            Stream::Unix(_) => peer.clone(),
         };
         let info = ConnInfo {
             id: next_id,
-            peer,
+            peer: peer.clone(),
             local,
         };
         next_id += 1;
@@ -180,7 +249,7 @@ pub async fn run<S: Service>(
         });
     }
 
-    drop(listener);
+    drop(listeners);
     info!("shutting down: waiting for connections to finish");
     let _ = stop_tx.send(true);
     drop(done_tx);
@@ -245,12 +314,73 @@ impl Drop for Slot {
 }
 
 /// Answers a connection over `maxclients` and closes it.
-async fn reject(stream: TcpStream) {
+async fn reject(stream: Stream) {
     refuse(stream, MAX_CLIENTS_REPLY).await;
 }
 
+/// An accepted connection of either kind.
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Writes `reply` to a connection that is not served, then closes it.
-async fn refuse(mut stream: TcpStream, reply: &[u8]) {
+async fn refuse(mut stream: Stream, reply: &[u8]) {
     let write = stream.write_all(reply);
     match tokio::time::timeout(Duration::from_secs(1), write).await {
         Ok(Ok(())) => {
@@ -302,7 +432,7 @@ struct Connection<T: Session> {
     /// `session` drops and calls `Session::closed`, so whoever sees
     /// `closed` can connect again.
     _permit: Slot,
-    stream: TcpStream,
+    stream: Stream,
     session: SessionGuard<T>,
     /// `None` once every sender is gone; then it is no longer polled.
     events: Option<mpsc::UnboundedReceiver<Event>>,
@@ -319,12 +449,15 @@ struct Connection<T: Session> {
     /// valid while `idle_since_set`.
     idle_since: Instant,
     idle_since_set: bool,
+    /// Since when the unsent output has been at or over the soft limit
+    /// (Redis' `obuf_soft_limit_reached_time`).
+    soft_since: Option<Instant>,
 }
 
 impl<T: Session> Connection<T> {
     fn new(
         permit: Slot,
-        stream: TcpStream,
+        stream: Stream,
         session: T,
         events: mpsc::UnboundedReceiver<Event>,
         stop: watch::Receiver<bool>,
@@ -344,6 +477,7 @@ impl<T: Session> Connection<T> {
             retry: None,
             idle_since: Instant::now(),
             idle_since_set: false,
+            soft_since: None,
         }
     }
 
@@ -407,7 +541,13 @@ impl<T: Session> Connection<T> {
                 .set_authenticated(self.session.0.authenticated());
             let decoded = match self.retry.take() {
                 Some(args) => Ok(Some(args)),
-                None => self.decoder.decode(&mut self.input, &self.config.limits),
+                None => {
+                    let mut limits = self.config.limits;
+                    if let Some(max) = self.session.0.max_bulk_len() {
+                        limits.max_bulk_len = max;
+                    }
+                    self.decoder.decode(&mut self.input, &limits)
+                }
             };
             let args = match decoded {
                 Ok(Some(args)) => args,
@@ -425,18 +565,17 @@ impl<T: Session> Connection<T> {
             // this client subscribes to, SUBSCRIBE's confirmations) precede
             // its reply, as in Redis.
             self.drain_events();
-            let proto = self.session.0.protocol();
             match outcome {
                 Outcome::Reply(f) => {
                     if !quiet {
-                        encode(&f, proto, &mut self.output);
+                        self.encode_reply(&f);
                     }
                     self.write_after_reply();
                 }
                 Outcome::NoReply => self.write_after_reply(),
                 Outcome::Close(f) => {
                     if !quiet {
-                        encode(&f, proto, &mut self.output);
+                        self.encode_reply(&f);
                     }
                     self.write_after_reply();
                     return Ok(Flow::Close);
@@ -479,8 +618,7 @@ impl<T: Session> Connection<T> {
             match wake {
                 Wake::Ready(f) => {
                     if !quiet {
-                        let proto = self.session.0.protocol();
-                        encode(&f, proto, &mut self.output);
+                        self.encode_reply(&f);
                     }
                     return Ok(Flow::Continue);
                 }
@@ -503,14 +641,76 @@ impl<T: Session> Connection<T> {
             return Flow::Close;
         }
         self.session.0.traffic(n, 0);
-        if self.input.len() > self.config.max_query_buffer {
+        self.session.0.buffers(self.input.len(), self.output.len());
+        let max = self
+            .session
+            .0
+            .query_buffer_limit()
+            .unwrap_or(self.config.max_query_buffer);
+        if self.input.len() > max {
+            let head = &self.input[..self.input.len().min(64)];
             warn!(
-                len = self.input.len(),
-                "closing client that reached max query buffer length"
+                "Closing client that reached max query buffer length: {} (qbuf initial bytes: {:?})",
+                self.session.0.describe(),
+                String::from_utf8_lossy(head)
             );
             return Flow::Close;
         }
         Flow::Continue
+    }
+
+    /// Encodes a reply, stopping as soon as the unsent output reaches the
+    /// hard limit of the client's class: the client is then closed, so a
+    /// reply of millions of elements never sits whole in the buffer.
+    fn encode_reply(&mut self, f: &Frame) {
+        let proto = self.session.0.protocol();
+        let limit = self.session.0.output_limit();
+        if limit.hard == 0 {
+            encode(f, proto, &mut self.output);
+        } else {
+            encode_until(f, proto, &mut self.output, &mut |out| {
+                out.len() >= limit.hard
+            });
+        }
+        self.check_output_against(limit);
+    }
+
+    /// Redis' `checkClientOutputBufferLimits` and
+    /// `closeClientOnOutputBufferLimitReached`, asked whenever output is
+    /// added: over the hard limit, or over the soft one for longer than its
+    /// seconds, the client is closed without writing the rest.
+    fn check_output(&mut self) {
+        let limit = self.session.0.output_limit();
+        self.check_output_against(limit);
+    }
+
+    fn check_output_against(&mut self, limit: OutputLimit) {
+        if self.killed {
+            return;
+        }
+        let used = self.output.len();
+        let hard = limit.hard > 0 && used >= limit.hard;
+        let soft = if limit.soft > 0 && used >= limit.soft {
+            match self.soft_since {
+                None => {
+                    self.soft_since = Some(Instant::now());
+                    false
+                }
+                Some(t) => t.elapsed() > Duration::from_secs(limit.soft_seconds),
+            }
+        } else {
+            self.soft_since = None;
+            false
+        };
+        if hard || soft {
+            warn!(
+                "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                self.session.0.describe()
+            );
+            self.killed = true;
+            self.output.clear();
+        }
+        self.session.0.buffers(self.input.len(), self.output.len());
     }
 
     fn on_event(&mut self, ev: Option<Event>) {
@@ -518,6 +718,7 @@ impl<T: Session> Connection<T> {
             Some(Event::Push(f)) => {
                 let proto = self.session.0.protocol();
                 encode(&f, proto, &mut self.output);
+                self.check_output();
             }
             Some(Event::Kill) => self.killed = true,
             None => self.events = None,
@@ -527,9 +728,14 @@ impl<T: Session> Connection<T> {
     /// Pushes the session wants written right after a reply.
     fn write_after_reply(&mut self) {
         let proto = self.session.0.protocol();
-        for f in self.session.0.after_reply() {
+        let pushes = self.session.0.after_reply();
+        if pushes.is_empty() {
+            return;
+        }
+        for f in pushes {
             encode(&f, proto, &mut self.output);
         }
+        self.check_output();
     }
 
     fn drain_events(&mut self) {
@@ -553,18 +759,23 @@ impl<T: Session> Connection<T> {
     /// gives up after the flush timeout so such a client cannot hold up
     /// shutdown either.
     async fn flush(&mut self) -> io::Result<()> {
+        // What was written is dropped from the front at once, so the
+        // buffer's length is always the unsent output the limits measure.
         let mut written = 0;
         // Most writes complete at once: no need to wait on anything else.
-        while written < self.output.len() && !self.killed {
-            match self.stream.try_write(&self.output[written..]) {
+        while !self.output.is_empty() && !self.killed {
+            match self.stream.try_write(&self.output) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    self.output.advance(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
         let mut deadline: Option<tokio::time::Instant> = None;
-        while written < self.output.len() && !self.killed {
+        while !self.output.is_empty() && !self.killed {
             let stop = &mut self.stop;
             // Until shutdown starts, wait for it (false); then for the
             // deadline (true). A dropped sender counts as shutdown.
@@ -584,13 +795,16 @@ impl<T: Session> Connection<T> {
             // branch winning: a write either happened, and is counted, or
             // did not happen.
             let wake = tokio::select! {
-                r = self.stream.write(&self.output[written..]) => FlushWake::Wrote(r),
+                r = self.stream.write(&self.output) => FlushWake::Wrote(r),
                 ev = next_event(&mut self.events) => FlushWake::Event(ev),
                 timed_out = give_up => FlushWake::Stop { timed_out },
             };
             match wake {
                 FlushWake::Wrote(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                FlushWake::Wrote(Ok(n)) => written += n,
+                FlushWake::Wrote(Ok(n)) => {
+                    written += n;
+                    self.output.advance(n);
+                }
                 FlushWake::Wrote(Err(e)) => return Err(e),
                 FlushWake::Event(ev) => self.on_event(ev),
                 FlushWake::Stop { timed_out: false } => {
@@ -608,7 +822,12 @@ impl<T: Session> Connection<T> {
         if written > 0 {
             self.session.0.traffic(0, written);
         }
+        // A killed client's unsent rest is dropped, as Redis frees it.
         self.output.clear();
+        self.soft_since = None;
+        if written > 0 {
+            self.session.0.buffers(self.input.len(), 0);
+        }
         if self.output.capacity() > SHRINK_ABOVE {
             self.output = BytesMut::with_capacity(READ_CHUNK);
         }

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use std::time::Duration;
@@ -58,9 +59,66 @@ pub struct ConnInfo {
     /// A server-unique, increasing client id (`CLIENT ID`).
     pub id: u64,
     /// The client's address.
-    pub peer: SocketAddr,
+    pub peer: Addr,
     /// The local address the client connected to.
-    pub local: SocketAddr,
+    pub local: Addr,
+}
+
+impl ConnInfo {
+    /// Whether the connection came through the Unix socket (Redis'
+    /// `CLIENT_UNIX_SOCKET`, `flags=U` in `CLIENT LIST`).
+    pub fn is_unix(&self) -> bool {
+        matches!(self.peer, Addr::Unix(_))
+    }
+
+    /// Redis' `islocalClient`: a Unix socket client, or a TCP peer whose
+    /// address is exactly `127.0.0.1` or `::1` (what `enable-debug-command
+    /// local` and `enable-protected-configs local` allow).
+    pub fn is_local(&self) -> bool {
+        match &self.peer {
+            Addr::Unix(_) => true,
+            Addr::Tcp(a) => {
+                let ip = a.ip().to_canonical();
+                ip == std::net::IpAddr::from([127, 0, 0, 1])
+                    || ip == std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            }
+        }
+    }
+}
+
+/// Where a connection comes from or goes to: a TCP address, or the path of
+/// the Unix socket. Displayed as Redis shows it (`CLIENT LIST`'s `addr=`,
+/// the slow log): `ip:port`, or `path:0` for the Unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// A TCP peer or local address.
+    Tcp(SocketAddr),
+    /// The Unix socket's path (the same for both ends, as Redis reports).
+    Unix(Arc<str>),
+}
+
+impl From<SocketAddr> for Addr {
+    fn from(a: SocketAddr) -> Addr {
+        Addr::Tcp(a)
+    }
+}
+
+/// Parses a TCP address (`127.0.0.1:6379`), for tests and tools.
+impl std::str::FromStr for Addr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Addr, Self::Err> {
+        s.parse().map(Addr::Tcp)
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp(a) => write!(f, "{a}"),
+            Addr::Unix(path) => write!(f, "{path}:0"),
+        }
+    }
 }
 
 /// The program behind the server: opens one [`Session`] per connection.
@@ -155,10 +213,63 @@ pub trait Session: Send + 'static {
     /// Called once when the connection ends, whatever the reason.
     fn closed(&mut self) {}
 
+    /// The `client-query-buffer-limit` in effect now: a connection whose
+    /// unparsed input grows past it is closed without a reply. `None` (the
+    /// default): [`ServerConfig::max_query_buffer`](crate::ServerConfig).
+    fn query_buffer_limit(&self) -> Option<usize> {
+        None
+    }
+
+    /// The `proto-max-bulk-len` in effect now: a request bulk string
+    /// declared longer gets `-ERR Protocol error: invalid bulk length` and
+    /// the connection closes. `None` (the default): the server's
+    /// [`Limits`](crate::Limits).
+    fn max_bulk_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// The `client-output-buffer-limit` of this client's class now (normal
+    /// or pub/sub, which changes with its subscriptions). Default: none.
+    fn output_limit(&self) -> OutputLimit {
+        OutputLimit::default()
+    }
+
+    /// The client as `CLIENT LIST` describes it, for log lines about it
+    /// (closed over a limit). Default: empty.
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// The connection's buffers after a read or a write, for `CLIENT
+    /// LIST`'s `qbuf` (unparsed input) and `omem`/`obl` (unsent output).
+    /// Default: ignored.
+    fn buffers(&mut self, _qbuf: usize, _omem: usize) {}
+
     /// Pushes to write right after the reply of the command just executed
     /// (Redis 7.0 sends a client the invalidations its own command caused
     /// after that command's reply). Default: none.
     fn after_reply(&mut self) -> Vec<Frame> {
         Vec::new()
+    }
+}
+
+/// One class of Redis' `client-output-buffer-limit`: a client whose unsent
+/// output reaches `hard` bytes, or stays at or above `soft` bytes for
+/// longer than `soft_seconds`, is closed at once, what it was not sent
+/// dropped. Zero disables a limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// The hard limit in bytes (0: none).
+    pub hard: usize,
+    /// The soft limit in bytes (0: none).
+    pub soft: usize,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    /// Whether neither limit is set.
+    pub fn is_none(&self) -> bool {
+        self.hard == 0 && self.soft == 0
     }
 }

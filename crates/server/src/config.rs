@@ -92,6 +92,54 @@ pub struct Config {
     pub shutdown_on_sigterm: SignalAction,
     /// What SIGINT does (`shutdown-on-sigint`). Default `default`.
     pub shutdown_on_sigint: SignalAction,
+    /// Redis' `unixsocket`: also listen on a Unix socket at this path
+    /// (a stale file there is replaced; removed at shutdown). Default none.
+    pub unixsocket: Option<PathBuf>,
+    /// Redis' `unixsocketperm`: the socket file's mode (octal, e.g. `0o700`);
+    /// 0 leaves it as the umask makes it. Default 0.
+    pub unixsocketperm: u32,
+    /// Redis' `enable-debug-command`: who may run DEBUG. Default `no`.
+    pub enable_debug_command: ProtectedAction,
+    /// Redis' `enable-protected-configs`: who may `CONFIG SET` `dir` and
+    /// `dbfilename`. Default `no`.
+    pub enable_protected_configs: ProtectedAction,
+}
+
+/// Who may use a protected action (Redis 7.0's `enable-debug-command`,
+/// `enable-protected-configs`, `enable-module-command`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtectedAction {
+    /// Nobody (over a connection).
+    #[default]
+    No,
+    /// Every client.
+    Yes,
+    /// Clients on loopback (`127.0.0.1`, `::1`) or the Unix socket.
+    Local,
+}
+
+impl ProtectedAction {
+    /// The CONFIG GET form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtectedAction::No => "no",
+            ProtectedAction::Yes => "yes",
+            ProtectedAction::Local => "local",
+        }
+    }
+}
+
+impl std::str::FromStr for ProtectedAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "no" | "false" => Ok(ProtectedAction::No),
+            "yes" | "true" => Ok(ProtectedAction::Yes),
+            "local" => Ok(ProtectedAction::Local),
+            _ => Err(format!("{s:?}: expected yes, no or local")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -116,6 +164,10 @@ impl Default for Config {
             slow_snapshot_threshold: Duration::from_secs(10),
             shutdown_on_sigterm: SignalAction::default(),
             shutdown_on_sigint: SignalAction::default(),
+            unixsocket: None,
+            unixsocketperm: 0,
+            enable_debug_command: ProtectedAction::No,
+            enable_protected_configs: ProtectedAction::No,
         }
     }
 }
@@ -167,6 +219,13 @@ impl Config {
                 option: "quarantine_retain",
                 value: "0".into(),
                 expected: "at least 1 (the newest damaged generation is kept for inspection)",
+            });
+        }
+        if self.unixsocketperm > 0o7777 {
+            return Err(ConfigError::Invalid {
+                option: "unixsocketperm",
+                value: format!("{:o}", self.unixsocketperm),
+                expected: "an octal mode of at most 7777",
             });
         }
         if self.persistence && self.data_dir.as_os_str().is_empty() {
@@ -248,6 +307,23 @@ pub struct Args {
     /// What SIGINT does, as --shutdown-on-sigterm [default: default].
     #[arg(long, env = "CAIRN_SHUTDOWN_ON_SIGINT", value_name = "ACTION")]
     pub shutdown_on_sigint: Option<SignalAction>,
+    /// Also listen on a Unix socket at this path (Unix only) [default: none].
+    #[arg(long, env = "CAIRN_UNIXSOCKET", value_name = "PATH")]
+    pub unixsocket: Option<PathBuf>,
+    /// Mode of the Unix socket file, in octal, e.g. 700 [default: umask's].
+    #[arg(long, env = "CAIRN_UNIXSOCKETPERM", value_name = "OCTAL", value_parser = parse_octal)]
+    pub unixsocketperm: Option<u32>,
+    /// Who may run DEBUG: no, yes or local (loopback and Unix socket) [default: no].
+    #[arg(long, env = "CAIRN_ENABLE_DEBUG_COMMAND", value_name = "WHO")]
+    pub enable_debug_command: Option<ProtectedAction>,
+    /// Who may CONFIG SET dir and dbfilename: no, yes or local [default: no].
+    #[arg(long, env = "CAIRN_ENABLE_PROTECTED_CONFIGS", value_name = "WHO")]
+    pub enable_protected_configs: Option<ProtectedAction>,
+}
+
+/// Redis reads `unixsocketperm` with `strtol(.., 8)`.
+fn parse_octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode such as 700"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -277,6 +353,11 @@ struct ServerSection {
     databases: Option<usize>,
     shutdown_on_sigterm: Option<String>,
     shutdown_on_sigint: Option<String>,
+    unixsocket: Option<PathBuf>,
+    /// Octal, as a string ("700") so that it reads as Redis writes it.
+    unixsocketperm: Option<String>,
+    enable_debug_command: Option<String>,
+    enable_protected_configs: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -353,6 +434,29 @@ impl Args {
         };
         let file_sigterm = file_signal(s.shutdown_on_sigterm, "shutdown_on_sigterm")?;
         let file_sigint = file_signal(s.shutdown_on_sigint, "shutdown_on_sigint")?;
+        let file_perm = s
+            .unixsocketperm
+            .map(|text| {
+                parse_octal(&text).map_err(|_| ConfigError::Invalid {
+                    option: "unixsocketperm",
+                    value: text.clone(),
+                    expected: "an octal mode such as 700",
+                })
+            })
+            .transpose()?;
+        let file_protected = |v: Option<String>, option: &'static str| {
+            v.map(|text| {
+                text.parse::<ProtectedAction>()
+                    .map_err(|_| ConfigError::Invalid {
+                        option,
+                        value: text.clone(),
+                        expected: "yes, no or local",
+                    })
+            })
+            .transpose()
+        };
+        let file_debug = file_protected(s.enable_debug_command, "enable_debug_command")?;
+        let file_configs = file_protected(s.enable_protected_configs, "enable_protected_configs")?;
         let config = Config {
             bind: self.bind.or(s.bind).unwrap_or(d.bind),
             port: self.port.or(s.port).unwrap_or(d.port),
@@ -406,6 +510,22 @@ impl Args {
                 .shutdown_on_sigint
                 .or(file_sigint)
                 .unwrap_or(d.shutdown_on_sigint),
+            unixsocket: self
+                .unixsocket
+                .or(s.unixsocket)
+                .filter(|p| !p.as_os_str().is_empty()),
+            unixsocketperm: self
+                .unixsocketperm
+                .or(file_perm)
+                .unwrap_or(d.unixsocketperm),
+            enable_debug_command: self
+                .enable_debug_command
+                .or(file_debug)
+                .unwrap_or(d.enable_debug_command),
+            enable_protected_configs: self
+                .enable_protected_configs
+                .or(file_configs)
+                .unwrap_or(d.enable_protected_configs),
         };
         config.validate()?;
         Ok(config)
@@ -542,6 +662,40 @@ mod tests {
         assert!(
             Args::try_parse_from(["cairn-server", "--shutdown-on-sigterm", "save nosave"]).is_err()
         );
+    }
+
+    #[test]
+    fn unix_socket_and_protected_actions_come_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(
+            &file,
+            "[server]\nunixsocket = \"/run/c.sock\"\nunixsocketperm = \"770\"\nenable_debug_command = \"local\"\n",
+        )
+        .unwrap();
+        let c = args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--enable-protected-configs",
+            "yes",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.unixsocket, Some(PathBuf::from("/run/c.sock")));
+        assert_eq!(c.unixsocketperm, 0o770);
+        assert_eq!(c.enable_debug_command, ProtectedAction::Local);
+        assert_eq!(c.enable_protected_configs, ProtectedAction::Yes);
+        let c = args(&["--unixsocketperm", "700", "--enable-debug-command", "no"])
+            .into_config()
+            .unwrap();
+        assert_eq!(c.unixsocketperm, 0o700);
+        assert_eq!(c.enable_debug_command, ProtectedAction::No);
+        assert!(Args::try_parse_from(["cairn-server", "--unixsocketperm", "9"]).is_err());
+        assert!(Args::try_parse_from(["cairn-server", "--enable-debug-command", "maybe"]).is_err());
+        assert!(args(&["--unixsocketperm", "17777"]).into_config().is_err());
+        let d = Config::default();
+        assert_eq!(d.enable_debug_command, ProtectedAction::No);
+        assert_eq!(d.unixsocket, None);
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 pub mod config;
 mod counted;
+mod fdlimit;
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 mod jemalloc;
 mod loglevel;
@@ -60,7 +61,7 @@ pub use crate::counted::{CountedStats, CountedSystem, counted_system};
 pub use crate::jemalloc::JemallocStats;
 
 pub use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, ProtectedAction},
     loglevel::{LogLevel, LogLevelHook},
     server::{Server, ServerBuilder, ServerHandle, StartError},
     shutdown::{ShutdownError, ShutdownOptions, Signal, SignalAction},

@@ -17,7 +17,7 @@ use cairn_persist::{
     SnapshotEvents, SnapshotInfo, SnapshotTrigger,
 };
 
-use crate::config::Config;
+use crate::config::{Config, ProtectedAction};
 use crate::shutdown::{
     ShutdownCommand, ShutdownError, ShutdownOptions, ShutdownRequest, ShutdownState, Signal,
     SignalAction, Supervisor,
@@ -38,6 +38,25 @@ pub enum StartError {
     /// The data directory could not be opened or restored from.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The open-file limit cannot even hold the reserved descriptors
+    /// (Redis exits with the same complaint).
+    #[error(
+        "Your current 'ulimit -n' of {have} is not enough for the server to start. Please increase your open file limit to at least {need}."
+    )]
+    OpenFiles {
+        /// The soft `RLIMIT_NOFILE` found.
+        have: u64,
+        /// What `maxclients` needs (`maxclients` + 32).
+        need: u64,
+    },
+    /// The Unix socket could not be created (or its mode set).
+    #[error("cannot listen on the Unix socket {path}: {source}")]
+    BindUnix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -189,6 +208,34 @@ impl ServerBuilder {
         self
     }
 
+    /// Redis' `unixsocket`: also serve on a Unix socket at this path (Unix
+    /// only). Default none.
+    pub fn unixsocket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.unixsocket = Some(path.into());
+        self
+    }
+
+    /// Redis' `unixsocketperm`: the socket file's mode, e.g. `0o700`.
+    /// Default 0 (as the umask leaves it).
+    pub fn unixsocketperm(mut self, mode: u32) -> Self {
+        self.config.unixsocketperm = mode;
+        self
+    }
+
+    /// Redis' `enable-debug-command`. Default [`ProtectedAction::No`];
+    /// test suites that use DEBUG enable it, as Redis' own does.
+    pub fn enable_debug_command(mut self, who: ProtectedAction) -> Self {
+        self.config.enable_debug_command = who;
+        self
+    }
+
+    /// Redis' `enable-protected-configs` (`CONFIG SET dir`, `dbfilename`).
+    /// Default [`ProtectedAction::No`].
+    pub fn enable_protected_configs(mut self, who: ProtectedAction) -> Self {
+        self.config.enable_protected_configs = who;
+        self
+    }
+
     /// The configuration so far.
     pub fn get_config(&self) -> &Config {
         &self.config
@@ -262,8 +309,16 @@ impl Server {
     /// (locked by another process, unreadable), a restore refused by
     /// `on_corrupt`, or a port that cannot be bound.
     pub async fn start(self) -> Result<ServerHandle, StartError> {
-        let config = self.config;
+        let mut config = self.config;
         config.validate()?;
+        // Redis' adjustOpenFilesLimit, before anything opens files.
+        match crate::fdlimit::adjust(config.max_clients) {
+            crate::fdlimit::Adjusted::Fits => {}
+            crate::fdlimit::Adjusted::Lowered(n) => config.max_clients = n,
+            crate::fdlimit::Adjusted::TooLow { have, need } => {
+                return Err(StartError::OpenFiles { have, need });
+            }
+        }
         let persistence = Persistence::open(&config.persist_config())?;
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let shutdown_state = Arc::new(ShutdownState::default());
@@ -281,10 +336,16 @@ impl Server {
             )
             .extension(persistence.extension())
             .extension(Arc::new(shutdown))
+            .extension(Arc::new(crate::fdlimit::MaxClients))
             .extension(scripting.clone())
             .extension(Arc::new(crate::loglevel::LogLevelConfig {
                 hook: self.log_level.0.clone(),
             }))
+            .config_param("enable-debug-command", config.enable_debug_command.as_str())
+            .config_param(
+                "enable-protected-configs",
+                config.enable_protected_configs.as_str(),
+            )
             .config_param(
                 Signal::Term.parameter(),
                 &config.shutdown_on_sigterm.to_string(),
@@ -329,6 +390,17 @@ impl Server {
         keyspace.set_config_param("bind", &config.bind.to_string());
         keyspace.set_config_param("maxclients", &config.max_clients.to_string());
         keyspace.set_config_param("databases", &config.databases.to_string());
+        let mut listeners = vec![cairn_resp::Listener::Tcp(listener)];
+        let unix_path = match &config.unixsocket {
+            Some(path) => {
+                listeners.push(bind_unix(path, config.unixsocketperm)?);
+                keyspace.set_config_param("unixsocket", &path.to_string_lossy());
+                keyspace
+                    .set_config_param("unixsocketperm", &format!("{:o}", config.unixsocketperm));
+                Some(path.clone())
+            }
+            None => None,
+        };
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let expiry = spawn_active_expiry(keyspace.clone(), stop_rx.clone());
@@ -344,8 +416,8 @@ impl Server {
             ..ServerConfig::default()
         };
         let mut serve_stop = stop_rx.clone();
-        let serve = tokio::spawn(cairn_resp::run(
-            listener,
+        let serve = tokio::spawn(cairn_resp::run_listeners(
+            listeners,
             Arc::new(keyspace.clone()),
             net_config,
             async move {
@@ -363,9 +435,16 @@ impl Server {
             tasks: vec![expiry, timer],
             done: done_tx,
             scripting,
+            unix_socket: unix_path.clone(),
         };
         let supervisor = tokio::spawn(supervisor.run(requests_rx));
         info!(%addr, "Ready to accept connections tcp on {addr}");
+        if let Some(path) = &unix_path {
+            info!(
+                "The server is now ready to accept connections at {}",
+                path.display()
+            );
+        }
         Ok(ServerHandle {
             addr,
             keyspace,
@@ -375,6 +454,37 @@ impl Server {
             supervisor: Some(supervisor),
         })
     }
+}
+
+/// Redis' `unixsocket` listener: whatever is at `path` is removed first
+/// (a stale socket left by a crash), as Redis unlinks it before binding;
+/// then the mode is set when `perm` is not 0.
+#[cfg(unix)]
+fn bind_unix(path: &std::path::Path, perm: u32) -> Result<cairn_resp::Listener, StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |source| StartError::BindUnix {
+        path: path.to_owned(),
+        source,
+    };
+    // Its failure (nothing there) does not matter: binding reports a real problem.
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(fail)?;
+    if perm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm)).map_err(fail)?;
+    }
+    let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+    Ok(cairn_resp::Listener::Unix(listener, name))
+}
+
+#[cfg(not(unix))]
+fn bind_unix(path: &std::path::Path, _perm: u32) -> Result<cairn_resp::Listener, StartError> {
+    Err(StartError::BindUnix {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "Unix sockets are not available on this platform",
+        ),
+    })
 }
 
 fn spawn_active_expiry(keyspace: Keyspace, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {

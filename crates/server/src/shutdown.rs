@@ -378,6 +378,8 @@ pub(crate) struct Supervisor {
     /// Stopped before the connections: a script runs on a connection's
     /// worker and would otherwise keep it (and the shutdown) waiting.
     pub(crate) scripting: Arc<cairn_script::Scripting>,
+    /// The Unix socket file, removed once nothing listens on it.
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
@@ -452,6 +454,12 @@ impl Supervisor {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => result = Err(ShutdownError::Serve(e)),
                 Err(e) => result = Err(ShutdownError::Serve(std::io::Error::other(e))),
+            }
+        }
+        if let Some(path) = self.unix_socket.take() {
+            info!("Removing the unix socket file.");
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!("Error removing the unix socket file: {e}");
             }
         }
         for t in self.tasks.drain(..) {

@@ -293,3 +293,67 @@ async fn sighup_is_ignored() {
     assert_eq!(server.wait_exit(Duration::from_secs(60)), Some(0));
     assert!(server.log_contains("snapshot committed generation=1"));
 }
+
+/// The open-file limit of a process, from `/proc/<pid>/limits`.
+#[cfg(target_os = "linux")]
+fn open_files_limit(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    line.split_whitespace().nth(3).unwrap().to_string()
+}
+
+/// `maxclients` against the open-file limit, as redis-server 7.0.15 (which
+/// under `ulimit -n 200` with `--maxclients 1000` logs the same three
+/// warnings, reports `maxclients` 168, and refuses `CONFIG SET maxclients
+/// 2000000` with "... try with 168"); a soft limit under a higher hard
+/// one is raised to maxclients + 32.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxclients_follows_the_open_file_limit() {
+    let server = Binary::start_with_ulimit(
+        &["-n 200"],
+        &["--persistence", "false", "--maxclients", "1000"],
+    );
+    assert!(server.log_contains(
+        "You requested maxclients of 1000 requiring at least 1032 max file descriptors."
+    ));
+    assert!(
+        server.log_contains("Server can't set maximum open files to 1032 because of OS error:")
+    );
+    assert!(server.log_contains(
+        "Current maximum open files is 200. maxclients has been reduced to 168 to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."
+    ));
+    let mut con = connect(server.addr).await;
+    let got: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxclients"]).await;
+    assert_eq!(got, ["maxclients", "168"]);
+    assert_eq!(
+        cmd_err(&mut con, &["CONFIG", "SET", "maxclients", "2000000"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with 168"
+    );
+    let got: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxclients"]).await;
+    assert_eq!(got, ["maxclients", "168"]);
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxclients", "100"]).await;
+    drop(server);
+
+    // A soft limit below a sufficient hard one is raised.
+    let hard = open_files_limit(std::process::id());
+    if hard.parse::<u64>().is_ok_and(|h| h >= 1032) {
+        let server = Binary::start_with_ulimit(
+            &[&format!("-Hn {hard}"), "-Sn 100"],
+            &["--persistence", "false", "--maxclients", "1000"],
+        );
+        assert!(server.log_contains(
+            "Increased maximum number of open files to 1032 (it was originally set to 100)."
+        ));
+        assert_eq!(open_files_limit(server.child.id()), "1032");
+        let mut con = connect(server.addr).await;
+        let got: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxclients"]).await;
+        assert_eq!(got, ["maxclients", "1000"]);
+    } else {
+        println!("hard open-file limit {hard}: the raising half is not exercised");
+    }
+}

@@ -17,6 +17,7 @@ use common::*;
 fn builder(dir: &Path) -> ServerBuilder {
     // A long interval: only the test triggers snapshots.
     Server::builder()
+        .enable_debug_command(cairn_server::ProtectedAction::Yes)
         .port(0)
         .data_dir(dir)
         .snapshot_interval(Duration::from_secs(3600))

@@ -127,6 +127,7 @@ impl Server {
                 cmd = Command::new(cairn_bin);
                 cmd.arg("--port")
                     .arg("0")
+                    .args(["--enable-debug-command", "yes"])
                     .arg("--data-dir")
                     .arg(&spec.dir)
                     .args([
@@ -150,6 +151,7 @@ impl Server {
                 cmd.args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
                     .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                     .args(["--dbfilename", "dump.rdb", "--logfile", ""])
+                    .args(["--enable-debug-command", "yes"])
                     .arg("--dir")
                     .arg(&spec.dir)
                     .stdout(Stdio::piped())

@@ -83,6 +83,8 @@ impl Binary {
         let mut child = Command::new(&self.path)
             .arg("--port")
             .arg("0")
+            // The campaigns use DEBUG, as Redis' own suite does.
+            .args(["--enable-debug-command", "yes"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)

@@ -385,8 +385,10 @@ fn client_reply(s: &mut crate::SessionState, mode: &[u8]) -> Frame {
     Frame::ok()
 }
 
-/// One `CLIENT LIST` line in Redis 7.0's field order. Memory and buffer
-/// fields are not tracked by cairn and read as Redis' idle-client values.
+/// One `CLIENT LIST` line in Redis 7.0's field order. `qbuf` and `omem`
+/// are the connection's unparsed input and unsent output as it last
+/// reported them; the other memory fields are not tracked by cairn and read
+/// as Redis' idle-client values.
 fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client, own_cmd: &str) -> String {
     let me = ctx.session().id == c.id;
     let (db, name, cmd, idle, sub, psub, multi, resp, no_evict, no_touch) = if me {
@@ -436,6 +438,9 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client, own_cmd: &str) -> S
             flags.push('B');
         }
     }
+    if c.conn.as_ref().is_some_and(cairn_resp::ConnInfo::is_unix) {
+        flags.push('U');
+    }
     if no_evict {
         flags.push('e');
     }
@@ -450,8 +455,9 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client, own_cmd: &str) -> S
         .as_ref()
         .map(|i| (i.peer.to_string(), i.local.to_string()))
         .unwrap_or_default();
+    let omem = c.omem.load(std::sync::atomic::Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={}",
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events={} cmd={} user=default redir={} resp={}",
         c.id,
         addr,
         laddr,
@@ -464,6 +470,9 @@ fn client_line(ctx: &mut Ctx<'_>, c: &crate::pubsub::Client, own_cmd: &str) -> S
         sub,
         psub,
         multi,
+        c.qbuf.load(std::sync::atomic::Ordering::Relaxed),
+        omem,
+        if omem > 0 { "rw" } else { "r" },
         cmd,
         track.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
         resp,

@@ -346,7 +346,17 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let picked = match random_count(count) {
         None => return out_of_range(),
         Some(RandomCount::Distinct(n)) => with_rng(|rng| h.sample_distinct(n, rng)),
-        Some(RandomCount::Repeated(n)) => with_rng(|rng| h.sample_repeated(n, rng)),
+        Some(RandomCount::Repeated(n)) => {
+            let budget = ctx.reply_budget();
+            with_rng(|rng| {
+                crate::limits::bounded_draws(
+                    n,
+                    budget,
+                    |(f, v): &(Bytes, Bytes)| f.len() + v.len(),
+                    |k| h.sample_repeated(k, rng),
+                )
+            })
+        }
     };
     let bulk = Frame::Bulk;
     Frame::Array(match (withvalues, resp3) {

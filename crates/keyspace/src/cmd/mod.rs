@@ -597,6 +597,20 @@ impl<'a> Ctx<'a> {
         self.session.script_oom
     }
 
+    /// The most reply bytes worth building for this client: the hard
+    /// `client-output-buffer-limit` of its class, past which the connection
+    /// closes it anyway. `None`: no limit (or no connection).
+    pub(crate) fn reply_budget(&self) -> Option<usize> {
+        self.session.conn.as_ref()?;
+        let class = if self.session.subscriptions() > 0 {
+            crate::limits::ClientClass::Pubsub
+        } else {
+            crate::limits::ClientClass::Normal
+        };
+        let hard = self.ks.inner.output_limits.get(class).hard;
+        (hard > 0).then_some(hard)
+    }
+
     /// The lowercase name of the command being executed.
     pub fn command(&self) -> &'static str {
         self.command

@@ -244,6 +244,7 @@ fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let conn = ctx.session().conn.clone();
     let ks = ctx.keyspace();
     match subcommand("config", args, CONFIG_SUBS) {
         Err(e) => e,
@@ -261,7 +262,7 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             Frame::Map(out)
         }
-        Ok("set") => config_set(ks, args.get(2..).unwrap_or_default()),
+        Ok("set") => config_set(ks, conn.as_ref(), args.get(2..).unwrap_or_default()),
         Ok("rewrite") => err("ERR The server is running without a config file"),
         Ok("resetstat") => {
             ks.inner.stats.reset();
@@ -296,8 +297,8 @@ fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 
 /// CONFIG SET name value [name value ...]: all or nothing, as in Redis 7.0;
 /// then each extension's `config_applied` for every parameter set.
-fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
-    let reply = config_set_all(ks, pairs);
+fn config_set(ks: &Keyspace, conn: Option<&cairn_resp::ConnInfo>, pairs: &[Bytes]) -> Frame {
+    let reply = config_set_all(ks, conn, pairs);
     // A refused CONFIG SET makes Redis restore each parameter from its
     // `CONFIG GET` form, which for `notify-keyspace-events` drops an `n`
     // hidden by `A`: done here too, so the classes in effect stay Redis'.
@@ -316,7 +317,7 @@ fn config_set(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     reply
 }
 
-fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
+fn config_set_all(ks: &Keyspace, conn: Option<&cairn_resp::ConnInfo>, pairs: &[Bytes]) -> Frame {
     use crate::config::{Mutability, Status};
     use crate::encoding::SharedLimits;
     if !pairs.len().is_multiple_of(2) {
@@ -332,7 +333,11 @@ fn config_set_all(ks: &Keyspace, pairs: &[Bytes]) -> Frame {
     };
     // Every name first, as Redis: an unknown, immutable, protected or
     // repeated name fails the command before any value is looked at.
-    let protected_allowed = ks.config_param("enable-protected-configs").as_deref() == Some("yes");
+    let protected_allowed = ks
+        .config_param("enable-protected-configs")
+        .and_then(|v| crate::limits::Protected::parse(&v))
+        .unwrap_or(crate::limits::Protected::No)
+        .allows(conn);
     let mut names: Vec<(String, String)> = Vec::new();
     for p in pairs.chunks_exact(2) {
         let given = String::from_utf8_lossy(&p[0]).into_owned();
@@ -573,9 +578,17 @@ pub(crate) fn info_text(ks: &Keyspace, sections: &[String]) -> String {
     }
     let tracking = ks.engine().counters.notify.info();
     if want("clients") {
+        // The largest unparsed input and unsent output of the connected
+        // clients now (Redis keeps the peak of the last few seconds).
+        let (qbuf, omem) = ks.inner.clients.all().iter().fold((0, 0), |(q, o), c| {
+            (
+                c.qbuf.load(Ordering::Relaxed).max(q),
+                c.omem.load(Ordering::Relaxed).max(o),
+            )
+        });
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{qbuf}\r\nclient_recent_max_output_buffer:{omem}\r\n\r\n",
             ks.connected_clients(),
             ks.blocked_clients(),
             tracking.clients,

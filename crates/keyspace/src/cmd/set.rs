@@ -234,7 +234,12 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let picked = match random_count(count) {
         None => return err("ERR value is out of range"),
         Some(RandomCount::Distinct(n)) => with_rng(|rng| s.sample_distinct(n, rng)),
-        Some(RandomCount::Repeated(n)) => with_rng(|rng| s.sample_repeated(n, rng)),
+        Some(RandomCount::Repeated(n)) => {
+            let budget = ctx.reply_budget();
+            with_rng(|rng| {
+                crate::limits::bounded_draws(n, budget, Bytes::len, |k| s.sample_repeated(k, rng))
+            })
+        }
     };
     Frame::Array(picked.into_iter().map(bulk).collect())
 }

@@ -1036,6 +1036,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         (Some(n), withscores)
     };
     let resp3 = resp3(ctx);
+    let budget = ctx.reply_budget().unwrap_or(usize::MAX);
     let mut shard = ctx.shard(key);
     let z = match read(&mut shard, key) {
         Err(e) => return e,
@@ -1062,9 +1063,15 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let Some(RandomCount::Repeated(n)) = random_count(count) else {
             return err("ERR value is out of range");
         };
-        out.reserve(n * if withscores && !resp3 { 2 } else { 1 });
+        // Past the client's output limit the connection is closed anyway:
+        // stop drawing there (see `limits::bounded_draws`).
+        let mut bytes = 0usize;
         for _ in 0..n {
+            if bytes >= budget {
+                break;
+            }
             if let Some((m, s)) = z.get_by_rank(rng.random_range(0..len.max(1))) {
+                bytes = bytes.saturating_add(m.len() + 32);
                 push_member(&mut out, m, s, withscores, resp3);
             }
         }

@@ -338,8 +338,26 @@ impl Binary {
     /// Starts the binary with `args` (plus `--port 0`) and waits for its
     /// ready line; fails if it exits first.
     pub fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-server"))
+        Binary::spawn(Command::new(env!("CARGO_BIN_EXE_cairn-server")), args)
+    }
+
+    /// [`start`](Self::start) under `ulimit` settings (`["-n 200"]`,
+    /// `["-Hn 4096", "-Sn 100"]`), applied in order by a shell that then
+    /// execs the server (the workspace forbids the `unsafe` of `pre_exec`).
+    pub fn start_with_ulimit(ulimit: &[&str], args: &[&str]) -> Binary {
+        let set: Vec<String> = ulimit.iter().map(|u| format!("ulimit {u}")).collect();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{} && exec \"$0\" \"$@\"", set.join(" && ")))
+            .arg(env!("CARGO_BIN_EXE_cairn-server"));
+        Binary::spawn(cmd, args)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> Binary {
+        let mut child = cmd
             .args(["--port", "0"])
+            // As Redis' own suite starts redis-server: tests use DEBUG.
+            .args(["--enable-debug-command", "yes"])
             .args(args)
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::null())
