@@ -838,10 +838,7 @@ impl Stream {
                 }
                 // Headers only (entries are packed forward): the entries
                 // in range are decoded as they are handed out.
-                let mut live: Vec<Head> = b
-                    .live_heads()
-                    .take_while(|h| h.id <= end)
-                    .collect();
+                let mut live: Vec<Head> = b.live_heads().take_while(|h| h.id <= end).collect();
                 while let Some(h) = live.pop() {
                     if h.id < start {
                         return;
@@ -1425,7 +1422,9 @@ mod tests {
         let mut m: Model = BTreeMap::new();
         let mut next = 1u64;
         let owned = |v: Vec<(Bytes, Bytes)>| -> Vec<(Vec<u8>, Vec<u8>)> {
-            v.into_iter().map(|(f, x)| (f.to_vec(), x.to_vec())).collect()
+            v.into_iter()
+                .map(|(f, x)| (f.to_vec(), x.to_vec()))
+                .collect()
         };
         let pick = |rng: &mut rand::rngs::StdRng, next: u64| {
             StreamId::new(rng.random_range(0..next + 2), rng.random_range(0..3))
@@ -1497,8 +1496,7 @@ mod tests {
                         .into_iter()
                         .map(|(id, f)| (id, owned(f)))
                         .collect();
-                    let mut want: Vec<_> =
-                        m.range(start..).map(|(k, v)| (*k, v.clone())).collect();
+                    let mut want: Vec<_> = m.range(start..).map(|(k, v)| (*k, v.clone())).collect();
                     if count > 0 {
                         want.truncate(count);
                     }
