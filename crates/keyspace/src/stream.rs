@@ -83,10 +83,30 @@ impl StreamId {
         }
     }
 
-    /// The ID as a reply string.
+    /// The ID as a reply string. Every XADD replies with one, and the
+    /// formatting machinery of `to_string` cost 4% of XADD's CPU.
     pub fn to_bytes(self) -> Bytes {
-        Bytes::from(self.to_string())
+        let mut out = Vec::with_capacity(41);
+        push_decimal(&mut out, self.ms);
+        out.push(b'-');
+        push_decimal(&mut out, self.seq);
+        Bytes::from(out)
     }
+}
+
+/// Appends `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits.iter().take(n).rev());
 }
 
 impl fmt::Display for StreamId {
@@ -1251,6 +1271,18 @@ mod tests {
     fn add(s: &mut Stream, id: StreamId, fields: &[(Vec<u8>, Vec<u8>)], lim: NodeLimits) {
         let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(a, b)| (&a[..], &b[..])).collect();
         s.add(Some((id, true)), &refs, 0, lim).unwrap();
+    }
+
+    #[test]
+    fn ids_format_as_display() {
+        for id in [
+            StreamId::MIN,
+            StreamId::MAX,
+            StreamId::new(1_700_000_000_123, 9),
+            StreamId::new(10, 100),
+        ] {
+            assert_eq!(id.to_bytes(), Bytes::from(id.to_string()));
+        }
     }
 
     #[test]
