@@ -211,6 +211,9 @@ const LP_OVERHEAD: usize = 7;
 // ---------------------------------------------------------------------------
 // Blocks
 
+/// The largest capacity a new block takes from the previous one's size.
+const BLOCK_HINT_MAX: usize = 64 * 1024;
+
 const FLAG_DELETED: u8 = 1;
 const FLAG_SAMEFIELDS: u8 = 2;
 
@@ -290,7 +293,9 @@ impl Block {
     /// alike, and growing by doubling would leave a third unused).
     fn new(id: StreamId, fields: &[(&[u8], &[u8])], capacity: usize) -> Block {
         let size: usize = fields.iter().map(|(f, v)| f.len() + v.len() + 4).sum();
-        let mut buf = Vec::with_capacity(capacity.max(size + 16));
+        // Bounded: after a block of one huge entry, the next one must not
+        // reserve as much.
+        let mut buf = Vec::with_capacity(capacity.min(BLOCK_HINT_MAX).max(size + 16));
         put_varint(&mut buf, fields.len() as u64);
         let mut lp = LP_OVERHEAD + lp_int(fields.len() as i64) + lp_int(0);
         for (f, _) in fields {
@@ -1271,6 +1276,31 @@ mod tests {
     fn add(s: &mut Stream, id: StreamId, fields: &[(Vec<u8>, Vec<u8>)], lim: NodeLimits) {
         let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(a, b)| (&a[..], &b[..])).collect();
         s.add(Some((id, true)), &refs, 0, lim).unwrap();
+    }
+
+    #[test]
+    fn a_block_after_a_huge_entry_reserves_little() {
+        let mut s = Stream::new();
+        let lim = NodeLimits::default();
+        add(
+            &mut s,
+            StreamId::new(1, 0),
+            &[(b"f".to_vec(), vec![b'x'; 1 << 20])],
+            lim,
+        );
+        add(
+            &mut s,
+            StreamId::new(2, 0),
+            &[(b"f".to_vec(), b"1".to_vec())],
+            lim,
+        );
+        assert_eq!(s.block_count(), 2);
+        let last = s.blocks.values().next_back().unwrap();
+        assert!(
+            last.buf.capacity() <= BLOCK_HINT_MAX,
+            "{}",
+            last.buf.capacity()
+        );
     }
 
     #[test]
