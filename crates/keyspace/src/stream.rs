@@ -83,10 +83,30 @@ impl StreamId {
         }
     }
 
-    /// The ID as a reply string.
+    /// The ID as a reply string. Every XADD replies with one, and the
+    /// formatting machinery of `to_string` cost 4% of XADD's CPU.
     pub fn to_bytes(self) -> Bytes {
-        Bytes::from(self.to_string())
+        let mut out = Vec::with_capacity(41);
+        push_decimal(&mut out, self.ms);
+        out.push(b'-');
+        push_decimal(&mut out, self.seq);
+        Bytes::from(out)
     }
+}
+
+/// Appends `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits.iter().take(n).rev());
 }
 
 impl fmt::Display for StreamId {
@@ -191,6 +211,9 @@ const LP_OVERHEAD: usize = 7;
 // ---------------------------------------------------------------------------
 // Blocks
 
+/// The largest capacity a new block takes from the previous one's size.
+const BLOCK_HINT_MAX: usize = 64 * 1024;
+
 const FLAG_DELETED: u8 = 1;
 const FLAG_SAMEFIELDS: u8 = 2;
 
@@ -201,6 +224,8 @@ pub(crate) struct Block {
     master: StreamId,
     /// The last entry's ID, deleted or not.
     last: StreamId,
+    /// Where the last entry starts in `buf`.
+    last_at: usize,
     /// Master fields (`nfields`, then each field), then the entries.
     buf: Vec<u8>,
     /// Where the entries start in `buf`.
@@ -213,6 +238,19 @@ pub(crate) struct Block {
     lp_fixed: u32,
 }
 
+/// An entry's header as scanned in a block.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    /// Where the entry (its flags byte) starts.
+    at: usize,
+    deleted: bool,
+    /// Whether it has the master entry's fields.
+    same: bool,
+    id: StreamId,
+    /// Where its field count or values start.
+    body: usize,
+}
+
 /// One entry as read from a block: its ID and field-value pairs borrowed
 /// from the block.
 #[derive(Clone, Debug, PartialEq)]
@@ -223,10 +261,41 @@ pub struct EntryRef<'a> {
     pub fields: Vec<(&'a [u8], &'a [u8])>,
 }
 
+impl EntryRef<'_> {
+    /// The field-value pairs copied out of the block: one buffer for all
+    /// of them, each pair a slice of it, so a reply costs two allocations
+    /// per entry rather than two per pair.
+    pub fn to_owned_fields(&self) -> Vec<(Bytes, Bytes)> {
+        let total: usize = self.fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+        let mut buf = Vec::with_capacity(total);
+        for (f, v) in &self.fields {
+            buf.extend_from_slice(f);
+            buf.extend_from_slice(v);
+        }
+        let buf = Bytes::from(buf);
+        let mut pos = 0;
+        self.fields
+            .iter()
+            .map(|(f, v)| {
+                let name = buf.slice(pos..pos + f.len());
+                pos += f.len();
+                let value = buf.slice(pos..pos + v.len());
+                pos += v.len();
+                (name, value)
+            })
+            .collect()
+    }
+}
+
 impl Block {
-    fn new(id: StreamId, fields: &[(&[u8], &[u8])]) -> Block {
+    /// A block opened by entry `id`, its buffer sized for `capacity`
+    /// bytes (the previous block's size: blocks of one stream tend to be
+    /// alike, and growing by doubling would leave a third unused).
+    fn new(id: StreamId, fields: &[(&[u8], &[u8])], capacity: usize) -> Block {
         let size: usize = fields.iter().map(|(f, v)| f.len() + v.len() + 4).sum();
-        let mut buf = Vec::with_capacity(size + 16);
+        // Bounded: after a block of one huge entry, the next one must not
+        // reserve as much.
+        let mut buf = Vec::with_capacity(capacity.min(BLOCK_HINT_MAX).max(size + 16));
         put_varint(&mut buf, fields.len() as u64);
         let mut lp = LP_OVERHEAD + lp_int(fields.len() as i64) + lp_int(0);
         for (f, _) in fields {
@@ -236,6 +305,7 @@ impl Block {
         let mut b = Block {
             master: id,
             last: id,
+            last_at: 0,
             entries_at: u32::try_from(buf.len()).unwrap_or(u32::MAX),
             buf,
             master_fields: u32::try_from(fields.len()).unwrap_or(u32::MAX),
@@ -270,6 +340,7 @@ impl Block {
         let same = self.same_fields(fields);
         let ms_delta = id.ms.wrapping_sub(self.master.ms) as i64;
         let seq_delta = id.seq.wrapping_sub(self.master.seq) as i64;
+        self.last_at = self.buf.len();
         self.buf.push(if same { FLAG_SAMEFIELDS } else { 0 });
         put_varint(&mut self.buf, zigzag(ms_delta));
         put_varint(&mut self.buf, zigzag(seq_delta));
@@ -297,11 +368,11 @@ impl Block {
         self.last = id;
     }
 
-    /// Decodes the entry at `pos`: (flags offset, deleted, entry, next).
-    fn decode(&self, pos: usize) -> Option<(bool, EntryRef<'_>, usize)> {
+    /// The header of the entry at `at`, without reading its fields.
+    fn head(&self, at: usize) -> Option<Head> {
         let buf = &self.buf;
-        let flags = *buf.get(pos)?;
-        let mut p = pos + 1;
+        let flags = *buf.get(at)?;
+        let mut p = at + 1;
         let ms = self
             .master
             .ms
@@ -310,37 +381,97 @@ impl Block {
             .master
             .seq
             .wrapping_add(unzigzag(get_varint(buf, &mut p)) as u64);
-        let names: Vec<&[u8]> = if flags & FLAG_SAMEFIELDS != 0 {
-            self.master_field_names().collect()
-        } else {
-            let n = get_varint(buf, &mut p);
-            (0..n).map(|_| get_bytes(buf, &mut p)).collect()
-        };
-        let mut fields = Vec::with_capacity(names.len());
-        for name in names {
-            fields.push((name, get_bytes(buf, &mut p)));
-        }
-        let entry = EntryRef {
+        Some(Head {
+            at,
+            deleted: flags & FLAG_DELETED != 0,
+            same: flags & FLAG_SAMEFIELDS != 0,
             id: StreamId::new(ms, seq),
-            fields,
+            body: p,
+        })
+    }
+
+    /// Where the entry after `h` starts: its fields skipped, not read.
+    fn next_of(&self, h: &Head) -> usize {
+        let buf = &self.buf;
+        let mut p = h.body;
+        let skips = if h.same {
+            u64::from(self.master_fields)
+        } else {
+            get_varint(buf, &mut p).saturating_mul(2)
         };
-        Some((flags & FLAG_DELETED != 0, entry, p))
+        for _ in 0..skips {
+            let len = usize::try_from(get_varint(buf, &mut p)).unwrap_or(usize::MAX);
+            p = p.saturating_add(len);
+            if p >= buf.len() {
+                return buf.len();
+            }
+        }
+        p
+    }
+
+    /// Every entry's header, deleted ones included, in ID order. Scanning
+    /// headers allocates nothing: a read decodes only the entries it
+    /// returns (Redis' listpack iterator skips entries the same way).
+    fn heads(&self) -> impl Iterator<Item = Head> + '_ {
+        let mut pos = self.entries_at as usize;
+        std::iter::from_fn(move || {
+            let h = self.head(pos)?;
+            pos = self.next_of(&h);
+            Some(h)
+        })
+    }
+
+    /// The live entries' headers, in ID order.
+    fn live_heads(&self) -> impl Iterator<Item = Head> + '_ {
+        self.heads().filter(|h| !h.deleted)
+    }
+
+    /// The entry whose header is `h`, its fields borrowed from the block.
+    fn entry(&self, h: &Head) -> EntryRef<'_> {
+        let buf = &self.buf;
+        let (n, mut names, mut values) = if h.same {
+            let mut names = 0;
+            let n = get_varint(buf, &mut names);
+            (n, names, h.body)
+        } else {
+            let mut names = h.body;
+            let n = get_varint(buf, &mut names);
+            let mut values = names;
+            for _ in 0..n {
+                get_bytes(buf, &mut values);
+            }
+            (n, names, values)
+        };
+        let mut fields = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(buf.len()));
+        for _ in 0..n {
+            let name = get_bytes(buf, &mut names);
+            fields.push((name, get_bytes(buf, &mut values)));
+        }
+        EntryRef { id: h.id, fields }
     }
 
     /// Every entry with its flags offset, deleted ones included.
     fn all(&self) -> impl Iterator<Item = (usize, bool, EntryRef<'_>)> {
-        let mut pos = self.entries_at as usize;
-        std::iter::from_fn(move || {
-            let at = pos;
-            let (deleted, e, next) = self.decode(at)?;
-            pos = next;
-            Some((at, deleted, e))
-        })
+        self.heads().map(|h| (h.at, h.deleted, self.entry(&h)))
     }
 
-    /// The live entries, in ID order.
-    fn live(&self) -> impl Iterator<Item = EntryRef<'_>> {
-        self.all().filter(|(_, d, _)| !d).map(|(_, _, e)| e)
+    /// The last live entry's ID.
+    fn last_live(&self) -> Option<StreamId> {
+        if self.live == 0 {
+            return None;
+        }
+        if self.head(self.last_at).is_some_and(|h| !h.deleted) {
+            return Some(self.last);
+        }
+        self.live_heads().last().map(|h| h.id)
+    }
+
+    /// Gives the block's spare capacity back once it is closed (a buffer
+    /// grown by doubling is a third empty on average).
+    fn shrink(&mut self) {
+        if self.buf.capacity() > self.buf.len() + self.buf.len() / 16 {
+            self.buf.shrink_to_fit();
+        }
     }
 
     fn mark_deleted(&mut self, at: usize) {
@@ -642,12 +773,30 @@ impl Stream {
                 Arc::make_mut(e.get_mut()).push(id, fields);
             }
         } else {
-            self.blocks.insert(id, Arc::new(Block::new(id, fields)));
+            let capacity = self.close_last_block();
+            self.blocks
+                .insert(id, Arc::new(Block::new(id, fields, capacity)));
         }
         self.length += 1;
         self.last_id = id;
         if self.length == 1 {
             self.first_id = id;
+        }
+    }
+
+    /// Shrinks the last block as no entry will be added to it any more
+    /// (unless a view shares it: copying it for that is not worth it);
+    /// its size, the capacity to give the next one.
+    fn close_last_block(&mut self) -> usize {
+        match self.blocks.last_entry() {
+            Some(mut e) => {
+                let len = e.get().buf.len();
+                if let Some(b) = Arc::get_mut(e.get_mut()) {
+                    b.shrink();
+                }
+                len
+            }
+            None => 0,
         }
     }
 
@@ -662,16 +811,17 @@ impl Stream {
         deleted: bool,
     ) {
         if new_block || self.blocks.is_empty() {
-            self.blocks.insert(id, Arc::new(Block::new(id, fields)));
+            let capacity = self.close_last_block();
+            self.blocks
+                .insert(id, Arc::new(Block::new(id, fields, capacity)));
         } else if let Some(mut e) = self.blocks.last_entry() {
             Arc::make_mut(e.get_mut()).push(id, fields);
         }
         if deleted {
             if let Some(mut e) = self.blocks.last_entry() {
                 let b = Arc::make_mut(e.get_mut());
-                if let Some(at) = b.all().last().map(|(at, _, _)| at) {
-                    b.mark_deleted(at);
-                }
+                let at = b.last_at;
+                b.mark_deleted(at);
             }
         } else {
             self.length += 1;
@@ -684,6 +834,7 @@ impl Stream {
         self.max_deleted = max_deleted;
         self.entries_added = entries_added;
         self.first_id = self.first_live().unwrap_or(StreamId::MIN);
+        self.close_last_block();
     }
 
     /// The live entries from `start` to `end` (inclusive), forward or in
@@ -707,29 +858,34 @@ impl Stream {
         let blocks = self.blocks.range(from..=end);
         if rev {
             for (_, b) in blocks.rev() {
-                let mut live: Vec<EntryRef<'_>> = b.live().collect();
-                while let Some(e) = live.pop() {
-                    if e.id > end {
-                        continue;
-                    }
-                    if e.id < start {
+                if b.live == 0 || b.master > end {
+                    continue;
+                }
+                // Headers only (entries are packed forward): the entries
+                // in range are decoded as they are handed out.
+                let mut live: Vec<Head> = b.live_heads().take_while(|h| h.id <= end).collect();
+                while let Some(h) = live.pop() {
+                    if h.id < start {
                         return;
                     }
-                    if !f(e) {
+                    if !f(b.entry(&h)) {
                         return;
                     }
                 }
             }
         } else {
             for (_, b) in blocks {
-                for e in b.live() {
-                    if e.id < start {
+                if b.last < start {
+                    continue;
+                }
+                for h in b.live_heads() {
+                    if h.id < start {
                         continue;
                     }
-                    if e.id > end {
+                    if h.id > end {
                         return;
                     }
-                    if !f(e) {
+                    if !f(b.entry(&h)) {
                         return;
                     }
                 }
@@ -747,65 +903,51 @@ impl Stream {
     ) -> Vec<(StreamId, Vec<(Bytes, Bytes)>)> {
         let mut out = Vec::new();
         self.range(start, end, rev, |e| {
-            out.push((
-                e.id,
-                e.fields
-                    .iter()
-                    .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
-                    .collect(),
-            ));
+            out.push((e.id, e.to_owned_fields()));
             count == 0 || out.len() < count
         });
         out
     }
 
+    /// The live entry `id`'s block and header.
+    fn find(&self, id: StreamId) -> Option<(StreamId, &Block, Head)> {
+        let (k, b) = self.blocks.range(..=id).next_back()?;
+        if b.last < id {
+            return None;
+        }
+        let h = b.heads().take_while(|h| h.id <= id).find(|h| h.id == id)?;
+        (!h.deleted).then_some((*k, &**b, h))
+    }
+
     /// Whether a live entry has ID `id`.
     pub fn contains(&self, id: StreamId) -> bool {
-        let mut found = false;
-        self.range(id, id, false, |_| {
-            found = true;
-            false
-        });
-        found
+        self.find(id).is_some()
     }
 
     /// The first live entry's ID.
     pub fn first_live(&self) -> Option<StreamId> {
-        let mut out = None;
-        self.range(StreamId::MIN, StreamId::MAX, false, |e| {
-            out = Some(e.id);
-            false
-        });
-        out
+        self.blocks
+            .values()
+            .find_map(|b| b.live_heads().next().map(|h| h.id))
     }
 
     /// The last live entry's ID (Redis' `streamLastValidID`: `0-0` when
     /// empty).
     pub fn last_live(&self) -> StreamId {
-        let mut out = StreamId::MIN;
-        self.range(StreamId::MIN, StreamId::MAX, true, |e| {
-            out = e.id;
-            false
-        });
-        out
+        self.blocks
+            .values()
+            .rev()
+            .find_map(|b| b.last_live())
+            .unwrap_or(StreamId::MIN)
     }
 
     /// Deletes entry `id`; whether it existed. Updates length, first ID
     /// and the max deleted ID as XDEL does.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some(key) = self.blocks.range(..=id).next_back().map(|(k, _)| *k) else {
+        let Some((key, block, h)) = self.find(id) else {
             return false;
         };
-        let Some(block) = self.blocks.get(&key) else {
-            return false;
-        };
-        let Some(at) = block
-            .all()
-            .find(|(_, d, e)| !d && e.id == id)
-            .map(|(at, _, _)| at)
-        else {
-            return false;
-        };
+        let at = h.at;
         if block.live == 1 {
             self.blocks.remove(&key);
         } else if let Some(b) = self.blocks.get_mut(&key) {
@@ -860,16 +1002,16 @@ impl Stream {
             let b = Arc::make_mut(b);
             let mut marks = Vec::new();
             let mut length = self.length;
-            for (at, dead, e) in b.all() {
+            for h in b.heads() {
                 let stop = match how {
                     Trim::MaxLen(max) => length <= max,
-                    Trim::MinId(min) => e.id >= min,
+                    Trim::MinId(min) => h.id >= min,
                 };
                 if stop {
                     break;
                 }
-                if !dead {
-                    marks.push(at);
+                if !h.deleted {
+                    marks.push(h.at);
                     length -= 1;
                 }
             }
@@ -1075,21 +1217,18 @@ impl StreamView<'_> {
             .next_back()
             .map_or(start, |(k, _)| *k);
         'outer: for (_, b) in self.blocks.range(from..) {
-            for e in b.live() {
-                if e.id < start {
+            if b.last < start {
+                continue;
+            }
+            for h in b.live_heads() {
+                if h.id < start {
                     continue;
                 }
-                meta.group_read(g, e.id);
+                meta.group_read(g, h.id);
                 if !noack {
-                    g.deliver(e.id, consumer, now);
+                    g.deliver(h.id, consumer, now);
                 }
-                out.push((
-                    e.id,
-                    e.fields
-                        .iter()
-                        .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
-                        .collect(),
-                ));
+                out.push((h.id, b.entry(&h).to_owned_fields()));
                 if count != 0 && out.len() >= count {
                     break 'outer;
                 }
@@ -1101,25 +1240,18 @@ impl StreamView<'_> {
     /// The live entry `id`, if any.
     pub fn get(&self, id: StreamId) -> Option<Vec<(Bytes, Bytes)>> {
         let (_, b) = self.blocks.range(..=id).next_back()?;
-        b.live().find(|e| e.id == id).map(|e| {
-            e.fields
-                .iter()
-                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
-                .collect()
-        })
+        if b.last < id {
+            return None;
+        }
+        let h = b.heads().take_while(|h| h.id <= id).find(|h| h.id == id)?;
+        (!h.deleted).then(|| b.entry(&h).to_owned_fields())
     }
 }
 
 impl Stream {
     /// The live entry `id`, if any.
     pub fn get(&self, id: StreamId) -> Option<Vec<(Bytes, Bytes)>> {
-        let (_, b) = self.blocks.range(..=id).next_back()?;
-        b.live().find(|e| e.id == id).map(|e| {
-            e.fields
-                .iter()
-                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
-                .collect()
-        })
+        self.find(id).map(|(_, b, h)| b.entry(&h).to_owned_fields())
     }
 
     /// Replaces the groups (restore).
@@ -1144,6 +1276,43 @@ mod tests {
     fn add(s: &mut Stream, id: StreamId, fields: &[(Vec<u8>, Vec<u8>)], lim: NodeLimits) {
         let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(a, b)| (&a[..], &b[..])).collect();
         s.add(Some((id, true)), &refs, 0, lim).unwrap();
+    }
+
+    #[test]
+    fn a_block_after_a_huge_entry_reserves_little() {
+        let mut s = Stream::new();
+        let lim = NodeLimits::default();
+        add(
+            &mut s,
+            StreamId::new(1, 0),
+            &[(b"f".to_vec(), vec![b'x'; 1 << 20])],
+            lim,
+        );
+        add(
+            &mut s,
+            StreamId::new(2, 0),
+            &[(b"f".to_vec(), b"1".to_vec())],
+            lim,
+        );
+        assert_eq!(s.block_count(), 2);
+        let last = s.blocks.values().next_back().unwrap();
+        assert!(
+            last.buf.capacity() <= BLOCK_HINT_MAX,
+            "{}",
+            last.buf.capacity()
+        );
+    }
+
+    #[test]
+    fn ids_format_as_display() {
+        for id in [
+            StreamId::MIN,
+            StreamId::MAX,
+            StreamId::new(1_700_000_000_123, 9),
+            StreamId::new(10, 100),
+        ] {
+            assert_eq!(id.to_bytes(), Bytes::from(id.to_string()));
+        }
     }
 
     #[test]
@@ -1195,6 +1364,15 @@ mod tests {
         // The packed entries are small: values only, a few bytes of header.
         let b = s.blocks.values().next().unwrap();
         assert!(b.buf.len() < 100 * 14, "{}", b.buf.len());
+        // Closed blocks hold no spare capacity.
+        for b in s.blocks.values().take(s.block_count() - 1) {
+            assert!(
+                b.buf.capacity() <= b.buf.len() + b.buf.len() / 16,
+                "{} of {}",
+                b.buf.len(),
+                b.buf.capacity()
+            );
+        }
     }
 
     #[test]
@@ -1286,5 +1464,116 @@ mod tests {
             .count();
         assert_eq!(shared, snapshot.block_count() - 1);
         assert_eq!(snapshot.len(), 1001);
+    }
+
+    /// Reads, deletes, trims and group deliveries against a `BTreeMap` of
+    /// the live entries, with small blocks and mixed field sets so that
+    /// reads start mid-block, skip tombstones and cross blocks.
+    #[test]
+    fn matches_a_btreemap_under_random_operations() {
+        use rand::{Rng, SeedableRng};
+        let seed: u64 = rand::random();
+        println!("seed {seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let lim = NodeLimits {
+            max_bytes: 200,
+            max_entries: 7,
+        };
+        type Model = BTreeMap<StreamId, Vec<(Vec<u8>, Vec<u8>)>>;
+        let mut s = Stream::new();
+        let mut m: Model = BTreeMap::new();
+        let mut next = 1u64;
+        let owned = |v: Vec<(Bytes, Bytes)>| -> Vec<(Vec<u8>, Vec<u8>)> {
+            v.into_iter()
+                .map(|(f, x)| (f.to_vec(), x.to_vec()))
+                .collect()
+        };
+        let pick = |rng: &mut rand::rngs::StdRng, next: u64| {
+            StreamId::new(rng.random_range(0..next + 2), rng.random_range(0..3))
+        };
+        s.create_group(b"g", Group::new(StreamId::MIN, 0));
+        let consumer = Bytes::from_static(b"c");
+        for _ in 0..5000 {
+            match rng.random_range(0..10) {
+                0..=3 => {
+                    let fields = if rng.random_bool(0.7) {
+                        f3(next).to_vec()
+                    } else {
+                        (0..rng.random_range(1..4))
+                            .map(|j| (vec![b'x' + j], vec![b'v'; rng.random_range(0..40)]))
+                            .collect()
+                    };
+                    let id = StreamId::new(next, rng.random_range(0..2));
+                    next += 1;
+                    add(&mut s, id, &fields, lim);
+                    m.insert(id, fields);
+                }
+                4 => {
+                    // Often the last entries, so blocks end in tombstones.
+                    let id = match m.keys().nth_back(rng.random_range(0..3)) {
+                        Some(id) if rng.random_bool(0.5) => *id,
+                        _ => pick(&mut rng, next),
+                    };
+                    assert_eq!(s.delete(id), m.remove(&id).is_some(), "delete {id}");
+                }
+                5 => {
+                    let (a, b) = (pick(&mut rng, next), pick(&mut rng, next));
+                    let (a, b) = (a.min(b), a.max(b));
+                    let rev = rng.random_bool(0.5);
+                    let count = rng.random_range(0..5);
+                    let got: Vec<_> = s
+                        .collect_range(a, b, rev, count)
+                        .into_iter()
+                        .map(|(id, f)| (id, owned(f)))
+                        .collect();
+                    let mut want: Vec<_> = m.range(a..=b).map(|(k, v)| (*k, v.clone())).collect();
+                    if rev {
+                        want.reverse();
+                    }
+                    if count > 0 {
+                        want.truncate(count);
+                    }
+                    assert_eq!(got, want, "range {a} {b} rev {rev} count {count}");
+                }
+                6 => {
+                    let id = pick(&mut rng, next);
+                    assert_eq!(s.get(id).map(owned), m.get(&id).cloned(), "get {id}");
+                    assert_eq!(s.contains(id), m.contains_key(&id));
+                }
+                7 => {
+                    if rng.random_bool(0.1) {
+                        let max = rng.random_range(0..=m.len() as u64);
+                        s.trim(Trim::MaxLen(max), false, 0);
+                        while m.len() as u64 > max {
+                            m.pop_first();
+                        }
+                    }
+                }
+                _ => {
+                    let count = rng.random_range(0..4);
+                    let (view, g) = s.split_group(b"g").unwrap();
+                    let start = g.last_id.incr().unwrap();
+                    let got: Vec<_> = view
+                        .deliver(g, start, count, &consumer, false, 0)
+                        .into_iter()
+                        .map(|(id, f)| (id, owned(f)))
+                        .collect();
+                    let mut want: Vec<_> = m.range(start..).map(|(k, v)| (*k, v.clone())).collect();
+                    if count > 0 {
+                        want.truncate(count);
+                    }
+                    assert_eq!(got, want, "deliver from {start} count {count}");
+                    if let Some((id, _)) = got.last() {
+                        assert_eq!(s.group(b"g").unwrap().last_id, *id);
+                    }
+                }
+            }
+            assert_eq!(s.len(), m.len() as u64);
+            assert_eq!(s.first_live(), m.keys().next().copied());
+            assert_eq!(
+                s.last_live(),
+                m.keys().next_back().copied().unwrap_or(StreamId::MIN)
+            );
+        }
     }
 }
