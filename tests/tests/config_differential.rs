@@ -17,6 +17,11 @@ use cairn_server::{LogLevel, Server, ShutdownOptions};
 use cairn_tests::oracle::RedisOracle;
 use cairn_tests::wire::{Conn, Reply};
 
+/// The binary's allocator, so this in-process server counts used memory
+/// (and accepts maxmemory) as `cairn-server` does.
+#[global_allocator]
+static GLOBAL: cairn_server::CountedSystem = cairn_server::counted_system();
+
 /// Values to try for a parameter, good and bad, from its kind and default.
 fn values(p: &Param, default: &str) -> Vec<String> {
     let mut v: Vec<String> = match p.kind {
@@ -164,6 +169,9 @@ async fn config_set_matches_redis() -> anyhow::Result<()> {
         .port(0)
         .persistence(false)
         .data_dir(dir.path())
+        // As the binary: maxmemory is only accepted where used memory is
+        // counted.
+        .allocator_stats(Arc::new(cairn_server::CountedStats::new(&GLOBAL)))
         .log_level_hook(Arc::new(move |level| {
             seen.lock().map_err(|e| e.to_string())?.push(level);
             Ok(())

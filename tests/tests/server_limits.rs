@@ -294,7 +294,7 @@ async fn protected_configs_need_enable_protected_configs() -> anyhow::Result<()>
     // Allowed, `dir` still cannot move under a running server: said so.
     assert_eq!(
         error_text(&c.call(&["CONFIG", "SET", "dir", "/tmp"]).await?),
-        "ERR CONFIG SET failed (possibly related to argument 'dir') - cairn cannot move its data directory while running; set --data-dir and restart"
+        "ERR CONFIG SET failed (possibly related to argument 'dir') - cairn cannot change at runtime 'dir': --data-dir at start: where the snapshot generations live (see docs/compatibility.md, Configuration parameters)"
     );
     handle.shutdown_with(ShutdownOptions::nosave()).await?;
     Ok(())

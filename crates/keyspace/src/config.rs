@@ -1421,7 +1421,13 @@ impl Param {
 /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups,
 /// all checked before any is kept, merged into the value in effect.
 fn output_limits(text: &str, current: &str) -> Result<String, String> {
-    let words: Vec<&str> = text.split(' ').collect();
+    // Redis' `sdssplitlen`: no words at all in an empty value (a no-op),
+    // an empty word between two spaces.
+    let words: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(' ').collect()
+    };
     if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }

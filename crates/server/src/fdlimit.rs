@@ -32,7 +32,14 @@ pub(crate) enum Adjusted {
 #[cfg(unix)]
 pub(crate) fn adjust(maxclients: usize) -> Adjusted {
     use rlimit::Resource;
-    let maxfiles = (maxclients as u64).saturating_add(RESERVED_FDS);
+    // Redis adds in `unsigned int`, so a maxclients within 32 of UINT_MAX
+    // wraps to a tiny need that any limit meets (CONFIG SET maxclients
+    // 4294967295 is accepted): the same arithmetic here.
+    let maxfiles = u64::from(
+        u32::try_from(maxclients)
+            .unwrap_or(u32::MAX)
+            .wrapping_add(RESERVED_FDS as u32),
+    );
     let (old, hard) = match rlimit::getrlimit(Resource::NOFILE) {
         Ok(l) => l,
         Err(e) => {
